@@ -1,0 +1,34 @@
+# Every dependency comes from Debian's packages; scripts/install-deps.sh installs them.
+# Each find fails early with the package to install.
+
+function(paradiff_require found what package)
+  if(NOT ${found})
+    message(FATAL_ERROR "paradiff needs ${what}: install the Debian package '${package}' "
+                        "(or run scripts/install-deps.sh)")
+  endif()
+endfunction()
+
+find_package(OpenMP)
+paradiff_require(OpenMP_CXX_FOUND "OpenMP" "libgomp1 (with g++)")
+
+find_library(DNNL_LIBRARY NAMES dnnl)
+find_path(DNNL_INCLUDE_DIR NAMES oneapi/dnnl/dnnl.hpp)
+if(DNNL_LIBRARY AND DNNL_INCLUDE_DIR)
+  set(DNNL_FOUND TRUE)
+endif()
+paradiff_require(DNNL_FOUND "oneDNN" "libdnnl-dev")
+add_library(DNNL::dnnl UNKNOWN IMPORTED)
+set_target_properties(DNNL::dnnl PROPERTIES IMPORTED_LOCATION ${DNNL_LIBRARY}
+                                            INTERFACE_INCLUDE_DIRECTORIES ${DNNL_INCLUDE_DIR})
+
+find_package(nlohmann_json 3 QUIET)
+paradiff_require(nlohmann_json_FOUND "nlohmann-json" "nlohmann-json3-dev")
+
+if(PARADIFF_BUILD_TESTS)
+  find_package(GTest QUIET)
+  paradiff_require(GTest_FOUND "GoogleTest" "libgtest-dev")
+endif()
+if(PARADIFF_BUILD_BENCH)
+  find_package(benchmark QUIET)
+  paradiff_require(benchmark_FOUND "Google Benchmark" "libbenchmark-dev")
+endif()

@@ -1,0 +1,29 @@
+// The one place where tensor memory is allocated: 64-byte aligned, with current and peak bytes
+// tracked per process, because peak memory per rank is a headline figure.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace paradiff {
+
+inline constexpr size_t kTensorAlignment = 64;
+
+// Returns uninitialised, aligned memory of `bytes` bytes. The returned
+// pointer frees itself and updates the accounting when the last owner goes away.
+std::shared_ptr<std::byte> allocate_bytes(size_t bytes);
+
+struct MemoryStats {
+  int64_t current_bytes = 0;  // bytes held by live allocations now
+  int64_t peak_bytes = 0;     // the most held at any time since start or reset_peak_bytes()
+  int64_t allocations = 0;    // number of allocations made
+};
+
+MemoryStats memory_stats();
+int64_t peak_bytes();
+int64_t current_bytes();
+// Starts a new peak window at the current usage (e.g. to measure one stage).
+void reset_peak_bytes();
+
+}  // namespace paradiff

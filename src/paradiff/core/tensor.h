@@ -1,0 +1,83 @@
+// Tensor: a shape, a dtype and contiguous row-major storage (64-byte aligned when allocated
+// here). Copies are cheap and share storage; views (slices along the leading dim, select,
+// reshape) share it too. Storage comes either from allocate_bytes() (accounted in peak bytes)
+// or from an external owner such as a memory-mapped file.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "paradiff/core/dtype.h"
+#include "paradiff/core/error.h"
+#include "paradiff/core/shape.h"
+
+namespace paradiff {
+
+class Tensor {
+ public:
+  Tensor() = default;  // undefined: defined() is false
+
+  // Uninitialised storage.
+  static Tensor empty(const Shape& shape, DType dtype);
+  static Tensor zeros(const Shape& shape, DType dtype);
+  // Wraps memory owned elsewhere; `owner` keeps it alive for as long as any view exists.
+  static Tensor from_external(void* data, const Shape& shape, DType dtype,
+                              std::shared_ptr<const void> owner);
+
+  bool defined() const { return data_ != nullptr || shape_.ndim() > 0; }
+  const Shape& shape() const { return shape_; }
+  DType dtype() const { return dtype_; }
+  int ndim() const { return shape_.ndim(); }
+  int64_t dim(int i) const { return shape_[i]; }
+  int64_t numel() const { return shape_.numel(); }
+  size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
+
+  void* raw_data() { return data_; }
+  const void* raw_data() const { return data_; }
+  // Typed access; throws if T does not match the dtype.
+  template <typename T>
+  T* data() {
+    check_dtype(dtype_of<T>::value);
+    return static_cast<T*>(data_);
+  }
+  template <typename T>
+  const T* data() const {
+    check_dtype(dtype_of<T>::value);
+    return static_cast<const T*>(data_);
+  }
+
+  // Rows [start, start + length) of dim 0, as a view.
+  Tensor slice(int64_t start, int64_t length) const;
+  // Entry `index` of dim 0 with that dim removed, as a view.
+  Tensor select(int64_t index) const;
+  // Same elements, new shape (numel must match), as a view. One dim may be -1.
+  Tensor reshape(std::initializer_list<int64_t> dims) const;
+  Tensor reshape(const Shape& shape) const;
+
+  // A fresh copy in `dtype` (a plain copy when the dtype is the same).
+  Tensor to(DType dtype) const;
+  Tensor clone() const { return to(dtype_); }
+  // Copies `src` (same shape, any floating dtype) into this tensor's storage, converting.
+  void copy_from(const Tensor& src);
+
+  // Throws a clear error unless the tensor has this shape / dtype; `what` names the tensor.
+  void expect_shape(const Shape& shape, const std::string& what) const;
+  void expect_dtype(DType dtype, const std::string& what) const;
+  std::string describe() const;  // "f32[2, 77, 64]"
+
+ private:
+  void check_dtype(DType want) const;
+
+  std::shared_ptr<const void> owner_;
+  void* data_ = nullptr;
+  Shape shape_;
+  DType dtype_ = DType::F32;
+};
+
+// Converts `count` elements between floating dtypes (f32, bf16, f16); vectorised for the pairs
+// that matter (f32 <-> bf16).
+void convert_elements(const void* src, DType src_dtype, void* dst, DType dst_dtype, int64_t count);
+
+}  // namespace paradiff
