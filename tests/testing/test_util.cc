@@ -58,8 +58,8 @@ std::vector<double> to_doubles(const Tensor& t) {
 }
 
 Tensor from_doubles(const std::vector<double>& values, const Shape& shape, DType dtype) {
-  PARADIFF_CHECK(static_cast<int64_t>(values.size()) == shape.numel(), "from_doubles: ",
-                 values.size(), " values for shape ", shape.to_string());
+  PARADIFF_CHECK(static_cast<int64_t>(values.size()) == shape.numel(),
+                 "from_doubles: ", values.size(), " values for shape ", shape.to_string());
   Tensor t = Tensor::empty(shape, dtype);
   dispatch_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
@@ -76,8 +76,8 @@ Tensor from_doubles(const std::vector<double>& values, const Shape& shape, DType
 }
 
 double relative_error(const Tensor& out, const std::vector<double>& ref) {
-  PARADIFF_CHECK(static_cast<int64_t>(ref.size()) == out.numel(), "relative_error: ",
-                 out.describe(), " against ", ref.size(), " reference values");
+  PARADIFF_CHECK(static_cast<int64_t>(ref.size()) == out.numel(),
+                 "relative_error: ", out.describe(), " against ", ref.size(), " reference values");
   const std::vector<double> got = to_doubles(out);
   double diff = 0.0, norm = 0.0;
   for (size_t i = 0; i < got.size(); ++i) {

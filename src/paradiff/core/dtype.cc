@@ -41,7 +41,9 @@ DType parse_dtype(std::string_view name) {
   throw Error(str_cat("unknown dtype '", name, "' (expected f32, bf16, f16 or i64)"));
 }
 
-bool is_floating(DType dtype) { return dtype != DType::I64; }
+bool is_floating(DType dtype) {
+  return dtype != DType::I64;
+}
 
 float f16_to_float(f16 v) {
   const uint32_t sign = static_cast<uint32_t>(v.bits & 0x8000u) << 16;
@@ -71,7 +73,7 @@ f16 float_to_f16(float f) {
   std::memcpy(&u, &f, 4);
   const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000u);
   const uint32_t abs = u & 0x7fffffffu;
-  if (abs > 0x7f800000u) return f16{static_cast<uint16_t>(sign | 0x7e00u)};  // NaN
+  if (abs > 0x7f800000u) return f16{static_cast<uint16_t>(sign | 0x7e00u)};   // NaN
   if (abs >= 0x477ff000u) return f16{static_cast<uint16_t>(sign | 0x7c00u)};  // overflow -> inf
   if (abs < 0x38800000u) {  // below the smallest normal half: subnormal or zero
     float a;

@@ -29,21 +29,20 @@ std::string str_cat(Args&&... args) {
 }  // namespace paradiff
 
 // Checks a condition on user-controlled data; throws paradiff::Error with the message parts.
-#define PARADIFF_CHECK(cond, ...) \
-  do {                            \
-    if (!(cond)) [[unlikely]]     \
+#define PARADIFF_CHECK(cond, ...)                                \
+  do {                                                           \
+    if (!(cond)) [[unlikely]]                                    \
       throw ::paradiff::Error(::paradiff::str_cat(__VA_ARGS__)); \
   } while (0)
 
 // Internal invariant (a bug if it fails, not a user error). Kept in Release builds with
 // PARADIFF_ASSERTIONS; throws so that tests and MPI jobs report it instead of dumping core.
 #ifndef NDEBUG
-#define PARADIFF_ASSERT(cond)                                                                   \
-  do {                                                                                          \
-    if (!(cond)) [[unlikely]]                                                                   \
-      throw ::paradiff::Error(                                                                  \
-          ::paradiff::str_cat("internal error: assertion `", #cond, "` failed at ", __FILE__, \
-                              ":", __LINE__));                                                  \
+#define PARADIFF_ASSERT(cond)                                                                \
+  do {                                                                                       \
+    if (!(cond)) [[unlikely]]                                                                \
+      throw ::paradiff::Error(::paradiff::str_cat("internal error: assertion `", #cond,      \
+                                                  "` failed at ", __FILE__, ":", __LINE__)); \
   } while (0)
 #else
 #define PARADIFF_ASSERT(cond) \

@@ -12,9 +12,15 @@ std::atomic<int> g_rank{-1};
 std::mutex g_mutex;
 }  // namespace
 
-void set_log_level(LogLevel level) { g_level = level; }
-LogLevel log_level() { return g_level; }
-void set_log_rank(int rank) { g_rank = rank; }
+void set_log_level(LogLevel level) {
+  g_level = level;
+}
+LogLevel log_level() {
+  return g_level;
+}
+void set_log_rank(int rank) {
+  g_rank = rank;
+}
 
 void log_message(LogLevel level, const std::string& message) {
   if (level < g_level.load()) return;

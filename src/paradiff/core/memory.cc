@@ -40,8 +40,14 @@ std::shared_ptr<std::byte> allocate_bytes(size_t bytes) {
 MemoryStats memory_stats() {
   return {g_current.load(), g_peak.load(), g_count.load()};
 }
-int64_t peak_bytes() { return g_peak.load(); }
-int64_t current_bytes() { return g_current.load(); }
-void reset_peak_bytes() { g_peak.store(g_current.load()); }
+int64_t peak_bytes() {
+  return g_peak.load();
+}
+int64_t current_bytes() {
+  return g_current.load();
+}
+void reset_peak_bytes() {
+  g_peak.store(g_current.load());
+}
 
 }  // namespace paradiff

@@ -43,8 +43,12 @@ int Shape::normalize(int i) const {
   return j;
 }
 
-int64_t Shape::operator[](int i) const { return dims_[normalize(i)]; }
-int64_t& Shape::operator[](int i) { return dims_[normalize(i)]; }
+int64_t Shape::operator[](int i) const {
+  return dims_[normalize(i)];
+}
+int64_t& Shape::operator[](int i) {
+  return dims_[normalize(i)];
+}
 
 int64_t Shape::numel() const {
   int64_t n = 1;
@@ -55,7 +59,9 @@ int64_t Shape::numel() const {
   return n;
 }
 
-std::string Shape::to_string() const { return dims_to_string(dims_.data(), ndim_); }
+std::string Shape::to_string() const {
+  return dims_to_string(dims_.data(), ndim_);
+}
 
 bool Shape::operator==(const Shape& other) const {
   if (ndim_ != other.ndim_) return false;

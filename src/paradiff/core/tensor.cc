@@ -78,8 +78,8 @@ Tensor Tensor::reshape(std::initializer_list<int64_t> dims) const {
 }
 
 Tensor Tensor::reshape(const Shape& shape) const {
-  PARADIFF_CHECK(shape.numel() == numel(), "cannot reshape ", describe(), " to ",
-                 shape.to_string(), ": element counts differ");
+  PARADIFF_CHECK(shape.numel() == numel(), "cannot reshape ", describe(), " to ", shape.to_string(),
+                 ": element counts differ");
   Tensor t = *this;
   t.shape_ = shape;
   return t;
@@ -98,8 +98,8 @@ void Tensor::copy_from(const Tensor& src) {
     std::memcpy(data_, src.raw_data(), nbytes());
     return;
   }
-  PARADIFF_CHECK(is_floating(src.dtype()) && is_floating(dtype_), "cannot convert ",
-                 src.describe(), " to ", dtype_name(dtype_));
+  PARADIFF_CHECK(is_floating(src.dtype()) && is_floating(dtype_), "cannot convert ", src.describe(),
+                 " to ", dtype_name(dtype_));
   convert_elements(src.raw_data(), src.dtype(), data_, dtype_, numel());
 }
 
@@ -153,8 +153,7 @@ void f32_to_bf16(const float* src, bf16* dst, int64_t count) {
 
 }  // namespace
 
-void convert_elements(const void* src, DType src_dtype, void* dst, DType dst_dtype,
-                      int64_t count) {
+void convert_elements(const void* src, DType src_dtype, void* dst, DType dst_dtype, int64_t count) {
   PARADIFF_CHECK(is_floating(src_dtype) && is_floating(dst_dtype), "cannot convert ",
                  dtype_name(src_dtype), " to ", dtype_name(dst_dtype));
   if (src_dtype == DType::F32 && dst_dtype == DType::BF16) {

@@ -1,0 +1,100 @@
+#include "bench_util.h"
+
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "paradiff/core/timer.h"
+#include "paradiff/kernels/onednn_context.h"
+
+namespace paradiff::bench {
+
+double time_median(const std::function<void()>& fn, int min_reps, double min_seconds) {
+  fn();  // warm-up: page faults, primitive creation, caches
+  std::vector<double> times;
+  Stopwatch total;
+  while (static_cast<int>(times.size()) < min_reps || total.seconds() < min_seconds) {
+    Stopwatch once;
+    fn();
+    times.push_back(once.seconds());
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+double onednn_matmul_gflops(int64_t m, int64_t k, int64_t n, DType dtype) {
+  using dnnl::memory;
+  auto& engine = kernels::onednn_engine();
+  auto& stream = kernels::onednn_stream();
+  const auto dt = kernels::onednn_dtype(dtype);
+  memory::desc src({m, k}, dt, memory::format_tag::ab);
+  memory::desc wei({k, n}, dt, memory::format_tag::any);
+  memory::desc dst({m, n}, memory::data_type::f32, memory::format_tag::ab);
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, wei, dst), engine);
+  memory a(pd.src_desc(), engine), b(pd.weights_desc(), engine), c(pd.dst_desc(), engine);
+  std::memset(a.get_data_handle(), 0, pd.src_desc().get_size());
+  std::memset(b.get_data_handle(), 0, pd.weights_desc().get_size());
+  dnnl::matmul mm(pd);
+  const double seconds = time_median([&] {
+    mm.execute(stream, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
+    stream.wait();
+  });
+  return 2.0 * m * k * n / seconds / 1e9;
+}
+
+namespace {
+constexpr int kFmaIters = 10'000'000;
+// Independent accumulators: enough to cover the FMA latency on every pipe (24 of the 32 zmm).
+constexpr int kChains = 24;
+
+__attribute__((noinline)) float fma_loop_f32() {
+  __m512 acc[kChains];
+  for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_ps(0.001f * i);
+  const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(0.0001f);
+  for (int it = 0; it < kFmaIters; ++it)
+#pragma GCC unroll 24
+    for (int i = 0; i < kChains; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+  __m512 s = acc[0];
+  for (int i = 1; i < kChains; ++i) s = _mm512_add_ps(s, acc[i]);
+  return _mm512_reduce_add_ps(s);
+}
+
+#if defined(__AVX512BF16__)
+__attribute__((noinline)) float fma_loop_bf16() {
+  __m512 acc[kChains];
+  for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_ps(0.001f * i);
+  const __m512bh a = _mm512_cvtne2ps_pbh(_mm512_set1_ps(0.01f), _mm512_set1_ps(0.02f));
+  for (int it = 0; it < kFmaIters; ++it)
+#pragma GCC unroll 24
+    for (int i = 0; i < kChains; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, a);
+  __m512 s = acc[0];
+  for (int i = 1; i < kChains; ++i) s = _mm512_add_ps(s, acc[i]);
+  return _mm512_reduce_add_ps(s);
+}
+#endif
+}  // namespace
+
+double fma_peak_gflops(DType dtype) {
+  volatile float sink = 0;
+  Stopwatch sw;
+  int threads = 1;
+#pragma omp parallel
+  {
+#pragma omp single
+    threads = omp_get_num_threads();
+#if defined(__AVX512BF16__)
+    sink = dtype == DType::BF16 ? fma_loop_bf16() : fma_loop_f32();
+#else
+    sink = fma_loop_f32();
+#endif
+  }
+  (void)sink;
+  // Per instruction: 16 lanes x 2 flops (f32 FMA) or 16 lanes x 2 pairs x 2 flops (bf16 dot).
+  const double flops_per_instr = dtype == DType::BF16 ? 64.0 : 32.0;
+  return flops_per_instr * kChains * kFmaIters * threads / sw.seconds() / 1e9;
+}
+
+}  // namespace paradiff::bench

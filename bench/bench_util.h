@@ -1,0 +1,25 @@
+// Shared pieces of the benchmarks: the reference rates every figure is compared with, measured
+// in the same run (a plain oneDNN GEMM, an FMA loop), and a timing loop.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+#include "paradiff/core/dtype.h"
+
+namespace paradiff::bench {
+
+// Median seconds of `fn` over repetitions: at least `min_reps` runs and at least `min_seconds` of
+// total time, after one warm-up run.
+double time_median(const std::function<void()>& fn, int min_reps = 3, double min_seconds = 0.5);
+
+// GFLOP/s of a standalone oneDNN matmul (M x K) * (K x N) -> f32, operands in `dtype`, weights in
+// oneDNN's preferred (prepacked) layout, with the current OpenMP thread count. This is the
+// "oneDNN standalone rate" that paradiff's linear and attention are measured against.
+double onednn_matmul_gflops(int64_t m, int64_t k, int64_t n, DType dtype);
+
+// GFLOP/s of a register-resident FMA loop on every thread: the machine's arithmetic peak for
+// f32 (vfmadd) or bf16 (vdpbf16ps, 2 flops per bf16 pair product-add).
+double fma_peak_gflops(DType dtype);
+
+}  // namespace paradiff::bench

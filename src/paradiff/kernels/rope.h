@@ -1,0 +1,19 @@
+// Rotary position embedding on interleaved pairs (2k, 2k+1), from cos/sin tables, as FLUX's
+// FluxPosEmbed + apply_rotary_emb define it: out = x·cos + rot(x)·sin with
+// rot(x)_{2k} = -x_{2k+1}, rot(x)_{2k+1} = x_{2k}; computed in fp32.
+#pragma once
+
+#include "paradiff/core/tensor.h"
+
+namespace paradiff::kernels {
+
+// x: (B, S, H, D) F32 or BF16; cos, sin: (S, D) F32 (values repeated per pair, cos[2k] ==
+// cos[2k+1]); out: (B, S, H, D) F32 or BF16. out may be x when both are F32.
+void apply_rope(const Tensor& x, const Tensor& cos, const Tensor& sin, Tensor& out);
+
+// RMSNorm over D (weight (D) F32, eps) followed by RoPE, in one pass: FLUX's norm_q/norm_k then
+// rotary embedding on queries and keys. Same shapes as apply_rope.
+void rms_norm_rope(const Tensor& x, const Tensor& weight, float eps, const Tensor& cos,
+                   const Tensor& sin, Tensor& out);
+
+}  // namespace paradiff::kernels
