@@ -80,6 +80,23 @@ TEST(Linear, NoBiasAndManyRowCountsShareOnePacking) {
   }
 }
 
+TEST(Linear, AccumulateAddsToTheOutput) {
+  auto rng = make_rng();
+  Tensor w = random_uniform({21, 37}, DType::F32, rng);
+  Tensor b = random_uniform({21}, DType::F32, rng);
+  Tensor x = random_uniform({2, 9, 37}, DType::F32, rng);
+  Tensor out = random_uniform({2, 9, 21}, DType::F32, rng);
+  std::vector<double> ref = reference(x, w, b, Activation::None);
+  const auto before = to_doubles(out);
+  for (size_t i = 0; i < ref.size(); ++i) ref[i] += before[i];
+  for (DType compute : {DType::F32, DType::BF16}) {
+    Tensor acc = out.clone();
+    Linear lin(w, b, compute);
+    lin.forward(x, acc, Activation::None, /*accumulate=*/true);
+    EXPECT_LE(relative_error(acc, ref), compute == DType::F32 ? 1e-6 : 1e-2);
+  }
+}
+
 TEST(Linear, ThreadCountChangesKeepResults) {
   auto rng = make_rng();
   Tensor w = random_uniform({64, 48}, DType::F32, rng);

@@ -121,6 +121,20 @@ void Tensor::check_dtype(DType want) const {
   PARADIFF_CHECK(want == dtype_, "tensor ", describe(), " accessed as ", dtype_name(want));
 }
 
+Tensor copy_columns(const Tensor& matrix, int64_t start, int64_t count) {
+  PARADIFF_CHECK(matrix.ndim() == 2, "copy_columns needs a 2-D tensor, got ", matrix.describe());
+  PARADIFF_CHECK(start >= 0 && count >= 0 && start + count <= matrix.dim(1), "columns [", start,
+                 ", ", start + count, ") out of range for ", matrix.describe());
+  const int64_t rows = matrix.dim(0), cols = matrix.dim(1);
+  const size_t elem = dtype_size(matrix.dtype());
+  Tensor out = Tensor::empty({rows, count}, matrix.dtype());
+  const auto* src = static_cast<const std::byte*>(matrix.raw_data());
+  auto* dst = static_cast<std::byte*>(out.raw_data());
+  for (int64_t r = 0; r < rows; ++r)
+    std::memcpy(dst + r * count * elem, src + (r * cols + start) * elem, count * elem);
+  return out;
+}
+
 namespace {
 
 template <typename S, typename D>

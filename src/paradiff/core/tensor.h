@@ -76,6 +76,9 @@ class Tensor {
   DType dtype_ = DType::F32;
 };
 
+// Columns [start, start + count) of a 2-D tensor, as a fresh contiguous copy.
+Tensor copy_columns(const Tensor& matrix, int64_t start, int64_t count);
+
 // Converts `count` elements between floating dtypes (f32, bf16, f16); vectorised for the pairs
 // that matter (f32 <-> bf16).
 void convert_elements(const void* src, DType src_dtype, void* dst, DType dst_dtype, int64_t count);

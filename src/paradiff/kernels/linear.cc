@@ -52,9 +52,10 @@ Linear::Linear(const Tensor& weight, const Tensor& bias, DType compute) : comput
   onednn_stream().wait();
 }
 
-const dnnl::matmul& Linear::primitive_for(int64_t m, DType out_dtype, Activation activation) const {
+const dnnl::matmul& Linear::primitive_for(int64_t m, DType out_dtype, Activation activation,
+                                          bool accumulate) const {
   const int threads = omp_get_max_threads();
-  const auto key = std::make_tuple(m, out_dtype, activation, threads);
+  const auto key = std::make_tuple(m, out_dtype, activation, accumulate, threads);
   std::lock_guard<std::mutex> lock(cache_->mutex);
   auto it = cache_->primitives.find(key);
   if (it != cache_->primitives.end()) return it->second;
@@ -63,6 +64,7 @@ const dnnl::matmul& Linear::primitive_for(int64_t m, DType out_dtype, Activation
   memory::desc src({m, in_}, onednn_dtype(compute_), memory::format_tag::ab);
   memory::desc dst({m, out_}, onednn_dtype(out_dtype), memory::format_tag::ab);
   dnnl::post_ops ops;
+  if (accumulate) ops.append_sum(1.0f);
   if (activation == Activation::GeluTanh)
     ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_tanh, 0.f, 0.f);
   if (activation == Activation::Silu)
@@ -79,7 +81,7 @@ const dnnl::matmul& Linear::primitive_for(int64_t m, DType out_dtype, Activation
   return cache_->primitives.emplace(key, dnnl::matmul(pd)).first->second;
 }
 
-void Linear::forward(const Tensor& x, Tensor& out, Activation activation) const {
+void Linear::forward(const Tensor& x, Tensor& out, Activation activation, bool accumulate) const {
   PARADIFF_CHECK(defined(), "linear layer used before its weights were set");
   PARADIFF_CHECK(x.ndim() >= 1 && x.dim(-1) == in_, "linear input ", x.describe(),
                  ": last dim must be ", in_);
@@ -94,7 +96,7 @@ void Linear::forward(const Tensor& x, Tensor& out, Activation activation) const 
   if (m == 0) return;
 
   const Tensor src = x.dtype() == compute_ ? x : x.to(compute_);
-  const dnnl::matmul& mm = primitive_for(m, out.dtype(), activation);
+  const dnnl::matmul& mm = primitive_for(m, out.dtype(), activation, accumulate);
   auto& engine = onednn_engine();
   memory src_mem({{m, in_}, onednn_dtype(compute_), memory::format_tag::ab}, engine,
                  const_cast<void*>(src.raw_data()));

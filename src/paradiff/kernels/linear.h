@@ -32,24 +32,28 @@ class Linear {
   bool defined() const { return in_ > 0; }
 
   // x: (..., in) in F32 or BF16 (converted to the compute dtype if it differs);
-  // out: preallocated (..., out) in F32 or BF16. out must not alias x.
-  void forward(const Tensor& x, Tensor& out, Activation activation = Activation::None) const;
+  // out: preallocated (..., out) in F32 or BF16. out must not alias x. With `accumulate`,
+  // out = act(out + x W^T + b): the sum comes before the activation (oneDNN's post-op order).
+  void forward(const Tensor& x, Tensor& out, Activation activation = Activation::None,
+               bool accumulate = false) const;
   Tensor forward(const Tensor& x, DType out_dtype = DType::F32,
                  Activation activation = Activation::None) const;
 
  private:
-  const dnnl::matmul& primitive_for(int64_t m, DType out_dtype, Activation activation) const;
+  const dnnl::matmul& primitive_for(int64_t m, DType out_dtype, Activation activation,
+                                    bool accumulate) const;
 
   int64_t in_ = 0, out_ = 0;
   DType compute_ = DType::F32;
   dnnl::memory::desc packed_desc_;
   std::shared_ptr<dnnl::memory> packed_weights_;
   Tensor bias_;  // F32 [1, out]
-  // Primitives by (rows, output dtype, activation, threads): a model calls each layer with a few
-  // distinct row counts, so this stays small. Shared by copies (they share the weights too).
+  // Primitives by (rows, output dtype, activation, accumulate, threads): a model calls each layer
+  // with a few distinct row counts, so this stays small. Shared by copies (they share the weights
+  // too).
   struct PrimitiveCache {
     std::mutex mutex;
-    std::map<std::tuple<int64_t, DType, Activation, int>, dnnl::matmul> primitives;
+    std::map<std::tuple<int64_t, DType, Activation, bool, int>, dnnl::matmul> primitives;
   };
   std::shared_ptr<PrimitiveCache> cache_ = std::make_shared<PrimitiveCache>();
 };

@@ -1,0 +1,67 @@
+// FluxTransformer2DModel as diffusers defines it: embeddings, double blocks, single blocks,
+// AdaLayerNormContinuous and the output projection. Loads a diffusers `transformer/` folder
+// (single or sharded safetensors) or a Black Forest Labs single-file checkpoint.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "paradiff/models/flux/flux_blocks.h"
+#include "paradiff/models/flux/flux_config.h"
+#include "paradiff/models/flux/flux_embeddings.h"
+#include "paradiff/parallel/attention_backend.h"
+
+namespace paradiff::models::flux {
+
+// The forward arguments, named as diffusers names them.
+struct FluxTransformerInputs {
+  Tensor hidden_states;          // (B, S_img, in_channels)
+  Tensor encoder_hidden_states;  // (B, S_txt, joint_attention_dim)
+  Tensor pooled_projections;     // (B, pooled_projection_dim)
+  Tensor timestep;               // (B): t / 1000 as the pipeline passes it
+  Tensor img_ids;                // (S_img, A); a leading batch dim of 1 is accepted
+  Tensor txt_ids;                // (S_txt, A); likewise
+  Tensor guidance;               // (B), only for models with guidance_embeds
+};
+
+class FluxTransformer2DModel {
+ public:
+  // compute: F32, or BF16 (GEMMs and attention in bf16 with fp32 accumulation; norms, softmax,
+  // RoPE and the residual stream in fp32).
+  FluxTransformer2DModel(const FluxTransformerConfig& config, const WeightSource& weights,
+                         DType compute);
+
+  // A diffusers folder: config.json and diffusion_pytorch_model[.safetensors | -*.safetensors
+  // with .index.json].
+  static FluxTransformer2DModel from_pretrained(const std::string& folder, DType compute);
+  // An original Black Forest Labs checkpoint (fused qkv, linear1, final layer halves swapped);
+  // the config comes from a diffusers config.json.
+  static FluxTransformer2DModel from_single_file(const std::string& checkpoint,
+                                                 const FluxTransformerConfig& config,
+                                                 DType compute);
+
+  const FluxTransformerConfig& config() const { return config_; }
+  DType compute_dtype() const { return compute_; }
+
+  // Where attention runs (local by default; context parallelism installs its backend here).
+  void set_attention_backend(std::shared_ptr<parallel::AttentionBackend> backend);
+  parallel::AttentionBackend& attention_backend() const { return *attention_; }
+
+  // Checks every input's shape and dtype against the config; throws naming the input.
+  void validate_inputs(const FluxTransformerInputs& inputs) const;
+  // Returns `sample`: (B, S_img, patch_size^2 · out_channels) F32.
+  Tensor forward(const FluxTransformerInputs& inputs) const;
+
+ private:
+  FluxTransformerConfig config_;
+  DType compute_;
+  kernels::Linear x_embedder_, context_embedder_;
+  FluxTimeTextEmbedding time_text_embed_;
+  std::vector<FluxTransformerBlock> transformer_blocks_;
+  std::vector<FluxSingleTransformerBlock> single_transformer_blocks_;
+  kernels::Linear norm_out_, proj_out_;  // AdaLayerNormContinuous: C -> 2C (scale, shift)
+  std::shared_ptr<parallel::AttentionBackend> attention_;
+};
+
+}  // namespace paradiff::models::flux

@@ -1,0 +1,44 @@
+// Binds a model's parameters from a WeightSource by walking the module tree with checkpoint
+// names ("transformer_blocks.3.attn.to_q"), checking every shape against the config and keeping
+// a record of what was used, so that a missing, unexpected or wrongly shaped tensor is reported
+// by name.
+#pragma once
+
+#include <set>
+#include <string>
+
+#include "paradiff/kernels/linear.h"
+#include "paradiff/models/weight_source.h"
+
+namespace paradiff::models {
+
+class ModuleLoader {
+ public:
+  // compute: the dtype linear layers compute in (F32 or BF16); their weights are packed in it.
+  ModuleLoader(const WeightSource& source, DType compute);
+
+  DType compute_dtype() const { return compute_; }
+
+  // "<prefix>.weight" [out, in] and, with bias, "<prefix>.bias" [out].
+  kernels::Linear linear(const std::string& prefix, int64_t in, int64_t out, bool bias = true);
+  // A parameter read as F32 with the expected shape (norm weights and the like).
+  Tensor parameter(const std::string& name, const Shape& shape);
+  // Any tensor with the expected shape, in dtype `want` (for layers built from parts of one).
+  Tensor tensor(const std::string& name, const Shape& shape, DType want) {
+    return take(name, shape, want);
+  }
+  // "<prefix>.<child>": module paths as in the checkpoint.
+  static std::string join(const std::string& prefix, const std::string& child);
+
+  // Throws listing (the first few of) the tensors in the source that no module bound.
+  void finish() const;
+
+ private:
+  Tensor take(const std::string& name, const Shape& shape, DType want);
+
+  const WeightSource& source_;
+  DType compute_;
+  std::set<std::string> used_;
+};
+
+}  // namespace paradiff::models

@@ -1,0 +1,46 @@
+// Named tensors that a model binds its parameters from. A checkpoint in diffusers naming is one
+// source; a checkpoint in another layout (Black Forest Labs' single file) is another that
+// presents the same diffusers names, so models bind weights one way only.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "paradiff/core/tensor.h"
+#include "paradiff/io/checkpoint.h"
+
+namespace paradiff::models {
+
+class WeightSource {
+ public:
+  virtual ~WeightSource() = default;
+  // Names the source in messages ("transformer/diffusion_pytorch_model.safetensors").
+  virtual std::string describe() const = 0;
+  // Every tensor name the source offers, in the naming models bind with.
+  virtual std::vector<std::string> names() const = 0;
+  virtual bool contains(const std::string& name) const = 0;
+  virtual std::vector<int64_t> shape(const std::string& name) const = 0;
+  virtual Tensor read(const std::string& name, DType want) const = 0;
+};
+
+// A checkpoint (single or sharded safetensors) whose names are used as they are.
+class CheckpointWeights : public WeightSource {
+ public:
+  explicit CheckpointWeights(Checkpoint checkpoint) : checkpoint_(std::move(checkpoint)) {}
+  std::string describe() const override { return checkpoint_.path(); }
+  std::vector<std::string> names() const override { return checkpoint_.names(); }
+  bool contains(const std::string& name) const override { return checkpoint_.contains(name); }
+  std::vector<int64_t> shape(const std::string& name) const override {
+    return checkpoint_.info(name).shape;
+  }
+  Tensor read(const std::string& name, DType want) const override {
+    return checkpoint_.read(name, want);
+  }
+  const Checkpoint& checkpoint() const { return checkpoint_; }
+
+ private:
+  Checkpoint checkpoint_;
+};
+
+}  // namespace paradiff::models

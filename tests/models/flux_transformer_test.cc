@@ -1,0 +1,74 @@
+// FluxTransformer2DModel against diffusers' own outputs (tests/fixtures/flux_transformer, made by
+// tools/make_fixtures/make_flux_transformer_fixtures.py), in fp32 and bf16 compute, from the
+// diffusers layout and the Black Forest Labs single-file layout.
+#include "paradiff/models/flux/flux_transformer.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+
+#include "paradiff/io/safetensors.h"
+#include "testing/test_util.h"
+
+namespace paradiff::models::flux {
+namespace {
+
+std::string fixture(const std::string& name) {
+  return testing::source_path("tests/fixtures/flux_transformer/" + name);
+}
+
+FluxTransformerInputs load_inputs(const std::string& path) {
+  const auto file = SafetensorsFile::open(path);
+  auto get = [&](const char* name) {
+    return file.contains(name) ? file.read(name, DType::F32) : Tensor();
+  };
+  return {get("hidden_states"),
+          get("encoder_hidden_states"),
+          get("pooled_projections"),
+          get("timestep"),
+          get("img_ids"),
+          get("txt_ids"),
+          get("guidance")};
+}
+
+Tensor expected_sample(const std::string& dir) {
+  return SafetensorsFile::open(dir + "/output.safetensors").read("sample", DType::F32);
+}
+
+class FluxFixtureTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(FluxFixtureTest, MatchesDiffusersInF32AndBf16) {
+  const std::string dir = fixture(GetParam());
+  const FluxTransformerInputs inputs = load_inputs(dir + "/inputs.safetensors");
+  const Tensor expected = expected_sample(dir);
+  for (DType compute : {DType::F32, DType::BF16}) {
+    const auto model = FluxTransformer2DModel::from_pretrained(dir + "/transformer", compute);
+    const Tensor sample = model.forward(inputs);
+    ASSERT_EQ(sample.shape(), expected.shape());
+    const double err = testing::relative_error(sample, expected);
+    std::printf("  %s, %s compute: relative error %.3g\n", GetParam().c_str(),
+                std::string(dtype_name(compute)).c_str(), err);
+    EXPECT_LE(err, compute == DType::F32 ? 1e-4 : 2e-2)
+        << GetParam() << " with " << dtype_name(compute) << " compute";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Diffusers, FluxFixtureTest,
+                         ::testing::Values("tiny_noguidance", "guidance_batch2", "in64_outnull",
+                                           "nonzero_ids", "bf16_weights_bfl"));
+
+TEST(FluxTransformer, BlackForestLabsSingleFileMatchesDiffusers) {
+  const std::string dir = fixture("bf16_weights_bfl");
+  const auto config = FluxTransformerConfig::load(dir + "/transformer/config.json");
+  const FluxTransformerInputs inputs = load_inputs(dir + "/inputs.safetensors");
+  const Tensor expected = expected_sample(dir);
+  for (DType compute : {DType::F32, DType::BF16}) {
+    const auto model = FluxTransformer2DModel::from_single_file(dir + "/bfl/flux-bfl.safetensors",
+                                                                config, compute);
+    EXPECT_LE(testing::relative_error(model.forward(inputs), expected),
+              compute == DType::F32 ? 1e-4 : 2e-2);
+  }
+}
+
+}  // namespace
+}  // namespace paradiff::models::flux
