@@ -1,13 +1,50 @@
 #include "paradiff/models/module_loader.h"
 
+#include <cmath>
+#include <functional>
 #include <sstream>
 
 namespace paradiff::models {
 
-ModuleLoader::ModuleLoader(const WeightSource& source, DType compute)
-    : source_(source), compute_(compute) {
+namespace {
+void check_compute(DType compute) {
   PARADIFF_CHECK(compute == DType::F32 || compute == DType::BF16,
                  "compute dtype must be f32 or bf16, got ", dtype_name(compute));
+}
+
+// splitmix64: a fast, well-mixed hash, so each parameter's values depend only on the seed,
+// its name and the element index.
+uint64_t mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+}  // namespace
+
+ModuleLoader::ModuleLoader(const WeightSource& source, DType compute)
+    : source_(&source), compute_(compute) {
+  check_compute(compute);
+}
+
+ModuleLoader::ModuleLoader(RandomInit init, DType compute) : random_(init), compute_(compute) {
+  check_compute(compute);
+}
+
+Tensor ModuleLoader::random(const std::string& name, const Shape& shape, DType want) const {
+  const bool is_norm = name.find("norm") != std::string::npos && shape.ndim() == 1;
+  const float bound = shape.ndim() == 2 ? 1.0f / std::sqrt(static_cast<float>(shape[1])) : 0.02f;
+  const float center = is_norm ? 1.0f : 0.0f;
+  const uint64_t stream = mix(random_.seed ^ std::hash<std::string>{}(name));
+  Tensor f = Tensor::empty(shape, DType::F32);
+  float* p = f.data<float>();
+  const int64_t n = f.numel();
+#pragma omp parallel for schedule(static) if (n > (1 << 16))
+  for (int64_t i = 0; i < n; ++i) {
+    const double u = static_cast<double>(mix(stream + static_cast<uint64_t>(i)) >> 11) * 0x1.0p-53;
+    p[i] = center + bound * static_cast<float>(2.0 * u - 1.0);
+  }
+  return want == DType::F32 ? f : f.to(want);
 }
 
 std::string ModuleLoader::join(const std::string& prefix, const std::string& child) {
@@ -15,14 +52,15 @@ std::string ModuleLoader::join(const std::string& prefix, const std::string& chi
 }
 
 Tensor ModuleLoader::take(const std::string& name, const Shape& shape, DType want) {
-  PARADIFF_CHECK(source_.contains(name), source_.describe(), ": missing tensor '", name,
+  if (source_ == nullptr) return random(name, shape, want);
+  PARADIFF_CHECK(source_->contains(name), source_->describe(), ": missing tensor '", name,
                  "' (expected shape ", shape.to_string(), ")");
-  const std::vector<int64_t> stored = source_.shape(name);
-  PARADIFF_CHECK(stored == shape.to_vector(), source_.describe(), ": tensor '", name,
+  const std::vector<int64_t> stored = source_->shape(name);
+  PARADIFF_CHECK(stored == shape.to_vector(), source_->describe(), ": tensor '", name,
                  "' has shape ", Shape(stored).to_string(), ", the config implies ",
                  shape.to_string());
   used_.insert(name);
-  return source_.read(name, want);
+  return source_->read(name, want);
 }
 
 kernels::Linear ModuleLoader::linear(const std::string& prefix, int64_t in, int64_t out,
@@ -34,7 +72,7 @@ kernels::Linear ModuleLoader::linear(const std::string& prefix, int64_t in, int6
   try {
     return kernels::Linear(w, b, compute_);
   } catch (...) {
-    rethrow_with_context(str_cat(source_.describe(), ": ", prefix));
+    rethrow_with_context(source_ ? str_cat(source_->describe(), ": ", prefix) : prefix);
   }
 }
 
@@ -43,14 +81,15 @@ Tensor ModuleLoader::parameter(const std::string& name, const Shape& shape) {
 }
 
 void ModuleLoader::finish() const {
+  if (source_ == nullptr) return;
   std::ostringstream unused;
   int count = 0;
-  for (const std::string& name : source_.names()) {
+  for (const std::string& name : source_->names()) {
     if (used_.count(name)) continue;
     if (count < 5) unused << (count ? ", " : "") << "'" << name << "'";
     ++count;
   }
-  PARADIFF_CHECK(count == 0, source_.describe(), ": ", count,
+  PARADIFF_CHECK(count == 0, source_->describe(), ": ", count,
                  " unexpected tensor(s) that the model does not use: ", unused.str(),
                  count > 5 ? ", ..." : "", " (does the config match the weights?)");
 }

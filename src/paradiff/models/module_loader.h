@@ -12,10 +12,18 @@
 
 namespace paradiff::models {
 
+// Parameters made up instead of read: uniform in +-1/sqrt(fan_in) for matrices (torch's default
+// bound), near 1 for norm weights, small for biases. For benchmarks and parallel tests on models
+// of any size without a checkpoint.
+struct RandomInit {
+  uint64_t seed = 0;
+};
+
 class ModuleLoader {
  public:
   // compute: the dtype linear layers compute in (F32 or BF16); their weights are packed in it.
   ModuleLoader(const WeightSource& source, DType compute);
+  ModuleLoader(RandomInit init, DType compute);
 
   DType compute_dtype() const { return compute_; }
 
@@ -36,7 +44,10 @@ class ModuleLoader {
  private:
   Tensor take(const std::string& name, const Shape& shape, DType want);
 
-  const WeightSource& source_;
+  Tensor random(const std::string& name, const Shape& shape, DType want) const;
+
+  const WeightSource* source_ = nullptr;  // null: parameters come from random_
+  RandomInit random_;
   DType compute_;
   std::set<std::string> used_;
 };

@@ -32,6 +32,17 @@ FluxTransformerConfig FluxTransformerConfig::load(const std::string& config_path
   return from_json(JsonConfig::load(config_path));
 }
 
+double FluxTransformerConfig::forward_flops(int64_t batch, int64_t image_tokens,
+                                            int64_t text_tokens) const {
+  const double c = static_cast<double>(inner_dim());
+  const double s = static_cast<double>(image_tokens + text_tokens);
+  // Both block kinds: 24·S·C² in projections and MLP, 4·S²·C in attention (Q K^T and P V).
+  const double per_block = 24.0 * s * c * c + 4.0 * s * s * c;
+  const double embed = 2.0 * (image_tokens * in_channels + text_tokens * joint_attention_dim) * c;
+  const double out = 2.0 * image_tokens * c * output_channels();
+  return batch * ((num_layers + num_single_layers) * per_block + embed + out);
+}
+
 void FluxTransformerConfig::validate(const std::string& where) const {
   PARADIFF_CHECK(attention_head_dim % 2 == 0, where,
                  ": attention_head_dim must be even for "

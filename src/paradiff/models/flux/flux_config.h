@@ -26,6 +26,9 @@ struct FluxTransformerConfig {
   int64_t mlp_hidden_dim() const { return inner_dim() * 4; }
   int64_t output_channels() const { return patch_size * patch_size * out_channels; }
 
+  // Multiply-adds x 2 of one forward (GEMMs and attention; norms and pointwise work excluded).
+  double forward_flops(int64_t batch, int64_t image_tokens, int64_t text_tokens) const;
+
   // Reads the keys diffusers reads (others, such as _class_name, are ignored) and validates them:
   // positive sizes, axes_dims_rope even and summing to attention_head_dim.
   static FluxTransformerConfig from_json(const JsonConfig& json);

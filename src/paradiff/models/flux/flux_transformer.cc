@@ -32,10 +32,11 @@ Tensor ids_2d(const Tensor& ids, const char* name) {
 }  // namespace
 
 FluxTransformer2DModel::FluxTransformer2DModel(const FluxTransformerConfig& config,
-                                               const WeightSource& weights, DType compute)
-    : config_(config), compute_(compute), attention_(parallel::make_local_attention()) {
+                                               ModuleLoader& loader)
+    : config_(config),
+      compute_(loader.compute_dtype()),
+      attention_(parallel::make_local_attention()) {
   config_.validate("transformer config");
-  ModuleLoader loader(weights, compute);
   const int64_t c = config_.inner_dim();
   x_embedder_ = loader.linear("x_embedder", config_.in_channels, c);
   context_embedder_ = loader.linear("context_embedder", config_.joint_attention_dim, c);
@@ -63,14 +64,22 @@ FluxTransformer2DModel FluxTransformer2DModel::from_pretrained(const std::string
                  "' has no config.json");
   const auto config = FluxTransformerConfig::load(config_path.string());
   const CheckpointWeights weights(Checkpoint::open_folder(folder));
-  return FluxTransformer2DModel(config, weights, compute);
+  ModuleLoader loader(weights, compute);
+  return FluxTransformer2DModel(config, loader);
 }
 
 FluxTransformer2DModel FluxTransformer2DModel::from_single_file(const std::string& checkpoint,
                                                                 const FluxTransformerConfig& config,
                                                                 DType compute) {
   const FluxBflWeights weights(Checkpoint::open(checkpoint), config);
-  return FluxTransformer2DModel(config, weights, compute);
+  ModuleLoader loader(weights, compute);
+  return FluxTransformer2DModel(config, loader);
+}
+
+FluxTransformer2DModel FluxTransformer2DModel::with_random_weights(
+    const FluxTransformerConfig& config, DType compute, uint64_t seed) {
+  ModuleLoader loader(RandomInit{seed}, compute);
+  return FluxTransformer2DModel(config, loader);
 }
 
 void FluxTransformer2DModel::set_attention_backend(

@@ -29,8 +29,9 @@ class FluxTransformer2DModel {
  public:
   // compute: F32, or BF16 (GEMMs and attention in bf16 with fp32 accumulation; norms, softmax,
   // RoPE and the residual stream in fp32).
-  FluxTransformer2DModel(const FluxTransformerConfig& config, const WeightSource& weights,
-                         DType compute);
+  // Binds every parameter through `loader` (which also fixes the compute dtype) and checks that
+  // the source holds nothing the model does not use.
+  FluxTransformer2DModel(const FluxTransformerConfig& config, ModuleLoader& loader);
 
   // A diffusers folder: config.json and diffusion_pytorch_model[.safetensors | -*.safetensors
   // with .index.json].
@@ -40,6 +41,10 @@ class FluxTransformer2DModel {
   static FluxTransformer2DModel from_single_file(const std::string& checkpoint,
                                                  const FluxTransformerConfig& config,
                                                  DType compute);
+
+  // Random parameters (see RandomInit): for benchmarks and parallel tests at any size.
+  static FluxTransformer2DModel with_random_weights(const FluxTransformerConfig& config,
+                                                    DType compute, uint64_t seed);
 
   const FluxTransformerConfig& config() const { return config_; }
   DType compute_dtype() const { return compute_; }

@@ -1,0 +1,114 @@
+// paradiff transformer-forward: one FluxTransformer2DModel forward on inputs stored in a
+// safetensors file, written to another: the debugging window onto the model, and how anyone
+// checks paradiff against another implementation (tools/compare_diffusers uses it).
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <vector>
+
+#include "paradiff/cli/commands.h"
+#include "paradiff/core/logging.h"
+#include "paradiff/core/memory.h"
+#include "paradiff/core/threads.h"
+#include "paradiff/core/timer.h"
+#include "paradiff/io/safetensors.h"
+#include "paradiff/io/safetensors_writer.h"
+#include "paradiff/models/flux/flux_transformer.h"
+
+namespace paradiff::cli {
+
+namespace {
+
+struct Options {
+  std::string model, config, inputs, output, dtype = "fp32";
+  int threads = 0;
+  int repeat = 0;
+};
+
+models::flux::FluxTransformer2DModel load_model(const Options& o, DType compute) {
+  namespace fs = std::filesystem;
+  using models::flux::FluxTransformer2DModel;
+  PARADIFF_CHECK(fs::exists(o.model), "--model '", o.model, "' does not exist");
+  if (fs::is_directory(o.model)) {
+    PARADIFF_CHECK(o.config.empty(), "--config is only for single-file checkpoints; the folder '",
+                   o.model, "' has its own config.json");
+    return FluxTransformer2DModel::from_pretrained(o.model, compute);
+  }
+  PARADIFF_CHECK(!o.config.empty(), "--model '", o.model,
+                 "' is a single file: pass the diffusers config.json of the model with --config");
+  return FluxTransformer2DModel::from_single_file(
+      o.model, models::flux::FluxTransformerConfig::load(o.config), compute);
+}
+
+int run(const Options& o) {
+  const DType compute = parse_dtype(o.dtype);
+  PARADIFF_CHECK(compute == DType::F32 || compute == DType::BF16,
+                 "--dtype must be fp32 or bf16, got '", o.dtype, "'");
+  if (o.threads > 0) set_num_threads(o.threads);
+  // Open the inputs before the (slow) model load so that a bad file fails fast.
+  const auto file = SafetensorsFile::open(o.inputs);
+  auto get = [&](const char* name) {
+    return file.contains(name) ? file.read(name, DType::F32) : Tensor();
+  };
+  models::flux::FluxTransformerInputs in{get("hidden_states"),
+                                         get("encoder_hidden_states"),
+                                         get("pooled_projections"),
+                                         get("timestep"),
+                                         get("img_ids"),
+                                         get("txt_ids"),
+                                         get("guidance")};
+  const std::filesystem::path out_dir = std::filesystem::absolute(o.output).parent_path();
+  PARADIFF_CHECK(std::filesystem::is_directory(out_dir), "--output '", o.output, "': the folder '",
+                 out_dir.string(), "' does not exist");
+
+  Stopwatch load;
+  const auto model = load_model(o, compute);
+  model.validate_inputs(in);
+  log_info("loaded ", o.model, " in ", load.seconds(), " s (", dtype_name(compute), " compute, ",
+           num_threads(), " threads)");
+
+  Tensor sample;
+  std::vector<double> ms;
+  if (o.repeat > 0) model.forward(in);  // warm-up: primitive creation, page faults
+  for (int i = 0; i < std::max(1, o.repeat); ++i) {
+    Stopwatch sw;
+    sample = model.forward(in);
+    ms.push_back(sw.milliseconds());
+  }
+  std::sort(ms.begin(), ms.end());
+  write_safetensors(o.output, {{"sample", sample}});
+  std::printf("forward_ms: %.3f\n", ms[ms.size() / 2]);
+  std::printf("peak_memory_bytes: %lld\n", static_cast<long long>(peak_bytes()));
+  return 0;
+}
+
+}  // namespace
+
+void add_transformer_forward_command(CLI::App& app, Action& action) {
+  auto opts = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand(
+      "transformer-forward",
+      "Run one FluxTransformer2DModel forward on inputs from a safetensors file");
+  cmd->add_option("--model", opts->model,
+                  "diffusers transformer folder, or a Black Forest Labs single-file checkpoint")
+      ->required()
+      ->envname("PARADIFF_MODEL");
+  cmd->add_option("--config", opts->config, "config.json for a single-file checkpoint");
+  cmd->add_option("--inputs", opts->inputs,
+                  "safetensors with hidden_states, encoder_hidden_states, pooled_projections, "
+                  "timestep, img_ids, txt_ids[, guidance]")
+      ->required();
+  cmd->add_option("--output", opts->output, "safetensors to write `sample` to")->required();
+  cmd->add_option("--dtype", opts->dtype, "compute precision: fp32 or bf16")
+      ->envname("PARADIFF_DTYPE")
+      ->capture_default_str();
+  cmd->add_option("--threads", opts->threads, "kernel threads (default: all cores)")
+      ->envname("PARADIFF_THREADS")
+      ->check(CLI::Range(1, 4096));
+  cmd->add_option("--repeat", opts->repeat,
+                  "timed forwards after one warm-up; prints the median as forward_ms")
+      ->check(CLI::Range(1, 100000));
+  cmd->callback([opts, &action] { action = [opts] { return run(*opts); }; });
+}
+
+}  // namespace paradiff::cli
