@@ -32,3 +32,7 @@ if(PARADIFF_BUILD_BENCH)
   find_package(benchmark QUIET)
   paradiff_require(benchmark_FOUND "Google Benchmark" "libbenchmark-dev")
 endif()
+
+find_package(MPI COMPONENTS CXX QUIET)
+paradiff_require(MPI_CXX_FOUND "MPI (OpenMPI)" "libopenmpi-dev")
+find_program(MPIEXEC_EXECUTABLE NAMES mpirun mpiexec)

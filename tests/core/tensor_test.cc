@@ -125,3 +125,30 @@ TEST(DType, ParseNames) {
 
 }  // namespace
 }  // namespace paradiff
+
+namespace paradiff {
+namespace {
+
+TEST(Tensor, NarrowAndConcatRoundTripOnEveryDim) {
+  auto rng = testing::make_rng();
+  Tensor t = testing::random_uniform({3, 5, 4}, DType::F32, rng);
+  for (int dim = 0; dim < 3; ++dim) {
+    const int64_t n = t.dim(dim);
+    std::vector<Tensor> parts{t.narrow(dim, 0, 1), t.narrow(dim, 1, n - 1)};
+    Tensor back = concat(parts, dim);
+    ASSERT_EQ(back.shape(), t.shape());
+    EXPECT_EQ(testing::relative_error(back, t), 0.0) << "dim " << dim;
+  }
+  // Element check: t[i, j, k] for a middle slice of dim 1.
+  Tensor mid = t.narrow(1, 2, 2);
+  EXPECT_EQ(mid.data<float>()[1 * 8 + 1 * 4 + 3], t.data<float>()[1 * 20 + 3 * 4 + 3]);
+  // A leading size-1 dim keeps narrow a view.
+  Tensor one = t.slice(0, 1);
+  EXPECT_EQ(one.narrow(1, 3, 2).raw_data(), static_cast<const void*>(t.data<float>() + 12));
+  EXPECT_THROW(t.narrow(1, 4, 2), Error);
+  EXPECT_THROW(concat({t, Tensor::zeros({3, 5, 2}, DType::F32)}, 1), Error);
+  EXPECT_EQ(concat({t, Tensor::zeros({3, 5, 2}, DType::F32)}, 2).shape(), (Shape{3, 5, 6}));
+}
+
+}  // namespace
+}  // namespace paradiff

@@ -5,12 +5,22 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 
+#include "paradiff/dist/communicator.h"
+#include "paradiff/parallel/parallel_config.h"
+
 namespace paradiff::cli {
 
-using Action = std::function<int()>;
+// Runs on every rank with the world communicator once the command line parsed.
+using Action = std::function<int(dist::Communicator& world)>;
+
+// --ulysses-degree, --ring-degree, --rotate-method, --no-convert-to-fp32 (diffusers'
+// ContextParallelConfig fields); both degrees 1 (the default) means no context parallelism.
+void add_context_parallel_options(CLI::App& cmd, parallel::ContextParallelConfig& config);
+bool context_parallel_requested(const parallel::ContextParallelConfig& config);
 
 // Each adds a subcommand to `app` and sets `action` when that subcommand is chosen.
 void add_transformer_forward_command(CLI::App& app, Action& action);
 void add_inspect_command(CLI::App& app, Action& action);
+void add_bench_command(CLI::App& app, Action& action);
 
 }  // namespace paradiff::cli

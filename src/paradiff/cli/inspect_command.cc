@@ -33,7 +33,9 @@ void add_inspect_command(CLI::App& app, Action& action) {
   CLI::App* cmd = app.add_subcommand(
       "inspect", "List the tensors of a safetensors file, sharded index or model folder");
   cmd->add_option("path", *path, "file, *.safetensors.index.json or folder")->required();
-  cmd->callback([path, &action] { action = [path] { return run(*path); }; });
+  cmd->callback([path, &action] {
+    action = [path](dist::Communicator& world) { return world.rank() == 0 ? run(*path) : 0; };
+  });
 }
 
 }  // namespace paradiff::cli

@@ -23,6 +23,7 @@ struct Options {
   std::string model, config, inputs, output, dtype = "fp32";
   int threads = 0;
   int repeat = 0;
+  parallel::ContextParallelConfig cp;
 };
 
 models::flux::FluxTransformer2DModel load_model(const Options& o, DType compute) {
@@ -40,11 +41,19 @@ models::flux::FluxTransformer2DModel load_model(const Options& o, DType compute)
       o.model, models::flux::FluxTransformerConfig::load(o.config), compute);
 }
 
-int run(const Options& o) {
+int run(const Options& o, dist::Communicator& world) {
   const DType compute = parse_dtype(o.dtype);
   PARADIFF_CHECK(compute == DType::F32 || compute == DType::BF16,
                  "--dtype must be fp32 or bf16, got '", o.dtype, "'");
   if (o.threads > 0) set_num_threads(o.threads);
+  // Check the parallel config before any heavy work; every rank checks the same thing.
+  std::shared_ptr<parallel::DeviceMesh> mesh;
+  if (cli::context_parallel_requested(o.cp)) {
+    mesh = std::make_shared<parallel::DeviceMesh>(world, o.cp);
+    PARADIFF_CHECK(mesh->data_parallel_size() == 1,
+                   "transformer-forward runs one input: ", "ring_degree x ulysses_degree (",
+                   o.cp.degree(), ") must equal the number of processes (", world.size(), ")");
+  }
   // Open the inputs before the (slow) model load so that a bad file fails fast.
   const auto file = SafetensorsFile::open(o.inputs);
   auto get = [&](const char* name) {
@@ -76,9 +85,14 @@ int run(const Options& o) {
     ms.push_back(sw.milliseconds());
   }
   std::sort(ms.begin(), ms.end());
-  write_safetensors(o.output, {{"sample", sample}});
-  std::printf("forward_ms: %.3f\n", ms[ms.size() / 2]);
-  std::printf("peak_memory_bytes: %lld\n", static_cast<long long>(peak_bytes()));
+  // Every rank holds the gathered output; rank 0 writes it and reports.
+  int64_t peak = peak_bytes();
+  world.allreduce(&peak, 1, dist::ReduceType::I64, dist::ReduceOp::Max);
+  if (world.rank() == 0) {
+    write_safetensors(o.output, {{"sample", sample}});
+    std::printf("forward_ms: %.3f\n", ms[ms.size() / 2]);
+    std::printf("peak_memory_bytes: %lld (largest rank)\n", static_cast<long long>(peak));
+  }
   return 0;
 }
 
@@ -108,7 +122,10 @@ void add_transformer_forward_command(CLI::App& app, Action& action) {
   cmd->add_option("--repeat", opts->repeat,
                   "timed forwards after one warm-up; prints the median as forward_ms")
       ->check(CLI::Range(1, 100000));
-  cmd->callback([opts, &action] { action = [opts] { return run(*opts); }; });
+  add_context_parallel_options(*cmd, opts->cp);
+  cmd->callback([opts, &action] {
+    action = [opts](dist::Communicator& world) { return run(*opts, world); };
+  });
 }
 
 }  // namespace paradiff::cli

@@ -48,6 +48,70 @@ Tensor Tensor::slice(int64_t start, int64_t length) const {
   return t;
 }
 
+Tensor Tensor::narrow(int dim, int64_t start, int64_t length) const {
+  PARADIFF_CHECK(dim >= -ndim() && dim < ndim(), "narrow: dim ", dim, " out of range for ",
+                 describe());
+  if (dim < 0) dim += ndim();
+  PARADIFF_CHECK(start >= 0 && length >= 0 && start + length <= shape_[dim], "narrow: range [",
+                 start, ", ", start + length, ") out of range for dim ", dim, " of ", describe());
+  int64_t outer = 1;
+  for (int i = 0; i < dim; ++i) outer *= shape_[i];
+  int64_t inner = 1;
+  for (int i = dim + 1; i < ndim(); ++i) inner *= shape_[i];
+  Shape shape = shape_;
+  shape[dim] = length;
+  if (outer == 1) {
+    Tensor t = *this;
+    t.data_ =
+        static_cast<std::byte*>(data_) + start * inner * static_cast<int64_t>(dtype_size(dtype_));
+    t.shape_ = shape;
+    return t;
+  }
+  Tensor out = empty(shape, dtype_);
+  const size_t row = static_cast<size_t>(length * inner) * dtype_size(dtype_);
+  const auto* src = static_cast<const std::byte*>(data_);
+  auto* dst = static_cast<std::byte*>(out.data_);
+  const size_t src_stride = static_cast<size_t>(shape_[dim] * inner) * dtype_size(dtype_);
+  const size_t offset = static_cast<size_t>(start * inner) * dtype_size(dtype_);
+  for (int64_t o = 0; o < outer; ++o)
+    std::memcpy(dst + o * row, src + o * src_stride + offset, row);
+  return out;
+}
+
+Tensor concat(const std::vector<Tensor>& parts, int dim) {
+  PARADIFF_CHECK(!parts.empty(), "concat of no tensors");
+  const Tensor& first = parts.front();
+  PARADIFF_CHECK(dim >= -first.ndim() && dim < first.ndim(), "concat: dim ", dim,
+                 " out of range for ", first.describe());
+  if (dim < 0) dim += first.ndim();
+  Shape shape = first.shape();
+  int64_t total = 0;
+  for (const Tensor& p : parts) {
+    Shape probe = p.shape();
+    PARADIFF_CHECK(p.dtype() == first.dtype() && probe.ndim() == shape.ndim(),
+                   "concat: ", p.describe(), " does not match ", first.describe());
+    probe[dim] = shape[dim];
+    PARADIFF_CHECK(probe == shape, "concat: ", p.describe(), " does not match ", first.describe(),
+                   " outside dim ", dim);
+    total += p.dim(dim);
+  }
+  shape[dim] = total;
+  Tensor out = Tensor::empty(shape, first.dtype());
+  int64_t outer = 1;
+  for (int i = 0; i < dim; ++i) outer *= shape[i];
+  const size_t elem = dtype_size(first.dtype());
+  const size_t out_row = static_cast<size_t>(out.numel() / (outer == 0 ? 1 : outer)) * elem;
+  size_t offset = 0;
+  for (const Tensor& p : parts) {
+    const size_t row = static_cast<size_t>(p.numel() / (outer == 0 ? 1 : outer)) * elem;
+    for (int64_t o = 0; o < outer; ++o)
+      std::memcpy(static_cast<std::byte*>(out.raw_data()) + o * out_row + offset,
+                  static_cast<const std::byte*>(p.raw_data()) + o * row, row);
+    offset += row;
+  }
+  return out;
+}
+
 Tensor Tensor::select(int64_t index) const {
   PARADIFF_CHECK(ndim() >= 1, "cannot select from a 0-dim tensor");
   PARADIFF_CHECK(index >= 0 && index < shape_[0], "index ", index, " out of range for dim 0 of ",

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "paradiff/core/dtype.h"
 #include "paradiff/core/error.h"
@@ -50,6 +51,9 @@ class Tensor {
 
   // Rows [start, start + length) of dim 0, as a view.
   Tensor slice(int64_t start, int64_t length) const;
+  // Entries [start, start + length) of dim `dim`: a view when they are contiguous in memory (dim
+  // 0, or every dim before `dim` has size 1), otherwise a fresh copy.
+  Tensor narrow(int dim, int64_t start, int64_t length) const;
   // Entry `index` of dim 0 with that dim removed, as a view.
   Tensor select(int64_t index) const;
   // Same elements, new shape (numel must match), as a view. One dim may be -1.
@@ -75,6 +79,9 @@ class Tensor {
   Shape shape_;
   DType dtype_ = DType::F32;
 };
+
+// Concatenation along `dim` of tensors equal in every other dim and in dtype.
+Tensor concat(const std::vector<Tensor>& parts, int dim);
 
 // Columns [start, start + count) of a 2-D tensor, as a fresh contiguous copy.
 Tensor copy_columns(const Tensor& matrix, int64_t start, int64_t count);

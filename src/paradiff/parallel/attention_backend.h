@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "paradiff/core/tensor.h"
 
@@ -14,6 +15,9 @@ class AttentionBackend {
  public:
   virtual ~AttentionBackend() = default;
   virtual std::string name() const = 0;
+  // Called once per model forward, before any attend(): how many tokens each rank of the
+  // context-parallel group holds (its local joint sequence). Local attention ignores it.
+  virtual void begin_forward(const std::vector<int64_t>& tokens_per_rank) { (void)tokens_per_rank; }
   // Non-causal attention with scale 1/sqrt(D). q, k, v: (B, S, H, D), F32 or BF16 alike; out:
   // preallocated (B, S, H, D), F32 or BF16.
   virtual void attend(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out) = 0;

@@ -6,6 +6,8 @@
 #include "paradiff/kernels/activations.h"
 #include "paradiff/kernels/layer_norm.h"
 #include "paradiff/models/flux/flux_bfl_checkpoint.h"
+#include "paradiff/parallel/context_parallel_attention.h"
+#include "paradiff/parallel/sequence_sharding.h"
 
 namespace paradiff::models::flux {
 
@@ -117,7 +119,63 @@ void FluxTransformer2DModel::validate_inputs(const FluxTransformerInputs& in) co
   }
 }
 
+parallel::NamedTensors FluxTransformerInputs::to_named() const {
+  return {{"hidden_states", hidden_states},
+          {"encoder_hidden_states", encoder_hidden_states},
+          {"pooled_projections", pooled_projections},
+          {"timestep", timestep},
+          {"img_ids", img_ids},
+          {"txt_ids", txt_ids},
+          {"guidance", guidance}};
+}
+
+FluxTransformerInputs FluxTransformerInputs::from_named(const parallel::NamedTensors& named) {
+  auto get = [&](const char* name) {
+    auto it = named.find(name);
+    return it == named.end() ? Tensor() : it->second;
+  };
+  return {get("hidden_states"),
+          get("encoder_hidden_states"),
+          get("pooled_projections"),
+          get("timestep"),
+          get("img_ids"),
+          get("txt_ids"),
+          get("guidance")};
+}
+
+const parallel::ContextParallelPlan& FluxTransformer2DModel::context_parallel_plan() {
+  static const parallel::ContextParallelPlan plan{
+      {{"hidden_states", 1}, {"encoder_hidden_states", 1}, {"img_ids", 0}, {"txt_ids", 0}},
+      {{"sample", 1}}};
+  return plan;
+}
+
+void FluxTransformer2DModel::enable_parallelism(std::shared_ptr<parallel::DeviceMesh> mesh) {
+  PARADIFF_CHECK(mesh != nullptr, "enable_parallelism needs a device mesh");
+  attention_ = std::make_shared<parallel::ContextParallelAttention>(*mesh);
+  mesh_ = std::move(mesh);
+}
+
 Tensor FluxTransformer2DModel::forward(const FluxTransformerInputs& in) const {
+  validate_inputs(in);
+  if (!mesh_) return forward_local(in);
+  auto& group = mesh_->context_parallel();
+  const int parts = group.size(), index = group.rank();
+  const int64_t text = in.encoder_hidden_states.dim(1), image = in.hidden_states.dim(1);
+  std::vector<int64_t> tokens(parts);
+  for (int j = 0; j < parts; ++j)
+    tokens[j] =
+        parallel::shard_of(text, parts, j).length + parallel::shard_of(image, parts, j).length;
+  attention_->begin_forward(tokens);
+  const auto& plan = context_parallel_plan();
+  const auto local =
+      FluxTransformerInputs::from_named(parallel::apply_split(plan, in.to_named(), parts, index));
+  const auto gathered =
+      parallel::apply_gather(plan, group, {{"sample", forward_local(local)}}, {{"sample", image}});
+  return gathered.at("sample");
+}
+
+Tensor FluxTransformer2DModel::forward_local(const FluxTransformerInputs& in) const {
   validate_inputs(in);
   const auto& cfg = config_;
   const Tensor hidden = as_f32(in.hidden_states, "hidden_states");

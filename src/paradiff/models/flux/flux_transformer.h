@@ -11,6 +11,8 @@
 #include "paradiff/models/flux/flux_config.h"
 #include "paradiff/models/flux/flux_embeddings.h"
 #include "paradiff/parallel/attention_backend.h"
+#include "paradiff/parallel/context_parallel_plan.h"
+#include "paradiff/parallel/device_mesh.h"
 
 namespace paradiff::models::flux {
 
@@ -23,6 +25,10 @@ struct FluxTransformerInputs {
   Tensor img_ids;                // (S_img, A); a leading batch dim of 1 is accepted
   Tensor txt_ids;                // (S_txt, A); likewise
   Tensor guidance;               // (B), only for models with guidance_embeds
+
+  // By diffusers' argument names, for the context-parallel plan.
+  parallel::NamedTensors to_named() const;
+  static FluxTransformerInputs from_named(const parallel::NamedTensors& named);
 };
 
 class FluxTransformer2DModel {
@@ -51,6 +57,17 @@ class FluxTransformer2DModel {
 
   // Where attention runs (local by default; context parallelism installs its backend here).
   void set_attention_backend(std::shared_ptr<parallel::AttentionBackend> backend);
+
+  // diffusers' transformer.enable_parallelism(config): from now on forward() splits its inputs
+  // over the mesh's context-parallel group by the plan below, runs attention across the group,
+  // and returns the full gathered output on every rank of the group.
+  void enable_parallelism(std::shared_ptr<parallel::DeviceMesh> mesh);
+  bool parallelism_enabled() const { return mesh_ != nullptr; }
+
+  // The FLUX plan: hidden_states and encoder_hidden_states split along dim 1, img_ids and
+  // txt_ids along dim 0; pooled_projections, timestep and guidance replicated; `sample` gathered
+  // along dim 1.
+  static const parallel::ContextParallelPlan& context_parallel_plan();
   parallel::AttentionBackend& attention_backend() const { return *attention_; }
 
   // Checks every input's shape and dtype against the config; throws naming the input.
@@ -59,6 +76,9 @@ class FluxTransformer2DModel {
   Tensor forward(const FluxTransformerInputs& inputs) const;
 
  private:
+  // The forward on this rank's tokens (all of them without context parallelism).
+  Tensor forward_local(const FluxTransformerInputs& inputs) const;
+
   FluxTransformerConfig config_;
   DType compute_;
   kernels::Linear x_embedder_, context_embedder_;
@@ -67,6 +87,7 @@ class FluxTransformer2DModel {
   std::vector<FluxSingleTransformerBlock> single_transformer_blocks_;
   kernels::Linear norm_out_, proj_out_;  // AdaLayerNormContinuous: C -> 2C (scale, shift)
   std::shared_ptr<parallel::AttentionBackend> attention_;
+  std::shared_ptr<parallel::DeviceMesh> mesh_;
 };
 
 }  // namespace paradiff::models::flux

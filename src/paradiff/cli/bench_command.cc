@@ -1,0 +1,189 @@
+// paradiff bench: transformer forwards timed under every context-parallel backend the world size
+// allows, in the columns of diffusers' documented benchmark (CP Backend | Time / Iter (ms) |
+// Steps / Sec | Peak Memory (GB)) plus the bytes each rank sends per step and the share of the
+// step spent waiting on communication. One "iter" here is one transformer forward (one denoising
+// step). Run it as a world of one for the single-process row, and under mpirun for the rest
+// (scripts/paradiff-bench-cp runs both).
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <vector>
+
+#include "paradiff/cli/commands.h"
+#include "paradiff/core/logging.h"
+#include "paradiff/core/memory.h"
+#include "paradiff/core/threads.h"
+#include "paradiff/core/timer.h"
+#include "paradiff/models/flux/flux_transformer.h"
+
+namespace paradiff::cli {
+
+namespace {
+
+using models::flux::FluxTransformer2DModel;
+using models::flux::FluxTransformerConfig;
+using models::flux::FluxTransformerInputs;
+
+struct Options {
+  std::string model, dtype = "bf16", modes;
+  int64_t image_tokens = 4096, text_tokens = 256;
+  int64_t heads = 8, head_dim = 128, double_layers = 4, single_layers = 8, joint_dim = 4096;
+  int threads = 0, steps = 3;
+  bool header = true;
+};
+
+// Deterministic inputs shaped as FluxPipeline makes them.
+FluxTransformerInputs make_inputs(const FluxTransformerConfig& c, int64_t image, int64_t text) {
+  auto fill = [](const Shape& shape, uint64_t seed) {
+    Tensor t = Tensor::empty(shape, DType::F32);
+    uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      t.data<float>()[i] = static_cast<float>(x >> 40) / (1 << 24) - 0.5f;
+    }
+    return t;
+  };
+  FluxTransformerInputs in;
+  in.hidden_states = fill({1, image, c.in_channels}, 1);
+  in.encoder_hidden_states = fill({1, text, c.joint_attention_dim}, 2);
+  in.pooled_projections = fill({1, c.pooled_projection_dim}, 3);
+  in.timestep = Tensor::empty({1}, DType::F32);
+  in.timestep.data<float>()[0] = 0.5f;
+  in.txt_ids = Tensor::zeros({text, 3}, DType::F32);
+  in.img_ids = Tensor::zeros({image, 3}, DType::F32);
+  int64_t side = 1;
+  while ((side + 1) * (side + 1) <= image) ++side;
+  for (int64_t i = 0; i < image; ++i) {
+    in.img_ids.data<float>()[i * 3 + 1] = static_cast<float>(i / side);
+    in.img_ids.data<float>()[i * 3 + 2] = static_cast<float>(i % side);
+  }
+  if (c.guidance_embeds) {
+    in.guidance = Tensor::empty({1}, DType::F32);
+    in.guidance.data<float>()[0] = 3.5f;
+  }
+  return in;
+}
+
+// The backends this world size can run: every Ulysses x ring factorisation, each rotate method.
+std::vector<parallel::ContextParallelConfig> backends(int world) {
+  std::vector<parallel::ContextParallelConfig> out;
+  if (world == 1) return {parallel::ContextParallelConfig{}};
+  for (int u = world; u >= 1; --u) {
+    if (world % u) continue;
+    const int r = world / u;
+    if (r == 1) {
+      out.push_back({1, u, true, "p2p"});
+      continue;
+    }
+    for (const char* rotate : {"p2p", "alltoall", "allgather"}) out.push_back({r, u, true, rotate});
+  }
+  return out;
+}
+
+std::string row_name(const parallel::ContextParallelConfig& c, int world) {
+  return world == 1 ? "single process" : c.describe();
+}
+
+int run(const Options& o, dist::Communicator& world) {
+  const DType compute = parse_dtype(o.dtype);
+  if (o.threads > 0) set_num_threads(o.threads);
+  FluxTransformerConfig config;
+  if (!o.model.empty()) {
+    config = FluxTransformerConfig::load(o.model + "/config.json");
+  } else {
+    config.num_attention_heads = o.heads;
+    config.attention_head_dim = o.head_dim;
+    config.num_layers = o.double_layers;
+    config.num_single_layers = o.single_layers;
+    config.joint_attention_dim = o.joint_dim;
+    config.axes_dims_rope = {o.head_dim / 8, o.head_dim * 7 / 16, o.head_dim * 7 / 16};
+    config.validate("bench config");
+  }
+  const auto inputs = make_inputs(config, o.image_tokens, o.text_tokens);
+  const double flops = config.forward_flops(1, o.image_tokens, o.text_tokens);
+  const bool root = world.rank() == 0;
+  if (root && o.header) {
+    std::printf(
+        "model: %s, inner %lld, %lld double + %lld single blocks, %lld image + %lld text "
+        "tokens, %s compute, %d thread(s) per rank, %d rank(s); %.1f GFLOP per step\n",
+        o.model.empty() ? "random weights" : o.model.c_str(), (long long)config.inner_dim(),
+        (long long)config.num_layers, (long long)config.num_single_layers,
+        (long long)o.image_tokens, (long long)o.text_tokens,
+        std::string(dtype_name(compute)).c_str(), num_threads(), world.size(), flops / 1e9);
+    std::printf(
+        "| CP Backend | Time / Iter (ms) | Steps / Sec | Peak Memory (GB) | Sent / Rank / "
+        "Step (MB) | Comm Wait |\n|---|---|---|---|---|---|\n");
+    std::fflush(stdout);
+  }
+  const auto filter = o.modes;
+  for (const auto& cp : backends(world.size())) {
+    if (!filter.empty() &&
+        filter.find(cp.describe().substr(0, cp.describe().find(' '))) == std::string::npos)
+      continue;
+    reset_peak_bytes();
+    auto model = o.model.empty() ? FluxTransformer2DModel::with_random_weights(config, compute, 7)
+                                 : FluxTransformer2DModel::from_pretrained(o.model, compute);
+    std::shared_ptr<parallel::DeviceMesh> mesh;
+    if (world.size() > 1) {
+      mesh = std::make_shared<parallel::DeviceMesh>(world, cp);
+      model.enable_parallelism(mesh);
+    }
+    model.forward(inputs);  // warm-up
+    if (mesh) mesh->reset_comm_stats();
+    std::vector<double> ms;
+    for (int i = 0; i < o.steps; ++i) {
+      world.barrier();
+      Stopwatch sw;
+      model.forward(inputs);
+      ms.push_back(sw.milliseconds());
+    }
+    std::sort(ms.begin(), ms.end());
+    double median = ms[ms.size() / 2];
+    world.allreduce(&median, 1, dist::ReduceType::F64, dist::ReduceOp::Max);
+    int64_t peak = peak_bytes();
+    world.allreduce(&peak, 1, dist::ReduceType::I64, dist::ReduceOp::Max);
+    const auto stats = mesh ? mesh->comm_stats() : dist::CommStats{};
+    double sent = static_cast<double>(stats.bytes_sent) / o.steps;
+    double wait = stats.wait_seconds / o.steps;
+    world.allreduce(&sent, 1, dist::ReduceType::F64, dist::ReduceOp::Max);
+    world.allreduce(&wait, 1, dist::ReduceType::F64, dist::ReduceOp::Max);
+    if (root) {
+      std::printf("| %s | %.1f | %.3f | %.3f | %.1f | %.0f%% |\n",
+                  row_name(cp, world.size()).c_str(), median, 1000.0 / median, peak / 1e9,
+                  sent / 1e6, 100.0 * wait * 1e3 / median);
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app, Action& action) {
+  auto o = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand(
+      "bench", "Time transformer forwards under every context-parallel backend of this world");
+  cmd->add_option("--model", o->model, "diffusers transformer folder (default: random weights)");
+  cmd->add_option("--image-tokens", o->image_tokens, "image tokens ((H/16)·(W/16))")
+      ->capture_default_str();
+  cmd->add_option("--text-tokens", o->text_tokens, "text tokens")->capture_default_str();
+  cmd->add_option("--heads", o->heads, "random model: attention heads")->capture_default_str();
+  cmd->add_option("--head-dim", o->head_dim, "random model: head dim")->capture_default_str();
+  cmd->add_option("--double-layers", o->double_layers, "random model: double blocks")
+      ->capture_default_str();
+  cmd->add_option("--single-layers", o->single_layers, "random model: single blocks")
+      ->capture_default_str();
+  cmd->add_option("--joint-dim", o->joint_dim, "random model: joint_attention_dim")
+      ->capture_default_str();
+  cmd->add_option("--dtype", o->dtype, "compute precision: fp32 or bf16")->capture_default_str();
+  cmd->add_option("--threads", o->threads, "kernel threads per rank");
+  cmd->add_option("--steps", o->steps, "timed forwards per backend (median)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  cmd->add_option("--modes", o->modes, "only these backends, e.g. \"ulysses,ring\"");
+  cmd->add_flag("--no-header{false}", o->header, "print only the table rows");
+  cmd->callback(
+      [o, &action] { action = [o](dist::Communicator& world) { return run(*o, world); }; });
+}
+
+}  // namespace paradiff::cli

@@ -1,0 +1,47 @@
+#include "paradiff/parallel/parallel_config.h"
+
+#include "paradiff/core/error.h"
+
+namespace paradiff::parallel {
+
+RotateMethod parse_rotate_method(const std::string& name) {
+  if (name == "allgather") return RotateMethod::AllGather;
+  if (name == "alltoall") return RotateMethod::AllToAll;
+  if (name == "p2p") return RotateMethod::P2P;
+  throw Error(str_cat("rotate_method must be one of allgather, alltoall, p2p; got '", name, "'"));
+}
+
+const char* rotate_method_name(RotateMethod method) {
+  switch (method) {
+    case RotateMethod::AllGather:
+      return "allgather";
+    case RotateMethod::AllToAll:
+      return "alltoall";
+    case RotateMethod::P2P:
+      return "p2p";
+  }
+  return "?";
+}
+
+void ContextParallelConfig::validate(int world_size) const {
+  PARADIFF_CHECK(ring_degree > 1 || ulysses_degree > 1,
+                 "context parallelism needs ring_degree or ulysses_degree > 1 (got ring_degree=",
+                 ring_degree, ", ulysses_degree=", ulysses_degree, ")");
+  PARADIFF_CHECK(ring_degree >= 1, "ring_degree must be >= 1, got ", ring_degree);
+  PARADIFF_CHECK(ulysses_degree >= 1, "ulysses_degree must be >= 1, got ", ulysses_degree);
+  parse_rotate_method(rotate_method);
+  PARADIFF_CHECK(degree() <= world_size, "ring_degree x ulysses_degree = ", ring_degree, " x ",
+                 ulysses_degree, " = ", degree(), " exceeds the world size (", world_size,
+                 " processes)");
+  PARADIFF_CHECK(world_size % degree() == 0, "the world size (", world_size,
+                 " processes) is not a multiple of ring_degree x ulysses_degree = ", degree(),
+                 ": the world is split into data-parallel groups of that many processes");
+}
+
+std::string ContextParallelConfig::describe() const {
+  if (ring_degree == 1) return str_cat("ulysses ", ulysses_degree);
+  if (ulysses_degree == 1) return str_cat("ring ", ring_degree, " (", rotate_method, ")");
+  return str_cat("unified ", ring_degree, "x", ulysses_degree, " (", rotate_method, ")");
+}
+
+}  // namespace paradiff::parallel
