@@ -22,5 +22,6 @@ bool context_parallel_requested(const parallel::ContextParallelConfig& config);
 void add_transformer_forward_command(CLI::App& app, Action& action);
 void add_inspect_command(CLI::App& app, Action& action);
 void add_bench_command(CLI::App& app, Action& action);
+void add_compare_command(CLI::App& app, Action& action);
 
 }  // namespace paradiff::cli

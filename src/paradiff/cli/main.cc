@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
     paradiff::cli::add_transformer_forward_command(app, action);
     paradiff::cli::add_inspect_command(app, action);
     paradiff::cli::add_bench_command(app, action);
+    paradiff::cli::add_compare_command(app, action);
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
