@@ -7,10 +7,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "io/io_test_util.h"
 #include "paradiff/io/safetensors.h"
 #include "paradiff/io/safetensors_writer.h"
 #include "paradiff/models/flux/flux_transformer.h"
+#include "testing/temp_dir.h"
 #include "testing/test_util.h"
 
 namespace paradiff::models::flux {
