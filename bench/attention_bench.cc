@@ -1,0 +1,72 @@
+// Fused attention at a FLUX-like size, against limits measured in the same run: the oneDNN GEMM
+// rate for a GEMM of the same FLOPs and dtype, and the FMA-loop peak. Prints, never asserts.
+//
+//   attention FLOPs = 4 * B * H * S * S * D    (Q K^T and P V, 2 flops per multiply-add)
+//   reference GEMM  = (M x K) * (K x N) with M=4096, K=1024, N=2048: 2*M*K*N equals the attention
+//                     FLOPs at B=1, H=2, S=4096, D=128, in a shape where oneDNN is compute bound.
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <random>
+#include <string>
+
+#include "bench_util.h"
+#include "paradiff/core/tensor.h"
+#include "paradiff/kernels/attention.h"
+
+namespace {
+
+using paradiff::DType;
+using paradiff::Tensor;
+
+Tensor random_tensor(const paradiff::Shape& shape, DType dtype, std::mt19937& rng) {
+  Tensor f = Tensor::empty(shape, DType::F32);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  float* p = f.data<float>();
+  for (int64_t i = 0; i < f.numel(); ++i) p[i] = dist(rng);
+  return f.to(dtype);
+}
+
+}  // namespace
+
+int main() {
+  constexpr int64_t kB = 1, kH = 2, kS = 4096, kD = 128;
+  constexpr int64_t kM = 4096, kK = 1024, kN = 2048;
+  const double flops = 4.0 * kB * kH * kS * kS * kD;
+  static_assert(2 * kM * kK * kN == 4 * kB * kH * kS * kS * kD);
+
+  std::mt19937 rng(1234);
+  std::printf("attention B=%lld H=%lld Sq=Skv=%lld D=%lld: %.2f GFLOP per call\n",
+              static_cast<long long>(kB), static_cast<long long>(kH), static_cast<long long>(kS),
+              static_cast<long long>(kD), flops / 1e9);
+  std::printf("reference GEMM: oneDNN matmul M=%lld K=%lld N=%lld (same FLOPs, same dtype)\n\n",
+              static_cast<long long>(kM), static_cast<long long>(kK), static_cast<long long>(kN));
+  std::printf("%-5s %7s %9s %9s %10s %9s %10s %9s\n", "dtype", "threads", "ms", "GFLOP/s",
+              "GEMM GF/s", "vs GEMM", "peak GF/s", "vs peak");
+  for (DType dtype : {DType::F32, DType::BF16}) {
+    const paradiff::Shape shape{kB, kS, kH, kD};
+    const Tensor q = random_tensor(shape, dtype, rng);
+    const Tensor k = random_tensor(shape, dtype, rng);
+    const Tensor v = random_tensor(shape, dtype, rng);
+    Tensor out = Tensor::empty(shape, dtype);
+    Tensor lse = Tensor::empty({kB, kS, kH}, DType::F32);
+    for (int threads : {1, 2}) {
+      omp_set_num_threads(threads);
+      // The GEMM runs before and after the attention and the higher rate is the reference: on a
+      // shared machine that keeps the ratio conservative.
+      const double gemm_before = paradiff::bench::onednn_matmul_gflops(kM, kK, kN, dtype);
+      const double peak = paradiff::bench::fma_peak_gflops(dtype);
+      const double seconds = paradiff::bench::time_median(
+          [&] { paradiff::kernels::attention(q, k, v, out, &lse); }, 5, 1.0);
+      const double gemm =
+          std::max(gemm_before, paradiff::bench::onednn_matmul_gflops(kM, kK, kN, dtype));
+      const double gflops = flops / seconds / 1e9;
+      std::printf("%-5s %7d %9.2f %9.1f %10.1f %9.2f %10.1f %9.2f\n",
+                  std::string(paradiff::dtype_name(dtype)).c_str(), threads, seconds * 1e3, gflops,
+                  gemm, gflops / gemm, peak, gflops / peak);
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+}

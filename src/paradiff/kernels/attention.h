@@ -1,0 +1,30 @@
+// Fused scaled-dot-product attention (flash-style): softmax(scale * Q K^T) V computed tile by
+// tile with an online softmax, so the Sq x Skv score matrix never exists in memory. Also returns
+// the log-sum-exp of each query row, which is what ring attention needs to merge partial results
+// over K/V blocks (see attention_merge.h).
+#pragma once
+
+#include "paradiff/core/tensor.h"
+
+namespace paradiff::kernels {
+
+// q: (B, Sq, H, D); k, v: (B, Skv, H, D), Skv may differ from Sq. q, k and v are all F32 or all
+// BF16. out: preallocated (B, Sq, H, D), F32 or BF16 (the caller's choice), not overlapping q, k or
+// v. lse: optional, preallocated F32 (B, Sq, H); receives the natural-log log-sum-exp of the scaled
+// scores of each query row. scale: multiplies Q K^T; 0 means 1/sqrt(D); any other finite value
+// (negative too) is used as given.
+//
+// Non-causal, no mask. Skv == 0 is defined as an empty softmax: out = 0 and lse = -inf, the
+// identity element of merge_attention.
+//
+// Precision: F32 inputs compute in f32 throughout. BF16 inputs compute Q K^T and P V as bf16
+// products with f32 accumulation (P is rounded to bf16 for the P V product, as in flash
+// attention on accelerators); the softmax is f32.
+//
+// Threads: OpenMP over (batch, head, query tile), as many as omp_get_max_threads(). Scratch: a
+// packed copy of K and V for the heads in flight (as many heads as fit in 16 MiB, at least one)
+// plus a few tens of KiB per thread, all from allocate_bytes so that peak accounting sees it.
+void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
+               Tensor* lse = nullptr, float scale = 0.0f);
+
+}  // namespace paradiff::kernels
