@@ -46,6 +46,16 @@ double onednn_matmul_gflops(int64_t m, int64_t k, int64_t n, DType dtype) {
 }
 
 namespace {
+// Horizontal sum through memory: GCC 12's _mm512_reduce_add_ps trips -Wuninitialized (GCC bug
+// 105593), which -Werror turns into a build failure.
+float horizontal_sum(__m512 v) {
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, v);
+  float s = 0;
+  for (float x : lanes) s += x;
+  return s;
+}
+
 constexpr int kFmaIters = 10'000'000;
 // Independent accumulators: enough to cover the FMA latency on every pipe (24 of the 32 zmm).
 constexpr int kChains = 24;
@@ -59,7 +69,7 @@ __attribute__((noinline)) float fma_loop_f32() {
     for (int i = 0; i < kChains; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
   __m512 s = acc[0];
   for (int i = 1; i < kChains; ++i) s = _mm512_add_ps(s, acc[i]);
-  return _mm512_reduce_add_ps(s);
+  return horizontal_sum(s);
 }
 
 #if defined(__AVX512BF16__)
@@ -72,7 +82,7 @@ __attribute__((noinline)) float fma_loop_bf16() {
     for (int i = 0; i < kChains; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, a);
   __m512 s = acc[0];
   for (int i = 1; i < kChains; ++i) s = _mm512_add_ps(s, acc[i]);
-  return _mm512_reduce_add_ps(s);
+  return horizontal_sum(s);
 }
 #endif
 }  // namespace
