@@ -120,7 +120,6 @@ int run(const Options& o, dist::Communicator& world) {
     if (!filter.empty() &&
         filter.find(cp.describe().substr(0, cp.describe().find(' '))) == std::string::npos)
       continue;
-    reset_peak_bytes();
     auto model = o.model.empty() ? FluxTransformer2DModel::with_random_weights(config, compute, 7)
                                  : FluxTransformer2DModel::from_pretrained(o.model, compute);
     std::shared_ptr<parallel::DeviceMesh> mesh;
@@ -128,6 +127,9 @@ int run(const Options& o, dist::Communicator& world) {
       mesh = std::make_shared<parallel::DeviceMesh>(world, cp);
       model.enable_parallelism(mesh);
     }
+    // Peak from here on: the resident weights plus what the forwards allocate (load-time
+    // transients such as unconverted weights are not part of a step).
+    reset_peak_bytes();
     model.forward(inputs);  // warm-up
     if (mesh) mesh->reset_comm_stats();
     std::vector<double> ms;
