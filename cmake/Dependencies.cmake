@@ -36,3 +36,22 @@ endif()
 find_package(MPI COMPONENTS CXX QUIET)
 paradiff_require(MPI_CXX_FOUND "MPI (OpenMPI)" "libopenmpi-dev")
 find_program(MPIEXEC_EXECUTABLE NAMES mpirun mpiexec)
+
+# The text encoders' tokenizers: SentencePiece runs T5's spiece.model; ICU gives CLIP's
+# tokenizer its Unicode data (NFC, lowercase, letter/number/whitespace classes).
+find_library(SENTENCEPIECE_LIBRARY NAMES sentencepiece)
+find_path(SENTENCEPIECE_INCLUDE_DIR NAMES sentencepiece_processor.h)
+if(SENTENCEPIECE_LIBRARY AND SENTENCEPIECE_INCLUDE_DIR)
+  set(SENTENCEPIECE_FOUND TRUE)
+endif()
+paradiff_require(SENTENCEPIECE_FOUND "SentencePiece" "libsentencepiece-dev")
+add_library(SentencePiece::sentencepiece UNKNOWN IMPORTED)
+set_target_properties(SentencePiece::sentencepiece PROPERTIES
+                      IMPORTED_LOCATION ${SENTENCEPIECE_LIBRARY}
+                      INTERFACE_INCLUDE_DIRECTORIES ${SENTENCEPIECE_INCLUDE_DIR})
+
+find_package(ICU COMPONENTS uc data QUIET)
+paradiff_require(ICU_FOUND "ICU" "libicu-dev")
+
+find_package(PNG QUIET)
+paradiff_require(PNG_FOUND "libpng" "libpng-dev")

@@ -11,6 +11,7 @@ packages=(
   libcli11-dev                   # the command line
   libpng-dev                     # images
   libsentencepiece-dev           # T5 tokenizer
+  libicu-dev                     # CLIP tokenizer: Unicode classes, NFC, lowercasing
   libgtest-dev libgmock-dev      # tests
   libbenchmark-dev               # benchmarks
 )

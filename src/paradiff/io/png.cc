@@ -1,0 +1,91 @@
+#include "paradiff/io/png.h"
+
+#include <png.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+namespace paradiff {
+
+namespace {
+
+struct FileCloser {
+  void operator()(FILE* f) const { std::fclose(f); }
+};
+
+[[noreturn]] void png_error_handler(png_structp, png_const_charp message) {
+  throw Error(message);
+}
+void png_warning_handler(png_structp, png_const_charp) {}
+
+}  // namespace
+
+void write_png(const std::string& path, const Tensor& image) {
+  PARADIFF_CHECK(image.ndim() == 3 && image.dim(0) == 3, "write_png: image must be (3, H, W), got ",
+                 image.describe());
+  const Tensor img = image.dtype() == DType::F32 ? image : image.to(DType::F32);
+  const int64_t h = image.dim(1), w = image.dim(2);
+  std::vector<png_byte> rows(static_cast<size_t>(h * w * 3));
+  const float* p = img.data<float>();
+  for (int64_t y = 0; y < h; ++y)
+    for (int64_t x = 0; x < w; ++x)
+      for (int64_t c = 0; c < 3; ++c) {
+        float v = p[(c * h + y) * w + x];
+        v = std::isnan(v) ? 0.0f : std::min(1.0f, std::max(0.0f, v));
+        rows[(y * w + x) * 3 + c] = static_cast<png_byte>(std::nearbyint(v * 255.0f));
+      }
+  std::unique_ptr<FILE, FileCloser> file(std::fopen(path.c_str(), "wb"));
+  PARADIFF_CHECK(file != nullptr, path, ": cannot open for writing: ", std::strerror(errno));
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, png_error_handler,
+                                            png_warning_handler);
+  png_infop info = png_create_info_struct(png);
+  try {
+    png_init_io(png, file.get());
+    png_set_IHDR(png, info, static_cast<png_uint_32>(w), static_cast<png_uint_32>(h), 8,
+                 PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    for (int64_t y = 0; y < h; ++y) png_write_row(png, rows.data() + y * w * 3);
+    png_write_end(png, nullptr);
+  } catch (const Error& e) {
+    png_destroy_write_struct(&png, &info);
+    throw Error(str_cat(path, ": cannot write PNG: ", e.what()));
+  }
+  png_destroy_write_struct(&png, &info);
+  PARADIFF_CHECK(std::fflush(file.get()) == 0, path, ": write failed: ", std::strerror(errno));
+}
+
+Tensor read_png(const std::string& path) {
+  std::unique_ptr<FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
+  PARADIFF_CHECK(file != nullptr, path, ": cannot open: ", std::strerror(errno));
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, nullptr, png_error_handler,
+                                           png_warning_handler);
+  png_infop info = png_create_info_struct(png);
+  Tensor out;
+  try {
+    png_init_io(png, file.get());
+    png_read_png(png, info, PNG_TRANSFORM_STRIP_16 | PNG_TRANSFORM_PACKING | PNG_TRANSFORM_EXPAND,
+                 nullptr);
+    const int64_t w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+    const int channels = png_get_channels(png, info);
+    PARADIFF_CHECK(channels == 3 || channels == 4, "expected RGB or RGBA, got ", channels,
+                   " channels");
+    png_bytepp rows = png_get_rows(png, info);
+    out = Tensor::empty({3, h, w}, DType::F32);
+    float* p = out.data<float>();
+    for (int64_t y = 0; y < h; ++y)
+      for (int64_t x = 0; x < w; ++x)
+        for (int64_t c = 0; c < 3; ++c) p[(c * h + y) * w + x] = rows[y][x * channels + c] / 255.0f;
+  } catch (const Error& e) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    throw Error(str_cat(path, ": cannot read PNG: ", e.what()));
+  }
+  png_destroy_read_struct(&png, &info, nullptr);
+  return out;
+}
+
+}  // namespace paradiff
