@@ -65,6 +65,10 @@ class Communicator {
   // Ends every process of the job at once with `message` on stderr; never returns.
   [[noreturn]] virtual void abort(const std::string& message, int code) = 0;
 
+  // True when a helper thread may drive requests (test/wait) while the calling thread computes,
+  // one thread in MPI at a time (MPI_THREAD_SERIALIZED or better).
+  virtual bool allows_progress_thread() const { return false; }
+
   // Counters for this communicator (not its parent or children).
   virtual CommStats stats() const = 0;
   virtual void reset_stats() = 0;

@@ -25,8 +25,9 @@ DistributedRuntime::DistributedRuntime(int* argc, char*** argv) : mpi_(launched_
     return;
   }
   int provided = 0;
-  // Only the main thread talks to MPI; OpenMP threads never do.
-  check_mpi(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+  // One thread in MPI at a time: the main thread, or ring attention's progress thread while the
+  // main thread computes (OpenMP threads never call MPI).
+  check_mpi(MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread");
   world_ = std::make_unique<MpiCommunicator>(MPI_COMM_WORLD);
   if (world_->size() > 1) set_log_rank(world_->rank());
 }

@@ -33,6 +33,7 @@ class MpiCommunicator : public Communicator {
   std::unique_ptr<Request> isend(const void* data, size_t bytes, int dest, int tag) override;
   std::unique_ptr<Request> irecv(void* data, size_t bytes, int source, int tag) override;
   [[noreturn]] void abort(const std::string& message, int code) override;
+  bool allows_progress_thread() const override;
   CommStats stats() const override { return *stats_; }
   void reset_stats() override { *stats_ = {}; }
 

@@ -1,7 +1,11 @@
 #include "paradiff/parallel/ring_attention.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <thread>
 
 #include "paradiff/kernels/attention.h"
 #include "paradiff/kernels/attention_merge.h"
@@ -13,6 +17,31 @@ namespace {
 // Query chunks per block while a transfer is in flight: each boundary is a chance for MPI to
 // progress the rendezvous protocol of large messages.
 constexpr int64_t kProgressChunks = 4;
+
+// Drives requests from a helper thread while the calling thread computes: shared-memory
+// transports copy large messages in fragments, and only MPI calls move them along, so without
+// this the transfer would mostly happen in the final wait. Stops (and joins) on destruction;
+// the calling thread must make no MPI call while it runs.
+class ProgressThread {
+ public:
+  explicit ProgressThread(std::vector<dist::Request*> requests)
+      : thread_([this, requests] {
+          bool done = false;
+          while (!done && !stop_.load(std::memory_order_relaxed)) {
+            done = true;
+            for (dist::Request* r : requests) done = r->test() && done;
+            if (!done) std::this_thread::sleep_for(std::chrono::microseconds(20));
+          }
+        }) {}
+  ~ProgressThread() {
+    stop_ = true;
+    thread_.join();
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
 
 // [k; v] of `tokens` rows each, as one buffer that travels in one message.
 Tensor pack_kv(const Tensor& k, const Tensor& v) {
@@ -108,8 +137,13 @@ void RingAttention::attend(const Tensor& q, const Tensor& k, const Tensor& v, Te
         // Receive first, then send: both in flight while this block computes.
         auto recv = ring_.irecv(incoming.raw_data(), incoming.nbytes(), prev, step);
         auto send = ring_.isend(current.raw_data(), current.nbytes(), next, step);
-        accumulate(q, current, tokens_[block_of(step)], step == 0, acc, acc_lse,
-                   {recv.get(), send.get()});
+        if (progress_thread_) {
+          ProgressThread progress({recv.get(), send.get()});
+          accumulate(q, current, tokens_[block_of(step)], step == 0, acc, acc_lse, {});
+        } else {
+          accumulate(q, current, tokens_[block_of(step)], step == 0, acc, acc_lse,
+                     {recv.get(), send.get()});
+        }
         send->wait();
         recv->wait();
       } else {

@@ -2,8 +2,9 @@
 // K/V block in turn (its own first), merging the partial (out, log-sum-exp) pairs in the stable
 // sigmoid form. Three ways to move the blocks (RotateMethod): allgather once, a blocking ring
 // shift per step, or p2p — the next block's non-blocking receive (and the current block's send)
-// in flight while the current block computes, double-buffered, with MPI progressed between query
-// chunks so the transfer really overlaps.
+// in flight while the current block computes, double-buffered, with MPI progressed by a helper
+// thread (or, where MPI allows no such thread, between query chunks) so the transfer really
+// overlaps.
 #pragma once
 
 #include <vector>
@@ -34,6 +35,7 @@ class RingAttention {
   std::vector<int64_t> tokens_;
   RotateMethod method_;
   bool convert_to_fp32_;
+  bool progress_thread_ = false;  // p2p: drive transfers from a helper thread while computing
 };
 
 }  // namespace paradiff::parallel
