@@ -1,7 +1,8 @@
 #include "paradiff/core/memory.h"
 
-#include <atomic>
 #include <malloc.h>
+
+#include <atomic>
 
 #include <cstdlib>
 #include <new>

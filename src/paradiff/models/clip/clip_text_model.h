@@ -1,0 +1,61 @@
+// CLIPTextModel as transformers defines it, for FluxPipeline's `text_encoder`: token + position
+// embeddings, pre-LayerNorm encoder layers with causal self-attention and an MLP, a final
+// LayerNorm, and the pooled output (the hidden state at the EOS position), which is what FLUX
+// takes from CLIP (`pooled_prompt_embeds`).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "paradiff/kernels/linear.h"
+#include "paradiff/models/clip/clip_text_config.h"
+#include "paradiff/models/module_loader.h"
+
+namespace paradiff::models::clip {
+
+struct CLIPTextModelOutput {
+  Tensor last_hidden_state;  // (B, S, hidden_size) F32, after final_layer_norm
+  Tensor pooler_output;      // (B, hidden_size) F32
+};
+
+// One encoder layer's parameters ("encoder.layers.N").
+struct CLIPEncoderLayer {
+  // LayerNorm weight and bias as layer_norm_modulate takes them: scale = weight - 1, shift = bias,
+  // each (1, hidden) F32.
+  Tensor layer_norm1_scale, layer_norm1_shift, layer_norm2_scale, layer_norm2_shift;
+  kernels::Linear q_proj, k_proj, v_proj, out_proj, fc1, fc2;
+};
+
+class CLIPTextModel {
+ public:
+  // compute (the loader's): F32, or BF16 (GEMM and attention inputs in bf16; LayerNorm statistics,
+  // softmax and the residual stream in fp32). `prefix` is prepended to every checkpoint name
+  // ("text_model." in checkpoints saved before transformers 5, "" after). Checks that the source
+  // holds nothing else (an old checkpoint's "embeddings.position_ids" buffer is accepted).
+  CLIPTextModel(const CLIPTextConfig& config, ModuleLoader& loader, const std::string& prefix = "");
+
+  // A transformers folder (FluxPipeline's text_encoder/): config.json and model.safetensors
+  // (single or sharded), names with or without the "text_model." prefix.
+  static CLIPTextModel from_pretrained(const std::string& folder, DType compute);
+  static CLIPTextModel with_random_weights(const CLIPTextConfig& config, DType compute,
+                                           uint64_t seed);
+
+  const CLIPTextConfig& config() const { return config_; }
+  DType compute_dtype() const { return compute_; }
+
+  // input_ids: I64 (B, S) with 1 <= S <= max_position_embeddings and every id in
+  // [0, vocab_size). No attention mask, as FluxPipeline passes none. The pooled row is the first
+  // EOS position (config.eos_token_id; none: position 0), or with the legacy eos_token_id 2 the
+  // position of the largest id, exactly as transformers picks it.
+  CLIPTextModelOutput forward(const Tensor& input_ids) const;
+
+ private:
+  CLIPTextConfig config_;
+  DType compute_;
+  Tensor token_embedding_;     // (vocab, hidden) in the compute dtype
+  Tensor position_embedding_;  // (max_positions, hidden) F32
+  std::vector<CLIPEncoderLayer> layers_;
+  Tensor final_scale_, final_shift_;  // final_layer_norm as (1, hidden) scale and shift
+};
+
+}  // namespace paradiff::models::clip

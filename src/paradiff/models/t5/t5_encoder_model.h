@@ -1,0 +1,61 @@
+// T5EncoderModel as transformers defines it, for FluxPipeline's `text_encoder_2`: the shared token
+// embedding, layers of (RMS "T5LayerNorm", self-attention without 1/√d scaling plus the relative
+// position bias of layer 0 shared by all layers, RMS norm, feed-forward), a final RMS norm.
+// FluxPipeline passes no attention mask, so padding tokens are attended to like any other; so
+// here.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "paradiff/kernels/linear.h"
+#include "paradiff/models/module_loader.h"
+#include "paradiff/models/t5/t5_config.h"
+
+namespace paradiff::models::t5 {
+
+// One block's parameters ("encoder.block.N").
+struct T5Block {
+  Tensor attention_norm;  // layer.0.layer_norm.weight (d_model) F32
+  kernels::Linear q, k, v, o;
+  Tensor ff_norm;                  // layer.1.layer_norm.weight
+  kernels::Linear wi, wi_0, wi_1;  // wi (plain) or wi_0 / wi_1 (gated)
+  kernels::Linear wo;
+};
+
+class T5EncoderModel {
+ public:
+  // compute (the loader's): F32, or BF16 (GEMM and attention inputs in bf16; norms, softmax and
+  // the residual stream in fp32). transformers keeps `wo` in fp32 only for fp16, not bf16, so
+  // nothing is special here. `embedding` names the token embedding: "shared.weight", or
+  // "encoder.embed_tokens.weight" (its tied twin) in checkpoints without it.
+  T5EncoderModel(const T5Config& config, ModuleLoader& loader,
+                 const std::string& embedding = "shared.weight");
+
+  // A transformers folder (FluxPipeline's text_encoder_2/): config.json and model.safetensors or
+  // model.safetensors.index.json with its shards. When both embedding names exist, shared.weight
+  // is used (their shapes must agree); a full T5 checkpoint's decoder tensors and lm_head.weight
+  // are ignored, as transformers' T5EncoderModel ignores them.
+  static T5EncoderModel from_pretrained(const std::string& folder, DType compute);
+  static T5EncoderModel with_random_weights(const T5Config& config, DType compute, uint64_t seed);
+
+  const T5Config& config() const { return config_; }
+  DType compute_dtype() const { return compute_; }
+
+  // The relative position bias (num_heads, S, S) F32 for S tokens, as every layer adds it.
+  Tensor position_bias(int64_t seq_len) const;
+
+  // input_ids: I64 (B, S), S >= 1, ids in [0, vocab_size). Returns last_hidden_state:
+  // (B, S, d_model) F32 (FluxPipeline's prompt_embeds).
+  Tensor forward(const Tensor& input_ids) const;
+
+ private:
+  T5Config config_;
+  DType compute_;
+  Tensor shared_;                   // (vocab, d_model) in the compute dtype
+  Tensor relative_attention_bias_;  // (num_buckets, num_heads) F32
+  std::vector<T5Block> blocks_;
+  Tensor final_layer_norm_;
+};
+
+}  // namespace paradiff::models::t5
