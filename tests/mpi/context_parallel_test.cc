@@ -7,8 +7,10 @@
 #include <cstdio>
 
 #include "mpi_world.h"
+#include "paradiff/dist/tensor_broadcast.h"
 #include "paradiff/io/safetensors.h"
 #include "paradiff/models/flux/flux_transformer.h"
+#include "paradiff/pipeline/flux_pipeline.h"
 #include "testing/test_util.h"
 
 namespace paradiff {
@@ -137,6 +139,33 @@ TEST_P(ContextParallel, FewerTextTokensThanRanks) {
   const auto in = random_inputs(c, 1, 9, 1, rng);  // one text token: some ranks hold none
   auto model = FluxTransformer2DModel::with_random_weights(c, DType::F32, rng());
   expect_equal_to_single_process(model, in, 1e-5, "one text token");
+}
+
+// The whole pipeline under context parallelism: the final latents of diffusers' tiny pipeline
+// fixture (tests/fixtures/flux_pipeline) within 1e-3, prompt encoded by rank 0 and broadcast.
+TEST_P(ContextParallel, PipelineFinalLatentsMatchDiffusers) {
+  const pipeline::FluxPipeline pipe(testing::source_path("tests/fixtures/flux_pipeline/tiny"),
+                                    DType::F32);
+  pipeline::GenerationOptions o;
+  o.height = 64, o.width = 48, o.num_inference_steps = 3, o.guidance_scale = 3.5f;
+  o.max_sequence_length = 16, o.seed = 0;
+  o = pipe.resolve(o);
+  auto mesh = this->mesh();
+  pipeline::PromptEmbeds embeds;
+  if (mesh->context_parallel().rank() == 0)
+    embeds = pipe.encode_prompt({"a large red circle at the top left on a white background"},
+                                o.max_sequence_length);
+  dist::broadcast_tensor(mesh->context_parallel(), embeds.prompt_embeds, 0);
+  dist::broadcast_tensor(mesh->context_parallel(), embeds.pooled_prompt_embeds, 0);
+  const Tensor latents = pipe.denoise(embeds, pipe.prepare_latents(o), o, mesh);
+  const auto expected = SafetensorsFile::open(
+      testing::source_path("tests/fixtures/flux_pipeline/expected.safetensors"));
+  const double err =
+      testing::relative_error(latents, expected.read("case0.final_latents", DType::F32));
+  if (testing::world().rank() == 0)
+    std::printf("  pipeline under %s: final latents relative error %.3g\n",
+                GetParam().describe().c_str(), err);
+  EXPECT_LE(err, 1e-3);
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, ContextParallel, ::testing::ValuesIn(configs_for_world()),
