@@ -42,9 +42,9 @@ sanitize: deps
 bench: build
 	@for b in $(BUILD_DIR)/bench/*_bench; do echo "== $$b"; $$b || exit 1; done
 
+# The main job: text to image on 2 processes (Ulysses) with the bundled model -> out/demo.png.
 demo: build
-	@echo "paradiff demo: the text-to-image pipeline is not built yet (see README.md)."
-	@echo "The engine's foundation is in place: run 'make test' and 'make bench'."
+	scripts/demo.sh
 
 # libFuzzer on the safetensors header parser (not part of `make test`); FUZZ_SECONDS bounds it.
 fuzz:

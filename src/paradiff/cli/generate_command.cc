@@ -3,6 +3,8 @@
 // share the prompts between them with split_between_processes semantics. In each group the
 // prompt is encoded once (by the group's first rank) and the embeddings broadcast, every rank
 // starts from the same latents, and only the first rank decodes and writes the image.
+#include <unistd.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -106,13 +108,15 @@ int run(const Options& o, dist::Communicator& world) {
 
     stage.restart();
     const bool report = root && !o.quiet;
+    const bool tty = isatty(fileno(stderr)) != 0;
     auto progress = [&](int64_t step, int64_t steps, double elapsed) {
       if (!report) return;
       const double per = elapsed / step;
-      std::fprintf(stderr, "\rprompt %lld: step %lld/%lld  %.2f s/it  elapsed %.1f s  ETA %.1f s ",
-                   static_cast<long long>(index), static_cast<long long>(step),
-                   static_cast<long long>(steps), per, elapsed, per * (steps - step));
-      if (step == steps) std::fprintf(stderr, "\n");
+      // One line rewritten in place on a terminal; a line per step in a log.
+      std::fprintf(stderr, "%sprompt %lld: step %lld/%lld  %.2f s/it  elapsed %.1f s  ETA %.1f s%s",
+                   tty ? "\r" : "", static_cast<long long>(index), static_cast<long long>(step),
+                   static_cast<long long>(steps), per, elapsed, per * (steps - step),
+                   tty && step < steps ? " " : "\n");
     };
     const Tensor latents = pipe.denoise(embeds, pipe.prepare_latents(gen), gen, mesh, progress);
     denoise_s += stage.seconds();
