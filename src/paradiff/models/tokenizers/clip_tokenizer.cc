@@ -180,7 +180,18 @@ std::string CLIPTokenizer::decode(const std::vector<int64_t>& ids, bool skip_spe
   }
   std::u32string text = decode_utf8_lossy(bytes);
   // transformers' CLIPTokenizer.decode: every "</w>" becomes a space, then strip().
-  for (size_t at; (at = text.find(U"</w>")) != std::u32string::npos;) text.replace(at, 4, U" ");
+  // (Rebuilt rather than replace()d in place: GCC 12 reports a false -Wrestrict on the latter.)
+  std::u32string spaced;
+  spaced.reserve(text.size());
+  for (size_t i = 0; i < text.size();) {
+    if (text.compare(i, 4, U"</w>") == 0) {
+      spaced.push_back(U' ');
+      i += 4;
+    } else {
+      spaced.push_back(text[i++]);
+    }
+  }
+  text = std::move(spaced);
   size_t begin = 0, end = text.size();
   while (begin < end && is_whitespace(text[begin])) ++begin;
   while (end > begin && is_whitespace(text[end - 1])) --end;
