@@ -97,41 +97,53 @@ int run(const Options& o, dist::Communicator& world) {
   Stopwatch total;
   double encode_s = 0, denoise_s = 0, decode_s = 0;
   int64_t steps_done = 0;
-  for (size_t k = 0; k < mine.size(); ++k) {
-    const int64_t index = mine[k];
+  // This group's prompts go through each stage as one batch, so every model loads once.
+  if (!mine.empty()) {
+    std::vector<std::string> batch;
+    for (int64_t index : mine) batch.push_back(prompts[index]);
+    const int64_t b = static_cast<int64_t>(batch.size());
     Stopwatch stage;
     pipeline::PromptEmbeds embeds;
-    if (group_rank == 0) embeds = pipe.encode_prompt({prompts[index]}, gen.max_sequence_length);
+    if (group_rank == 0) embeds = pipe.encode_prompt(batch, gen.max_sequence_length);
     dist::broadcast_tensor(group_world, embeds.prompt_embeds, 0);
     dist::broadcast_tensor(group_world, embeds.pooled_prompt_embeds, 0);
-    encode_s += stage.seconds();
+    encode_s = stage.seconds();
 
     stage.restart();
     const bool report = root && !o.quiet;
     const bool tty = isatty(fileno(stderr)) != 0;
+    const std::string label =
+        b == 1 ? str_cat("prompt ", mine[0]) : str_cat("prompts ", mine.front(), "-", mine.back());
     auto progress = [&](int64_t step, int64_t steps, double elapsed) {
       if (!report) return;
       const double per = elapsed / step;
       // One line rewritten in place on a terminal; a line per step in a log.
-      std::fprintf(stderr, "%sprompt %lld: step %lld/%lld  %.2f s/it  elapsed %.1f s  ETA %.1f s%s",
-                   tty ? "\r" : "", static_cast<long long>(index), static_cast<long long>(step),
+      std::fprintf(stderr, "%s%s: step %lld/%lld  %.2f s/it  elapsed %.1f s  ETA %.1f s%s",
+                   tty ? "\r" : "", label.c_str(), static_cast<long long>(step),
                    static_cast<long long>(steps), per, elapsed, per * (steps - step),
                    tty && step < steps ? " " : "\n");
     };
-    const Tensor latents = pipe.denoise(embeds, pipe.prepare_latents(gen), gen, mesh, progress);
-    denoise_s += stage.seconds();
-    steps_done += gen.num_inference_steps;
+    // Every prompt starts from the seed's latents, as one diffusers call per prompt would.
+    const Tensor start = pipe.prepare_latents(gen);
+    const Tensor latents =
+        pipe.denoise(embeds, concat(std::vector<Tensor>(b, start), 0), gen, mesh, progress);
+    denoise_s = stage.seconds();
+    steps_done = gen.num_inference_steps;
 
     stage.restart();
-    if (group_rank == 0 && static_cast<int64_t>(k) < real) {
-      if (!o.save_latents.empty())
-        write_safetensors(output_path(o.save_latents, index, prompts.size()),
-                          {{"latents", latents}});
-      const std::string path = output_path(o.output, index, prompts.size());
-      write_png(path, pipe.decode(latents, gen).select(0));
-      log_info("wrote ", path);
+    if (group_rank == 0 && real > 0) {
+      const Tensor images = pipe.decode(latents.slice(0, real), gen);
+      for (int64_t k = 0; k < real; ++k) {
+        const size_t index = static_cast<size_t>(mine[k]);
+        if (!o.save_latents.empty())
+          write_safetensors(output_path(o.save_latents, index, prompts.size()),
+                            {{"latents", latents.slice(k, 1)}});
+        const std::string path = output_path(o.output, index, prompts.size());
+        write_png(path, images.select(k));
+        log_info("wrote ", path);
+      }
     }
-    decode_s += stage.seconds();
+    decode_s = stage.seconds();
   }
   int64_t peak = peak_bytes();
   world.allreduce(&peak, 1, dist::ReduceType::I64, dist::ReduceOp::Max);
