@@ -17,20 +17,6 @@ std::string fixture(const std::string& name) {
   return testing::source_path("tests/fixtures/flux_transformer/" + name);
 }
 
-FluxTransformerInputs load_inputs(const std::string& path) {
-  const auto file = SafetensorsFile::open(path);
-  auto get = [&](const char* name) {
-    return file.contains(name) ? file.read(name, DType::F32) : Tensor();
-  };
-  return {get("hidden_states"),
-          get("encoder_hidden_states"),
-          get("pooled_projections"),
-          get("timestep"),
-          get("img_ids"),
-          get("txt_ids"),
-          get("guidance")};
-}
-
 Tensor expected_sample(const std::string& dir) {
   return SafetensorsFile::open(dir + "/output.safetensors").read("sample", DType::F32);
 }
@@ -39,7 +25,7 @@ class FluxFixtureTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(FluxFixtureTest, MatchesDiffusersInF32AndBf16) {
   const std::string dir = fixture(GetParam());
-  const FluxTransformerInputs inputs = load_inputs(dir + "/inputs.safetensors");
+  const FluxTransformerInputs inputs = FluxTransformerInputs::load(dir + "/inputs.safetensors");
   const Tensor expected = expected_sample(dir);
   for (DType compute : {DType::F32, DType::BF16}) {
     const auto model = FluxTransformer2DModel::from_pretrained(dir + "/transformer", compute);
@@ -60,7 +46,7 @@ INSTANTIATE_TEST_SUITE_P(Diffusers, FluxFixtureTest,
 TEST(FluxTransformer, BlackForestLabsSingleFileMatchesDiffusers) {
   const std::string dir = fixture("bf16_weights_bfl");
   const auto config = FluxTransformerConfig::load(dir + "/transformer/config.json");
-  const FluxTransformerInputs inputs = load_inputs(dir + "/inputs.safetensors");
+  const FluxTransformerInputs inputs = FluxTransformerInputs::load(dir + "/inputs.safetensors");
   const Tensor expected = expected_sample(dir);
   for (DType compute : {DType::F32, DType::BF16}) {
     const auto model = FluxTransformer2DModel::from_single_file(dir + "/bfl/flux-bfl.safetensors",

@@ -41,20 +41,6 @@ std::string config_name(const ::testing::TestParamInfo<ContextParallelConfig>& i
                  c.convert_to_fp32 ? "" : "_nofp32");
 }
 
-FluxTransformerInputs load_inputs(const std::string& path) {
-  const auto file = SafetensorsFile::open(path);
-  auto get = [&](const char* name) {
-    return file.contains(name) ? file.read(name, DType::F32) : Tensor();
-  };
-  return {get("hidden_states"),
-          get("encoder_hidden_states"),
-          get("pooled_projections"),
-          get("timestep"),
-          get("img_ids"),
-          get("txt_ids"),
-          get("guidance")};
-}
-
 // Random inputs for a config, the same on every rank (one shared seed).
 FluxTransformerInputs random_inputs(const FluxTransformerConfig& c, int64_t batch, int64_t image,
                                     int64_t text, std::mt19937_64& rng) {
@@ -100,7 +86,8 @@ TEST_P(ContextParallel, DiffusersFixturesMatchSingleProcess) {
        {"tiny_noguidance", "guidance_batch2", "in64_outnull", "nonzero_ids", "bf16_weights_bfl"}) {
     const std::string dir = testing::source_path(str_cat("tests/fixtures/flux_transformer/", name));
     auto model = FluxTransformer2DModel::from_pretrained(dir + "/transformer", DType::F32);
-    expect_equal_to_single_process(model, load_inputs(dir + "/inputs.safetensors"), 1e-5, name);
+    expect_equal_to_single_process(model, FluxTransformerInputs::load(dir + "/inputs.safetensors"),
+                                   1e-5, name);
   }
 }
 

@@ -55,17 +55,7 @@ int run(const Options& o, dist::Communicator& world) {
                    o.cp.degree(), ") must equal the number of processes (", world.size(), ")");
   }
   // Open the inputs before the (slow) model load so that a bad file fails fast.
-  const auto file = SafetensorsFile::open(o.inputs);
-  auto get = [&](const char* name) {
-    return file.contains(name) ? file.read(name, DType::F32) : Tensor();
-  };
-  models::flux::FluxTransformerInputs in{get("hidden_states"),
-                                         get("encoder_hidden_states"),
-                                         get("pooled_projections"),
-                                         get("timestep"),
-                                         get("img_ids"),
-                                         get("txt_ids"),
-                                         get("guidance")};
+  const auto in = models::flux::FluxTransformerInputs::load(o.inputs);
   const std::filesystem::path out_dir = std::filesystem::absolute(o.output).parent_path();
   PARADIFF_CHECK(std::filesystem::is_directory(out_dir), "--output '", o.output, "': the folder '",
                  out_dir.string(), "' does not exist");

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "paradiff/core/logging.h"
+#include "paradiff/io/safetensors.h"
 #include "paradiff/kernels/activations.h"
 #include "paradiff/kernels/layer_norm.h"
 #include "paradiff/models/flux/flux_bfl_checkpoint.h"
@@ -141,6 +142,15 @@ FluxTransformerInputs FluxTransformerInputs::from_named(const parallel::NamedTen
           get("img_ids"),
           get("txt_ids"),
           get("guidance")};
+}
+
+FluxTransformerInputs FluxTransformerInputs::load(const std::string& safetensors_path) {
+  const auto file = SafetensorsFile::open(safetensors_path);
+  parallel::NamedTensors named;
+  for (const char* name : {"hidden_states", "encoder_hidden_states", "pooled_projections",
+                           "timestep", "img_ids", "txt_ids", "guidance"})
+    if (file.contains(name)) named[name] = file.read(name, DType::F32);
+  return from_named(named);
 }
 
 const parallel::ContextParallelPlan& FluxTransformer2DModel::context_parallel_plan() {

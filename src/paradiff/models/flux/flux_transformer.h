@@ -26,6 +26,10 @@ struct FluxTransformerInputs {
   Tensor txt_ids;                // (S_txt, A); likewise
   Tensor guidance;               // (B), only for models with guidance_embeds
 
+  // The inputs stored in a safetensors file under these names (read as F32; absent ones stay
+  // undefined), as `paradiff transformer-forward --inputs` takes them.
+  static FluxTransformerInputs load(const std::string& safetensors_path);
+
   // By diffusers' argument names, for the context-parallel plan.
   parallel::NamedTensors to_named() const;
   static FluxTransformerInputs from_named(const parallel::NamedTensors& named);
