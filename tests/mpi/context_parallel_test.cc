@@ -113,6 +113,19 @@ TEST_P(ContextParallel, RandomModelWithUnevenTokensAndHeadsMatchesSingleProcess)
   }
 }
 
+TEST_P(ContextParallel, ParallelConfigAtLoadTimeEqualsEnableParallelism) {
+  const std::string dir = testing::source_path("tests/fixtures/flux_transformer/guidance_batch2");
+  const auto in = FluxTransformerInputs::load(dir + "/inputs.safetensors");
+  auto single = FluxTransformer2DModel::from_pretrained(dir + "/transformer", DType::F32);
+  const Tensor reference = single.forward(in);
+  auto loaded = FluxTransformer2DModel::from_pretrained(
+      dir + "/transformer", DType::F32, parallel::ParallelConfig{GetParam()}, testing::world());
+  EXPECT_TRUE(loaded.parallelism_enabled());
+  EXPECT_LE(testing::relative_error(loaded.forward(in), reference), 1e-5);
+  single.enable_parallelism(GetParam(), testing::world());
+  EXPECT_LE(testing::relative_error(single.forward(in), reference), 1e-5);
+}
+
 TEST_P(ContextParallel, FewerTextTokensThanRanks) {
   auto rng = testing::make_rng();
   FluxTransformerConfig c;

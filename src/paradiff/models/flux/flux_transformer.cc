@@ -160,6 +160,22 @@ const parallel::ContextParallelPlan& FluxTransformer2DModel::context_parallel_pl
   return plan;
 }
 
+FluxTransformer2DModel FluxTransformer2DModel::from_pretrained(
+    const std::string& folder, DType compute, const parallel::ParallelConfig& parallel_config,
+    dist::Communicator& world) {
+  std::shared_ptr<parallel::DeviceMesh> mesh;
+  if (parallel_config.context_parallel_config)
+    mesh = std::make_shared<parallel::DeviceMesh>(world, *parallel_config.context_parallel_config);
+  auto model = from_pretrained(folder, compute);
+  if (mesh) model.enable_parallelism(std::move(mesh));
+  return model;
+}
+
+void FluxTransformer2DModel::enable_parallelism(const parallel::ContextParallelConfig& config,
+                                                dist::Communicator& world) {
+  enable_parallelism(std::make_shared<parallel::DeviceMesh>(world, config));
+}
+
 void FluxTransformer2DModel::enable_parallelism(std::shared_ptr<parallel::DeviceMesh> mesh) {
   PARADIFF_CHECK(mesh != nullptr, "enable_parallelism needs a device mesh");
   attention_ = std::make_shared<parallel::ContextParallelAttention>(*mesh);

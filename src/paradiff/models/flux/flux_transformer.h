@@ -46,6 +46,11 @@ class FluxTransformer2DModel {
   // A diffusers folder: config.json and diffusion_pytorch_model[.safetensors | -*.safetensors
   // with .index.json].
   static FluxTransformer2DModel from_pretrained(const std::string& folder, DType compute);
+  // The same with diffusers' `parallel_config=` at load time: the config is validated against
+  // the world before any weight is read, then the model is loaded with parallelism enabled.
+  static FluxTransformer2DModel from_pretrained(const std::string& folder, DType compute,
+                                                const parallel::ParallelConfig& parallel_config,
+                                                dist::Communicator& world);
   // An original Black Forest Labs checkpoint (fused qkv, linear1, final layer halves swapped);
   // the config comes from a diffusers config.json.
   static FluxTransformer2DModel from_single_file(const std::string& checkpoint,
@@ -66,6 +71,8 @@ class FluxTransformer2DModel {
   // over the mesh's context-parallel group by the plan below, runs attention across the group,
   // and returns the full gathered output on every rank of the group.
   void enable_parallelism(std::shared_ptr<parallel::DeviceMesh> mesh);
+  // The same from a config, building the mesh over `world` (collective: every rank calls it).
+  void enable_parallelism(const parallel::ContextParallelConfig& config, dist::Communicator& world);
   bool parallelism_enabled() const { return mesh_ != nullptr; }
 
   // The FLUX plan: hidden_states and encoder_hidden_states split along dim 1, img_ids and
