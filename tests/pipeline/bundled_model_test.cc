@@ -84,6 +84,8 @@ TEST(BundledModel, DrawsTheColourAndPlaceThePromptAsksFor) {
   const Case cases[] = {
       {"a large red circle at the top left on a white background", 0, "red", true, true},
       {"a large blue square at the bottom right on a white background", 1, "blue", false, false},
+      {"a large red triangle at the top right on a light blue background", 7, "red", true, false},
+      {"a large purple star at the top left on a light blue background", 12, "purple", true, true},
   };
   const FluxPipeline pipe(folder, DType::F32);
   for (const Case& c : cases) {

@@ -7,7 +7,7 @@ mpirun with 2 ranks (Ulysses and ring); `paradiff compare` prints the relative e
 above --tolerance. Run by hand with the tools venv; never part of the build or the tests.
 
     .venv-tools/bin/python tools/compare_diffusers/compare_tiny_flux_pipeline.py \
-        [--model models/tiny-flux-shapes] [--paradiff build/paradiff] [--steps 20] [--seed 0]
+        [--model models/tiny-flux-shapes] [--paradiff build/paradiff] [--steps 28] [--seed 0]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=os.path.join(REPO, "models", "tiny-flux-shapes"))
     ap.add_argument("--paradiff", default=os.path.join(REPO, "build", "paradiff"))
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=28)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--max-sequence-length", type=int, default=32)
