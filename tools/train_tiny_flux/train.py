@@ -464,7 +464,7 @@ def stage_transformer(a):
         noise = torch.randn(x0.shape, generator=gen)
         # timesteps: a mix of uniform (a.t_uniform of the batch) and logit-normal(0, 1). Pure
         # logit-normal (SD3/FLUX) almost never draws s > 0.9, where the layout (which colour goes
-        # where) is decided; a first run with it learned clean denoising but poor layouts.
+        # where) is decided; a first run with it learned the backgrounds but poor layouts.
         u_ln = torch.sigmoid(torch.randn(B, generator=gen))
         u_un = torch.rand(B, generator=gen)
         u = torch.where(torch.rand(B, generator=gen) < a.t_uniform, u_un, u_ln)
