@@ -191,6 +191,11 @@ def render(scene: Scene, image_size: int = 256, supersample: int = 2,
     return np.asarray(img, dtype=np.uint8)
 
 
+def foreground_mask(image: np.ndarray, bg_rgb: tuple[int, int, int]) -> np.ndarray:
+    """(H, W) bool: pixels of an (H, W, 3) uint8 render that differ from the background colour."""
+    return np.abs(image.astype(np.int16) - np.array(bg_rgb, np.int16)).sum(-1) > 0
+
+
 def caption_words() -> list[str]:
     """Every word any caption can contain (used to build the tokenizers)."""
     words = {"a", "an", "at", "the", "on", "in", "with", "and", "background"}

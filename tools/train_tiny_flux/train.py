@@ -219,8 +219,7 @@ def vae_batch(seed: int, step: int, crop: int, bs: int) -> tuple[torch.Tensor, t
         else:
             y, x = (int(v) for v in rng.integers(0, IMAGE_SIZE - crop + 1, size=2))
         out[i] = img[y:y + crop, x:x + crop]
-        fg = np.abs(out[i].astype(np.int16) - np.array(bg, np.int16)).sum(-1) > 0
-        wts[i, 0] = 1.0 + FG_WEIGHT * fg
+        wts[i, 0] = 1.0 + FG_WEIGHT * shapes.foreground_mask(out[i], bg)
     return to_tensor(out), torch.from_numpy(wts)
 
 
@@ -398,8 +397,9 @@ def token_foreground(a, n: int) -> torch.Tensor:
     fg = torch.empty(n, g * g)
     for i in range(n):
         sc = dataset_scene(a.seed, i)
-        img = shapes.render(sc, IMAGE_SIZE, supersample=1).astype(np.int16)
-        m = (np.abs(img - np.array(shapes.BACKGROUNDS[sc.background], np.int16)).sum(-1) > 0)
+        # without supersampling (the latents' renders had it): a mask this coarse does not need it
+        m = shapes.foreground_mask(shapes.render(sc, IMAGE_SIZE, supersample=1),
+                                   shapes.BACKGROUNDS[sc.background])
         fg[i] = torch.from_numpy(m.reshape(g, 16, g, 16).mean(axis=(1, 3)).reshape(-1).astype(np.float32))
     torch.save(fg, path)
     log(f"token foreground masks for {n} scenes in {time.time() - t0:.0f}s (mean {fg.mean():.3f})")

@@ -85,7 +85,7 @@ std::string row_name(const parallel::ContextParallelConfig& c, int world) {
 }
 
 int run(const Options& o, dist::Communicator& world) {
-  const DType compute = parse_dtype(o.dtype);
+  const DType compute = compute_dtype(o.dtype);
   if (o.threads > 0) set_num_threads(o.threads);
   FluxTransformerConfig config;
   if (!o.model.empty()) {

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 
+#include "paradiff/core/dtype.h"
 #include "paradiff/dist/communicator.h"
 #include "paradiff/parallel/parallel_config.h"
 
@@ -17,6 +18,11 @@ using Action = std::function<int(dist::Communicator& world)>;
 // ContextParallelConfig fields); both degrees 1 (the default) means no context parallelism.
 void add_context_parallel_options(CLI::App& cmd, parallel::ContextParallelConfig& config);
 bool context_parallel_requested(const parallel::ContextParallelConfig& config);
+
+// --dtype's value as a compute precision: fp32 or bf16, anything else a clear error.
+DType compute_dtype(const std::string& dtype);
+// Fails (naming the value) when the folder --output would be written to does not exist.
+void check_output_folder(const std::string& output);
 
 // Each adds a subcommand to `app` and sets `action` when that subcommand is chosen.
 void add_transformer_forward_command(CLI::App& app, Action& action);

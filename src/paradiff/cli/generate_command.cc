@@ -57,9 +57,7 @@ std::string output_path(const std::string& output, size_t index, size_t count) {
 }
 
 int run(const Options& o, dist::Communicator& world) {
-  const DType compute = parse_dtype(o.dtype);
-  PARADIFF_CHECK(compute == DType::F32 || compute == DType::BF16,
-                 "--dtype must be fp32 or bf16, got '", o.dtype, "'");
+  const DType compute = compute_dtype(o.dtype);
   if (o.threads > 0) set_num_threads(o.threads);
   const bool root = world.rank() == 0;
   if (o.quiet) set_log_level(LogLevel::Warning);
@@ -81,9 +79,7 @@ int run(const Options& o, dist::Communicator& world) {
     group_comm = world.split(world.rank(), 0);  // a group of one
   }
   dist::Communicator& group_world = use_cp ? mesh->context_parallel() : *group_comm;
-  const fs::path out_dir = fs::absolute(o.output).parent_path();
-  PARADIFF_CHECK(fs::is_directory(out_dir), "--output '", o.output, "': the folder '",
-                 out_dir.string(), "' does not exist");
+  check_output_folder(o.output);
   const pipeline::FluxPipeline pipe(o.model, compute);
   const pipeline::GenerationOptions gen = pipe.resolve(o.gen);
   if (root)

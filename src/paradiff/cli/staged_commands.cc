@@ -4,7 +4,6 @@
 //   paradiff denoise        (transformer + scheduler)    -> latents (output_type="latent")
 //   paradiff decode         (VAE)                        -> PNG
 #include <cstdio>
-#include <filesystem>
 
 #include "paradiff/cli/commands.h"
 #include "paradiff/core/logging.h"
@@ -43,13 +42,9 @@ void add_size(CLI::App& cmd, Common& c) {
 
 // Checks and prepares what every stage shares; returns the pipeline.
 pipeline::FluxPipeline open(const Common& c) {
-  const DType compute = parse_dtype(c.dtype);
-  PARADIFF_CHECK(compute == DType::F32 || compute == DType::BF16,
-                 "--dtype must be fp32 or bf16, got '", c.dtype, "'");
+  const DType compute = compute_dtype(c.dtype);
   if (c.threads > 0) set_num_threads(c.threads);
-  const auto dir = std::filesystem::absolute(c.output).parent_path();
-  PARADIFF_CHECK(std::filesystem::is_directory(dir), "--output '", c.output, "': the folder '",
-                 dir.string(), "' does not exist");
+  check_output_folder(c.output);
   return pipeline::FluxPipeline(c.model, compute);
 }
 

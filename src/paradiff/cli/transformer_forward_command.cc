@@ -42,9 +42,7 @@ models::flux::FluxTransformer2DModel load_model(const Options& o, DType compute)
 }
 
 int run(const Options& o, dist::Communicator& world) {
-  const DType compute = parse_dtype(o.dtype);
-  PARADIFF_CHECK(compute == DType::F32 || compute == DType::BF16,
-                 "--dtype must be fp32 or bf16, got '", o.dtype, "'");
+  const DType compute = compute_dtype(o.dtype);
   if (o.threads > 0) set_num_threads(o.threads);
   // Check the parallel config before any heavy work; every rank checks the same thing.
   std::shared_ptr<parallel::DeviceMesh> mesh;
@@ -56,9 +54,7 @@ int run(const Options& o, dist::Communicator& world) {
   }
   // Open the inputs before the (slow) model load so that a bad file fails fast.
   const auto in = models::flux::FluxTransformerInputs::load(o.inputs);
-  const std::filesystem::path out_dir = std::filesystem::absolute(o.output).parent_path();
-  PARADIFF_CHECK(std::filesystem::is_directory(out_dir), "--output '", o.output, "': the folder '",
-                 out_dir.string(), "' does not exist");
+  check_output_folder(o.output);
 
   Stopwatch load;
   const auto model = load_model(o, compute);
