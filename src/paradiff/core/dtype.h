@@ -67,22 +67,7 @@ struct dtype_of<int64_t> {
   static constexpr DType value = DType::I64;
 };
 
-// Calls fn with a value of the C++ element type for the runtime tag: the one place where a
-// runtime dtype becomes a template parameter.
-template <typename Fn>
-decltype(auto) dispatch_dtype(DType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DType::F32:
-      return fn(float{});
-    case DType::BF16:
-      return fn(bf16{});
-    case DType::F16:
-      return fn(f16{});
-    case DType::I64:
-      return fn(int64_t{});
-  }
-  __builtin_unreachable();
-}
+// dispatch_dtype (a runtime dtype as a template parameter) is in core/dispatch.h.
 
 // Scalar conversion through float/int64 for any pair of element types.
 template <typename T>

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "paradiff/core/memory.h"
+#include "paradiff/core/allocator.h"
 
 #if defined(__AVX512F__) && defined(__AVX512BF16__)
 #include <immintrin.h>
@@ -10,30 +10,33 @@
 
 namespace paradiff {
 
-Tensor Tensor::empty(const Shape& shape, DType dtype) {
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   Tensor t;
   const size_t bytes = static_cast<size_t>(shape.numel()) * dtype_size(dtype);
-  auto storage = allocate_bytes(bytes);
+  auto storage = allocator(device).allocate(bytes);
   t.data_ = storage.get();
   t.owner_ = std::move(storage);
   t.shape_ = shape;
   t.dtype_ = dtype;
+  t.device_ = device;
   return t;
 }
 
-Tensor Tensor::zeros(const Shape& shape, DType dtype) {
-  Tensor t = empty(shape, dtype);
+Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
+  Tensor t = empty(shape, dtype, device);
+  t.check_cpu("zeros");
   std::memset(t.data_, 0, t.nbytes());
   return t;
 }
 
 Tensor Tensor::from_external(void* data, const Shape& shape, DType dtype,
-                             std::shared_ptr<const void> owner) {
+                             std::shared_ptr<const void> owner, Device device) {
   Tensor t;
   t.data_ = data;
   t.owner_ = std::move(owner);
   t.shape_ = shape;
   t.dtype_ = dtype;
+  t.device_ = device;
   return t;
 }
 
@@ -67,6 +70,7 @@ Tensor Tensor::narrow(int dim, int64_t start, int64_t length) const {
     t.shape_ = shape;
     return t;
   }
+  check_cpu("narrow (a copy here)");
   Tensor out = empty(shape, dtype_);
   const size_t row = static_cast<size_t>(length * inner) * dtype_size(dtype_);
   const auto* src = static_cast<const std::byte*>(data_);
@@ -87,6 +91,7 @@ Tensor concat(const std::vector<Tensor>& parts, int dim) {
   Shape shape = first.shape();
   int64_t total = 0;
   for (const Tensor& p : parts) {
+    PARADIFF_CHECK(p.device().is_cpu(), "concat: ", p.describe(), " is not on the cpu");
     Shape probe = p.shape();
     PARADIFF_CHECK(p.dtype() == first.dtype() && probe.ndim() == shape.ndim(),
                    "concat: ", p.describe(), " does not match ", first.describe());
@@ -150,6 +155,7 @@ Tensor Tensor::reshape(const Shape& shape) const {
 }
 
 Tensor Tensor::to(DType dtype) const {
+  check_cpu("to");
   Tensor t = empty(shape_, dtype);
   t.copy_from(*this);
   return t;
@@ -158,6 +164,8 @@ Tensor Tensor::to(DType dtype) const {
 void Tensor::copy_from(const Tensor& src) {
   PARADIFF_CHECK(src.shape() == shape_, "copy from ", src.describe(), " into ", describe(),
                  ": shapes differ");
+  check_cpu("copy_from");
+  src.check_cpu("copy_from");
   if (src.dtype() == dtype_) {
     std::memcpy(data_, src.raw_data(), nbytes());
     return;
@@ -178,17 +186,25 @@ void Tensor::expect_dtype(DType dtype, const std::string& what) const {
 }
 
 std::string Tensor::describe() const {
-  return str_cat(dtype_name(dtype_), shape_.to_string());
+  if (device_.is_cpu()) return str_cat(dtype_name(dtype_), shape_.to_string());
+  return str_cat(dtype_name(dtype_), shape_.to_string(), " on ", device_name(device_));
 }
 
 void Tensor::check_dtype(DType want) const {
   PARADIFF_CHECK(want == dtype_, "tensor ", describe(), " accessed as ", dtype_name(want));
 }
 
+void Tensor::check_cpu(const char* what) const {
+  PARADIFF_CHECK(device_.is_cpu(), what, ": ", describe(),
+                 " is not on the cpu (no other device has a backend in this build)");
+}
+
 Tensor copy_columns(const Tensor& matrix, int64_t start, int64_t count) {
   PARADIFF_CHECK(matrix.ndim() == 2, "copy_columns needs a 2-D tensor, got ", matrix.describe());
   PARADIFF_CHECK(start >= 0 && count >= 0 && start + count <= matrix.dim(1), "columns [", start,
                  ", ", start + count, ") out of range for ", matrix.describe());
+  PARADIFF_CHECK(matrix.device().is_cpu(), "copy_columns: ", matrix.describe(),
+                 " is not on the cpu");
   const int64_t rows = matrix.dim(0), cols = matrix.dim(1);
   const size_t elem = dtype_size(matrix.dtype());
   Tensor out = Tensor::empty({rows, count}, matrix.dtype());

@@ -1,7 +1,9 @@
-// Tensor: a shape, a dtype and contiguous row-major storage (64-byte aligned when allocated
-// here). Copies are cheap and share storage; views (slices along the leading dim, select,
-// reshape) share it too. Storage comes either from allocate_bytes() (accounted in peak bytes)
-// or from an external owner such as a memory-mapped file.
+// Tensor: a shape, a dtype, a device and contiguous row-major storage (64-byte aligned when
+// allocated here). Copies are cheap and share storage; views (slices along the leading dim,
+// select, reshape) share it too. Storage comes either from the device's allocator (accounted in
+// its peak bytes; the CPU's is allocate_bytes()) or from an external owner such as a
+// memory-mapped file. Every tensor is on the CPU today; the element-wise host operations below
+// (to, copy_from, concat, ...) refuse any other device.
 #pragma once
 
 #include <cstddef>
@@ -10,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "paradiff/core/device.h"
+#include "paradiff/core/dispatch.h"  // so that every user of tensors can dispatch on their dtype
 #include "paradiff/core/dtype.h"
 #include "paradiff/core/error.h"
 #include "paradiff/core/shape.h"
@@ -20,16 +24,18 @@ class Tensor {
  public:
   Tensor() = default;  // undefined: defined() is false
 
-  // Uninitialised storage.
-  static Tensor empty(const Shape& shape, DType dtype);
-  static Tensor zeros(const Shape& shape, DType dtype);
-  // Wraps memory owned elsewhere; `owner` keeps it alive for as long as any view exists.
+  // Uninitialised storage from the device's allocator.
+  static Tensor empty(const Shape& shape, DType dtype, Device device = Device::cpu());
+  static Tensor zeros(const Shape& shape, DType dtype, Device device = Device::cpu());
+  // Wraps memory owned elsewhere, on `device`; `owner` keeps it alive for as long as any view
+  // exists.
   static Tensor from_external(void* data, const Shape& shape, DType dtype,
-                              std::shared_ptr<const void> owner);
+                              std::shared_ptr<const void> owner, Device device = Device::cpu());
 
   bool defined() const { return data_ != nullptr || shape_.ndim() > 0; }
   const Shape& shape() const { return shape_; }
   DType dtype() const { return dtype_; }
+  Device device() const { return device_; }
   int ndim() const { return shape_.ndim(); }
   int64_t dim(int i) const { return shape_[i]; }
   int64_t numel() const { return shape_.numel(); }
@@ -62,6 +68,8 @@ class Tensor {
 
   // A fresh copy in `dtype` (a plain copy when the dtype is the same).
   Tensor to(DType dtype) const;
+  // This tensor when it already has `dtype` (no copy, shares storage), else to(dtype).
+  Tensor as(DType dtype) const { return dtype == dtype_ ? *this : to(dtype); }
   Tensor clone() const { return to(dtype_); }
   // Copies `src` (same shape, any floating dtype) into this tensor's storage, converting.
   void copy_from(const Tensor& src);
@@ -69,15 +77,18 @@ class Tensor {
   // Throws a clear error unless the tensor has this shape / dtype; `what` names the tensor.
   void expect_shape(const Shape& shape, const std::string& what) const;
   void expect_dtype(DType dtype, const std::string& what) const;
-  std::string describe() const;  // "f32[2, 77, 64]"
+  std::string describe() const;  // "f32[2, 77, 64]"; "f32[2, 77, 64] on cuda:0" off the CPU
 
  private:
   void check_dtype(DType want) const;
+  // Throws unless the tensor is on the CPU: `what` names the host operation.
+  void check_cpu(const char* what) const;
 
   std::shared_ptr<const void> owner_;
   void* data_ = nullptr;
   Shape shape_;
   DType dtype_ = DType::F32;
+  Device device_ = Device::cpu();
 };
 
 // Concatenation along `dim` of tensors equal in every other dim and in dtype.
