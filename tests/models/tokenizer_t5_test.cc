@@ -135,7 +135,7 @@ class T5BadInput : public ::testing::Test {
 TEST_F(T5BadInput, MissingOrDamagedModel) {
   expect_load_error(dir_.file("nowhere"), "does not exist or is not a directory");
   fs::remove(folder_ + "/spiece.model");
-  expect_load_error(folder_, "has no spiece.model");
+  expect_load_error(folder_, "has neither tokenizer.json nor spiece.model");
   write("spiece.model", "this is not a SentencePiece model");
   expect_load_error(folder_, "spiece.model: cannot load the SentencePiece model");
   write("spiece.model", "");

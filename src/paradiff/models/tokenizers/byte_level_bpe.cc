@@ -48,43 +48,63 @@ int unicode_to_byte(char32_t c) {
   return -1;
 }
 
-BytePairEncoding BytePairEncoding::load(const std::string& vocab_json,
-                                        const std::string& merges_txt,
-                                        const std::string& end_of_word_suffix,
-                                        const std::string& unk_token) {
-  BytePairEncoding bpe;
-  {
-    const JsonConfig vocab = JsonConfig::load(vocab_json);
-    const nlohmann::json& root = vocab.root();
-    PARADIFF_CHECK(!root.empty(), vocab_json, ": the vocabulary is empty");
-    bpe.vocab_.reserve(root.size());
-    for (const auto& [token, id] : root.items()) {
-      PARADIFF_CHECK(id.is_number_integer() && id.get<int64_t>() >= 0 &&
-                         id.get<int64_t>() < (int64_t{1} << 31),
-                     vocab_json, ": the id of token ", json_excerpt(nlohmann::json(token)),
-                     " must be an integer in [0, 2^31), got ", json_excerpt(id));
-      const auto i = static_cast<int32_t>(id.get<int64_t>());
-      bpe.vocab_.emplace(token, i);
-      if (static_cast<size_t>(i) >= bpe.id_to_token_.size()) {
-        bpe.id_to_token_.resize(static_cast<size_t>(i) + 1);
-        bpe.id_used_.resize(static_cast<size_t>(i) + 1, false);
-      }
-      if (!bpe.id_used_[i]) bpe.id_to_token_[i] = token, bpe.id_used_[i] = true;
+void BytePairEncoding::set_vocab(const nlohmann::json& root, const std::string& where) {
+  PARADIFF_CHECK(root.is_object(), where, ": the vocabulary must be a JSON object, got ",
+                 json_excerpt(root));
+  PARADIFF_CHECK(!root.empty(), where, ": the vocabulary is empty");
+  vocab_.reserve(root.size());
+  for (const auto& [token, id] : root.items()) {
+    PARADIFF_CHECK(
+        id.is_number_integer() && id.get<int64_t>() >= 0 && id.get<int64_t>() < (int64_t{1} << 31),
+        where, ": the id of token ", json_excerpt(nlohmann::json(token)),
+        " must be an integer in [0, 2^31), got ", json_excerpt(id));
+    const auto i = static_cast<int32_t>(id.get<int64_t>());
+    vocab_.emplace(token, i);
+    if (static_cast<size_t>(i) >= id_to_token_.size()) {
+      // Ids need not be dense; an absurd one would make this table huge, so cap it by the count.
+      PARADIFF_CHECK(static_cast<size_t>(i) < root.size() + (size_t{1} << 20), where, ": token ",
+                     json_excerpt(nlohmann::json(token)), " has id ", i,
+                     ", far beyond the vocabulary's ", root.size(), " tokens");
+      id_to_token_.resize(static_cast<size_t>(i) + 1);
+      id_used_.resize(static_cast<size_t>(i) + 1, false);
     }
+    if (!id_used_[i]) id_to_token_[i] = token, id_used_[i] = true;
   }
+}
+
+void BytePairEncoding::set_symbols(const BpeOptions& options, const std::string& where) {
   for (int b = 0; b < 256; ++b) {
     std::string s;
     append_utf8(byte_to_unicode(static_cast<uint8_t>(b)), s);
-    bpe.byte_id_[b] = static_cast<int32_t>(bpe.token_to_id(s));
-    bpe.byte_end_id_[b] = static_cast<int32_t>(bpe.token_to_id(s + end_of_word_suffix));
+    byte_id_[b] = static_cast<int32_t>(token_to_id(s));
+    byte_end_id_[b] = static_cast<int32_t>(token_to_id(s + options.end_of_word_suffix));
   }
-  bpe.unk_id_ = static_cast<int32_t>(bpe.token_to_id(unk_token));
-  PARADIFF_CHECK(bpe.unk_id_ >= 0, vocab_json, ": the unknown token '", unk_token,
-                 "' is not in the vocabulary");
+  if (options.unk_token) {
+    unk_id_ = static_cast<int32_t>(token_to_id(*options.unk_token));
+    PARADIFF_CHECK(unk_id_ >= 0, where, ": the unknown token '", *options.unk_token,
+                   "' is not in the vocabulary");
+  }
+}
+
+void BytePairEncoding::add_merge(std::string_view left, std::string_view right,
+                                 const std::string& where, const std::string& vocab_name) {
+  const std::string merged = std::string(left) + std::string(right);
+  for (std::string_view part : {left, right, std::string_view(merged)})
+    PARADIFF_CHECK(token_to_id(part) >= 0, where, ": token ",
+                   json_excerpt(nlohmann::json(std::string(part))), " is not in ", vocab_name);
+  // A pair listed twice keeps its last rank, as the reference's hash map does.
+  merges_[pair_key(token_to_id(left), token_to_id(right))] =
+      Merge{next_rank_++, static_cast<int32_t>(token_to_id(merged))};
+}
+
+BytePairEncoding BytePairEncoding::load(const std::string& vocab_json,
+                                        const std::string& merges_txt, const BpeOptions& options) {
+  BytePairEncoding bpe;
+  bpe.set_vocab(JsonConfig::load(vocab_json).root(), vocab_json);
+  bpe.set_symbols(options, vocab_json);
 
   const std::string text = read_text_file(merges_txt);
   size_t pos = 0;
-  int32_t rank = 0;
   for (int64_t line_no = 1; pos < text.size(); ++line_no) {
     size_t end = text.find('\n', pos);
     if (end == std::string::npos) end = text.size();
@@ -99,14 +119,38 @@ BytePairEncoding BytePairEncoding::load(const std::string& vocab_json,
     PARADIFF_CHECK(two_parts, merges_txt, ": line ", line_no,
                    ": expected two tokens separated by one space, got ",
                    json_excerpt(nlohmann::json(std::string(line))));
-    const std::string_view left = line.substr(0, space), right = line.substr(space + 1);
-    const std::string merged = std::string(left) + std::string(right);
-    for (std::string_view part : {left, right, std::string_view(merged)})
-      PARADIFF_CHECK(bpe.token_to_id(part) >= 0, merges_txt, ": line ", line_no, ": token ",
-                     json_excerpt(nlohmann::json(std::string(part))), " is not in ", vocab_json);
-    // A pair listed twice keeps its last rank, as the reference's hash map does.
-    bpe.merges_[pair_key(bpe.token_to_id(left), bpe.token_to_id(right))] =
-        Merge{rank++, static_cast<int32_t>(bpe.token_to_id(merged))};
+    bpe.add_merge(line.substr(0, space), line.substr(space + 1),
+                  str_cat(merges_txt, ": line ", line_no), vocab_json);
+  }
+  return bpe;
+}
+
+BytePairEncoding BytePairEncoding::from_json(const nlohmann::json& vocab,
+                                             const nlohmann::json& merges,
+                                             const BpeOptions& options, const std::string& where) {
+  BytePairEncoding bpe;
+  bpe.set_vocab(vocab, where + ": model.vocab");
+  bpe.set_symbols(options, where + ": model.vocab");
+  PARADIFF_CHECK(merges.is_array(), where, ": model.merges must be a list, got ",
+                 json_excerpt(merges));
+  for (size_t i = 0; i < merges.size(); ++i) {
+    const nlohmann::json& m = merges[i];
+    const std::string at = str_cat(where, ": model.merges[", i, "]");
+    if (m.is_string()) {
+      // Older files: "left right", split at the first space as transformers does.
+      const std::string& s = m.get_ref<const std::string&>();
+      const size_t space = s.find(' ');
+      PARADIFF_CHECK(space != std::string::npos && space > 0 && space + 1 < s.size() &&
+                         s.find(' ', space + 1) == std::string::npos,
+                     at, ": expected two tokens separated by one space, got ", json_excerpt(m));
+      bpe.add_merge(std::string_view(s).substr(0, space), std::string_view(s).substr(space + 1), at,
+                    "model.vocab");
+    } else {
+      PARADIFF_CHECK(m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string(), at,
+                     ": expected a pair of token strings, got ", json_excerpt(m));
+      bpe.add_merge(m[0].get_ref<const std::string&>(), m[1].get_ref<const std::string&>(), at,
+                    "model.vocab");
+    }
   }
   return bpe;
 }
@@ -122,18 +166,23 @@ const std::string* BytePairEncoding::id_to_token(int64_t id) const {
 }
 
 void BytePairEncoding::encode_word(std::string_view word, std::vector<int64_t>& out) const {
-  const auto n = static_cast<int32_t>(word.size());
-  if (n == 0) return;
+  if (word.empty()) return;
   struct Symbol {
     int32_t id, prev, next;
     bool alive;
   };
-  std::vector<Symbol> symbols(static_cast<size_t>(n));
-  for (int32_t i = 0; i < n; ++i) {
+  std::vector<Symbol> symbols;
+  symbols.reserve(word.size());
+  for (size_t i = 0; i < word.size(); ++i) {
     const auto b = static_cast<uint8_t>(word[i]);
-    const int32_t id = i + 1 == n ? byte_end_id_[b] : byte_id_[b];
-    symbols[i] = {id >= 0 ? id : unk_id_, i - 1, i + 1 < n ? i + 1 : -1, true};
+    int32_t id = i + 1 == word.size() ? byte_end_id_[b] : byte_id_[b];
+    if (id < 0) id = unk_id_;
+    if (id < 0) continue;  // no unknown token: the character is dropped
+    symbols.push_back({id, static_cast<int32_t>(symbols.size()) - 1, -1, true});
   }
+  const auto n = static_cast<int32_t>(symbols.size());
+  if (n == 0) return;
+  for (int32_t i = 0; i + 1 < n; ++i) symbols[i].next = i + 1;
   struct Candidate {
     int32_t rank, pos, new_id;
     // priority_queue pops the largest: invert so that the lowest rank, then leftmost, comes first.

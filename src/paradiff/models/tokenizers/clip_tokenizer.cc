@@ -6,6 +6,7 @@
 #include "paradiff/core/error.h"
 #include "paradiff/core/logging.h"
 #include "paradiff/models/tokenizers/tokenizer_folder.h"
+#include "paradiff/models/tokenizers/tokenizer_json.h"
 #include "paradiff/models/tokenizers/unicode_text.h"
 
 namespace paradiff::models::tokenizers {
@@ -34,16 +35,23 @@ bool is_other(char32_t c) {
 
 CLIPTokenizer CLIPTokenizer::from_pretrained(const std::string& folder) {
   const TokenizerFolder f = TokenizerFolder::read(folder);
-  for (const char* name : {"vocab.json", "merges.txt"})
-    PARADIFF_CHECK(std::filesystem::exists(f.file(name)), "CLIP tokenizer folder '", folder,
-                   "' has no ", name, " (it needs vocab.json and merges.txt)");
   CLIPTokenizer t;
   const std::string bos = f.bos_token.value_or("<|startoftext|>");
   const std::string eos = f.eos_token.value_or("<|endoftext|>");
   const std::string unk = f.unk_token.value_or("<|endoftext|>");
   const std::string pad = f.pad_token.value_or("<|endoftext|>");
-  t.bpe_ = std::make_shared<const BytePairEncoding>(
-      BytePairEncoding::load(f.file("vocab.json"), f.file("merges.txt"), "</w>", unk));
+  // transformers' CLIPTokenizer passes its own suffix and unknown token, whatever the file says.
+  const BpeOptions options{"</w>", unk};
+  const bool from_json = f.tokenizer_json && f.tokenizer_json->has("model");
+  if (from_json) {
+    t.bpe_ = read_tokenizer_json(*f.tokenizer_json, "CLIPTokenizer", "BPE", options).bpe;
+  } else {
+    for (const char* name : {"vocab.json", "merges.txt"})
+      PARADIFF_CHECK(std::filesystem::exists(f.file(name)), "CLIP tokenizer folder '", folder,
+                     "' has no ", name, " (it needs tokenizer.json, or vocab.json and merges.txt)");
+    t.bpe_ = std::make_shared<const BytePairEncoding>(
+        BytePairEncoding::load(f.file("vocab.json"), f.file("merges.txt"), options));
+  }
 
   // The listed added tokens, then the special tokens transformers adds when they are missing.
   std::vector<AddedToken> added = f.added_tokens.value_or(std::vector<AddedToken>{});
@@ -52,8 +60,9 @@ CLIPTokenizer CLIPTokenizer::from_pretrained(const std::string& folder) {
                                     [&](const AddedToken& a) { return a.content == *special; });
     if (listed) continue;
     const int64_t id = t.bpe_->token_to_id(*special);
-    PARADIFF_CHECK(id >= 0, folder, ": special token '", *special,
-                   "' is neither in vocab.json nor among the added tokens");
+    PARADIFF_CHECK(id >= 0, folder, ": special token '", *special, "' is neither in ",
+                   from_json ? "tokenizer.json's model.vocab" : "vocab.json",
+                   " nor among the added tokens");
     added.push_back(AddedToken{*special, id, true, false, false, false});
   }
   t.added_ = AddedVocabulary(std::move(added), normalize);

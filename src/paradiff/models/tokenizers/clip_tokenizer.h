@@ -1,9 +1,11 @@
-// CLIPTokenizer as transformers (5.x) defines it: byte-level BPE over vocab.json + merges.txt
-// with "</w>" word ends, the text normalized by NFC, whitespace runs -> one space, lowercase
-// (transformers 5 has only this tokenizers-backed CLIPTokenizer; the old Python one, with its
-// optional ftfy cleanup, is gone), split into words by CLIP's pattern
+// CLIPTokenizer as transformers (5.x) defines it: byte-level BPE with "</w>" word ends, the text
+// normalized by NFC, whitespace runs -> one space, lowercase (transformers 5 has only this
+// tokenizers-backed CLIPTokenizer; the old Python one, with its optional ftfy cleanup, is gone),
+// split into words by CLIP's pattern
 //   <|startoftext|>|<|endoftext|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+
-// (whitespace between matches dropped), then BOS + tokens + EOS.
+// (whitespace between matches dropped), then BOS + tokens + EOS. The vocabulary and merges come
+// from tokenizer.json (what transformers 5 saves, and prefers when a folder has both; see
+// tokenizer_json.h) or from vocab.json + merges.txt.
 //
 // FluxPipeline calls it with padding="max_length", max_length=tokenizer.model_max_length (77),
 // truncation=True: encode() does exactly that. FLUX's tokenizer pads with "<|endoftext|>"
@@ -23,9 +25,10 @@ namespace paradiff::models::tokenizers {
 
 class CLIPTokenizer {
  public:
-  // A transformers tokenizer folder (FluxPipeline's `tokenizer/`): vocab.json and merges.txt,
-  // optionally tokenizer_config.json / special_tokens_map.json (special tokens,
-  // model_max_length, added tokens) and tokenizer.json (only its added tokens are read).
+  // A transformers tokenizer folder (FluxPipeline's `tokenizer/`): tokenizer.json, or vocab.json
+  // and merges.txt; optionally tokenizer_config.json / special_tokens_map.json (special tokens,
+  // model_max_length, added tokens). A tokenizer.json without "model" only adds its added tokens
+  // to vocab.json + merges.txt.
   static CLIPTokenizer from_pretrained(const std::string& folder);
 
   // The ids of the text's tokens: no BOS/EOS, no truncation, no padding.

@@ -1,34 +1,42 @@
-// T5's tokenizer as transformers (5.x) runs it for FluxPipeline's `tokenizer_2`
-// (T5TokenizerFast): the SentencePiece unigram model of spiece.model inside transformers'
-// pipeline:
+// T5's tokenizer as transformers (5.x) runs it for FluxPipeline's `tokenizer_2` (T5Tokenizer,
+// backed by `tokenizers`), from either save format:
+//   - tokenizer.json (what transformers 5 saves, and what it prefers when a folder has both):
+//     the Unigram model's pieces and scores and the Precompiled normalizer's charsmap, read as
+//     tokenizer_json.h describes;
+//   - spiece.model (older folders, FLUX.1's): the SentencePiece model, read by Debian's
+//     libsentencepiece.
+// The pipeline:
 //   1. added tokens ("<pad>", "</s>", "<unk>", "<extra_id_N>") are found in the raw text first
 //      and become their ids;
-//   2. the text in between is split at whitespace (Unicode White_Space); each word is
-//      normalized by the model's own normalizer (NFKC-based "nmt_nfkc" for T5, run by Debian's
-//      libsentencepiece) and starts with "▁" (transformers' WhitespaceSplit + Metaspace with
+//   2. the text in between is normalized by the model's normalizer (NFKC-based "nmt_nfkc" for
+//      T5): from tokenizer.json, the charsmap over the whole text, grapheme cluster by cluster
+//      (precompiled_charsmap.h), exactly as transformers; from spiece.model, libsentencepiece
+//      over each word's code points (below);
+//   3. split at whitespace (Unicode White_Space); each word starts with "▁" and is cut again
+//      before every "▁" inside it (transformers' WhitespaceSplit + Metaspace with
 //      prepend_scheme="always"; the `legacy` flag of older configs no longer changes anything);
-//   3. each word is segmented by the unigram model's best path (Viterbi) over the model's pieces
-//      and scores, with the `tokenizers` library's rules: among equal scores the path found first
-//      wins, and consecutive unknown characters become one "<unk>". This is done here rather than
-//      by libsentencepiece, whose Debian version (0.1.97) breaks such ties the other way
-//      ("1,000,000" -> ",", "00", "0" instead of ",", "0", "00");
-//   4. EOS "</s>" is appended; truncation and padding (pad id from the config, 0 for T5) as
+//   4. each word is segmented by the unigram model (unigram.h): from tokenizer.json over every
+//      piece of model.vocab, as `tokenizers` does; from spiece.model over the normal and
+//      user-defined pieces;
+//   5. EOS "</s>" is appended; truncation and padding (pad id from the config, 0 for T5) as
 //      FluxPipeline asks: padding="max_length", max_length=max_sequence_length, truncation=True.
 //
-// Known difference: transformers applies the normalization to whole grapheme clusters before
-// splitting at whitespace, libsentencepiece to each word's code points. They disagree only on a
-// combining mark that starts a word or follows a compatibility character ("½" + U+0308), and on
-// U+200D / U+FEFF next to such marks; no ordinary prompt has these.
+// Known difference of the spiece.model path: transformers normalizes whole grapheme clusters
+// before splitting at whitespace, libsentencepiece each word's code points. They disagree only on
+// a combining mark that starts a word or follows a compatibility character ("½" + U+0308), and on
+// U+200D / U+FEFF next to such marks; no ordinary prompt has these. The tokenizer.json path has
+// no such difference.
 #pragma once
 
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "paradiff/models/tokenizers/added_tokens.h"
 #include "paradiff/models/tokenizers/encoding.h"
+#include "paradiff/models/tokenizers/precompiled_charsmap.h"
+#include "paradiff/models/tokenizers/unigram.h"
 
 namespace sentencepiece {
 class SentencePieceProcessor;
@@ -38,9 +46,9 @@ namespace paradiff::models::tokenizers {
 
 class T5Tokenizer {
  public:
-  // A transformers T5 tokenizer folder (FluxPipeline's `tokenizer_2/`): spiece.model, optionally
-  // tokenizer_config.json / special_tokens_map.json / tokenizer.json (for the added tokens, pad
-  // and eos).
+  // A transformers T5 tokenizer folder (FluxPipeline's `tokenizer_2/`): tokenizer.json or
+  // spiece.model (tokenizer.json when it has both, as transformers), optionally
+  // tokenizer_config.json / special_tokens_map.json (pad, eos, added tokens).
   static T5Tokenizer from_pretrained(const std::string& folder);
 
   // The ids of the text's tokens: no EOS, no truncation, no padding.
@@ -51,6 +59,7 @@ class T5Tokenizer {
   // each prompt that truncation shortened.
   Tensor encode_batch(const std::vector<std::string>& prompts, int64_t max_length) const;
   // Ids back to text ("▁" -> space, the leading one dropped; added tokens as their content).
+  // Meant for messages: transformers' clean-up of spaces before punctuation is not done.
   std::string decode(const std::vector<int64_t>& ids, bool skip_special_tokens = false) const;
 
   int64_t eos_token_id() const { return eos_id_; }
@@ -64,19 +73,17 @@ class T5Tokenizer {
 
  private:
   T5Tokenizer() = default;
-  // Appends the ids of one whitespace-free word (UTF-8) to `out`.
-  void encode_word(const std::string& word, std::vector<int64_t>& out) const;
+  // Appends the ids of one whitespace-free word of normalized text to `out`.
+  void encode_word(std::u32string_view word, std::vector<int64_t>& out) const;
 
-  struct Piece {
-    int32_t id;
-    double score;
-  };
+  // spiece.model: normalizes each word; null for tokenizer.json.
   std::shared_ptr<const sentencepiece::SentencePieceProcessor> sp_;  // shared: copies are cheap
-  // The pieces the unigram model may produce (normal and user-defined ones), by their text.
-  std::shared_ptr<const std::unordered_map<std::string, Piece>> pieces_;
-  size_t max_piece_bytes_ = 0;
-  double unk_score_ = 0;  // the lowest piece score minus 10, as SentencePiece and tokenizers use
-  std::string path_;      // spiece.model, for messages
+  // tokenizer.json: normalizes the text (null when the file declares no charsmap); null for
+  // spiece.model.
+  std::shared_ptr<const PrecompiledCharsmap> charsmap_;
+  std::shared_ptr<const Unigram> unigram_;
+  std::shared_ptr<const std::vector<std::string>> pieces_;  // by id, for decode()
+  std::string path_;                                        // the model's file, for messages
   AddedVocabulary added_;
   int64_t eos_id_ = -1, pad_id_ = -1, unk_id_ = -1;
   int64_t model_max_length_ = 512;

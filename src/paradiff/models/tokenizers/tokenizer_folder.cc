@@ -149,6 +149,7 @@ TokenizerFolder TokenizerFolder::read(const std::string& path) {
     PARADIFF_CHECK(side == "right" || side == "left", config->name(),
                    ": 'padding_side' must be \"right\" or \"left\", got \"", side, "\"");
     f.padding_left = side == "left";
+    f.add_prefix_space = config->get_bool("add_prefix_space", false);
     f.extra_ids = config->optional_int("extra_ids");
     if (f.extra_ids)
       PARADIFF_CHECK(*f.extra_ids >= 0 && *f.extra_ids <= 100000, config->name(),
@@ -156,7 +157,9 @@ TokenizerFolder TokenizerFolder::read(const std::string& path) {
   }
 
   if (exists("tokenizer.json")) {
-    auto list = added_tokens_of_tokenizer_json(JsonConfig::load(f.file("tokenizer.json")));
+    f.tokenizer_json =
+        std::make_shared<const JsonConfig>(JsonConfig::load(f.file("tokenizer.json")));
+    auto list = added_tokens_of_tokenizer_json(*f.tokenizer_json);
     if (!list.empty()) f.added_tokens = std::move(list);
   } else if (config && config->has("added_tokens_decoder")) {
     auto list = added_tokens_of_config(*config);

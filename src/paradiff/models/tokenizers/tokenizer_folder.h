@@ -5,10 +5,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "paradiff/io/json_config.h"
 #include "paradiff/models/tokenizers/added_tokens.h"
 
 namespace paradiff::models::tokenizers {
@@ -22,6 +24,9 @@ struct TokenizerFolder {
   std::optional<int64_t> model_max_length;
   bool padding_left = false;  // padding_side "left"
   std::optional<int64_t> extra_ids;
+  bool add_prefix_space = false;  // Qwen2's ByteLevel option; false when absent or null
+  // tokenizer.json, parsed, when the folder has one (the tokenizers read its "model" from it).
+  std::shared_ptr<const JsonConfig> tokenizer_json;
   // tokenizer.json's "added_tokens" when the folder has tokenizer.json (transformers prefers it),
   // else tokenizer_config.json's "added_tokens_decoder"; absent when neither lists any.
   std::optional<std::vector<AddedToken>> added_tokens;
