@@ -115,6 +115,24 @@ TEST(TokenizerJson, T5IdsMatchTransformers) {
   EXPECT_EQ(tok.decode(tok.tokenize("a red cat on mars")), "a red cat on mars");
 }
 
+// The bundled model's tokenizer folders hold tokenizer.json and the legacy files, like FLUX.1's;
+// transformers reads tokenizer.json, and so does paradiff. The legacy files alone give the same
+// ids (transformers builds the same pipeline from them).
+TEST(TokenizerJson, BundledModelBothFormatsMatchTransformers) {
+  const std::string model = testing::source_path("models/tiny-flux-shapes");
+  if (!fs::exists(model + "/tokenizer_2")) GTEST_SKIP() << model << " is not there";
+  expect_corpus_ids(CLIPTokenizer::from_pretrained(model + "/tokenizer"), "bundled_clip");
+  expect_corpus_ids(T5Tokenizer::from_pretrained(model + "/tokenizer_2"), "bundled_t5");
+
+  testing::TempDir dir;
+  for (const char* sub : {"tokenizer", "tokenizer_2"}) {
+    fs::copy(model + "/" + sub, dir.file(sub));
+    fs::remove(dir.file(sub) + "/tokenizer.json");
+  }
+  expect_corpus_ids(CLIPTokenizer::from_pretrained(dir.file("tokenizer")), "bundled_clip");
+  expect_corpus_ids(T5Tokenizer::from_pretrained(dir.file("tokenizer_2")), "bundled_t5");
+}
+
 // A copy of a fixture folder that a test may change.
 class TokenizerJsonFolder : public ::testing::Test {
  protected:

@@ -1,5 +1,5 @@
-// T5Tokenizer (libsentencepiece inside transformers' pipeline) against transformers' own ids
-// (tests/fixtures/text_encoders/t5_tiny/tokenizer_2, made by
+// T5Tokenizer from spiece.model (pieces and charsmap in transformers 5's pipeline) against
+// transformers' own ids (tests/fixtures/text_encoders/t5_tiny/tokenizer_2, made by
 // tools/make_fixtures/make_text_encoder_fixtures.py): FluxPipeline's calls at
 // max_sequence_length 32 and 512, 300 random strings, sentinels and special tokens in the text,
 // truncation, padding and the warning; and what it must refuse.

@@ -12,7 +12,8 @@ Writes tests/fixtures/tokenizers/ (layout in its README.md):
                    transformers' Qwen2Tokenizer (tokenizer.json + tokenizer_config.json)
   qwen2_legacy/    the same tokenizer as vocab.json + merges.txt + tokenizer_config.json with
                    added_tokens_decoder (the layout of Qwen's own repositories)
-  cases.json       the corpus and, per tokenizer, the ids transformers gives (see README.md)
+  cases.json       the corpus and, per tokenizer, the ids transformers gives (see README.md),
+                   also for the two tokenizers of the bundled models/tiny-flux-shapes
 
 Run from the repository root (a few seconds; the tools venv, no network):
   nice -n 10 .venv-tools/bin/python tools/make_fixtures/make_tokenizer_fixtures.py
@@ -192,6 +193,12 @@ def main() -> None:
     cases: dict = {"corpus": corpus, "num_prompts": len(prompts) + len(QWEN_PROMPTS),
                    "tokenize": {}, "flux": {}}
     for name, tok in toks.items():
+        cases["tokenize"][name] = [tok(s, add_special_tokens=False).input_ids for s in corpus]
+    # The bundled model's folders hold both formats; transformers reads their tokenizer.json.
+    bundled = REPO_ROOT / "models" / "tiny-flux-shapes"
+    for name, sub, cls in (("bundled_clip", "tokenizer", CLIPTokenizer),
+                           ("bundled_t5", "tokenizer_2", T5Tokenizer)):
+        tok = cls.from_pretrained(bundled / sub)
         cases["tokenize"][name] = [tok(s, add_special_tokens=False).input_ids for s in corpus]
     assert cases["tokenize"]["qwen2"] == cases["tokenize"]["qwen2_legacy"]
     assert cases["tokenize"]["clip_json"] == cases["tokenize"]["clip_legacy"]

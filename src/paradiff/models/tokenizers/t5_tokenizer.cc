@@ -17,6 +17,54 @@ namespace {
 
 constexpr char32_t kMetaSpace = U'\u2581';  // "▁"
 
+// Protocol buffers' wire format, as far as reading one length-delimited field needs.
+bool read_varint(std::string_view& in, uint64_t& value) {
+  value = 0;
+  for (int shift = 0; shift < 64 && !in.empty(); shift += 7) {
+    const auto b = static_cast<unsigned char>(in.front());
+    in.remove_prefix(1);
+    value |= uint64_t{b & 0x7Fu} << shift;
+    if (b < 0x80) return true;
+  }
+  return false;
+}
+
+// The bytes of the first length-delimited field `number` of a message; nothing when absent or
+// when the message is malformed.
+std::optional<std::string_view> find_field(std::string_view message, uint64_t number) {
+  while (!message.empty()) {
+    uint64_t key = 0, n = 0;
+    if (!read_varint(message, key)) return std::nullopt;
+    switch (key & 7) {
+      case 0:  // varint
+        if (!read_varint(message, n)) return std::nullopt;
+        break;
+      case 1:  // 64-bit
+      case 5:  // 32-bit
+        n = (key & 7) == 1 ? 8 : 4;
+        if (message.size() < n) return std::nullopt;
+        message.remove_prefix(n);
+        break;
+      case 2:  // length-delimited
+        if (!read_varint(message, n) || n > message.size()) return std::nullopt;
+        if ((key >> 3) == number) return message.substr(0, n);
+        message.remove_prefix(n);
+        break;
+      default:
+        return std::nullopt;
+    }
+  }
+  return std::nullopt;
+}
+
+// SentencePiece's ModelProto.normalizer_spec (field 3).precompiled_charsmap (field 2): what
+// transformers 5 extracts from spiece.model for T5Tokenizer's Precompiled normalizer.
+std::optional<std::string_view> precompiled_charsmap_of(std::string_view model_proto) {
+  const auto spec = find_field(model_proto, 3);
+  if (!spec) return std::nullopt;
+  return find_field(*spec, 2);
+}
+
 }  // namespace
 
 T5Tokenizer T5Tokenizer::from_pretrained(const std::string& folder) {
@@ -40,10 +88,6 @@ T5Tokenizer T5Tokenizer::from_pretrained(const std::string& folder) {
       min_score = std::min(min_score, p.score);
     }
     usable = std::move(model.unigram_pieces);
-    // transformers' T5Tokenizer builds its Unigram with unk_id=2 whatever the file says.
-    PARADIFF_CHECK(pieces->size() > 2, t.path_, ": model.vocab has ", pieces->size(),
-                   " pieces; T5's unknown piece is id 2");
-    t.unk_id_ = 2;
   } else {
     t.path_ = f.file("spiece.model");
     PARADIFF_CHECK(std::filesystem::exists(t.path_), "T5 tokenizer folder '", folder,
@@ -54,24 +98,32 @@ T5Tokenizer T5Tokenizer::from_pretrained(const std::string& folder) {
     PARADIFF_CHECK(status.ok(), t.path_,
                    ": cannot load the SentencePiece model: ", status.ToString());
     PARADIFF_CHECK(sp->GetPieceSize() > 0, t.path_, ": the SentencePiece model has no pieces");
+    // transformers 5 runs the same pipeline as for tokenizer.json over what it extracts from the
+    // model: every piece with its score, and the normalizer's charsmap.
     for (int id = 0; id < sp->GetPieceSize(); ++id) {
       pieces->push_back(sp->IdToPiece(id));
-      min_score = std::min(min_score, static_cast<double>(sp->GetScore(id)));
-      if (sp->IsControl(id) || sp->IsUnknown(id)) {
+      const auto score = static_cast<double>(sp->GetScore(id));
+      min_score = std::min(min_score, score);
+      usable.push_back({sp->IdToPiece(id), score, id});
+      if (sp->IsControl(id) || sp->IsUnknown(id))
         implied.push_back(AddedToken{sp->IdToPiece(id), id, true, false, false, false});
-        continue;
-      }
-      if (sp->IsByte(id)) continue;
-      usable.push_back({sp->IdToPiece(id), static_cast<double>(sp->GetScore(id)), id});
     }
+    const std::string proto = sp->serialized_model_proto();
+    if (const auto charsmap = precompiled_charsmap_of(proto); charsmap && !charsmap->empty())
+      t.charsmap_ = std::make_shared<const PrecompiledCharsmap>(
+          PrecompiledCharsmap::parse(*charsmap, t.path_ + ": normalizer_spec"));
     // What transformers builds from spiece.model alone: the control and unknown pieces, then
     // extra_ids sentinels "<extra_id_i>" after the pieces, in reverse order.
     const int64_t extra = f.extra_ids.value_or(100);
     for (int64_t i = 0; i < extra; ++i)
       implied.push_back(AddedToken{str_cat("<extra_id_", i, ">"),
                                    sp->GetPieceSize() + extra - 1 - i, true, false, false, false});
-    t.sp_ = std::move(sp);
   }
+
+  // transformers' T5Tokenizer builds its Unigram with unk_id=2 whatever the model says.
+  PARADIFF_CHECK(pieces->size() > 2, t.path_, ": the model has ", pieces->size(),
+                 " pieces; T5's unknown piece is id 2");
+  t.unk_id_ = 2;
 
   std::vector<AddedToken> added = f.added_tokens ? *f.added_tokens : implied;
   const std::string eos = f.eos_token.value_or("</s>");
@@ -92,7 +144,6 @@ T5Tokenizer T5Tokenizer::from_pretrained(const std::string& folder) {
   t.added_ = AddedVocabulary(std::move(added), std::move(normalize));
   t.eos_id_ = t.added_.find(eos);
   t.pad_id_ = t.added_.find(pad);
-  if (!from_json) t.unk_id_ = t.added_.find(unk);
   t.model_max_length_ = f.model_max_length.value_or(512);
   t.pad_left_ = f.padding_left;
   t.unigram_ = std::make_shared<const Unigram>(usable, t.unk_id_, min_score);
@@ -102,21 +153,6 @@ T5Tokenizer T5Tokenizer::from_pretrained(const std::string& folder) {
 
 void T5Tokenizer::encode_word(std::u32string_view word, std::vector<int64_t>& out) const {
   std::u32string text;
-  if (sp_) {
-    // The word normalized by the model's normalizer: the concatenation of the pieces
-    // libsentencepiece cuts it into (an unknown piece carries its normalized text too).
-    std::vector<std::string> normalized_pieces;
-    const auto status = sp_->Encode(encode_utf8(word), &normalized_pieces);
-    PARADIFF_CHECK(status.ok(), path_,
-                   ": SentencePiece failed to normalize a word: ", status.ToString());
-    std::string normalized;
-    for (const std::string& p : normalized_pieces) normalized += p;
-    if (normalized.empty()) return;  // the normalizer removed every character
-    text = decode_utf8(normalized);
-    if (text.front() != kMetaSpace) text.insert(text.begin(), kMetaSpace);
-    unigram_->encode(encode_utf8(text), out);
-    return;
-  }
   // Metaspace: "▁" first, then a piece before every "▁" (the word is already normalized).
   text.reserve(word.size() + 1);
   if (word.front() != kMetaSpace) text.push_back(kMetaSpace);

@@ -1,31 +1,25 @@
 // T5's tokenizer as transformers (5.x) runs it for FluxPipeline's `tokenizer_2` (T5Tokenizer,
-// backed by `tokenizers`), from either save format:
+// backed by `tokenizers`), from either save format, which transformers turns into the same
+// pipeline:
 //   - tokenizer.json (what transformers 5 saves, and what it prefers when a folder has both):
 //     the Unigram model's pieces and scores and the Precompiled normalizer's charsmap, read as
 //     tokenizer_json.h describes;
-//   - spiece.model (older folders, FLUX.1's): the SentencePiece model, read by Debian's
-//     libsentencepiece.
+//   - spiece.model (older folders, FLUX.1's): every piece with its score and the
+//     normalizer_spec's charsmap, read with Debian's libsentencepiece (which normalizes and
+//     segments nothing here: its 0.1.97 breaks unigram ties the other way, and normalizes code
+//     points rather than grapheme clusters).
 // The pipeline:
 //   1. added tokens ("<pad>", "</s>", "<unk>", "<extra_id_N>") are found in the raw text first
 //      and become their ids;
-//   2. the text in between is normalized by the model's normalizer (NFKC-based "nmt_nfkc" for
-//      T5): from tokenizer.json, the charsmap over the whole text, grapheme cluster by cluster
-//      (precompiled_charsmap.h), exactly as transformers; from spiece.model, libsentencepiece
-//      over each word's code points (below);
+//   2. the text in between is normalized by the charsmap (NFKC-based "nmt_nfkc" for T5), grapheme
+//      cluster by cluster (precompiled_charsmap.h);
 //   3. split at whitespace (Unicode White_Space); each word starts with "▁" and is cut again
 //      before every "▁" inside it (transformers' WhitespaceSplit + Metaspace with
 //      prepend_scheme="always"; the `legacy` flag of older configs no longer changes anything);
-//   4. each word is segmented by the unigram model (unigram.h): from tokenizer.json over every
-//      piece of model.vocab, as `tokenizers` does; from spiece.model over the normal and
-//      user-defined pieces;
+//   4. each piece is segmented by the unigram model over every piece of the vocabulary, the
+//      unknown piece being id 2 (unigram.h);
 //   5. EOS "</s>" is appended; truncation and padding (pad id from the config, 0 for T5) as
 //      FluxPipeline asks: padding="max_length", max_length=max_sequence_length, truncation=True.
-//
-// Known difference of the spiece.model path: transformers normalizes whole grapheme clusters
-// before splitting at whitespace, libsentencepiece each word's code points. They disagree only on
-// a combining mark that starts a word or follows a compatibility character ("½" + U+0308), and on
-// U+200D / U+FEFF next to such marks; no ordinary prompt has these. The tokenizer.json path has
-// no such difference.
 #pragma once
 
 #include <memory>
@@ -37,10 +31,6 @@
 #include "paradiff/models/tokenizers/encoding.h"
 #include "paradiff/models/tokenizers/precompiled_charsmap.h"
 #include "paradiff/models/tokenizers/unigram.h"
-
-namespace sentencepiece {
-class SentencePieceProcessor;
-}
 
 namespace paradiff::models::tokenizers {
 
@@ -76,11 +66,8 @@ class T5Tokenizer {
   // Appends the ids of one whitespace-free word of normalized text to `out`.
   void encode_word(std::u32string_view word, std::vector<int64_t>& out) const;
 
-  // spiece.model: normalizes each word; null for tokenizer.json.
-  std::shared_ptr<const sentencepiece::SentencePieceProcessor> sp_;  // shared: copies are cheap
-  // tokenizer.json: normalizes the text (null when the file declares no charsmap); null for
-  // spiece.model.
-  std::shared_ptr<const PrecompiledCharsmap> charsmap_;
+  // Normalizes the text; null when the model has no charsmap (then transformers has no normalizer).
+  std::shared_ptr<const PrecompiledCharsmap> charsmap_;  // shared: copies are cheap
   std::shared_ptr<const Unigram> unigram_;
   std::shared_ptr<const std::vector<std::string>> pieces_;  // by id, for decode()
   std::string path_;                                        // the model's file, for messages
