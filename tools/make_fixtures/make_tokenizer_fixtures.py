@@ -163,9 +163,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
     out: Path = args.out
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
+    for entry in out.iterdir():  # everything is rewritten but the hand-written README.md
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        elif entry.name != "README.md":
+            entry.unlink()
 
     resave(TEXT_ENCODERS / "clip_tiny" / "tokenizer", out / "clip_json", CLIPTokenizer)
     resave(TEXT_ENCODERS / "t5_tiny" / "tokenizer_2", out / "t5_json", T5Tokenizer)
