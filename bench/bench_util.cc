@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "paradiff/core/timer.h"
-#include "paradiff/kernels/onednn_context.h"
+#include "paradiff/kernels/cpu/onednn_reference.h"
 
 namespace paradiff::bench {
 
@@ -26,22 +26,7 @@ double time_median(const std::function<void()>& fn, int min_reps, double min_sec
 }
 
 double onednn_matmul_gflops(int64_t m, int64_t k, int64_t n, DType dtype) {
-  using dnnl::memory;
-  auto& engine = kernels::onednn_engine();
-  auto& stream = kernels::onednn_stream();
-  const auto dt = kernels::onednn_dtype(dtype);
-  memory::desc src({m, k}, dt, memory::format_tag::ab);
-  memory::desc wei({k, n}, dt, memory::format_tag::any);
-  memory::desc dst({m, n}, memory::data_type::f32, memory::format_tag::ab);
-  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, wei, dst), engine);
-  memory a(pd.src_desc(), engine), b(pd.weights_desc(), engine), c(pd.dst_desc(), engine);
-  std::memset(a.get_data_handle(), 0, pd.src_desc().get_size());
-  std::memset(b.get_data_handle(), 0, pd.weights_desc().get_size());
-  dnnl::matmul mm(pd);
-  const double seconds = time_median([&] {
-    mm.execute(stream, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
-    stream.wait();
-  });
+  const double seconds = time_median(kernels::cpu::onednn_reference_matmul(m, k, n, dtype));
   return 2.0 * m * k * n / seconds / 1e9;
 }
 

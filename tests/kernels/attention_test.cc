@@ -17,7 +17,7 @@
 #if defined(__AVX512F__)
 // GCC 12 reports its own _mm512_undefined_ps() as uninitialised once inlined (bug 105593).
 #pragma GCC diagnostic ignored "-Wuninitialized"
-#include "paradiff/kernels/attention_exp_avx512.h"
+#include "paradiff/kernels/cpu/attention_exp_avx512.h"
 #endif
 
 namespace paradiff::kernels {

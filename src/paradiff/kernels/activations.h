@@ -10,4 +10,12 @@ void gelu_tanh(const Tensor& x, Tensor& out);
 // out = x * sigmoid(x) elementwise; same rules.
 void silu(const Tensor& x, Tensor& out);
 
+// Per-device bodies, chosen in activations.cc (cpu/activations.cc).
+namespace impl {
+template <DeviceKind D>
+void gelu_tanh(const Tensor& x, Tensor& out);
+template <DeviceKind D>
+void silu(const Tensor& x, Tensor& out);
+}  // namespace impl
+
 }  // namespace paradiff::kernels

@@ -1,26 +1,10 @@
-// kernels::attention: checks the inputs, packs K/V per head and spreads query tiles over the
-// OpenMP threads. The arithmetic is in the tile kernels (attention_tile*.cc).
+// kernels::attention: the input checks and the dispatch to a device's body (cpu/attention.cc).
 #include "paradiff/kernels/attention.h"
 
-#include <omp.h>
-
-#include <algorithm>
 #include <cmath>
-#include <cstring>
-#include <limits>
-
-#include "paradiff/core/memory.h"
-#include "paradiff/kernels/attention_tile.h"
 
 namespace paradiff::kernels {
 namespace {
-
-using attention_detail::HeadLayout;
-using attention_detail::kTileRows;
-using attention_detail::TileArgs;
-
-// Packed K/V held at once, beyond one head: 16 MiB, small next to a FLUX block's activations.
-constexpr size_t kPackBudget = size_t{16} << 20;
 
 bool is_compute_dtype(DType dtype) {
   return dtype == DType::F32 || dtype == DType::BF16;
@@ -53,93 +37,14 @@ void check_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const Tenso
   PARADIFF_CHECK(std::isfinite(scale), "attention: scale must be finite, got ", scale);
 }
 
-// An empty softmax: the identity of merge_attention.
-void write_empty(Tensor& out, Tensor* lse) {
-  std::memset(out.raw_data(), 0, out.nbytes());  // +0 in both f32 and bf16
-  if (lse != nullptr)
-    std::fill_n(lse->data<float>(), lse->numel(), -std::numeric_limits<float>::infinity());
-}
-
 }  // namespace
 
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, Tensor* lse,
                float scale) {
   check_inputs(q, k, v, out, lse, scale);
-  const int64_t batch = q.dim(0), sq = q.dim(1), heads = q.dim(2), d = q.dim(3);
-  const int64_t skv = k.dim(1);
-  if (batch * sq * heads == 0) return;
-  if (skv == 0) {
-    write_empty(out, lse);
-    return;
-  }
-  if (scale == 0.0f) scale = 1.0f / std::sqrt(static_cast<float>(d));
-
-  const HeadLayout layout = attention_detail::make_head_layout(q.dtype(), skv, d);
-  const int64_t bh = batch * heads;
-  const int64_t tiles = (sq + kTileRows - 1) / kTileRows;
-  const int threads = std::max(1, omp_get_max_threads());
-  // Heads packed at a time. Each group costs two barriers, and a barrier stalls every thread
-  // when one is slow or preempted, so groups are as large as kPackBudget allows (and at least
-  // large enough to give every thread tiles); the budget bounds the extra memory.
-  const size_t head_bytes = layout.head_bytes();
-  const int64_t by_threads = (4 * threads + tiles - 1) / tiles;
-  const auto by_budget = static_cast<int64_t>(kPackBudget / std::max<size_t>(head_bytes, 1));
-  const int64_t group = std::clamp<int64_t>(std::max(by_threads, by_budget), 1, bh);
-  const std::shared_ptr<std::byte> packed = allocate_bytes(static_cast<size_t>(group) * head_bytes);
-  const size_t scratch_bytes = (attention_detail::tile_scratch_bytes(layout) + 63) / 64 * 64;
-  const std::shared_ptr<std::byte> scratch = allocate_bytes(scratch_bytes * threads);
-
-  const auto tile_fn = q.dtype() == DType::F32 ? attention_detail::attend_tile_f32
-                                               : attention_detail::attend_tile_bf16;
-  const size_t es = dtype_size(q.dtype()), out_es = dtype_size(out.dtype());
-  const int64_t row = heads * d;  // elements between consecutive tokens
-  const auto* qp = static_cast<const std::byte*>(q.raw_data());
-  const auto* kp = static_cast<const std::byte*>(k.raw_data());
-  const auto* vp = static_cast<const std::byte*>(v.raw_data());
-  auto* op = static_cast<std::byte*>(out.raw_data());
-  float* lp = lse != nullptr ? lse->data<float>() : nullptr;
-  const bool negate = scale < 0.0f;
-  const float abs_scale = std::abs(scale);
-
-#pragma omp parallel num_threads(threads)
-  {
-    std::byte* my_scratch =
-        scratch.get() + static_cast<size_t>(omp_get_thread_num()) * scratch_bytes;
-    for (int64_t g0 = 0; g0 < bh; g0 += group) {
-      const int64_t gn = std::min(group, bh - g0);
-#pragma omp for schedule(static)
-      for (int64_t item = 0; item < gn * layout.blocks; ++item) {
-        const int64_t head = g0 + item / layout.blocks, blk = item % layout.blocks;
-        const int64_t b = head / heads, h = head % heads;
-        const size_t first = static_cast<size_t>((b * skv * heads + h) * d) * es;
-        attention_detail::pack_block(layout, kp + first, vp + first, row, blk,
-                                     packed.get() + (head - g0) * head_bytes);
-      }
-      // (implicit barrier: the group is packed before any tile reads it)
-#pragma omp for schedule(dynamic, 1)
-      for (int64_t item = 0; item < gn * tiles; ++item) {
-        const int64_t head = g0 + item / tiles, i0 = (item % tiles) * kTileRows;
-        const int64_t b = head / heads, h = head % heads;
-        const int64_t token = (b * sq + i0) * heads + h;  // (b, i0, h) in (B, Sq, H)
-        TileArgs args{};
-        args.layout = &layout;
-        args.q = qp + static_cast<size_t>(token * d) * es;
-        args.q_stride = row;
-        args.rows = std::min(kTileRows, sq - i0);
-        args.negate_q = negate;
-        args.scale = abs_scale;
-        args.packed_head = packed.get() + (head - g0) * head_bytes;
-        args.out = op + static_cast<size_t>(token * d) * out_es;
-        args.out_dtype = out.dtype();
-        args.out_stride = row;
-        args.lse = lp != nullptr ? lp + token : nullptr;
-        args.lse_stride = heads;
-        args.scratch = my_scratch;
-        tile_fn(args);
-      }
-      // (implicit barrier: no tile still reads the group when the next one is packed over it)
-    }
-  }
+  dispatch_device("attention",
+                  common_device("attention", q, k, v, out, lse != nullptr ? *lse : Tensor()),
+                  [&]<DeviceKind D>() { impl::attention<D>(q, k, v, out, lse, scale); });
 }
 
 }  // namespace paradiff::kernels

@@ -27,4 +27,11 @@ namespace paradiff::kernels {
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
                Tensor* lse = nullptr, float scale = 0.0f);
 
+// Per-device body, chosen in attention.cc (cpu/attention.cc: the tiles of cpu/attention_tile.h).
+namespace impl {
+template <DeviceKind D>
+void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, Tensor* lse,
+               float scale);
+}  // namespace impl
+
 }  // namespace paradiff::kernels

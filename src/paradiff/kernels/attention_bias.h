@@ -22,4 +22,11 @@ namespace paradiff::kernels {
 void attention_with_bias(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& bias,
                          bool causal, float scale, Tensor& out);
 
+// Per-device body, chosen in attention_bias.cc (cpu/attention_bias.cc).
+namespace impl {
+template <DeviceKind D>
+void attention_with_bias(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& bias,
+                         bool causal, float scale, Tensor& out);
+}  // namespace impl
+
 }  // namespace paradiff::kernels

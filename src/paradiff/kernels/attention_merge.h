@@ -15,4 +15,10 @@ namespace paradiff::kernels {
 // out, out_b: f32 (B, S, H, D); lse, lse_b: f32 (B, S, H).
 void merge_attention(Tensor& out, Tensor& lse, const Tensor& out_b, const Tensor& lse_b);
 
+// Per-device body, chosen in attention_merge.cc (cpu/attention_merge.cc).
+namespace impl {
+template <DeviceKind D>
+void merge_attention(Tensor& out, Tensor& lse, const Tensor& out_b, const Tensor& lse_b);
+}  // namespace impl
+
 }  // namespace paradiff::kernels

@@ -1,55 +1,28 @@
 #include "paradiff/kernels/channels_last.h"
 
-#include <algorithm>
-#include <type_traits>
-
 namespace paradiff::kernels {
-
-namespace {
-constexpr int64_t kTile = 32;  // square tiles keep both sides of the transpose in cache
-
-// out[b][j][i] = in[b][i][j] for an (rows x cols) matrix per batch entry, in tiles.
-template <typename T>
-void transpose_batched(const T* in, float* out, int64_t batch, int64_t rows, int64_t cols) {
-  const int64_t row_tiles = (rows + kTile - 1) / kTile, col_tiles = (cols + kTile - 1) / kTile;
-#pragma omp parallel for collapse(3) schedule(static) if (batch * rows * cols > (1 << 15))
-  for (int64_t b = 0; b < batch; ++b) {
-    for (int64_t ti = 0; ti < row_tiles; ++ti) {
-      for (int64_t tj = 0; tj < col_tiles; ++tj) {
-        const T* src = in + b * rows * cols;
-        float* dst = out + b * rows * cols;
-        const int64_t i_end = std::min(rows, (ti + 1) * kTile);
-        const int64_t j_end = std::min(cols, (tj + 1) * kTile);
-        for (int64_t i = ti * kTile; i < i_end; ++i)
-          for (int64_t j = tj * kTile; j < j_end; ++j)
-            dst[j * rows + i] = static_cast<float>(to_double(src[i * cols + j]));
-      }
-    }
-  }
-}
-}  // namespace
 
 Tensor nchw_to_nhwc(const Tensor& x) {
   PARADIFF_CHECK(x.ndim() == 4, "expected an NCHW image batch (N, C, H, W), got ", x.describe());
   PARADIFF_CHECK(x.dtype() == DType::F32 || x.dtype() == DType::BF16 || x.dtype() == DType::F16,
                  "expected a floating-point image batch, got ", x.describe());
   const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
-  Tensor out = Tensor::empty({n, h, w, c}, DType::F32);
-  dispatch_dtype(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    if constexpr (!std::is_same_v<T, int64_t>)
-      transpose_batched(static_cast<const T*>(x.raw_data()), out.data<float>(), n, c, h * w);
+  return dispatch_device("nchw_to_nhwc", x.device(), [&]<DeviceKind D>() {
+    Tensor out = Tensor::empty({n, h, w, c}, DType::F32, x.device());
+    impl::nchw_to_nhwc<D>(x, out);
+    return out;
   });
-  return out;
 }
 
 Tensor nhwc_to_nchw(const Tensor& x) {
   PARADIFF_CHECK(x.ndim() == 4, "expected a channels-last batch (N, H, W, C), got ", x.describe());
   x.expect_dtype(DType::F32, "channels-last batch");
   const int64_t n = x.dim(0), h = x.dim(1), w = x.dim(2), c = x.dim(3);
-  Tensor out = Tensor::empty({n, c, h, w}, DType::F32);
-  transpose_batched(x.data<float>(), out.data<float>(), n, h * w, c);
-  return out;
+  return dispatch_device("nhwc_to_nchw", x.device(), [&]<DeviceKind D>() {
+    Tensor out = Tensor::empty({n, c, h, w}, DType::F32, x.device());
+    impl::nhwc_to_nchw<D>(x, out);
+    return out;
+  });
 }
 
 }  // namespace paradiff::kernels

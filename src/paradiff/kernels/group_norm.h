@@ -16,4 +16,11 @@ namespace paradiff::kernels {
 void group_norm(const Tensor& x, int64_t num_groups, const Tensor& gamma, const Tensor& beta,
                 float eps, Tensor& out, bool silu = false);
 
+// Per-device body, chosen in group_norm.cc (cpu/group_norm.cc).
+namespace impl {
+template <DeviceKind D>
+void group_norm(const Tensor& x, int64_t num_groups, const Tensor& gamma, const Tensor& beta,
+                float eps, Tensor& out, bool silu);
+}  // namespace impl
+
 }  // namespace paradiff::kernels

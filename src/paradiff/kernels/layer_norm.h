@@ -15,4 +15,13 @@ void layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& sca
 // Plain LayerNorm over the last dim of x (any leading dims).
 void layer_norm(const Tensor& x, float eps, Tensor& out);
 
+// Per-device bodies, chosen in layer_norm.cc (cpu/layer_norm.cc).
+namespace impl {
+template <DeviceKind D>
+void layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps,
+                         Tensor& out);
+template <DeviceKind D>
+void layer_norm(const Tensor& x, float eps, Tensor& out);
+}  // namespace impl
+
 }  // namespace paradiff::kernels

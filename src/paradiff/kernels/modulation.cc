@@ -1,8 +1,6 @@
 #include "paradiff/kernels/modulation.h"
 
-#include <vector>
-
-#include "paradiff/kernels/row_io.h"
+#include "paradiff/kernels/checks.h"
 
 namespace paradiff::kernels {
 
@@ -21,23 +19,8 @@ void modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, Tensor&
   check_rows(x, scale, "modulate scale");
   PARADIFF_CHECK(out.shape() == x.shape(), "modulate output ", out.describe(),
                  " does not match input ", x.describe());
-  const int64_t b = x.dim(0), s = x.dim(1), c = x.dim(2);
-  const float* sh = shift.data<float>();
-  const float* sc = scale.data<float>();
-#pragma omp parallel
-  {
-    std::vector<float> buf(static_cast<size_t>(c));
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < b * s; ++r) {
-      const float* shr = sh + (r / s) * c;
-      const float* scr = sc + (r / s) * c;
-      float* v = buf.data();
-      load_row(x.raw_data(), x.dtype(), r * c, c, v);
-#pragma omp simd
-      for (int64_t i = 0; i < c; ++i) v[i] = v[i] * (1.0f + scr[i]) + shr[i];
-      store_row(v, out.raw_data(), out.dtype(), r * c, c);
-    }
-  }
+  dispatch_device("modulate", common_device("modulate", x, shift, scale, out),
+                  [&]<DeviceKind D>() { impl::modulate<D>(x, shift, scale, out); });
 }
 
 void gated_residual_add(Tensor& x, const Tensor& gate, const Tensor& y) {
@@ -46,22 +29,8 @@ void gated_residual_add(Tensor& x, const Tensor& gate, const Tensor& y) {
   check_rows(x, gate, "gated residual gate");
   PARADIFF_CHECK(y.shape() == x.shape(), "gated residual branch ", y.describe(), " does not match ",
                  x.describe());
-  const int64_t b = x.dim(0), s = x.dim(1), c = x.dim(2);
-  float* xs = x.data<float>();
-  const float* g = gate.data<float>();
-#pragma omp parallel
-  {
-    std::vector<float> buf(static_cast<size_t>(c));
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < b * s; ++r) {
-      const float* gr = g + (r / s) * c;
-      float* xr = xs + r * c;
-      float* v = buf.data();
-      load_row(y.raw_data(), y.dtype(), r * c, c, v);
-#pragma omp simd
-      for (int64_t i = 0; i < c; ++i) xr[i] += gr[i] * v[i];
-    }
-  }
+  dispatch_device("gated_residual_add", common_device("gated_residual_add", x, gate, y),
+                  [&]<DeviceKind D>() { impl::gated_residual_add<D>(x, gate, y); });
 }
 
 }  // namespace paradiff::kernels

@@ -13,4 +13,12 @@ void modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, Tensor&
 // x += gate·y, in place. x: (B, S, C) F32; gate: (B, C) F32; y: (B, S, C) F32 or BF16.
 void gated_residual_add(Tensor& x, const Tensor& gate, const Tensor& y);
 
+// Per-device bodies, chosen in modulation.cc (cpu/modulation.cc).
+namespace impl {
+template <DeviceKind D>
+void modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, Tensor& out);
+template <DeviceKind D>
+void gated_residual_add(Tensor& x, const Tensor& gate, const Tensor& y);
+}  // namespace impl
+
 }  // namespace paradiff::kernels

@@ -10,4 +10,10 @@ namespace paradiff::kernels {
 // (N, 2H, 2W, C) F32, not overlapping x.
 void upsample_nearest2x(const Tensor& x, Tensor& out);
 
+// Per-device body, chosen in upsample.cc (cpu/upsample.cc).
+namespace impl {
+template <DeviceKind D>
+void upsample_nearest2x(const Tensor& x, Tensor& out);
+}  // namespace impl
+
 }  // namespace paradiff::kernels

@@ -1,6 +1,5 @@
 #include "paradiff/kernels/upsample_conv2d.h"
 
-#include <cstring>
 #include <vector>
 
 namespace paradiff::kernels {
@@ -12,6 +11,7 @@ namespace {
 constexpr int kTapToWindow[2][3] = {{0, 1, 1}, {0, 0, 1}};
 }  // namespace
 
+// The phase weights are sums of the checkpoint's taps, computed on the host once at load.
 UpsampleConv2d::UpsampleConv2d(const Tensor& weight, const Tensor& bias) {
   PARADIFF_CHECK(weight.ndim() == 4 && weight.dim(2) == 3 && weight.dim(3) == 3,
                  "upsample conv weight must be [out, in, 3, 3], got ", weight.describe());
@@ -41,28 +41,20 @@ void UpsampleConv2d::forward(const Tensor& x, Tensor& out) const {
   const int64_t n = x.dim(0), h = x.dim(1), w = x.dim(2), c = out_channels();
   out.expect_shape(Shape{n, 2 * h, 2 * w, c}, "upsample conv output");
   out.expect_dtype(DType::F32, "upsample conv output");
-  Tensor phase = Tensor::empty({n, h, w, c}, DType::F32);
-  const size_t pixel = static_cast<size_t>(c) * sizeof(float);
+  Tensor phase = Tensor::empty({n, h, w, c}, DType::F32, x.device());
   for (int py = 0; py < 2; ++py) {
     for (int px = 0; px < 2; ++px) {
       phases_[2 * py + px].forward(x, phase);
-      // Scatter: phase pixel (i, j) is output pixel (2i + py, 2j + px).
-      const float* p = phase.data<float>();
-      float* o = out.data<float>();
-#pragma omp parallel for schedule(static) if (phase.numel() > (1 << 15))
-      for (int64_t r = 0; r < n * h; ++r) {
-        const int64_t b = r / h, i = r % h;
-        float* row = o + ((b * 2 * h + 2 * i + py) * 2 * w + px) * c;
-        const float* src = p + r * w * c;
-        for (int64_t j = 0; j < w; ++j) std::memcpy(row + 2 * j * c, src + j * c, pixel);
-      }
+      dispatch_device("upsample_conv2d", common_device("upsample_conv2d", x, out),
+                      [&]<DeviceKind D>() { impl::interleave_phase<D>(phase, py, px, out); });
     }
   }
 }
 
 Tensor UpsampleConv2d::forward(const Tensor& x) const {
   PARADIFF_CHECK(x.ndim() == 4, "upsample conv input must be (N, H, W, C), got ", x.describe());
-  Tensor out = Tensor::empty({x.dim(0), 2 * x.dim(1), 2 * x.dim(2), out_channels()}, DType::F32);
+  Tensor out =
+      Tensor::empty({x.dim(0), 2 * x.dim(1), 2 * x.dim(2), out_channels()}, DType::F32, x.device());
   forward(x, out);
   return out;
 }

@@ -31,4 +31,11 @@ class UpsampleConv2d {
   std::array<Conv2d, 4> phases_;  // index 2·row_phase + column_phase
 };
 
+// Per-device body, chosen in upsample_conv2d.cc (cpu/upsample_conv2d.cc): phase pixel (i, j)
+// of phase (py, px), (N, H, W, C), becomes output pixel (2i + py, 2j + px).
+namespace impl {
+template <DeviceKind D>
+void interleave_phase(const Tensor& phase, int py, int px, Tensor& out);
+}  // namespace impl
+
 }  // namespace paradiff::kernels

@@ -39,10 +39,4 @@ inline void load_row(const void* src, DType dtype, int64_t offset, int64_t n, fl
   for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_float(s[i]);
 }
 
-// Checks that t is F32 or BF16; `what` names it in the message.
-inline void expect_f32_or_bf16(const Tensor& t, const char* what) {
-  PARADIFF_CHECK(t.dtype() == DType::F32 || t.dtype() == DType::BF16, what,
-                 " must be f32 or bf16, got ", t.describe());
-}
-
 }  // namespace paradiff::kernels

@@ -10,7 +10,7 @@
 //      loading O.
 // bf16 uses vdpbf16ps (pairs of bf16 products summed into f32 lanes) for both products, f32 uses
 // vfmadd231ps. Nothing of size Sq x Skv is ever stored. Also here: the packing of K/V blocks.
-#include "paradiff/kernels/attention_tile.h"
+#include "paradiff/kernels/cpu/attention_tile.h"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
 
@@ -27,7 +27,7 @@
 #include <limits>
 #include <utility>
 
-#include "paradiff/kernels/attention_exp_avx512.h"
+#include "paradiff/kernels/cpu/attention_exp_avx512.h"
 
 namespace paradiff::kernels::attention_detail {
 namespace {

@@ -1,6 +1,6 @@
 // The parts of the attention tile that do not depend on the instruction set: the packed layout's
 // geometry, the scratch, loading the query rows and writing the normalised output.
-#include "paradiff/kernels/attention_tile.h"
+#include "paradiff/kernels/cpu/attention_tile.h"
 
 #include <algorithm>
 #include <bit>

@@ -1,6 +1,6 @@
 // Internals of kernels::attention: the packed K/V layout of one head and the tile kernel that
-// attends a few query rows to a packed head. attention.cc checks inputs, packs and spreads tiles
-// over threads; attention_tile_avx512.cc and attention_tile_portable.cc each implement the tile
+// attends a few query rows to a packed head. cpu/attention.cc packs and spreads tiles over
+// threads; attention_tile_avx512.cc and attention_tile_portable.cc each implement the tile
 // kernels for what the compiler targets.
 #pragma once
 

@@ -1,4 +1,4 @@
-#include "paradiff/kernels/onednn_context.h"
+#include "paradiff/kernels/cpu/onednn_context.h"
 
 #include "paradiff/core/error.h"
 

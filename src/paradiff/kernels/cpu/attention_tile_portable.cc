@@ -8,7 +8,7 @@
 #include <limits>
 #include <type_traits>
 
-#include "paradiff/kernels/attention_tile.h"
+#include "paradiff/kernels/cpu/attention_tile.h"
 
 namespace paradiff::kernels::attention_detail {
 

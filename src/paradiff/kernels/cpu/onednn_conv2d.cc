@@ -1,0 +1,156 @@
+// Conv2d on the CPU: oneDNN's convolution primitive on NHWC activations, the weights prepacked
+// once into oneDNN's preferred layout and one primitive cached per input shape.
+#include <omp.h>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <tuple>
+#include <unordered_map>
+#include <vector>
+
+#include "paradiff/kernels/conv2d.h"
+#include "paradiff/kernels/cpu/onednn_context.h"
+
+namespace paradiff::kernels {
+
+using dnnl::memory;
+
+namespace {
+
+// The spatial size used to ask oneDNN for its preferred weight layout at construction; other
+// shapes reuse that packing unless oneDNN asks for another (then it is repacked once).
+constexpr int64_t kLayoutQuerySize = 64;
+
+memory::desc activation_desc(int64_t n, int64_t c, int64_t h, int64_t w) {
+  return memory::desc({n, c, h, w}, memory::data_type::f32, memory::format_tag::nhwc);
+}
+
+class OneDnnConv2d final : public Conv2d::Impl {
+ public:
+  OneDnnConv2d(const Conv2d::Geometry& geometry, const Tensor& weight, const Tensor& bias);
+  void forward(const Tensor& x, Tensor& out, bool accumulate) const override;
+
+ private:
+  struct Prepared {
+    dnnl::convolution_forward primitive;
+    std::shared_ptr<memory> weights;  // packed for this primitive
+  };
+  const Prepared& prepared_for(int64_t n, int64_t h, int64_t w, bool accumulate) const;
+  dnnl::convolution_forward::primitive_desc make_pd(int64_t n, int64_t h, int64_t w,
+                                                    bool accumulate) const;
+
+  Conv2d::Geometry g_;
+  memory::desc packed_desc_;
+  std::shared_ptr<memory> packed_weights_;
+  Tensor bias_;  // F32 [out], or undefined
+  // Primitives by (N, H, W, accumulate, threads). If oneDNN wants another weight layout for
+  // some shape, the weights are repacked for that layout once (`repacked_`, shared by every
+  // primitive that wants it).
+  mutable std::mutex mutex_;
+  mutable std::map<std::tuple<int64_t, int64_t, int64_t, bool, int>, Prepared> entries_;
+  mutable std::vector<std::shared_ptr<memory>> repacked_;
+};
+
+OneDnnConv2d::OneDnnConv2d(const Conv2d::Geometry& geometry, const Tensor& weight,
+                           const Tensor& bias)
+    : g_(geometry) {
+  if (bias.defined()) bias_ = bias.to(DType::F32);
+
+  auto& engine = onednn_engine();
+  const Tensor w = weight.as(DType::F32);
+  // PyTorch's [out, in, kh, kw] is oneDNN's "oihw".
+  const memory::desc plain({g_.out, g_.in, g_.kh, g_.kw}, memory::data_type::f32,
+                           memory::format_tag::oihw);
+  const int64_t qh = std::max(kLayoutQuerySize, g_.kh), qw = std::max(kLayoutQuerySize, g_.kw);
+  packed_desc_ = make_pd(1, qh, qw, false).weights_desc();
+  memory plain_mem(plain, engine, const_cast<void*>(w.raw_data()));
+  // The packed copy lives in a Tensor so that peak-memory accounting sees it.
+  auto storage = std::make_shared<Tensor>(
+      Tensor::empty({static_cast<int64_t>((packed_desc_.get_size() + 3) / 4)}, DType::F32));
+  packed_weights_ = std::shared_ptr<memory>(new memory(packed_desc_, engine, storage->raw_data()),
+                                            [storage](memory* m) { delete m; });
+  dnnl::reorder(plain_mem, *packed_weights_).execute(onednn_stream(), plain_mem, *packed_weights_);
+  onednn_stream().wait();
+}
+
+dnnl::convolution_forward::primitive_desc OneDnnConv2d::make_pd(int64_t n, int64_t h, int64_t w,
+                                                                bool accumulate) const {
+  auto& engine = onednn_engine();
+  const memory::desc src = activation_desc(n, g_.in, h, w);
+  const memory::desc dst = activation_desc(n, g_.out, g_.out_height(h), g_.out_width(w));
+  const memory::desc weights({g_.out, g_.in, g_.kh, g_.kw}, memory::data_type::f32,
+                             memory::format_tag::any);
+  const memory::dims strides{g_.stride, g_.stride}, pad_l{g_.pad.top, g_.pad.left},
+      pad_r{g_.pad.bottom, g_.pad.right};
+  dnnl::primitive_attr attr;
+  if (accumulate) {
+    dnnl::post_ops ops;
+    ops.append_sum(1.0f);
+    attr.set_post_ops(ops);
+  }
+  const auto prop = dnnl::prop_kind::forward_inference;
+  const auto algo = dnnl::algorithm::convolution_direct;
+  if (bias_.defined()) {
+    const memory::desc bias({g_.out}, memory::data_type::f32, memory::format_tag::x);
+    return {{prop, algo, src, weights, bias, dst, strides, pad_l, pad_r}, attr, engine};
+  }
+  return {{prop, algo, src, weights, dst, strides, pad_l, pad_r}, attr, engine};
+}
+
+const OneDnnConv2d::Prepared& OneDnnConv2d::prepared_for(int64_t n, int64_t h, int64_t w,
+                                                         bool accumulate) const {
+  const int threads = omp_get_max_threads();
+  const auto key = std::make_tuple(n, h, w, accumulate, threads);
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = entries_.find(key);
+  if (it != entries_.end()) return it->second;
+
+  const auto pd = make_pd(n, h, w, accumulate);
+  std::shared_ptr<memory> weights = packed_weights_;
+  if (pd.weights_desc() != packed_desc_) {
+    weights = nullptr;
+    for (const auto& m : repacked_)
+      if (m->get_desc() == pd.weights_desc()) weights = m;
+  }
+  if (weights == nullptr) {
+    // Another layout for this shape: repack from the packed copy once.
+    auto storage = std::make_shared<Tensor>(
+        Tensor::empty({static_cast<int64_t>((pd.weights_desc().get_size() + 3) / 4)}, DType::F32));
+    weights =
+        std::shared_ptr<memory>(new memory(pd.weights_desc(), onednn_engine(), storage->raw_data()),
+                                [storage](memory* m) { delete m; });
+    dnnl::reorder(*packed_weights_, *weights).execute(onednn_stream(), *packed_weights_, *weights);
+    onednn_stream().wait();
+    repacked_.push_back(weights);
+  }
+  return entries_.emplace(key, Prepared{dnnl::convolution_forward(pd), weights}).first->second;
+}
+
+void OneDnnConv2d::forward(const Tensor& x, Tensor& out, bool accumulate) const {
+  const int64_t n = x.dim(0), h = x.dim(1), w = x.dim(2);
+  const int64_t ho = out.dim(1), wo = out.dim(2);
+  const Prepared& prep = prepared_for(n, h, w, accumulate);
+  auto& engine = onednn_engine();
+  memory src_mem(activation_desc(n, g_.in, h, w), engine, const_cast<void*>(x.raw_data()));
+  memory dst_mem(activation_desc(n, g_.out, ho, wo), engine, out.raw_data());
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, *prep.weights}, {DNNL_ARG_DST, dst_mem}};
+  if (bias_.defined()) {
+    args.emplace(DNNL_ARG_BIAS, memory({{g_.out}, memory::data_type::f32, memory::format_tag::x},
+                                       engine, const_cast<void*>(bias_.raw_data())));
+  }
+  prep.primitive.execute(onednn_stream(), args);
+  onednn_stream().wait();
+}
+
+}  // namespace
+
+template <>
+std::shared_ptr<const Conv2d::Impl> impl::make_conv2d<DeviceKind::CPU>(
+    const Conv2d::Geometry& geometry, const Tensor& weight, const Tensor& bias) {
+  return std::make_shared<const OneDnnConv2d>(geometry, weight, bias);
+}
+
+}  // namespace paradiff::kernels
