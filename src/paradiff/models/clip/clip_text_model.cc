@@ -21,7 +21,9 @@ void bind_layer_norm(ModuleLoader& loader, const std::string& prefix, int64_t c,
   Tensor b = loader.parameter(ModuleLoader::join(prefix, "bias"), Shape{c});
   scale = Tensor::empty({1, c}, DType::F32);
   shift = b.clone().reshape({1, c});
-  for (int64_t i = 0; i < c; ++i) scale.data<float>()[i] = w.data<float>()[i] - 1.0f;
+  Tensor minus_one = Tensor::empty({1, c}, DType::F32);
+  kernels::fill(minus_one, -1.0f);
+  kernels::add(w.reshape({1, c}), minus_one, scale);  // w + (-1) is w - 1 exactly
 }
 
 // The fused GEMM post-op for the activations oneDNN has, else none (applied afterwards).
@@ -132,13 +134,8 @@ CLIPTextModelOutput CLIPTextModel::forward(const Tensor& input_ids) const {
   for (int64_t b = 0; b < batch; ++b) {
     const int64_t* ids = all_ids + b * s;
     // Embeddings: token row (in the compute dtype) + position row, in fp32.
-    for (int64_t t = 0; t < s; ++t) {
-      Tensor row = x.select(t);
-      row.copy_from(token_embedding_.select(ids[t]));
-      const float* pos = position_embedding_.data<float>() + t * c;
-      float* r = row.data<float>();
-      for (int64_t i = 0; i < c; ++i) r[i] += pos[i];
-    }
+    for (int64_t t = 0; t < s; ++t) x.select(t).copy_from(token_embedding_.select(ids[t]));
+    kernels::add(x, position_embedding_.slice(0, s), x);
     const Tensor x3 = x.reshape({1, s, c});
     const Tensor h2 = h.reshape({s, c});
     for (const CLIPEncoderLayer& l : layers_) {

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "paradiff/kernels/activations.h"
+#include "paradiff/kernels/pointwise.h"
 
 namespace paradiff::models::flux {
 
@@ -49,14 +50,9 @@ FluxTimeTextEmbedding::FluxTimeTextEmbedding(ModuleLoader& loader, const std::st
 Tensor FluxTimeTextEmbedding::forward(const Tensor& timestep, const Tensor& guidance,
                                       const Tensor& pooled) const {
   Tensor temb = timestep_embedder_.forward(timestep_sinusoid(timestep));
-  const int64_t n = temb.numel();
-  float* acc = temb.data<float>();
-  if (has_guidance_) {
-    const Tensor g = guidance_embedder_.forward(timestep_sinusoid(guidance));
-    for (int64_t i = 0; i < n; ++i) acc[i] += g.data<float>()[i];
-  }
-  const Tensor text = text_embedder_.forward(pooled);
-  for (int64_t i = 0; i < n; ++i) acc[i] += text.data<float>()[i];
+  if (has_guidance_)
+    kernels::add(temb, guidance_embedder_.forward(timestep_sinusoid(guidance)), temb);
+  kernels::add(temb, text_embedder_.forward(pooled), temb);
   return temb;
 }
 

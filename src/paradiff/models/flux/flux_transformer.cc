@@ -6,6 +6,7 @@
 #include "paradiff/io/safetensors.h"
 #include "paradiff/kernels/activations.h"
 #include "paradiff/kernels/layer_norm.h"
+#include "paradiff/kernels/pointwise.h"
 #include "paradiff/models/flux/flux_bfl_checkpoint.h"
 #include "paradiff/parallel/context_parallel_attention.h"
 #include "paradiff/parallel/sequence_sharding.h"
@@ -212,8 +213,9 @@ Tensor FluxTransformer2DModel::forward_local(const FluxTransformerInputs& in) co
 
   // temb for the whole batch; timestep and guidance are scaled by 1000 inside the model.
   auto times_1000 = [](const Tensor& t, const char* name) {
-    Tensor out = as_f32(t, name).clone();
-    for (int64_t i = 0; i < out.numel(); ++i) out.data<float>()[i] *= 1000.0f;
+    const Tensor f32 = as_f32(t, name);
+    Tensor out = Tensor::empty(f32.shape(), DType::F32);
+    kernels::scale(f32, 1000.0f, out);
     return out;
   };
   const Tensor temb =

@@ -6,6 +6,7 @@
 
 #include "paradiff/kernels/channels_last.h"
 #include "paradiff/kernels/group_norm.h"
+#include "paradiff/kernels/pointwise.h"
 
 namespace paradiff::models::vae {
 
@@ -175,13 +176,9 @@ Tensor AutoencoderKL::unscale_latents(const Tensor& latents) const {
                  "unscale_latents: latents must be floating point, got ", latents.describe());
   Tensor out = latents.to(DType::F32);
   // torch: float32 tensor / python float, then + python float, each rounded in float32.
-  const float scale = static_cast<float>(config_.scaling_factor);
-  const float shift = config_.shift_factor ? static_cast<float>(*config_.shift_factor) : 0.0f;
-  float* p = out.data<float>();
-  for (int64_t i = 0; i < out.numel(); ++i) {
-    const float q = p[i] / scale;
-    p[i] = config_.shift_factor ? q + shift : q;
-  }
+  kernels::divide_scalar(out, static_cast<float>(config_.scaling_factor), out);
+  if (config_.shift_factor)
+    kernels::add_scalar(out, static_cast<float>(*config_.shift_factor), out);
   return out;
 }
 
@@ -189,13 +186,9 @@ Tensor AutoencoderKL::scale_latents(const Tensor& z) const {
   PARADIFF_CHECK(is_floating(z.dtype()), "scale_latents: input must be floating point, got ",
                  z.describe());
   Tensor out = z.to(DType::F32);
-  const float scale = static_cast<float>(config_.scaling_factor);
-  const float shift = config_.shift_factor ? static_cast<float>(*config_.shift_factor) : 0.0f;
-  float* p = out.data<float>();
-  for (int64_t i = 0; i < out.numel(); ++i) {
-    const float d = config_.shift_factor ? p[i] - shift : p[i];
-    p[i] = d * scale;
-  }
+  if (config_.shift_factor)
+    kernels::add_scalar(out, -static_cast<float>(*config_.shift_factor), out);
+  kernels::scale(out, static_cast<float>(config_.scaling_factor), out);
   return out;
 }
 
@@ -229,49 +222,44 @@ DiagonalGaussianDistribution AutoencoderKL::encode_distribution(const Tensor& im
   const Tensor moments = kernels::nhwc_to_nchw(encoder_->forward(kernels::nchw_to_nhwc(images)));
   // torch.chunk(moments, 2, dim=1): mean = first latent_channels channels, logvar the rest.
   const int64_t b = moments.dim(0), lc = config_.latent_channels;
-  const int64_t plane = moments.dim(2) * moments.dim(3);
   DiagonalGaussianDistribution d;
   d.mean = Tensor::empty({b, lc, moments.dim(2), moments.dim(3)}, DType::F32);
   d.logvar = Tensor::empty(d.mean.shape(), DType::F32);
-  const float* m = moments.data<float>();
   for (int64_t i = 0; i < b; ++i) {
-    std::copy_n(m + (2 * i) * lc * plane, lc * plane, d.mean.data<float>() + i * lc * plane);
-    float* lv = d.logvar.data<float>() + i * lc * plane;
-    const float* src = m + (2 * i + 1) * lc * plane;
-    for (int64_t j = 0; j < lc * plane; ++j) lv[j] = std::clamp(src[j], -30.0f, 20.0f);
+    const Tensor m = moments.select(i);  // (2 latent_channels, h, w)
+    d.mean.select(i).copy_from(m.slice(0, lc));
+    Tensor logvar = d.logvar.select(i);
+    kernels::clamp(m.slice(lc, lc), -30.0f, 20.0f, logvar);
   }
   return d;
 }
 
 Tensor DiagonalGaussianDistribution::std() const {
   Tensor out = Tensor::empty(logvar.shape(), DType::F32);
-  const float* lv = logvar.data<float>();
-  float* o = out.data<float>();
-  for (int64_t i = 0; i < out.numel(); ++i) o[i] = std::exp(0.5f * lv[i]);
+  kernels::scale(logvar, 0.5f, out);
+  kernels::exp(out, out);
   return out;
 }
 
 Tensor DiagonalGaussianDistribution::sample(pipeline::Generator& generator) const {
   const Tensor noise = generator.randn(mean.shape(), DType::F32);
-  const Tensor sd = std();
-  Tensor out = Tensor::empty(mean.shape(), DType::F32);
-  for (int64_t i = 0; i < out.numel(); ++i) {
-    const float scaled = sd.data<float>()[i] * noise.data<float>()[i];
-    out.data<float>()[i] = mean.data<float>()[i] + scaled;
-  }
+  Tensor out = std();
+  // Two passes, each rounded, as torch's mean + std * noise (not one fused multiply-add).
+  kernels::multiply(out, noise, out);
+  kernels::add(mean, out, out);
   return out;
 }
 
 std::vector<uint8_t> images_to_uint8(const Tensor& images) {
   PARADIFF_CHECK(images.ndim() == 4, "images_to_uint8: images must be (B, C, H, W), got ",
                  images.describe());
-  const Tensor nhwc = kernels::nchw_to_nhwc(images);
+  Tensor nhwc = kernels::nchw_to_nhwc(images);
+  kernels::scale_shift_clamp(nhwc, 0.5f, 0.5f, 0.0f, 1.0f, nhwc);  // (x / 2 + 0.5).clamp(0, 1)
   std::vector<uint8_t> out(static_cast<size_t>(nhwc.numel()));
   const float* p = nhwc.data<float>();
+  // The bytes of the PNG: quantising is output formatting, done where the bytes are wanted.
   for (size_t i = 0; i < out.size(); ++i) {
-    const float half = p[i] * 0.5f;
-    const float v = std::clamp(half + 0.5f, 0.0f, 1.0f);
-    const float scaled = v * 255.0f;
+    const float scaled = p[i] * 255.0f;
     out[i] = static_cast<uint8_t>(std::nearbyint(scaled));  // NumPy rounds half to even
   }
   return out;
