@@ -5,6 +5,7 @@
 
 #include "paradiff/kernels/activations.h"
 #include "paradiff/kernels/attention_bias.h"
+#include "paradiff/kernels/embedding.h"
 #include "paradiff/kernels/layer_norm.h"
 #include "paradiff/kernels/pointwise.h"
 
@@ -134,7 +135,7 @@ CLIPTextModelOutput CLIPTextModel::forward(const Tensor& input_ids) const {
   for (int64_t b = 0; b < batch; ++b) {
     const int64_t* ids = all_ids + b * s;
     // Embeddings: token row (in the compute dtype) + position row, in fp32.
-    for (int64_t t = 0; t < s; ++t) x.select(t).copy_from(token_embedding_.select(ids[t]));
+    kernels::embedding(token_embedding_, input_ids.select(b), x);
     kernels::add(x, position_embedding_.slice(0, s), x);
     const Tensor x3 = x.reshape({1, s, c});
     const Tensor h2 = h.reshape({s, c});

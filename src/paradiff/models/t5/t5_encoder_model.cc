@@ -4,6 +4,8 @@
 #include <functional>
 
 #include "paradiff/kernels/attention_bias.h"
+#include "paradiff/kernels/channels_last.h"
+#include "paradiff/kernels/embedding.h"
 #include "paradiff/kernels/pointwise.h"
 #include "paradiff/kernels/rms_norm.h"
 
@@ -118,15 +120,17 @@ Tensor T5EncoderModel::position_bias(int64_t seq_len) const {
   for (int64_t r = -(seq_len - 1); r < seq_len; ++r)
     bucket[static_cast<size_t>(r + seq_len - 1)] = relative_position_bucket(
         r, config_.relative_attention_num_buckets, config_.relative_attention_max_distance);
-  Tensor bias = Tensor::empty({heads, seq_len, seq_len}, DType::F32);
-  const float* table = relative_attention_bias_.data<float>();
-  float* out = bias.data<float>();
-  for (int64_t h = 0; h < heads; ++h)
-    for (int64_t i = 0; i < seq_len; ++i)
-      for (int64_t j = 0; j < seq_len; ++j)
-        out[(h * seq_len + i) * seq_len + j] =
-            table[bucket[static_cast<size_t>(j - i + seq_len - 1)] * heads + h];
-  return bias;
+  // The bucket of every (i, j), then the table's rows (one value per head) for them: (S, S, H),
+  // transposed to the (H, S, S) that attention_with_bias takes.
+  Tensor ids = Tensor::empty({seq_len * seq_len}, DType::I64);
+  int64_t* id = ids.data<int64_t>();
+  for (int64_t i = 0; i < seq_len; ++i)
+    for (int64_t j = 0; j < seq_len; ++j)
+      id[i * seq_len + j] = bucket[static_cast<size_t>(j - i + seq_len - 1)];
+  Tensor rows = Tensor::empty({seq_len * seq_len, heads}, DType::F32);
+  kernels::embedding(relative_attention_bias_, ids, rows);
+  return kernels::nhwc_to_nchw(rows.reshape({1, seq_len, seq_len, heads}))
+      .reshape({heads, seq_len, seq_len});
 }
 
 Tensor T5EncoderModel::forward(const Tensor& input_ids) const {
@@ -155,8 +159,7 @@ Tensor T5EncoderModel::forward(const Tensor& input_ids) const {
   Tensor wo_in = Tensor::empty({s, ff}, act);
 
   for (int64_t b = 0; b < batch; ++b) {
-    const int64_t* ids = all_ids + b * s;
-    for (int64_t t = 0; t < s; ++t) x.select(t).copy_from(shared_.select(ids[t]));
+    kernels::embedding(shared_, input_ids.select(b), x);
     for (const T5Block& blk : blocks_) {
       kernels::rms_norm(x, blk.attention_norm, eps, h);
       const Tensor q = blk.q.forward(h, act).reshape({1, s, heads, dkv});
