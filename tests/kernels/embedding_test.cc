@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "testing/test_util.h"
 
 namespace paradiff::kernels {
@@ -50,6 +52,28 @@ TEST(Embedding, RefusesIdsOutsideTheTableAndWrongShapes) {
   Tensor wrong = Tensor::empty({2, 7}, DType::F32);
   EXPECT_THROW(embedding(table, Tensor::zeros({2}, DType::I64), wrong), Error);
   EXPECT_THROW(embedding(table, Tensor::zeros({2}, DType::F32), out), Error);
+}
+
+TEST(TimestepEmbedding, MatchesDoubleReference) {
+  auto rng = make_rng();
+  const Tensor t = random_uniform({5}, DType::F32, rng, 0.0f, 1000.0f);
+  const int64_t c = 256, half = c / 2;
+  Tensor out = Tensor::empty({5, c}, DType::F32);
+  timestep_embedding(t, out);
+  std::vector<double> want;
+  for (double ti : to_doubles(t)) {
+    std::vector<double> row(c);
+    for (int64_t k = 0; k < half; ++k) {
+      const double arg = ti * std::exp(-std::log(10000.0) * k / half);
+      row[k] = std::cos(arg);
+      row[half + k] = std::sin(arg);
+    }
+    want.insert(want.end(), row.begin(), row.end());
+  }
+  // f32 steps: the argument (up to 1000 rad) carries ~1e-4 of rounding.
+  EXPECT_LE(testing::max_abs_error(out, want), 2e-4);
+  Tensor odd = Tensor::empty({5, 7}, DType::F32);
+  EXPECT_THROW(timestep_embedding(t, odd), Error);
 }
 
 }  // namespace

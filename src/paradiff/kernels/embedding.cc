@@ -15,4 +15,15 @@ void embedding(const Tensor& table, const Tensor& ids, Tensor& out) {
                   [&]<DeviceKind D>() { impl::embedding<D>(table, ids, out); });
 }
 
+void timestep_embedding(const Tensor& t, Tensor& out) {
+  PARADIFF_CHECK(t.ndim() == 1, "timestep must be (B), got ", t.describe());
+  t.expect_dtype(DType::F32, "timestep");
+  PARADIFF_CHECK(out.ndim() == 2 && out.dim(0) == t.dim(0) && out.dim(1) % 2 == 0,
+                 "timestep embedding output must be (", t.dim(0), ", even C), got ",
+                 out.describe());
+  out.expect_dtype(DType::F32, "timestep embedding output");
+  dispatch_device("timestep_embedding", common_device("timestep_embedding", t, out),
+                  [&]<DeviceKind D>() { impl::timestep_embedding<D>(t, out); });
+}
+
 }  // namespace paradiff::kernels

@@ -1,6 +1,7 @@
-// CPU body of embedding.h: one row copy (through fp32) per id.
+// CPU bodies of embedding.h: one row copy (through fp32) per id; timestep embeddings row by row.
 #include "paradiff/kernels/embedding.h"
 
+#include <cmath>
 #include <vector>
 
 #include "paradiff/kernels/cpu/row_io.h"
@@ -21,6 +22,23 @@ void impl::embedding<DeviceKind::CPU>(const Tensor& table, const Tensor& ids, Te
     for (int64_t r = 0; r < m; ++r) {
       load_row(table.raw_data(), table.dtype(), id[r] * c, c, buf.data());
       store_row(buf.data(), out.raw_data(), out.dtype(), r * c, c);
+    }
+  }
+}
+
+template <>
+void impl::timestep_embedding<DeviceKind::CPU>(const Tensor& t, Tensor& out) {
+  const int64_t b = t.dim(0), channels = out.dim(1), half = channels / 2;
+  // exponent_k = (k * -ln(10000)) / half, each step rounded to f32 as torch computes it.
+  const float neg_log = static_cast<float>(-std::log(10000.0));
+  for (int64_t i = 0; i < b; ++i) {
+    const float ti = t.data<float>()[i];
+    float* row = out.data<float>() + i * channels;
+    for (int64_t k = 0; k < half; ++k) {
+      const float exponent = (static_cast<float>(k) * neg_log) / static_cast<float>(half);
+      const float arg = ti * std::exp(exponent);
+      row[k] = std::cos(arg);  // flip_sin_to_cos: cosines first
+      row[half + k] = std::sin(arg);
     }
   }
 }

@@ -1,29 +1,15 @@
 #include "paradiff/models/flux/flux_embeddings.h"
 
-#include <cmath>
-
 #include "paradiff/kernels/activations.h"
+#include "paradiff/kernels/embedding.h"
 #include "paradiff/kernels/pointwise.h"
 
 namespace paradiff::models::flux {
 
 Tensor timestep_sinusoid(const Tensor& t, int64_t channels) {
   PARADIFF_CHECK(t.ndim() == 1, "timestep must be (B), got ", t.describe());
-  t.expect_dtype(DType::F32, "timestep");
-  const int64_t b = t.dim(0), half = channels / 2;
-  Tensor out = Tensor::empty({b, channels}, DType::F32);
-  // exponent_k = (k * -ln(10000)) / half, each step rounded to f32 as torch computes it.
-  const float neg_log = static_cast<float>(-std::log(10000.0));
-  for (int64_t i = 0; i < b; ++i) {
-    const float ti = t.data<float>()[i];
-    float* row = out.data<float>() + i * channels;
-    for (int64_t k = 0; k < half; ++k) {
-      const float exponent = (static_cast<float>(k) * neg_log) / static_cast<float>(half);
-      const float arg = ti * std::exp(exponent);
-      row[k] = std::cos(arg);  // flip_sin_to_cos: cosines first
-      row[half + k] = std::sin(arg);
-    }
-  }
+  Tensor out = Tensor::empty({t.dim(0), channels}, DType::F32);
+  kernels::timestep_embedding(t, out);
   return out;
 }
 
