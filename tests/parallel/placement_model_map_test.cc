@@ -14,7 +14,10 @@ using testing::error_of;
 using testing::placement_model;
 
 SizeOptions size_options(const nlohmann::json& c) {
-  return SizeOptions{parse_torch_dtype(c["dtype"].get<std::string>()), {}};
+  SizeOptions options{parse_torch_dtype(c["dtype"].get<std::string>()), {}};
+  for (const auto& p : c["special_dtypes"])
+    options.special_dtypes[p[0].get<std::string>()] = parse_torch_dtype(p[1].get<std::string>());
+  return options;
 }
 
 std::map<std::string, std::string> as_strings(const DeviceMap& map) {
@@ -31,12 +34,13 @@ std::map<std::string, std::string> golden_map(const nlohmann::json& pairs) {
 
 TEST(ModelDeviceMap, ReproducesEveryGoldenMap) {
   const auto fixture = testing::load_placement_fixture("model_maps.json");
-  int cases = 0, spills = 0, strategies[4] = {0, 0, 0, 0};
+  int cases = 0, spills = 0, special = 0, strategies[4] = {0, 0, 0, 0};
   for (const auto& c : fixture["cases"]) {
     const std::string name = c["name"];
     SCOPED_TRACE(name);
     const ModuleTree& tree = placement_model(c["model"]);
     const SizeOptions sizes = size_options(c);
+    special += sizes.special_dtypes.empty() ? 0 : 1;
     const auto strategy = parse_model_strategy(c["strategy"].get<std::string>());
     ASSERT_TRUE(strategy.has_value());
     ++strategies[static_cast<int>(*strategy)];
@@ -71,6 +75,7 @@ TEST(ModelDeviceMap, ReproducesEveryGoldenMap) {
   }
   EXPECT_GE(cases, 50);
   EXPECT_GE(spills, 5);
+  EXPECT_GE(special, 2);
   for (int n : strategies) EXPECT_GT(n, 0);
 }
 

@@ -151,7 +151,7 @@ def memory_pairs(max_memory):
     return [[k, v] for k, v in max_memory.items()]
 
 
-def run_model_case(model, name, strategy, max_memory, dtype, user_set=True):
+def run_model_case(model, name, strategy, max_memory, dtype, user_set=True, special_dtypes=None):
     """Mirrors diffusers' _determine_device_map (strategy string) and checks that it agrees."""
     no_split = no_split_of(model)
     logger = logging.getLogger("accelerate.utils.modeling")
@@ -171,28 +171,30 @@ def run_model_case(model, name, strategy, max_memory, dtype, user_set=True):
         else:
             balanced = acc.get_balanced_memory(
                 model, max_memory=copy.deepcopy(given), no_split_module_classes=no_split,
-                dtype=dtype, low_zero=(strategy == "balanced_low_0"))
+                dtype=dtype, special_dtypes=special_dtypes, low_zero=(strategy == "balanced_low_0"))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             device_map = acc.infer_auto_device_map(
                 model, max_memory=copy.deepcopy(balanced), no_split_module_classes=no_split,
-                dtype=dtype)
-        if isinstance(model, FluxTransformer2DModel):
+                dtype=dtype, special_dtypes=special_dtypes)
+        if isinstance(model, FluxTransformer2DModel) and not special_dtypes:
             expected = _determine_device_map(model, strategy, copy.deepcopy(given), dtype)
             assert dict(expected) == dict(device_map), (name, expected, device_map)
     finally:
         acc.get_max_memory = real_get_max_memory
         logger.removeHandler(capture)
-    sizes = acc.compute_module_sizes(model, dtype=dtype)
+    sizes = acc.compute_module_sizes(model, dtype=dtype, special_dtypes=special_dtypes)
     per_device = {}
-    for module, device in device_map.items():
+    for module, device in sorted(device_map.items(), key=lambda kv: kv[0]):
         per_device[str(device)] = per_device.get(str(device), 0) + sizes[module]
+    per_device = dict(sorted(per_device.items()))
     return {
         "name": name,
         "strategy": strategy,
         "dtype": dtype_name(dtype),
         "max_memory": memory_pairs(max_memory),
         "user_set": user_set,
+        "special_dtypes": sorted([k, dtype_name(v)] for k, v in (special_dtypes or {}).items()),
         "balanced_memory": memory_pairs(balanced),
         "device_map": sorted([k, v] for k, v in device_map.items()),
         "bytes_per_device": per_device,
@@ -206,9 +208,11 @@ def model_cases(models):
     flux, tt = models["flux_dev_transformer"], models["tiny_transformer"]
     cases = []
 
-    def add(model_name, strategy, max_memory, dtype=bf16, label=None, user_set=True):
+    def add(model_name, strategy, max_memory, dtype=bf16, label=None, user_set=True,
+            special_dtypes=None):
         label = label or f"{model_name}/{strategy}/" + ",".join(f"{k}={v}" for k, v in max_memory.items())
-        case = run_model_case(models[model_name], label, strategy, max_memory, dtype, user_set)
+        case = run_model_case(models[model_name], label, strategy, max_memory, dtype, user_set,
+                              special_dtypes)
         case["model"] = model_name
         cases.append(case)
         print(f"  {label}: {len(case['device_map'])} keys, {case['bytes_per_device']}")
@@ -252,6 +256,14 @@ def model_cases(models):
             add(model_name, strategy, {0: total // 2, 1: total // 2}, dtype=f32)
         add(model_name, "sequential", {0: total // 5, 1: total // 5, 2: total // 5}, dtype=f32)
         add(model_name, "auto", {0: total // 3, 1: total // 3, 2: total // 3}, dtype=bf16)
+    # special_dtypes as diffusers derives them from _keep_in_fp32_modules (T5 keeps "wo" in fp32).
+    t5_model = models["tiny_text_encoder_2"]
+    keep = {n: torch.float32 for n, _ in t5_model.named_parameters()
+            if any(m in n for m in t5_model._keep_in_fp32_modules)}
+    total = acc.compute_module_sizes(t5_model, dtype=bf16, special_dtypes=keep)[""]
+    for strategy in ["auto", "sequential"]:
+        add("tiny_text_encoder_2", strategy, {0: total // 2, 1: total // 2},
+            label=f"tiny_text_encoder_2/{strategy}/bf16 with wo in fp32", special_dtypes=keep)
     # Tied weights under pressure: the tied module must be split, or the pair moves on.
     t5 = acc.compute_module_sizes(models["tiny_text_encoder_2_tied"], dtype=f32)
     for budget in [t5["shared"] + 4000, t5["shared"] * 2, t5[""] // 4]:
