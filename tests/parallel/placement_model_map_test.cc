@@ -116,6 +116,29 @@ TEST(ModelDeviceMap, DiskEntriesRunOnTheMainRank) {
   EXPECT_EQ(step_traffic(flux, p.device_map, {100, 3072, 2}).bytes_per_step, 0);
 }
 
+TEST(ModelDeviceMap, TrafficWithADiskSpillInTheMiddle) {
+  const ModuleTree& flux = placement_model("flux_dev_transformer");
+  const ModelPlacement p = place_model(flux, "sequential", MaxMemory::parse("0=5GB,1=5GB,2=5GB", 3),
+                                       3, {SafetensorsDType::BF16, {}});
+  const StepTraffic traffic = step_traffic(flux, p.device_map, {1000, 3072, 2});
+  // Ranks 0, 1, 2 in turn, then the disk tail, which runs on rank 0: three handoffs, and the
+  // output is already on rank 0.
+  ASSERT_EQ(traffic.boundaries.size(), 3u);
+  EXPECT_EQ(traffic.boundaries[2].from, 2);
+  EXPECT_EQ(traffic.boundaries[2].to, 0);
+  EXPECT_EQ(traffic.bytes_per_step, 3 * int64_t{1000} * 3072 * 2);
+}
+
+TEST(ModelDeviceMap, BalancedLow0NeedsEveryRankBelowTheCount) {
+  // accelerate sums ranks 1..n-1 by index and fails with a KeyError when one is missing.
+  const ModuleTree& clip = placement_model("tiny_text_encoder");
+  EXPECT_EQ(error_of([&] {
+              get_balanced_memory(clip, MaxMemory::parse("0=1000000,2=1000000", 3),
+                                  {SafetensorsDType::F32, {}}, true);
+            }),
+            "max_memory has no entry for device 1: {0: 1000000, 2: 1000000}");
+}
+
 TEST(ModelDeviceMap, ABudgetThatFitsNothingIsRefusedWithAcceleratesMinimum) {
   const ModuleTree& flux = placement_model("flux_dev_transformer");
   EXPECT_EQ(error_of([&] {
