@@ -69,7 +69,7 @@ TEST_P(VaeFixtureTest, EncodeMatchesDiffusers) {
   EXPECT_LE(logvar_err, 1e-4);
   EXPECT_LE(testing::relative_error(vae.encode(c.in("image")), c.out("mean")), 1e-4);
   // latent_dist.sample(torch.Generator().manual_seed(7)).
-  pipeline::Generator g(7);
+  Generator g(7);
   EXPECT_LE(testing::relative_error(dist.sample(g), c.out("sample_seed7")), 1e-4);
 }
 

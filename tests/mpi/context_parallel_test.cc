@@ -10,7 +10,7 @@
 #include "paradiff/dist/tensor_broadcast.h"
 #include "paradiff/io/safetensors.h"
 #include "paradiff/models/flux/flux_transformer.h"
-#include "paradiff/pipeline/flux_pipeline.h"
+#include "paradiff/pipeline/flux/flux_pipeline.h"
 #include "testing/test_util.h"
 
 namespace paradiff {
@@ -144,20 +144,20 @@ TEST_P(ContextParallel, FewerTextTokensThanRanks) {
 // The whole pipeline under context parallelism: the final latents of diffusers' tiny pipeline
 // fixture (tests/fixtures/flux_pipeline) within 1e-3, prompt encoded by rank 0 and broadcast.
 TEST_P(ContextParallel, PipelineFinalLatentsMatchDiffusers) {
-  const pipeline::FluxPipeline pipe(testing::source_path("tests/fixtures/flux_pipeline/tiny"),
-                                    DType::F32);
+  auto mesh = this->mesh();
+  pipeline::FluxPipeline pipe(
+      pipeline::ModelIndex::load(testing::source_path("tests/fixtures/flux_pipeline/tiny")),
+      pipeline::PipelineRuntime{DType::F32, mesh, {}});
   pipeline::GenerationOptions o;
   o.height = 64, o.width = 48, o.num_inference_steps = 3, o.guidance_scale = 3.5f;
   o.max_sequence_length = 16, o.seed = 0;
   o = pipe.resolve(o);
-  auto mesh = this->mesh();
-  pipeline::PromptEmbeds embeds;
+  pipeline::Conditioning embeds;
   if (mesh->context_parallel().rank() == 0)
-    embeds = pipe.encode_prompt({"a large red circle at the top left on a white background"},
-                                o.max_sequence_length);
-  dist::broadcast_tensor(mesh->context_parallel(), embeds.prompt_embeds, 0);
-  dist::broadcast_tensor(mesh->context_parallel(), embeds.pooled_prompt_embeds, 0);
-  const Tensor latents = pipe.denoise(embeds, pipe.prepare_latents(o), o, mesh);
+    embeds = pipe.encode_prompt({"a large red circle at the top left on a white background"}, {},
+                                o);
+  dist::broadcast_tensors(mesh->context_parallel(), embeds, 0);
+  const Tensor latents = pipe.denoise(embeds, pipe.prepare_latents(o), o);
   const auto expected = SafetensorsFile::open(
       testing::source_path("tests/fixtures/flux_pipeline/expected.safetensors"));
   const double err =

@@ -1,6 +1,7 @@
 // Configuration checks, sequence sharding and the data-parallel split (no MPI needed).
 #include <gtest/gtest.h>
 
+#include "paradiff/parallel/communication_volume.h"
 #include "paradiff/parallel/data_parallel.h"
 #include "paradiff/parallel/parallel_config.h"
 #include "paradiff/parallel/sequence_sharding.h"
@@ -31,6 +32,52 @@ TEST(ContextParallelConfig, RejectsEveryImpossibleConfigWithTheNumbers) {
   EXPECT_NO_THROW((ContextParallelConfig{1, 3, true, "allgather"}.validate(3)));
   EXPECT_EQ((ContextParallelConfig{2, 2, true, "p2p"}.describe()), "unified 2x2 (p2p)");
   EXPECT_EQ(ContextParallelConfig{}.rotate(), RotateMethod::P2P);
+}
+
+TEST(ParallelConfig, AnyDegreesIncludingAllOneAndCfg) {
+  ParallelConfig none;
+  EXPECT_NO_THROW(none.validate(1));
+  EXPECT_NO_THROW(none.validate(5));  // five replicas of one rank
+  EXPECT_EQ(none.replica_degree(), 1);
+  EXPECT_EQ(none.describe(), "one rank per replica");
+  ParallelConfig c{ContextParallelConfig{2, 2, true, "p2p"}, 2};
+  EXPECT_EQ(c.replica_degree(), 8);
+  EXPECT_EQ(c.describe(), "cfg 2 x unified 2x2 (p2p)");
+  EXPECT_NO_THROW(c.validate(16));
+  auto expect_refused = [](const ParallelConfig& config, int world, const std::string& needle) {
+    try {
+      config.validate(world);
+      FAIL() << "accepted " << config.describe() << " on " << world;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  expect_refused(c, 12, "not a multiple of cfg_degree x ring_degree x ulysses_degree = 2 x 2 x 2");
+  expect_refused(ParallelConfig{std::nullopt, 3}, 6, "cfg_degree must be 1 or 2");
+  expect_refused(ParallelConfig{ContextParallelConfig{1, 1, true, "p2p"}}, 2,
+                 "needs ring_degree or ulysses_degree > 1");
+  EXPECT_EQ(parse_ring_progress("test"), RingProgress::Test);
+  EXPECT_THROW(parse_ring_progress("poll"), Error);
+}
+
+// The theoretical volume, worked by hand for small layouts (bytes of one attention call).
+TEST(CommunicationVolume, MatchesHandWorkedExamples) {
+  // Ulysses 2, 5 heads (padded to 6: 3 per rank), D 4, f32; tokens 3 and 2.
+  // Rank 0 sends q, k, v of its 3 tokens for rank 1's 3 heads: 3·3·3·4·4 = 432 bytes, then the
+  // output of rank 1's 2 tokens for its own 3 heads: 2·3·4·4 = 96.
+  EXPECT_EQ(attention_sent_bytes({1, 2, true, "p2p"}, 0, {3, 2}, 5, 4, 4), 432 + 96);
+  EXPECT_EQ(attention_sent_bytes({1, 2, true, "p2p"}, 1, {3, 2}, 5, 4, 4), 288 + 144);
+  // Ring 3 (p2p), 2 heads, D 4, bf16; tokens 4, 3, 3. Rank 1 sends its own block [k; v]
+  // (2·3·2·4·2 = 96), then rank 0's (2·4·16 = 128).
+  EXPECT_EQ(attention_sent_bytes({3, 1, true, "p2p"}, 1, {4, 3, 3}, 2, 4, 2), 96 + 128);
+  EXPECT_EQ(attention_sent_bytes({3, 1, true, "alltoall"}, 1, {4, 3, 3}, 2, 4, 2), 96 + 128);
+  // Allgather: its own block to both others.
+  EXPECT_EQ(attention_sent_bytes({3, 1, true, "allgather"}, 1, {4, 3, 3}, 2, 4, 2), 2 * 96);
+  // Unified 2x2, 2 heads (1 per Ulysses rank), D 2, f32, tokens 1 each: rank 3 (ring 1,
+  // Ulysses 1) scatters 3·1·1·2·4 = 24, gathers 1·1·2·4 = 8, passes its ring block (the
+  // Ulysses pair's 2 tokens) 2·2·1·2·4 = 32.
+  EXPECT_EQ(attention_sent_bytes({2, 2, true, "p2p"}, 3, {1, 1, 1, 1}, 2, 2, 4), 24 + 8 + 32);
+  EXPECT_EQ(gather_sent_bytes(100, 4), 300);
 }
 
 TEST(SequenceSharding, FirstRanksTakeTheExtraTokens) {

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "paradiff/pipeline/flux_pipeline.h"
+#include "paradiff/pipeline/flux/flux_pipeline.h"
 #include "testing/test_util.h"
 
 namespace paradiff::pipeline {
@@ -87,7 +87,7 @@ TEST(BundledModel, DrawsTheColourAndPlaceThePromptAsksFor) {
       {"a large red triangle at the top right on a light blue background", 7, "red", true, false},
       {"a large purple star at the top left on a light blue background", 12, "purple", true, true},
   };
-  const FluxPipeline pipe(folder, DType::F32);
+  FluxPipeline pipe(folder, DType::F32);
   for (const Case& c : cases) {
     SCOPED_TRACE(c.prompt);
     GenerationOptions o;
@@ -96,7 +96,7 @@ TEST(BundledModel, DrawsTheColourAndPlaceThePromptAsksFor) {
     o.max_sequence_length = 32;
     o.seed = c.seed;
     o = pipe.resolve(o);
-    const Tensor latents = pipe.denoise(pipe.encode_prompt({c.prompt}, o.max_sequence_length),
+    const Tensor latents = pipe.denoise(pipe.encode_prompt({c.prompt}, {}, o),
                                         pipe.prepare_latents(o), o);
     const Found f = analyse(pipe.decode(latents, o));
     EXPECT_EQ(f.color, c.color);

@@ -1,7 +1,7 @@
 // The whole text-to-image pipeline against diffusers' FluxPipeline on a tiny random pipeline
 // folder (tests/fixtures/flux_pipeline, made by tools/make_fixtures/make_pipeline_fixtures.py):
 // starting latents bit-identical, final latents within 1e-3 (fp32), decoded image likewise.
-#include "paradiff/pipeline/flux_pipeline.h"
+#include "paradiff/pipeline/flux/flux_pipeline.h"
 
 #include <gtest/gtest.h>
 
@@ -40,7 +40,7 @@ std::vector<Case> load_cases() {
 TEST(FluxPipeline, MatchesDiffusersEndToEnd) {
   const auto expected = SafetensorsFile::open(
       testing::source_path("tests/fixtures/flux_pipeline/expected.safetensors"));
-  const FluxPipeline pipe(testing::source_path("tests/fixtures/flux_pipeline/tiny"), DType::F32);
+  FluxPipeline pipe(testing::source_path("tests/fixtures/flux_pipeline/tiny"), DType::F32);
   const auto cases = load_cases();
   ASSERT_EQ(cases.size(), 3u);
   for (size_t i = 0; i < cases.size(); ++i) {
@@ -50,7 +50,7 @@ TEST(FluxPipeline, MatchesDiffusersEndToEnd) {
     EXPECT_EQ(testing::relative_error(
                   start, expected.read(str_cat("case", i, ".initial_latents"), DType::F32)),
               0.0);
-    const PromptEmbeds embeds = pipe.encode_prompt({cases[i].prompt}, o.max_sequence_length);
+    const Conditioning embeds = pipe.encode_prompt({cases[i].prompt}, {}, o);
     const Tensor final_latents = pipe.denoise(embeds, start, o);
     const double err = testing::relative_error(
         final_latents, expected.read(str_cat("case", i, ".final_latents"), DType::F32));

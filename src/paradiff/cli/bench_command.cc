@@ -11,10 +11,9 @@
 
 #include "paradiff/cli/commands.h"
 #include "paradiff/core/logging.h"
-#include "paradiff/core/memory.h"
 #include "paradiff/core/threads.h"
 #include "paradiff/core/timer.h"
-#include "paradiff/models/flux/flux_transformer.h"
+#include "paradiff/engine/transformer_runner.h"
 
 namespace paradiff::cli {
 
@@ -29,6 +28,7 @@ struct Options {
   int64_t image_tokens = 4096, text_tokens = 256;
   int64_t heads = 8, head_dim = 128, double_layers = 4, single_layers = 8, joint_dim = 4096;
   int threads = 0, steps = 3;
+  std::string ring_progress = "thread";
   bool header = true;
 };
 
@@ -120,39 +120,19 @@ int run(const Options& o, dist::Communicator& world) {
     if (!filter.empty() &&
         filter.find(cp.describe().substr(0, cp.describe().find(' '))) == std::string::npos)
       continue;
-    auto model = o.model.empty() ? FluxTransformer2DModel::with_random_weights(config, compute, 7)
-                                 : FluxTransformer2DModel::from_pretrained(o.model, compute);
-    std::shared_ptr<parallel::DeviceMesh> mesh;
-    if (world.size() > 1) {
-      mesh = std::make_shared<parallel::DeviceMesh>(world, cp);
-      model.enable_parallelism(mesh);
-    }
-    // Peak from here on: the resident weights plus what the forwards allocate (load-time
-    // transients such as unconverted weights are not part of a step).
-    reset_peak_bytes();
-    model.forward(inputs);  // warm-up
-    if (mesh) mesh->reset_comm_stats();
-    std::vector<double> ms;
-    for (int i = 0; i < o.steps; ++i) {
-      world.barrier();
-      Stopwatch sw;
-      model.forward(inputs);
-      ms.push_back(sw.milliseconds());
-    }
-    std::sort(ms.begin(), ms.end());
-    double median = ms[ms.size() / 2];
-    world.allreduce(&median, 1, dist::ReduceType::F64, dist::ReduceOp::Max);
-    int64_t peak = peak_bytes();
-    world.allreduce(&peak, 1, dist::ReduceType::I64, dist::ReduceOp::Max);
-    const auto stats = mesh ? mesh->comm_stats() : dist::CommStats{};
-    double sent = static_cast<double>(stats.bytes_sent) / o.steps;
-    double wait = stats.wait_seconds / o.steps;
-    world.allreduce(&sent, 1, dist::ReduceType::F64, dist::ReduceOp::Max);
-    world.allreduce(&wait, 1, dist::ReduceType::F64, dist::ReduceOp::Max);
+    parallel::ParallelConfig parallel;
+    if (world.size() > 1) parallel.context_parallel_config = cp;
+    parallel.ring_progress = parallel::parse_ring_progress(o.ring_progress);
+    engine::TransformerRunner runner(world, parallel, [&] {
+      return o.model.empty() ? FluxTransformer2DModel::with_random_weights(config, compute, 7)
+                             : FluxTransformer2DModel::from_pretrained(o.model, compute);
+    });
+    const auto t = runner.time_forwards(inputs, o.steps, /*warm_up=*/true);
     if (root) {
       std::printf("| %s | %.1f | %.3f | %.3f | %.1f | %.0f%% |\n",
-                  row_name(cp, world.size()).c_str(), median, 1000.0 / median, peak / 1e9,
-                  sent / 1e6, 100.0 * wait * 1e3 / median);
+                  row_name(cp, world.size()).c_str(), t.median_ms, 1000.0 / t.median_ms,
+                  t.peak_bytes / 1e9, t.sent_bytes_per_rank / 1e6,
+                  100.0 * t.wait_ms / t.median_ms);
       std::fflush(stdout);
     }
   }
@@ -183,6 +163,11 @@ void add_bench_command(CLI::App& app, Action& action) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
   cmd->add_option("--modes", o->modes, "only these backends, e.g. \"ulysses,ring\"");
+  cmd->add_option("--ring-progress", o->ring_progress,
+                  "p2p ring: drive transfers from a helper thread, or by tests between chunks")
+      ->envname("PARADIFF_RING_PROGRESS")
+      ->check(CLI::IsMember({"thread", "test"}))
+      ->capture_default_str();
   cmd->add_flag("--no-header{false}", o->header, "print only the table rows");
   cmd->callback(
       [o, &action] { action = [o](dist::Communicator& world) { return run(*o, world); }; });

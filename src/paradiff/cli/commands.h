@@ -14,10 +14,17 @@ namespace paradiff::cli {
 // Runs on every rank with the world communicator once the command line parsed.
 using Action = std::function<int(dist::Communicator& world)>;
 
-// --ulysses-degree, --ring-degree, --rotate-method, --no-convert-to-fp32 (diffusers'
-// ContextParallelConfig fields); both degrees 1 (the default) means no context parallelism.
-void add_context_parallel_options(CLI::App& cmd, parallel::ContextParallelConfig& config);
-bool context_parallel_requested(const parallel::ContextParallelConfig& config);
+// The parallel flags: --ulysses-degree, --ring-degree, --rotate-method, --no-convert-to-fp32
+// (diffusers' ContextParallelConfig fields; both degrees 1, the default, means no context
+// parallelism), --ring-progress, and --cfg-degree where a command runs true CFG.
+struct ParallelOptions {
+  parallel::ContextParallelConfig context_parallel;
+  int cfg_degree = 1;
+  std::string ring_progress = "thread";
+
+  parallel::ParallelConfig config() const;
+};
+void add_parallel_options(CLI::App& cmd, ParallelOptions& options, bool with_cfg);
 
 // --dtype's value as a compute precision: fp32 or bf16, anything else a clear error.
 DType compute_dtype(const std::string& dtype);

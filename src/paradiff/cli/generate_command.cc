@@ -1,8 +1,7 @@
-// paradiff generate: text to image. Under mpirun the world is split into context-parallel groups
-// (--ulysses-degree x --ring-degree ranks each; one rank each without context parallelism) that
-// share the prompts between them with split_between_processes semantics. In each group the
-// prompt is encoded once (by the group's first rank) and the embeddings broadcast, every rank
-// starts from the same latents, and only the first rank decodes and writes the image.
+// paradiff generate: text to image, a thin front-end over the engine. The engine splits the
+// prompts between data-parallel replicas, encodes once per replica, denoises (context- and
+// cfg-parallel as the flags say) and hands every image to rank 0, which writes the PNGs and
+// prints progress and the summary.
 #include <unistd.h>
 
 #include <cstdio>
@@ -11,14 +10,10 @@
 
 #include "paradiff/cli/commands.h"
 #include "paradiff/core/logging.h"
-#include "paradiff/core/memory.h"
 #include "paradiff/core/threads.h"
-#include "paradiff/core/timer.h"
-#include "paradiff/dist/tensor_broadcast.h"
+#include "paradiff/engine/engine.h"
 #include "paradiff/io/png.h"
 #include "paradiff/io/safetensors_writer.h"
-#include "paradiff/parallel/data_parallel.h"
-#include "paradiff/pipeline/flux_pipeline.h"
 
 namespace paradiff::cli {
 
@@ -28,10 +23,11 @@ namespace fs = std::filesystem;
 
 struct Options {
   std::string model, prompt, prompts_file, output = "out.png", dtype = "fp32", save_latents;
-  pipeline::GenerationOptions gen;
+  std::vector<std::string> negative_prompt;
+  engine::GenerationRequest request;
   int threads = 0;
-  bool apply_padding = false, quiet = false;
-  parallel::ContextParallelConfig cp;
+  bool quiet = false;
+  ParallelOptions parallel;
 };
 
 std::vector<std::string> read_prompts(const Options& o) {
@@ -56,102 +52,69 @@ std::string output_path(const std::string& output, size_t index, size_t count) {
       .string();
 }
 
+// One line rewritten in place on a terminal; a line per step in a log.
+engine::ProgressCallback progress_printer() {
+  const bool tty = isatty(fileno(stderr)) != 0;
+  return [tty](const pipeline::StepProgress& p, const std::vector<int64_t>& prompts) {
+    const std::string label = prompts.size() == 1
+                                  ? str_cat("prompt ", prompts[0])
+                                  : str_cat("prompts ", prompts.front(), "-", prompts.back());
+    const double per = p.elapsed_seconds / p.step;
+    std::fprintf(stderr, "%s%s: step %lld/%lld  %.2f s/it  elapsed %.1f s  ETA %.1f s%s",
+                 tty ? "\r" : "", label.c_str(), static_cast<long long>(p.step),
+                 static_cast<long long>(p.steps), per, p.elapsed_seconds,
+                 per * (p.steps - p.step), tty && p.step < p.steps ? " " : "\n");
+    return true;
+  };
+}
+
 int run(const Options& o, dist::Communicator& world) {
-  const DType compute = compute_dtype(o.dtype);
-  if (o.threads > 0) set_num_threads(o.threads);
   const bool root = world.rank() == 0;
   if (o.quiet) set_log_level(LogLevel::Warning);
-
   // Everything a user can get wrong is checked before any model is loaded.
-  const std::vector<std::string> prompts = read_prompts(o);
-  const bool use_cp = context_parallel_requested(o.cp);
-  parallel::ContextParallelConfig cp = o.cp;
-  if (!use_cp) cp = {1, 1, true, "p2p"};
-  std::shared_ptr<parallel::DeviceMesh> mesh;
-  int groups = world.size(), group = world.rank(), group_rank = 0;
-  std::unique_ptr<dist::Communicator> group_comm;
-  if (use_cp) {
-    mesh = std::make_shared<parallel::DeviceMesh>(world, cp);
-    groups = mesh->data_parallel_size();
-    group = mesh->data_parallel_index();
-    group_rank = mesh->context_parallel().rank();
-  } else {
-    group_comm = world.split(world.rank(), 0);  // a group of one
-  }
-  dist::Communicator& group_world = use_cp ? mesh->context_parallel() : *group_comm;
+  engine::EngineOptions engine_options;
+  engine_options.model = o.model;
+  engine_options.compute = compute_dtype(o.dtype);
+  if (o.threads > 0) set_num_threads(o.threads);
+  engine::GenerationRequest request = o.request;
+  request.prompt = read_prompts(o);
+  request.negative_prompt = o.negative_prompt;
+  request.validate();
+  engine_options.parallel = o.parallel.config();
+  // A one-shot run holds one stage's weights at a time.
+  engine_options.cache_policy = pipeline::ComponentCache::Policy::ReleaseAfterStage;
   check_output_folder(o.output);
-  const pipeline::FluxPipeline pipe(o.model, compute);
-  const pipeline::GenerationOptions gen = pipe.resolve(o.gen);
+  engine::Engine engine(world, engine_options);
+  const pipeline::GenerationOptions gen = engine.resolve(request);
+  const auto& parallel = engine_options.parallel;
   if (root)
-    log_info("generating ", prompts.size(), " image(s) of ", gen.width, "x", gen.height, " in ",
-             gen.num_inference_steps, " steps on ", world.size(), " process(es): ", groups,
-             " group(s)", use_cp ? str_cat(" of ", cp.describe()) : std::string());
+    log_info("generating ", request.prompt.size(), " image(s) of ", gen.width, "x", gen.height,
+             " in ", gen.num_inference_steps, " steps on ", world.size(), " process(es): ",
+             engine.replicas(), " group(s)",
+             parallel.replica_degree() > 1 ? str_cat(" of ", parallel.describe()) : std::string());
 
-  const auto mine = parallel::split_between_processes(static_cast<int64_t>(prompts.size()), groups,
-                                                      group, o.apply_padding);
-  const int64_t real = parallel::real_items(static_cast<int64_t>(prompts.size()), groups, group);
-  Stopwatch total;
-  double encode_s = 0, denoise_s = 0, decode_s = 0;
-  int64_t steps_done = 0;
-  // This group's prompts go through each stage as one batch, so every model loads once.
-  if (!mine.empty()) {
-    std::vector<std::string> batch;
-    for (int64_t index : mine) batch.push_back(prompts[index]);
-    const int64_t b = static_cast<int64_t>(batch.size());
-    Stopwatch stage;
-    pipeline::PromptEmbeds embeds;
-    if (group_rank == 0) embeds = pipe.encode_prompt(batch, gen.max_sequence_length);
-    dist::broadcast_tensor(group_world, embeds.prompt_embeds, 0);
-    dist::broadcast_tensor(group_world, embeds.pooled_prompt_embeds, 0);
-    encode_s = stage.seconds();
-
-    stage.restart();
-    const bool report = root && !o.quiet;
-    const bool tty = isatty(fileno(stderr)) != 0;
-    const std::string label =
-        b == 1 ? str_cat("prompt ", mine[0]) : str_cat("prompts ", mine.front(), "-", mine.back());
-    auto progress = [&](int64_t step, int64_t steps, double elapsed) {
-      if (!report) return;
-      const double per = elapsed / step;
-      // One line rewritten in place on a terminal; a line per step in a log.
-      std::fprintf(stderr, "%s%s: step %lld/%lld  %.2f s/it  elapsed %.1f s  ETA %.1f s%s",
-                   tty ? "\r" : "", label.c_str(), static_cast<long long>(step),
-                   static_cast<long long>(steps), per, elapsed, per * (steps - step),
-                   tty && step < steps ? " " : "\n");
-    };
-    // Every prompt starts from the seed's latents, as one diffusers call per prompt would.
-    const Tensor start = pipe.prepare_latents(gen);
-    const Tensor latents =
-        pipe.denoise(embeds, concat(std::vector<Tensor>(b, start), 0), gen, mesh, progress);
-    denoise_s = stage.seconds();
-    steps_done = gen.num_inference_steps;
-
-    stage.restart();
-    if (group_rank == 0 && real > 0) {
-      const Tensor images = pipe.decode(latents.slice(0, real), gen);
-      for (int64_t k = 0; k < real; ++k) {
-        const size_t index = static_cast<size_t>(mine[k]);
-        if (!o.save_latents.empty())
-          write_safetensors(output_path(o.save_latents, index, prompts.size()),
-                            {{"latents", latents.slice(k, 1)}});
-        const std::string path = output_path(o.output, index, prompts.size());
-        write_png(path, images.select(k));
-        log_info("wrote ", path);
-      }
+  const bool report = root && !o.quiet;
+  const auto result =
+      engine.run(request, report ? progress_printer() : engine::ProgressCallback{});
+  const size_t count = request.prompt.size();
+  for (const auto& image : result.images) {
+    const size_t index = static_cast<size_t>(image.index);
+    if (!o.save_latents.empty())
+      write_safetensors(output_path(o.save_latents, index, count), {{"latents", image.latents}});
+    if (image.image.defined()) {
+      const std::string path = output_path(o.output, index, count);
+      write_png(path, image.image);
+      log_info("wrote ", path);
     }
-    decode_s = stage.seconds();
   }
-  int64_t peak = peak_bytes();
-  world.allreduce(&peak, 1, dist::ReduceType::I64, dist::ReduceOp::Max);
-  double stage_s[3] = {encode_s, denoise_s, decode_s};
-  world.allreduce(stage_s, 3, dist::ReduceType::F64, dist::ReduceOp::Max);
-  world.barrier();
-  if (root && !o.quiet) {
+  if (report) {
+    const auto& s = result.stats;
     std::fprintf(stderr,
                  "summary: %zu image(s) in %.1f s | encode %.1f s, denoise %.1f s (%.2f steps/s),"
                  " decode %.1f s | peak memory %.1f MB per rank (largest)\n",
-                 prompts.size(), total.seconds(), stage_s[0], stage_s[1],
-                 stage_s[1] > 0 ? steps_done / stage_s[1] : 0.0, stage_s[2], peak / 1e6);
+                 count, s.total_seconds, s.encode_seconds, s.denoise_seconds,
+                 s.denoise_seconds > 0 ? s.steps / s.denoise_seconds : 0.0, s.decode_seconds,
+                 s.peak_bytes / 1e6);
   }
   return 0;
 }
@@ -160,22 +123,26 @@ int run(const Options& o, dist::Communicator& world) {
 
 void add_generate_command(CLI::App& app, Action& action) {
   auto o = std::make_shared<Options>();
-  CLI::App* cmd = app.add_subcommand("generate", "Text to image with a diffusers FLUX folder");
-  cmd->add_option("--model", o->model, "diffusers FluxPipeline folder (model_index.json, ...)")
+  auto& r = o->request;
+  CLI::App* cmd = app.add_subcommand("generate", "Text to image with a diffusers pipeline folder");
+  cmd->add_option("--model", o->model, "diffusers pipeline folder (model_index.json, ...)")
       ->required()
       ->envname("PARADIFF_MODEL");
   cmd->add_option("--prompt", o->prompt, "the prompt");
   cmd->add_option("--prompts", o->prompts_file, "a file of prompts, one per line");
-  cmd->add_option("--height", o->gen.height, "image height (default: the model's, 1024 for FLUX)");
-  cmd->add_option("--width", o->gen.width, "image width (default: the model's)");
-  cmd->add_option("--num-inference-steps", o->gen.num_inference_steps, "denoising steps")
+  cmd->add_option("--negative-prompt", o->negative_prompt,
+                  "true CFG: what to steer away from (one for every prompt, or one per prompt)");
+  cmd->add_option("--true-cfg-scale", r.true_cfg_scale,
+                  "true classifier-free guidance scale (with --negative-prompt, > 1)")
       ->capture_default_str();
-  cmd->add_option("--guidance-scale", o->gen.guidance_scale,
-                  "guidance for guidance-distilled models")
+  cmd->add_option("--height", r.height, "image height (default: the model's, 1024 for FLUX)");
+  cmd->add_option("--width", r.width, "image width (default: the model's)");
+  cmd->add_option("--num-inference-steps", r.num_inference_steps, "denoising steps")
       ->capture_default_str();
-  cmd->add_option("--seed", o->gen.seed, "torch.Generator().manual_seed(seed)")
+  cmd->add_option("--guidance-scale", r.guidance_scale, "guidance for guidance-distilled models")
       ->capture_default_str();
-  cmd->add_option("--max-sequence-length", o->gen.max_sequence_length, "T5 tokens")
+  cmd->add_option("--seed", r.seed, "torch.Generator().manual_seed(seed)")->capture_default_str();
+  cmd->add_option("--max-sequence-length", r.max_sequence_length, "T5 tokens")
       ->capture_default_str();
   cmd->add_option("--dtype", o->dtype, "compute precision: fp32 or bf16")
       ->envname("PARADIFF_DTYPE")
@@ -187,10 +154,10 @@ void add_generate_command(CLI::App& app, Action& action) {
   cmd->add_option("--save-latents", o->save_latents,
                   "also write the final packed latents (safetensors, `latents`), as diffusers' "
                   "output_type=\"latent\"");
-  cmd->add_flag("--apply-padding", o->apply_padding,
+  cmd->add_flag("--apply-padding", r.apply_padding,
                 "data parallel: pad short prompt shares with the last prompt");
   cmd->add_flag("--quiet", o->quiet, "no progress or summary");
-  add_context_parallel_options(*cmd, o->cp);
+  add_parallel_options(*cmd, o->parallel, /*with_cfg=*/true);
   cmd->callback(
       [o, &action] { action = [o](dist::Communicator& world) { return run(*o, world); }; });
 }

@@ -1,19 +1,16 @@
 // paradiff transformer-forward: one FluxTransformer2DModel forward on inputs stored in a
 // safetensors file, written to another: the debugging window onto the model, and how anyone
-// checks paradiff against another implementation (tools/compare_diffusers uses it).
-#include <algorithm>
-#include <cstdio>
+// checks paradiff against another implementation (tools/compare_diffusers uses it). Under mpirun
+// with context-parallel flags the forward really runs split across the ranks; it prints the
+// bytes each rank sent beside the algorithms' theoretical volume.
 #include <filesystem>
-#include <vector>
 
 #include "paradiff/cli/commands.h"
 #include "paradiff/core/logging.h"
-#include "paradiff/core/memory.h"
 #include "paradiff/core/threads.h"
 #include "paradiff/core/timer.h"
-#include "paradiff/io/safetensors.h"
+#include "paradiff/engine/transformer_runner.h"
 #include "paradiff/io/safetensors_writer.h"
-#include "paradiff/models/flux/flux_transformer.h"
 
 namespace paradiff::cli {
 
@@ -23,7 +20,7 @@ struct Options {
   std::string model, config, inputs, output, dtype = "fp32";
   int threads = 0;
   int repeat = 0;
-  parallel::ContextParallelConfig cp;
+  ParallelOptions parallel;
 };
 
 models::flux::FluxTransformer2DModel load_model(const Options& o, DType compute) {
@@ -44,40 +41,36 @@ models::flux::FluxTransformer2DModel load_model(const Options& o, DType compute)
 int run(const Options& o, dist::Communicator& world) {
   const DType compute = compute_dtype(o.dtype);
   if (o.threads > 0) set_num_threads(o.threads);
-  // Check the parallel config before any heavy work; every rank checks the same thing.
-  std::shared_ptr<parallel::DeviceMesh> mesh;
-  if (cli::context_parallel_requested(o.cp)) {
-    mesh = std::make_shared<parallel::DeviceMesh>(world, o.cp);
-    PARADIFF_CHECK(mesh->data_parallel_size() == 1,
-                   "transformer-forward runs one input: ", "ring_degree x ulysses_degree (",
-                   o.cp.degree(), ") must equal the number of processes (", world.size(), ")");
-  }
+  const parallel::ParallelConfig parallel = o.parallel.config();
+  parallel.validate(world.size());
   // Open the inputs before the (slow) model load so that a bad file fails fast.
   const auto in = models::flux::FluxTransformerInputs::load(o.inputs);
   check_output_folder(o.output);
 
   Stopwatch load;
-  const auto model = load_model(o, compute);
-  model.validate_inputs(in);
+  engine::TransformerRunner runner(world, parallel, [&] { return load_model(o, compute); });
+  runner.model().validate_inputs(in);
   log_info("loaded ", o.model, " in ", load.seconds(), " s (", dtype_name(compute), " compute, ",
            num_threads(), " threads)");
 
-  Tensor sample;
-  std::vector<double> ms;
-  if (o.repeat > 0) model.forward(in);  // warm-up: primitive creation, page faults
-  for (int i = 0; i < std::max(1, o.repeat); ++i) {
-    Stopwatch sw;
-    sample = model.forward(in);
-    ms.push_back(sw.milliseconds());
-  }
-  std::sort(ms.begin(), ms.end());
+  const auto timing = runner.time_forwards(in, o.repeat, /*warm_up=*/o.repeat > 0);
   // Every rank holds the gathered output; rank 0 writes it and reports.
-  int64_t peak = peak_bytes();
-  world.allreduce(&peak, 1, dist::ReduceType::I64, dist::ReduceOp::Max);
   if (world.rank() == 0) {
-    write_safetensors(o.output, {{"sample", sample}});
-    std::printf("forward_ms: %.3f\n", ms[ms.size() / 2]);
-    std::printf("peak_memory_bytes: %lld (largest rank)\n", static_cast<long long>(peak));
+    write_safetensors(o.output, {{"sample", timing.sample}});
+    std::printf("forward_ms: %.3f\n", timing.median_ms);
+    std::printf("peak_memory_bytes: %lld (largest rank)\n",
+                static_cast<long long>(timing.peak_bytes));
+    if (runner.mesh().context_parallel_enabled()) {
+      const auto& cp = runner.mesh().context_parallel_config();
+      std::printf("context_parallel: ulysses=%d ring=%d rotate=%s\n", cp.ulysses_degree,
+                  cp.ring_degree, cp.rotate_method.c_str());
+    }
+    std::printf("sent_bytes_per_rank: %lld (largest rank, per forward)\n",
+                static_cast<long long>(timing.sent_bytes_per_rank));
+    std::printf("expected_sent_bytes_per_rank: %lld (theoretical volume, largest rank)\n",
+                static_cast<long long>(timing.expected_sent_bytes_per_rank));
+    std::printf("sent_bytes_match_theory: %s (every rank)\n",
+                timing.every_rank_sent_expected ? "yes" : "no");
   }
   return 0;
 }
@@ -108,7 +101,7 @@ void add_transformer_forward_command(CLI::App& app, Action& action) {
   cmd->add_option("--repeat", opts->repeat,
                   "timed forwards after one warm-up; prints the median as forward_ms")
       ->check(CLI::Range(1, 100000));
-  add_context_parallel_options(*cmd, opts->cp);
+  add_parallel_options(*cmd, opts->parallel, /*with_cfg=*/false);
   cmd->callback([opts, &action] {
     action = [opts](dist::Communicator& world) { return run(*opts, world); };
   });

@@ -4,7 +4,8 @@
 
 namespace paradiff::parallel {
 
-void LocalAttention::attend(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out) {
+void LocalAttention::attend(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
+                            const ForwardContext&) {
   kernels::attention(q, k, v, out);
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "paradiff/core/tensor.h"
+#include "paradiff/parallel/forward_context.h"
 
 namespace paradiff::parallel {
 
@@ -15,19 +16,19 @@ class AttentionBackend {
  public:
   virtual ~AttentionBackend() = default;
   virtual std::string name() const = 0;
-  // Called once per model forward, before any attend(): how many tokens each rank of the
-  // context-parallel group holds (its local joint sequence). Local attention ignores it.
-  virtual void begin_forward(const std::vector<int64_t>& tokens_per_rank) { (void)tokens_per_rank; }
   // Non-causal attention with scale 1/sqrt(D). q, k, v: (B, S, H, D), F32 or BF16 alike; out:
-  // preallocated (B, S, H, D), F32 or BF16.
-  virtual void attend(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out) = 0;
+  // preallocated (B, S, H, D), F32 or BF16. `forward` says how the sequence is split across the
+  // context-parallel group (local attention ignores it).
+  virtual void attend(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
+                      const ForwardContext& forward) = 0;
 };
 
 // Single-process attention: the fused kernel on the whole sequence.
 class LocalAttention : public AttentionBackend {
  public:
   std::string name() const override { return "local"; }
-  void attend(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out) override;
+  void attend(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
+              const ForwardContext& forward) override;
 };
 
 std::shared_ptr<AttentionBackend> make_local_attention();

@@ -10,28 +10,24 @@ namespace paradiff::parallel {
 
 ContextParallelAttention::ContextParallelAttention(DeviceMesh& mesh) : mesh_(mesh) {}
 
-void ContextParallelAttention::begin_forward(const std::vector<int64_t>& tokens_per_rank) {
-  const auto& cfg = mesh_.config();
-  PARADIFF_CHECK(static_cast<int>(tokens_per_rank.size()) == cfg.degree(),
-                 "context-parallel layout has ", tokens_per_rank.size(),
+void ContextParallelAttention::attend(const Tensor& q, const Tensor& k, const Tensor& v,
+                                      Tensor& out, const ForwardContext& forward) {
+  const auto& cfg = mesh_.context_parallel_config();
+  const auto& tokens = forward.tokens_per_rank;
+  PARADIFF_CHECK(static_cast<int>(tokens.size()) == cfg.degree(),
+                 "context-parallel attention: the forward gives ", tokens.size(),
                  " token counts for a group of ", cfg.degree());
   const int u = cfg.ulysses_degree, r = cfg.ring_degree;
   // Group rank = ring_index · U + ulysses_index.
-  ulysses_tokens_.assign(tokens_per_rank.begin() + mesh_.ring_index() * u,
-                         tokens_per_rank.begin() + (mesh_.ring_index() + 1) * u);
-  ring_tokens_.assign(r, 0);
+  const std::vector<int64_t> ulysses_tokens(tokens.begin() + mesh_.ring_index() * u,
+                                            tokens.begin() + (mesh_.ring_index() + 1) * u);
+  std::vector<int64_t> ring_tokens(r, 0);
   for (int i = 0; i < r; ++i)
-    for (int j = 0; j < u; ++j) ring_tokens_[i] += tokens_per_rank[i * u + j];
-}
-
-void ContextParallelAttention::attend(const Tensor& q, const Tensor& k, const Tensor& v,
-                                      Tensor& out) {
-  PARADIFF_CHECK(!ring_tokens_.empty(), "context-parallel attention used before begin_forward");
+    for (int j = 0; j < u; ++j) ring_tokens[i] += tokens[i * u + j];
   PARADIFF_CHECK(q.ndim() == 4 && q.dim(0) == 1,
                  "context-parallel attention takes one batch "
                  "element at a time as (1, S, H, D), got ",
                  q.describe());
-  const auto& cfg = mesh_.config();
   const Tensor q3 = q.select(0), k3 = k.select(0), v3 = v.select(0);
   Tensor out3 = out.select(0);
 
@@ -39,12 +35,13 @@ void ContextParallelAttention::attend(const Tensor& q, const Tensor& k, const Te
   Tensor qg = q3, kg = k3, vg = v3;
   std::optional<UlyssesExchange> ulysses;
   if (cfg.ulysses_degree > 1) {
-    ulysses.emplace(mesh_.ulysses(), ulysses_tokens_, q.dim(2));
+    ulysses.emplace(mesh_.ulysses(), ulysses_tokens, q.dim(2));
     ulysses->scatter_heads(q3, k3, v3, qg, kg, vg);
   }
   Tensor og = cfg.ulysses_degree > 1 ? Tensor::empty(qg.shape(), out.dtype()) : out3;
   if (cfg.ring_degree > 1) {
-    RingAttention(mesh_.ring(), ring_tokens_, cfg.rotate(), cfg.convert_to_fp32)
+    RingAttention(mesh_.ring(), ring_tokens, cfg.rotate(), cfg.convert_to_fp32,
+                  mesh_.config().ring_progress)
         .attend(qg, kg, vg, og);
   } else {
     auto reshape4 = [](const Tensor& t) { return t.reshape({1, t.dim(0), t.dim(1), t.dim(2)}); };

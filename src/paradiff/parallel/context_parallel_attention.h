@@ -12,14 +12,12 @@ namespace paradiff::parallel {
 class ContextParallelAttention : public AttentionBackend {
  public:
   explicit ContextParallelAttention(DeviceMesh& mesh);
-  std::string name() const override { return mesh_.config().describe(); }
-  void begin_forward(const std::vector<int64_t>& tokens_per_rank) override;
-  void attend(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out) override;
+  std::string name() const override { return mesh_.context_parallel_config().describe(); }
+  void attend(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
+              const ForwardContext& forward) override;
 
  private:
   DeviceMesh& mesh_;
-  std::vector<int64_t> ulysses_tokens_;  // token counts of this rank's Ulysses group
-  std::vector<int64_t> ring_tokens_;     // per ring rank: its Ulysses group's total
 };
 
 }  // namespace paradiff::parallel

@@ -18,10 +18,14 @@ struct ContextParallelPlan {
   struct Split {
     std::string input;
     int dim;
+    // True for inputs whose tokens join the attention sequence (FLUX: text and image hidden
+    // states); their local lengths add up to each rank's joint sequence.
+    bool attention_tokens = false;
   };
   struct Gather {
     std::string output;
     int dim;
+    std::string length_of;  // the input whose full length along its split dim this output has
   };
   std::vector<Split> split_inputs;  // inputs not listed are replicated
   std::vector<Gather> gather_outputs;

@@ -2,25 +2,53 @@
 
 namespace paradiff::parallel {
 
+const char* mesh_dim_name(MeshDim dim) {
+  switch (dim) {
+    case MeshDim::Data:
+      return "data";
+    case MeshDim::Cfg:
+      return "cfg";
+    case MeshDim::Ring:
+      return "ring";
+    case MeshDim::Ulysses:
+      return "ulysses";
+  }
+  return "?";
+}
+
 DeviceMesh::DeviceMesh(dist::Communicator& world, const ContextParallelConfig& config)
+    : DeviceMesh(world, ParallelConfig{config}) {}
+
+DeviceMesh::DeviceMesh(dist::Communicator& world, const ParallelConfig& config)
     : config_(config), world_(world) {
   config_.validate(world.size());
-  const int group = config_.degree();
-  const int u = config_.ulysses_degree;
-  dp_index_ = world.rank() / group;
-  dp_size_ = world.size() / group;
-  const int group_rank = world.rank() % group;
-  ring_index_ = group_rank / u;
-  ulysses_index_ = group_rank % u;
-  cp_ = world.split(dp_index_, group_rank);
-  ring_ = cp_->split(ulysses_index_, ring_index_);
-  ulysses_ = cp_->split(ring_index_, ulysses_index_);
-  dp_ = world.split(group_rank, dp_index_);
+  cp_config_ = config_.context_parallel_config.value_or(ContextParallelConfig{});
+  const int g = config_.cfg_degree, r = cp_config_.ring_degree, u = cp_config_.ulysses_degree;
+  const int replica = g * r * u;
+  sizes_[0] = world.size() / replica, sizes_[1] = g, sizes_[2] = r, sizes_[3] = u;
+  const int rank = world.rank();
+  const int d = rank / replica, in_replica = rank % replica;
+  const int c = in_replica / (r * u), in_cp = in_replica % (r * u);
+  const int ri = in_cp / u, ui = in_cp % u;
+  indices_[0] = d, indices_[1] = c, indices_[2] = ri, indices_[3] = ui;
+
+  // Each split keeps the ranks that agree on every other coordinate, ordered along this one.
+  replica_ = world.split(d, in_replica);
+  cp_ = world.split(d * g + c, in_cp);
+  comms_[0] = world.split(in_replica, d);
+  comms_[1] = world.split(d * r * u + in_cp, c);
+  comms_[2] = cp_->split(ui, ri);
+  comms_[3] = cp_->split(ri, ui);
+}
+
+std::vector<dist::Communicator*> DeviceMesh::all_comms() const {
+  return {comms_[0].get(), comms_[1].get(), comms_[2].get(), comms_[3].get(), replica_.get(),
+          cp_.get()};
 }
 
 dist::CommStats DeviceMesh::comm_stats() const {
   dist::CommStats total;
-  for (const auto* comm : {cp_.get(), ring_.get(), ulysses_.get()}) {
+  for (const auto* comm : all_comms()) {
     const auto s = comm->stats();
     total.bytes_sent += s.bytes_sent;
     total.wait_seconds += s.wait_seconds;
@@ -29,7 +57,7 @@ dist::CommStats DeviceMesh::comm_stats() const {
 }
 
 void DeviceMesh::reset_comm_stats() {
-  for (auto* comm : {cp_.get(), ring_.get(), ulysses_.get()}) comm->reset_stats();
+  for (auto* comm : all_comms()) comm->reset_stats();
 }
 
 }  // namespace paradiff::parallel

@@ -1,7 +1,9 @@
-// The process mesh: the world split into data-parallel groups of R x U consecutive ranks, each
-// group a (ring, ulysses) mesh with ring outer: group rank = ring_index · U + ulysses_index, so
-// Ulysses groups are neighbouring ranks (put them on the fastest link). Communicators are created
-// here, explicitly, once; nothing creates them lazily.
+// The process mesh: the world as data x cfg x ring x ulysses, innermost last, so global rank =
+// ((data · G + cfg) · R + ring) · U + ulysses. Ulysses groups are neighbouring ranks (put them on
+// the fastest link); ring is outer of Ulysses, as upstream. Every degree may be 1. One
+// communicator per dimension, plus the two groups the pipeline needs (a replica: every rank
+// that makes one image; the context-parallel group: ring x ulysses), are created here,
+// explicitly, once; nothing creates them lazily.
 #pragma once
 
 #include <memory>
@@ -11,33 +13,57 @@
 
 namespace paradiff::parallel {
 
+enum class MeshDim { Data, Cfg, Ring, Ulysses };
+const char* mesh_dim_name(MeshDim dim);
+
 class DeviceMesh {
  public:
-  // Collective over `world`: every rank must call it with the same config.
+  // Collective over `world`: every rank must call it with the same config, which is validated
+  // against the world size first.
+  DeviceMesh(dist::Communicator& world, const ParallelConfig& config);
+  // Context parallelism alone (the rest of the world splits into data-parallel replicas).
   DeviceMesh(dist::Communicator& world, const ContextParallelConfig& config);
 
-  const ContextParallelConfig& config() const { return config_; }
-  int data_parallel_index() const { return dp_index_; }  // which group this rank is in
-  int data_parallel_size() const { return dp_size_; }    // how many groups
-  int ring_index() const { return ring_index_; }
-  int ulysses_index() const { return ulysses_index_; }
+  const ParallelConfig& config() const { return config_; }
+  // The context-parallel config; degrees 1 x 1 when the mesh has no context parallelism.
+  const ContextParallelConfig& context_parallel_config() const { return cp_config_; }
+  bool context_parallel_enabled() const { return cp_config_.degree() > 1; }
+
+  int size(MeshDim dim) const { return sizes_[static_cast<int>(dim)]; }
+  int index(MeshDim dim) const { return indices_[static_cast<int>(dim)]; }
+  // The ranks that differ from this one only along `dim` (size(dim) of them, ordered by index).
+  dist::Communicator& comm(MeshDim dim) { return *comms_[static_cast<int>(dim)]; }
 
   dist::Communicator& world() { return world_; }
-  dist::Communicator& context_parallel() { return *cp_; }  // the R x U group
-  dist::Communicator& ring() { return *ring_; }            // same ulysses_index, size R
-  dist::Communicator& ulysses() { return *ulysses_; }      // same ring_index, size U
-  dist::Communicator& data_parallel() { return *dp_; }     // same group rank, size dp_size
+  // cfg x ring x ulysses: every rank that works on this rank's images (rank 0 of it encodes).
+  dist::Communicator& replica() { return *replica_; }
+  // ring x ulysses: the ranks that split one forward's tokens.
+  dist::Communicator& context_parallel() { return *cp_; }
 
-  // Bytes this rank sent and time it waited in the context-parallel communicators (group, ring,
-  // Ulysses) since the last reset.
+  // Shorthands used by the attention code and the tests.
+  int data_parallel_index() const { return index(MeshDim::Data); }
+  int data_parallel_size() const { return size(MeshDim::Data); }
+  int ring_index() const { return index(MeshDim::Ring); }
+  int ulysses_index() const { return index(MeshDim::Ulysses); }
+  dist::Communicator& ring() { return comm(MeshDim::Ring); }
+  dist::Communicator& ulysses() { return comm(MeshDim::Ulysses); }
+  dist::Communicator& data_parallel() { return comm(MeshDim::Data); }
+
+  // Bytes this rank sent and time it waited in the mesh's communicators (every dimension, the
+  // replica and the context-parallel group) since the last reset.
   dist::CommStats comm_stats() const;
   void reset_comm_stats();
 
  private:
-  ContextParallelConfig config_;
+  std::vector<dist::Communicator*> all_comms() const;
+
+  ParallelConfig config_;
+  ContextParallelConfig cp_config_;
   dist::Communicator& world_;
-  int dp_index_ = 0, dp_size_ = 1, ring_index_ = 0, ulysses_index_ = 0;
-  std::unique_ptr<dist::Communicator> cp_, ring_, ulysses_, dp_;
+  int sizes_[4] = {1, 1, 1, 1};
+  int indices_[4] = {0, 0, 0, 0};
+  std::unique_ptr<dist::Communicator> comms_[4];
+  std::unique_ptr<dist::Communicator> replica_, cp_;
 };
 
 }  // namespace paradiff::parallel

@@ -33,8 +33,36 @@ struct ContextParallelConfig {
   std::string describe() const;  // "ulysses 2", "ring 4 (p2p)", "unified 2x2 (p2p)"
 };
 
+// How the ring's point-to-point transfers are driven while a block computes (p2p only): a helper
+// thread calling MPI_Test (needs MPI_THREAD_SERIALIZED), or the computing thread itself between
+// query chunks. Thread falls back to Test where the communicator allows no helper thread.
+enum class RingProgress { Thread, Test };
+
+RingProgress parse_ring_progress(const std::string& name);
+const char* ring_progress_name(RingProgress progress);
+
+// diffusers' ParallelConfig plus our extension: the world is a mesh
+// data x cfg x ring x ulysses (innermost last), where data = world / (cfg x ring x ulysses)
+// replicas share the prompts, cfg = 2 ranks groups compute the conditional and unconditional
+// predictions of true classifier-free guidance side by side, and ring x ulysses is context
+// parallelism. Every degree may be 1: with no context_parallel_config and cfg_degree 1 the world
+// is `world` replicas of one rank each (pure data parallelism).
 struct ParallelConfig {
   std::optional<ContextParallelConfig> context_parallel_config;
+  int cfg_degree = 1;
+  RingProgress ring_progress = RingProgress::Thread;
+
+  int ring_degree() const { return context_parallel_config ? context_parallel_config->ring_degree : 1; }
+  int ulysses_degree() const {
+    return context_parallel_config ? context_parallel_config->ulysses_degree : 1;
+  }
+  // Ranks that make one image together: cfg x ring x ulysses.
+  int replica_degree() const { return cfg_degree * ring_degree() * ulysses_degree(); }
+  // The context-parallel config's own checks (upstream's), then ours: cfg_degree is 1 or 2, and
+  // the replica degree divides the world.
+  void validate(int world_size) const;
+  // "ulysses 2", "cfg 2 x ring 2 (p2p)", "one rank per replica"
+  std::string describe() const;
 };
 
 }  // namespace paradiff::parallel

@@ -62,11 +62,12 @@ Tensor as4(const Tensor& t) {
 }  // namespace
 
 RingAttention::RingAttention(dist::Communicator& ring, std::vector<int64_t> block_tokens,
-                             RotateMethod method, bool convert_to_fp32)
+                             RotateMethod method, bool convert_to_fp32, RingProgress progress)
     : ring_(ring),
       tokens_(std::move(block_tokens)),
       method_(method),
-      convert_to_fp32_(convert_to_fp32) {
+      convert_to_fp32_(convert_to_fp32),
+      progress_thread_(progress == RingProgress::Thread && ring.allows_progress_thread()) {
   PARADIFF_CHECK(static_cast<int>(tokens_.size()) == ring_.size(),
                  "ring attention: ", tokens_.size(), " block sizes for a ring of ", ring_.size());
 }

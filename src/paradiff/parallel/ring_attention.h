@@ -18,8 +18,10 @@ namespace paradiff::parallel {
 class RingAttention {
  public:
   // block_tokens: every ring rank's token count (rank order).
+  // progress: how p2p transfers advance while a block computes (a helper thread where the
+  // communicator allows one, else MPI_Test calls between query chunks).
   RingAttention(dist::Communicator& ring, std::vector<int64_t> block_tokens, RotateMethod method,
-                bool convert_to_fp32);
+                bool convert_to_fp32, RingProgress progress = RingProgress::Thread);
 
   // q, k, v: (S_r, h, D) alike (F32 or BF16) for this rank; out: (S_r, h, D), F32 or BF16.
   void attend(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out);
@@ -35,7 +37,7 @@ class RingAttention {
   std::vector<int64_t> tokens_;
   RotateMethod method_;
   bool convert_to_fp32_;
-  bool progress_thread_ = false;  // p2p: drive transfers from a helper thread while computing
+  bool progress_thread_;  // p2p: drive transfers from a helper thread while computing
 };
 
 }  // namespace paradiff::parallel

@@ -21,7 +21,7 @@
 
 #include "paradiff/core/tensor.h"
 #include "paradiff/io/json_config.h"
-#include "paradiff/pipeline/generator.h"
+#include "paradiff/core/random.h"
 
 namespace paradiff::pipeline {
 

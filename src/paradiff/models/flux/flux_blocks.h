@@ -17,6 +17,7 @@ struct BlockContext {
   const Tensor* silu_temb;     // (1, C) F32: SiLU(temb) of this batch element
   const RotaryTables* rotary;  // tables for the rows of h
   parallel::AttentionBackend* attention;
+  const parallel::ForwardContext* forward;  // how this forward's tokens are split across ranks
   DType activation_dtype;  // F32, or BF16 for GEMM inputs and attention in bf16 mode
 };
 

@@ -9,7 +9,6 @@
 #include "paradiff/kernels/pointwise.h"
 #include "paradiff/models/flux/flux_bfl_checkpoint.h"
 #include "paradiff/parallel/context_parallel_attention.h"
-#include "paradiff/parallel/sequence_sharding.h"
 
 namespace paradiff::models::flux {
 
@@ -155,20 +154,20 @@ FluxTransformerInputs FluxTransformerInputs::load(const std::string& safetensors
 }
 
 const parallel::ContextParallelPlan& FluxTransformer2DModel::context_parallel_plan() {
-  static const parallel::ContextParallelPlan plan{
-      {{"hidden_states", 1}, {"encoder_hidden_states", 1}, {"img_ids", 0}, {"txt_ids", 0}},
-      {{"sample", 1}}};
+  static const parallel::ContextParallelPlan plan{{{"hidden_states", 1, true},
+                                                   {"encoder_hidden_states", 1, true},
+                                                   {"img_ids", 0},
+                                                   {"txt_ids", 0}},
+                                                  {{"sample", 1, "hidden_states"}}};
   return plan;
 }
 
 FluxTransformer2DModel FluxTransformer2DModel::from_pretrained(
     const std::string& folder, DType compute, const parallel::ParallelConfig& parallel_config,
     dist::Communicator& world) {
-  std::shared_ptr<parallel::DeviceMesh> mesh;
-  if (parallel_config.context_parallel_config)
-    mesh = std::make_shared<parallel::DeviceMesh>(world, *parallel_config.context_parallel_config);
+  auto mesh = std::make_shared<parallel::DeviceMesh>(world, parallel_config);
   auto model = from_pretrained(folder, compute);
-  if (mesh) model.enable_parallelism(std::move(mesh));
+  model.enable_parallelism(std::move(mesh));
   return model;
 }
 
@@ -179,30 +178,26 @@ void FluxTransformer2DModel::enable_parallelism(const parallel::ContextParallelC
 
 void FluxTransformer2DModel::enable_parallelism(std::shared_ptr<parallel::DeviceMesh> mesh) {
   PARADIFF_CHECK(mesh != nullptr, "enable_parallelism needs a device mesh");
-  attention_ = std::make_shared<parallel::ContextParallelAttention>(*mesh);
+  // A mesh without context parallelism (data or cfg parallel only) leaves forwards local.
+  if (mesh->context_parallel_enabled())
+    attention_ = std::make_shared<parallel::ContextParallelAttention>(*mesh);
   mesh_ = std::move(mesh);
 }
 
 Tensor FluxTransformer2DModel::forward(const FluxTransformerInputs& in) const {
   validate_inputs(in);
-  if (!mesh_) return forward_local(in);
-  auto& group = mesh_->context_parallel();
-  const int parts = group.size(), index = group.rank();
-  const int64_t text = in.encoder_hidden_states.dim(1), image = in.hidden_states.dim(1);
-  std::vector<int64_t> tokens(parts);
-  for (int j = 0; j < parts; ++j)
-    tokens[j] =
-        parallel::shard_of(text, parts, j).length + parallel::shard_of(image, parts, j).length;
-  attention_->begin_forward(tokens);
-  const auto& plan = context_parallel_plan();
-  const auto local =
-      FluxTransformerInputs::from_named(parallel::apply_split(plan, in.to_named(), parts, index));
-  const auto gathered =
-      parallel::apply_gather(plan, group, {{"sample", forward_local(local)}}, {{"sample", image}});
-  return gathered.at("sample");
+  if (!parallelism_enabled()) return forward_local(in, parallel::ForwardContext{});
+  const auto outputs = parallel::context_parallel_forward(
+      context_parallel_plan(), mesh_->context_parallel(), in.to_named(),
+      [this](const parallel::NamedTensors& local, const parallel::ForwardContext& context) {
+        return parallel::NamedTensors{
+            {"sample", forward_local(FluxTransformerInputs::from_named(local), context)}};
+      });
+  return outputs.at("sample");
 }
 
-Tensor FluxTransformer2DModel::forward_local(const FluxTransformerInputs& in) const {
+Tensor FluxTransformer2DModel::forward_local(const FluxTransformerInputs& in,
+                                             const parallel::ForwardContext& context) const {
   validate_inputs(in);
   const auto& cfg = config_;
   const Tensor hidden = as_f32(in.hidden_states, "hidden_states");
@@ -241,7 +236,7 @@ Tensor FluxTransformer2DModel::forward_local(const FluxTransformerInputs& in) co
     x_embedder_.forward(hidden.select(i), h_img);
 
     const Tensor silu_row = silu_temb.slice(i, 1);
-    const BlockContext ctx{st, &silu_row, &rotary, attention_.get(), adt};
+    const BlockContext ctx{st, &silu_row, &rotary, attention_.get(), &context, adt};
     for (const auto& block : transformer_blocks_) block.forward(h, ctx);
     for (const auto& block : single_transformer_blocks_) block.forward(h, ctx);
 

@@ -11,7 +11,7 @@
 #include "paradiff/models/flux/flux_config.h"
 #include "paradiff/models/flux/flux_embeddings.h"
 #include "paradiff/parallel/attention_backend.h"
-#include "paradiff/parallel/context_parallel_plan.h"
+#include "paradiff/parallel/context_parallel.h"
 #include "paradiff/parallel/device_mesh.h"
 
 namespace paradiff::models::flux {
@@ -73,7 +73,7 @@ class FluxTransformer2DModel {
   void enable_parallelism(std::shared_ptr<parallel::DeviceMesh> mesh);
   // The same from a config, building the mesh over `world` (collective: every rank calls it).
   void enable_parallelism(const parallel::ContextParallelConfig& config, dist::Communicator& world);
-  bool parallelism_enabled() const { return mesh_ != nullptr; }
+  bool parallelism_enabled() const { return mesh_ && mesh_->context_parallel_enabled(); }
 
   // The FLUX plan: hidden_states and encoder_hidden_states split along dim 1, img_ids and
   // txt_ids along dim 0; pooled_projections, timestep and guidance replicated; `sample` gathered
@@ -88,7 +88,8 @@ class FluxTransformer2DModel {
 
  private:
   // The forward on this rank's tokens (all of them without context parallelism).
-  Tensor forward_local(const FluxTransformerInputs& inputs) const;
+  Tensor forward_local(const FluxTransformerInputs& inputs,
+                       const parallel::ForwardContext& context) const;
 
   FluxTransformerConfig config_;
   DType compute_;

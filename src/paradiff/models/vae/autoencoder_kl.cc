@@ -241,7 +241,7 @@ Tensor DiagonalGaussianDistribution::std() const {
   return out;
 }
 
-Tensor DiagonalGaussianDistribution::sample(pipeline::Generator& generator) const {
+Tensor DiagonalGaussianDistribution::sample(Generator& generator) const {
   const Tensor noise = generator.randn(mean.shape(), DType::F32);
   Tensor out = std();
   // Two passes, each rounded, as torch's mean + std * noise (not one fused multiply-add).

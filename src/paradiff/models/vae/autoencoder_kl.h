@@ -20,7 +20,7 @@
 
 #include "paradiff/models/vae/vae_blocks.h"
 #include "paradiff/models/vae/vae_config.h"
-#include "paradiff/pipeline/generator.h"
+#include "paradiff/core/random.h"
 
 namespace paradiff::models::vae {
 
@@ -34,7 +34,7 @@ struct DiagonalGaussianDistribution {
   Tensor std() const;
   // mean + std · randn_tensor(mean.shape, generator): diffusers' latent_dist.sample(generator)
   // with a CPU generator, same seed, same noise.
-  Tensor sample(pipeline::Generator& generator) const;
+  Tensor sample(Generator& generator) const;
 };
 
 // Which halves to load: a text-to-image pipeline needs only the decoder.

@@ -1,4 +1,4 @@
-#include "paradiff/pipeline/flux_latents.h"
+#include "paradiff/pipeline/flux/flux_latents.h"
 
 #include "paradiff/core/logging.h"
 

@@ -2,7 +2,7 @@
 // tools/make_fixtures/make_vae_scheduler_fixtures.py): bit for bit, for both of torch's CPU
 // normal_ kernels, f32/bf16/f16, the scalar path (< 16 values) with its cached sample, tails
 // that are not a multiple of 16, and diffusers' randn_tensor with a list of generators.
-#include "paradiff/pipeline/generator.h"
+#include "paradiff/core/random.h"
 
 #include <gtest/gtest.h>
 
@@ -13,7 +13,7 @@
 #include "paradiff/io/safetensors.h"
 #include "testing/test_util.h"
 
-namespace paradiff::pipeline {
+namespace paradiff {
 namespace {
 
 std::string fixture(const std::string& name) {
@@ -164,4 +164,4 @@ TEST(Generator, RejectsWhatTorchRejects) {
 }
 
 }  // namespace
-}  // namespace paradiff::pipeline
+}  // namespace paradiff

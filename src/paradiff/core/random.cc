@@ -7,13 +7,13 @@
 #pragma clang fp contract(off)
 #endif
 
-#include "paradiff/pipeline/generator.h"
+#include "paradiff/core/random.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
-namespace paradiff::pipeline {
+namespace paradiff {
 
 namespace {
 
@@ -251,4 +251,4 @@ Tensor randn_tensor(const Shape& shape, std::vector<Generator>& generators, DTyp
   return out;
 }
 
-}  // namespace paradiff::pipeline
+}  // namespace paradiff

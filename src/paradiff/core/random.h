@@ -34,7 +34,7 @@
 
 #include "paradiff/core/tensor.h"
 
-namespace paradiff::pipeline {
+namespace paradiff {
 
 // Which of torch's CPU normal_ kernels to reproduce (see above).
 enum class TorchCpuKernel { Avx2, Default };
@@ -87,4 +87,4 @@ Tensor randn_tensor(const Shape& shape, Generator& generator, DType dtype = DTyp
 Tensor randn_tensor(const Shape& shape, std::vector<Generator>& generators,
                     DType dtype = DType::F32);
 
-}  // namespace paradiff::pipeline
+}  // namespace paradiff

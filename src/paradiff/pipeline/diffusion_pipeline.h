@@ -1,0 +1,90 @@
+// DiffusionPipeline: what every text-to-image pipeline offers the engine, in diffusers' stages.
+// A pipeline owns its components (loaded on first use through a ComponentCache) and the
+// runtime it was opened with (compute dtype, the process mesh); the engine decides which rank
+// runs which stage. Concrete pipelines live in pipeline/<family>/ and are registered in
+// pipeline_registry.cc under model_index.json's `_class_name`.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "paradiff/core/tensor.h"
+#include "paradiff/parallel/context_parallel_plan.h"
+#include "paradiff/parallel/device_mesh.h"
+#include "paradiff/pipeline/component_cache.h"
+#include "paradiff/pipeline/denoise_loop.h"
+
+namespace paradiff::pipeline {
+
+// A pipeline's text conditioning by diffusers' names (FLUX: prompt_embeds,
+// pooled_prompt_embeds, and negative_prompt_embeds, negative_pooled_prompt_embeds under true
+// CFG), so that the engine, the staged commands and the front-ends move any pipeline's
+// embeddings without knowing them.
+using Conditioning = parallel::NamedTensors;
+
+// One call's options under diffusers' argument names, after resolve() they are complete.
+struct GenerationOptions {
+  int64_t height = 0;  // 0: the pipeline's default size
+  int64_t width = 0;
+  int64_t num_inference_steps = 28;
+  float guidance_scale = 3.5f;  // guidance-distilled models (FLUX.1-dev): the guidance embedding
+  float true_cfg_scale = 1.0f;  // true classifier-free guidance, with a negative prompt, when > 1
+  int64_t max_sequence_length = 512;
+  uint64_t seed = 0;
+};
+
+// What the runtime gives a pipeline when it is opened.
+struct PipelineRuntime {
+  DType compute = DType::F32;
+  // The process mesh: context parallelism inside the transformer, cfg parallelism in the loop.
+  // Null: one process computes everything itself.
+  std::shared_ptr<parallel::DeviceMesh> mesh;
+  ComponentCache::Policy cache_policy = ComponentCache::Policy::KeepLoaded;
+};
+
+class DiffusionPipeline {
+ public:
+  virtual ~DiffusionPipeline() = default;
+
+  virtual std::string class_name() const = 0;  // model_index.json's _class_name
+  virtual const std::string& folder() const = 0;
+  // The options with defaults filled in and diffusers' rounding applied; throws naming any value
+  // the pipeline cannot run.
+  virtual GenerationOptions resolve(GenerationOptions options) const = 0;
+  // True when a call with these options and a negative prompt runs true classifier-free
+  // guidance (two predictions per step).
+  virtual bool uses_true_cfg(const GenerationOptions& options, bool has_negative_prompt) const = 0;
+
+  // Stage 1: the conditioning of each prompt (and of each negative prompt under true CFG; then
+  // `negative_prompts` holds one per prompt).
+  virtual Conditioning encode_prompt(const std::vector<std::string>& prompts,
+                                     const std::vector<std::string>& negative_prompts,
+                                     const GenerationOptions& options) = 0;
+  // The starting latents diffusers draws for one image from options.seed.
+  virtual Tensor prepare_latents(const GenerationOptions& options) = 0;
+  // Stage 2: the denoising loop from `latents` (one row per image of `conditioning`); returns
+  // the final latents (diffusers' output_type="latent"). Every rank of the runtime's mesh
+  // replica calls it with the same arguments.
+  virtual Tensor denoise(const Conditioning& conditioning, Tensor latents,
+                         const GenerationOptions& options, const StepCallback& on_step = {}) = 0;
+  // Stage 3: latents -> images (B, 3, H, W) in [0, 1].
+  virtual Tensor decode(const Tensor& latents, const GenerationOptions& options) = 0;
+
+  // Which components each stage uses (for placement and for freeing after a stage).
+  virtual std::vector<std::string> text_components() const = 0;
+  virtual std::vector<std::string> denoise_components() const = 0;
+  virtual std::vector<std::string> decode_components() const = 0;
+
+  ComponentCache& components() { return components_; }
+  const ComponentCache& components() const { return components_; }
+
+ protected:
+  explicit DiffusionPipeline(ComponentCache::Policy policy) : components_(policy) {}
+
+  ComponentCache components_;
+};
+
+}  // namespace paradiff::pipeline

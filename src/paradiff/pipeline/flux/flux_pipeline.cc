@@ -1,0 +1,213 @@
+#include "paradiff/pipeline/flux/flux_pipeline.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "paradiff/core/logging.h"
+#include "paradiff/core/random.h"
+#include "paradiff/models/clip/clip_text_model.h"
+#include "paradiff/models/flux/flux_transformer.h"
+#include "paradiff/models/t5/t5_encoder_model.h"
+#include "paradiff/models/tokenizers/clip_tokenizer.h"
+#include "paradiff/models/tokenizers/t5_tokenizer.h"
+#include "paradiff/models/vae/autoencoder_kl.h"
+#include "paradiff/pipeline/flow_match_euler_scheduler.h"
+#include "paradiff/pipeline/flux/flux_latents.h"
+
+namespace paradiff::pipeline {
+
+namespace fs = std::filesystem;
+
+using models::clip::CLIPTextModel;
+using models::flux::FluxTransformer2DModel;
+using models::t5::T5EncoderModel;
+using models::tokenizers::CLIPTokenizer;
+using models::tokenizers::T5Tokenizer;
+using models::vae::AutoencoderKL;
+
+const std::map<std::string, std::vector<std::string>>& FluxPipeline::required_components() {
+  static const std::map<std::string, std::vector<std::string>> required = {
+      {"scheduler", {"FlowMatchEulerDiscreteScheduler"}},
+      {"text_encoder", {"CLIPTextModel"}},
+      {"tokenizer", {"CLIPTokenizer", "CLIPTokenizerFast"}},
+      {"text_encoder_2", {"T5EncoderModel"}},
+      {"tokenizer_2", {"T5Tokenizer", "T5TokenizerFast"}},
+      {"transformer", {"FluxTransformer2DModel"}},
+      {"vae", {"AutoencoderKL"}},
+  };
+  return required;
+}
+
+FluxPipeline::FluxPipeline(const std::string& folder, DType compute)
+    : FluxPipeline(ModelIndex::load(folder), PipelineRuntime{compute, nullptr, {}}) {}
+
+FluxPipeline::FluxPipeline(const ModelIndex& index, const PipelineRuntime& runtime)
+    : DiffusionPipeline(runtime.cache_policy), folder_(index.folder), runtime_(runtime) {
+  PARADIFF_CHECK(index.class_name == "FluxPipeline", folder_,
+                 "/model_index.json names a ", index.class_name, ", not a FluxPipeline");
+  index.require(required_components());
+  vae_scale_factor_ =
+      models::vae::AutoencoderKLConfig::load((fs::path(folder_) / "vae" / "config.json").string())
+          .downsample_factor();
+}
+
+std::vector<std::string> FluxPipeline::text_components() const {
+  return {"tokenizer", "text_encoder", "tokenizer_2", "text_encoder_2"};
+}
+std::vector<std::string> FluxPipeline::denoise_components() const {
+  return {"scheduler", "transformer"};
+}
+std::vector<std::string> FluxPipeline::decode_components() const { return {"vae"}; }
+
+GenerationOptions FluxPipeline::resolve(GenerationOptions o) const {
+  if (o.height <= 0) o.height = default_image_size();
+  if (o.width <= 0) o.width = default_image_size();
+  o.height = checked_image_size(o.height, vae_scale_factor_, "height");
+  o.width = checked_image_size(o.width, vae_scale_factor_, "width");
+  PARADIFF_CHECK(o.num_inference_steps >= 1 && o.num_inference_steps <= 10000,
+                 "num_inference_steps must be between 1 and 10000, got ", o.num_inference_steps);
+  PARADIFF_CHECK(o.max_sequence_length >= 1 && o.max_sequence_length <= 512,
+                 "max_sequence_length must be between 1 and 512 (as FluxPipeline), got ",
+                 o.max_sequence_length);
+  PARADIFF_CHECK(std::isfinite(o.guidance_scale), "guidance_scale must be finite, got ",
+                 o.guidance_scale);
+  PARADIFF_CHECK(std::isfinite(o.true_cfg_scale), "true_cfg_scale must be finite, got ",
+                 o.true_cfg_scale);
+  return o;
+}
+
+bool FluxPipeline::uses_true_cfg(const GenerationOptions& options,
+                                 bool has_negative_prompt) const {
+  return options.true_cfg_scale > 1.0f && has_negative_prompt;
+}
+
+Conditioning FluxPipeline::encode_prompt(const std::vector<std::string>& prompts,
+                                         const std::vector<std::string>& negative_prompts,
+                                         const GenerationOptions& options) {
+  PARADIFF_CHECK(!prompts.empty(), "encode_prompt needs at least one prompt");
+  const bool cfg = uses_true_cfg(options, !negative_prompts.empty());
+  PARADIFF_CHECK(!cfg || negative_prompts.size() == prompts.size(), "true CFG needs one negative ",
+                 "prompt per prompt: got ", negative_prompts.size(), " for ", prompts.size());
+  const fs::path dir(folder_);
+  const DType compute = runtime_.compute;
+  auto clip_tokenizer = components_.get<CLIPTokenizer>(
+      "tokenizer", [&] { return CLIPTokenizer::from_pretrained((dir / "tokenizer").string()); });
+  auto clip = components_.get<CLIPTextModel>("text_encoder", [&] {
+    return CLIPTextModel::from_pretrained((dir / "text_encoder").string(), compute);
+  });
+  auto t5_tokenizer = components_.get<T5Tokenizer>(
+      "tokenizer_2", [&] { return T5Tokenizer::from_pretrained((dir / "tokenizer_2").string()); });
+  auto t5 = components_.get<T5EncoderModel>("text_encoder_2", [&] {
+    return T5EncoderModel::from_pretrained((dir / "text_encoder_2").string(), compute);
+  });
+  Conditioning out;
+  auto encode = [&](const std::vector<std::string>& texts, const std::string& prefix) {
+    out[prefix + "pooled_prompt_embeds"] =
+        clip->forward(clip_tokenizer->encode_batch(texts)).pooler_output;
+    out[prefix + "prompt_embeds"] =
+        t5->forward(t5_tokenizer->encode_batch(texts, options.max_sequence_length));
+  };
+  encode(prompts, "");
+  if (cfg) encode(negative_prompts, "negative_");
+  components_.end_stage(text_components());
+  return out;
+}
+
+Tensor FluxPipeline::prepare_latents(const GenerationOptions& options) {
+  const int64_t h = latent_size(options.height, vae_scale_factor_);
+  const int64_t w = latent_size(options.width, vae_scale_factor_);
+  const auto config = models::flux::FluxTransformerConfig::load(
+      (fs::path(folder_) / "transformer" / "config.json").string());
+  Generator generator(options.seed);
+  return pack_latents(generator.randn(Shape{1, config.in_channels / 4, h, w}, DType::F32));
+}
+
+namespace {
+const Tensor& conditioning_tensor(const Conditioning& c, const std::string& name) {
+  const auto it = c.find(name);
+  PARADIFF_CHECK(it != c.end() && it->second.defined(), "FluxPipeline conditioning has no '", name,
+                 "'");
+  return it->second;
+}
+
+// A (B) tensor holding `value` in every entry.
+Tensor filled(int64_t b, float value) {
+  Tensor t = Tensor::empty({b}, DType::F32);
+  for (int64_t i = 0; i < b; ++i) t.data<float>()[i] = value;
+  return t;
+}
+}  // namespace
+
+Tensor FluxPipeline::denoise(const Conditioning& conditioning, Tensor latents,
+                             const GenerationOptions& options, const StepCallback& on_step) {
+  const fs::path dir(folder_);
+  auto scheduler_config = components_.get<FlowMatchEulerDiscreteScheduler>("scheduler", [&] {
+    return FlowMatchEulerDiscreteScheduler::from_pretrained((dir / "scheduler").string());
+  });
+  auto transformer = components_.get<FluxTransformer2DModel>("transformer", [&] {
+    auto model = FluxTransformer2DModel::from_pretrained((dir / "transformer").string(),
+                                                         runtime_.compute);
+    if (runtime_.mesh) model.enable_parallelism(runtime_.mesh);
+    return model;
+  });
+  FlowMatchEulerDiscreteScheduler scheduler = *scheduler_config;  // set_timesteps mutates it
+  const int64_t b = latents.dim(0);
+  const int64_t h = latent_size(options.height, vae_scale_factor_);
+  const int64_t w = latent_size(options.width, vae_scale_factor_);
+  PARADIFF_CHECK(latents.ndim() == 3 && latents.dim(1) == (h / 2) * (w / 2), "latents ",
+                 latents.describe(), " do not fit a ", options.height, "x", options.width,
+                 " image (", (h / 2) * (w / 2), " tokens)");
+  scheduler.set_timesteps(options.num_inference_steps, scheduler.mu_for(latents.dim(1)));
+
+  const bool cfg = conditioning.count("negative_prompt_embeds") != 0 &&
+                   uses_true_cfg(options, /*has_negative_prompt=*/true);
+  models::flux::FluxTransformerInputs in[2];
+  for (int branch = 0; branch < (cfg ? 2 : 1); ++branch) {
+    const std::string prefix = branch == 0 ? "" : "negative_";
+    auto& x = in[branch];
+    x.encoder_hidden_states = conditioning_tensor(conditioning, prefix + "prompt_embeds");
+    x.pooled_projections = conditioning_tensor(conditioning, prefix + "pooled_prompt_embeds");
+    x.img_ids = latent_image_ids(h / 2, w / 2);
+    x.txt_ids = Tensor::zeros({x.encoder_hidden_states.dim(1), 3}, DType::F32);
+    if (transformer->config().guidance_embeds) x.guidance = filled(b, options.guidance_scale);
+  }
+  const TrueClassifierFreeGuidance true_cfg(options.true_cfg_scale);
+  DenoiseLoop loop;
+  loop.scheduler = &scheduler;
+  loop.predict = [&](const Tensor& current, float t, Branch branch) {
+    auto& x = in[branch == Branch::Conditional ? 0 : 1];
+    x.timestep = filled(b, t);
+    x.hidden_states = current;
+    return transformer->forward(x);
+  };
+  loop.guidance = cfg ? &true_cfg : nullptr;
+  if (runtime_.mesh && runtime_.mesh->size(parallel::MeshDim::Cfg) > 1) {
+    PARADIFF_CHECK(cfg, "the mesh has a cfg dimension of ", runtime_.mesh->size(parallel::MeshDim::Cfg),
+                   ", but this call runs no true CFG (it needs true_cfg_scale > 1 and a negative "
+                   "prompt)");
+    loop.cfg_group = &runtime_.mesh->comm(parallel::MeshDim::Cfg);
+  }
+  loop.on_step = on_step;
+  latents = loop.run(std::move(latents));
+  components_.end_stage(denoise_components());
+  return latents;
+}
+
+Tensor FluxPipeline::decode(const Tensor& latents, const GenerationOptions& options) {
+  auto vae = components_.get<AutoencoderKL>("vae", [&] {
+    return AutoencoderKL::from_pretrained((fs::path(folder_) / "vae").string(),
+                                          models::vae::VaeParts::DecoderOnly);
+  });
+  const int64_t h = latent_size(options.height, vae_scale_factor_);
+  const int64_t w = latent_size(options.width, vae_scale_factor_);
+  Tensor images = vae->decode(vae->unscale_latents(unpack_latents(latents, h, w)));
+  components_.end_stage(decode_components());
+  // diffusers' postprocess: (x / 2 + 0.5).clamp(0, 1).
+  float* p = images.data<float>();
+  for (int64_t i = 0; i < images.numel(); ++i)
+    p[i] = std::min(1.0f, std::max(0.0f, p[i] / 2 + 0.5f));
+  return images;
+}
+
+}  // namespace paradiff::pipeline
