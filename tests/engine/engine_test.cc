@@ -12,7 +12,9 @@
 namespace paradiff::engine {
 namespace {
 
-std::string tiny() { return testing::source_path("tests/fixtures/flux_pipeline/tiny"); }
+std::string tiny() {
+  return testing::source_path("tests/fixtures/flux_pipeline/tiny");
+}
 
 GenerationRequest small_request() {
   GenerationRequest r;
@@ -29,12 +31,12 @@ TEST(Engine, RunEqualsThePipelineStagesBitForBit) {
   Engine engine(world, EngineOptions{tiny(), DType::F32, {}, {}});
   const GenerationRequest request = small_request();
   int steps_seen = 0;
-  const auto result = engine.run(request, [&](const pipeline::StepProgress& p,
-                                              const std::vector<int64_t>& prompts) {
-    EXPECT_EQ(prompts, (std::vector<int64_t>{0, 1, 2}));
-    steps_seen = static_cast<int>(p.step);
-    return true;
-  });
+  const auto result = engine.run(
+      request, [&](const pipeline::StepProgress& p, const std::vector<int64_t>& prompts) {
+        EXPECT_EQ(prompts, (std::vector<int64_t>{0, 1, 2}));
+        steps_seen = static_cast<int>(p.step);
+        return true;
+      });
   EXPECT_EQ(steps_seen, 2);
   ASSERT_EQ(result.images.size(), 3u);
 
@@ -42,8 +44,8 @@ TEST(Engine, RunEqualsThePipelineStagesBitForBit) {
   const auto o = pipe.resolve(request.options());
   // By hand, as the engine runs them: the prompts as one batch, each from the seed's latents.
   const Tensor start = pipe.prepare_latents(o);
-  const Tensor latents = pipe.denoise(pipe.encode_prompt(request.prompt, {}, o),
-                                      concat({start, start, start}, 0), o);
+  const Tensor latents =
+      pipe.denoise(pipe.encode_prompt(request.prompt, {}, o), concat({start, start, start}, 0), o);
   const Tensor images = pipe.decode(latents, o);
   for (size_t i = 0; i < 3; ++i) {
     SCOPED_TRACE(request.prompt[i]);
@@ -83,12 +85,18 @@ TEST(Engine, RefusesWhatItCannotRunBeforeHeavyWork) {
   };
   parallel::ParallelConfig cfg3;
   cfg3.cfg_degree = 3;
-  expect_error([&] { Engine(world, EngineOptions{tiny(), DType::F32, cfg3, {}}); },
-               "cfg_degree must be 1 or 2");
+  expect_error(
+      [&] {
+        Engine(world, EngineOptions{tiny(), DType::F32, cfg3, {}});
+      },
+      "cfg_degree must be 1 or 2");
   parallel::ParallelConfig two;
   two.context_parallel_config = parallel::ContextParallelConfig{1, 2, true, "p2p"};
-  expect_error([&] { Engine(world, EngineOptions{tiny(), DType::F32, two, {}}); },
-               "exceeds the world size (1 processes)");
+  expect_error(
+      [&] {
+        Engine(world, EngineOptions{tiny(), DType::F32, two, {}});
+      },
+      "exceeds the world size (1 processes)");
   Engine engine(world, EngineOptions{tiny(), DType::F32, {}, {}});
   GenerationRequest r = small_request();
   r.negative_prompt = {"x", "y"};

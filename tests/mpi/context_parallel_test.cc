@@ -154,8 +154,8 @@ TEST_P(ContextParallel, PipelineFinalLatentsMatchDiffusers) {
   o = pipe.resolve(o);
   pipeline::Conditioning embeds;
   if (mesh->context_parallel().rank() == 0)
-    embeds = pipe.encode_prompt({"a large red circle at the top left on a white background"}, {},
-                                o);
+    embeds =
+        pipe.encode_prompt({"a large red circle at the top left on a white background"}, {}, o);
   dist::broadcast_tensors(mesh->context_parallel(), embeds, 0);
   const Tensor latents = pipe.denoise(embeds, pipe.prepare_latents(o), o);
   const auto expected = SafetensorsFile::open(

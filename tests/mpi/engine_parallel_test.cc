@@ -26,7 +26,8 @@ using parallel::ParallelConfig;
 ParallelConfig layout(int cfg, int ring, int ulysses) {
   ParallelConfig c;
   c.cfg_degree = cfg;
-  if (ring * ulysses > 1) c.context_parallel_config = ContextParallelConfig{ring, ulysses, true, "p2p"};
+  if (ring * ulysses > 1)
+    c.context_parallel_config = ContextParallelConfig{ring, ulysses, true, "p2p"};
   return c;
 }
 
@@ -121,8 +122,8 @@ TEST_P(EngineParallel, GenerationEqualsTheSingleProcessEngine) {
     EXPECT_EQ(result.images[i].index, static_cast<int64_t>(i));
     const double err =
         testing::relative_error(result.images[i].latents, reference.images[i].latents);
-    std::printf("  %s, prompt %zu: latents relative error %.3g\n",
-                GetParam().describe().c_str(), i, err);
+    std::printf("  %s, prompt %zu: latents relative error %.3g\n", GetParam().describe().c_str(), i,
+                err);
     EXPECT_LE(err, 1e-5);
     EXPECT_LE(testing::relative_error(result.images[i].image, reference.images[i].image), 1e-5);
   }

@@ -96,8 +96,8 @@ TEST(BundledModel, DrawsTheColourAndPlaceThePromptAsksFor) {
     o.max_sequence_length = 32;
     o.seed = c.seed;
     o = pipe.resolve(o);
-    const Tensor latents = pipe.denoise(pipe.encode_prompt({c.prompt}, {}, o),
-                                        pipe.prepare_latents(o), o);
+    const Tensor latents =
+        pipe.denoise(pipe.encode_prompt({c.prompt}, {}, o), pipe.prepare_latents(o), o);
     const Found f = analyse(pipe.decode(latents, o));
     EXPECT_EQ(f.color, c.color);
     EXPECT_EQ(f.cy < 0.5, c.top) << "centroid y " << f.cy;

@@ -47,12 +47,12 @@ TEST(FluxPipeline, TrueCfgMatchesDiffusers) {
     const auto conditioning = pipe.encode_prompt({c["prompt"]}, {c["negative_prompt"]}, o);
     EXPECT_EQ(conditioning.count("negative_prompt_embeds"), 1u);
     const Tensor out = pipe.denoise(conditioning, pipe.prepare_latents(o), o);
-    const double err =
-        testing::relative_error(out, expected.read(str_cat("case", i, ".final_latents"), DType::F32));
+    const double err = testing::relative_error(
+        out, expected.read(str_cat("case", i, ".final_latents"), DType::F32));
     const double without = testing::relative_error(
         out, expected.read(str_cat("case", i, ".final_latents_without_cfg"), DType::F32));
-    std::printf("  true CFG case %zu: relative error %.3g (%.3g from the result without CFG)\n",
-                i, err, without);
+    std::printf("  true CFG case %zu: relative error %.3g (%.3g from the result without CFG)\n", i,
+                err, without);
     EXPECT_LE(err, 1e-3);
     EXPECT_GE(without, 1e-2);  // guidance really changed the result
   }

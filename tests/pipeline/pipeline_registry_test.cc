@@ -18,10 +18,13 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string tiny() { return testing::source_path("tests/fixtures/flux_pipeline/tiny"); }
+std::string tiny() {
+  return testing::source_path("tests/fixtures/flux_pipeline/tiny");
+}
 
 // A copy of the tiny pipeline whose model_index.json is edited by `edit`.
-std::string edited_copy(const testing::TempDir& dir, const std::function<void(nlohmann::json&)>& edit) {
+std::string edited_copy(const testing::TempDir& dir,
+                        const std::function<void(nlohmann::json&)>& edit) {
   const std::string folder = dir.file("pipe");
   fs::copy(tiny(), folder, fs::copy_options::recursive);
   nlohmann::json index;
@@ -50,15 +53,21 @@ TEST(PipelineRegistry, DispatchesOnTheClassName) {
 
 TEST(PipelineRegistry, RefusesUnsupportedPipelineAndComponentClasses) {
   testing::TempDir a, b, c, d, e;
-  expect_refused(edited_copy(a, [](auto& j) { j["_class_name"] = "StableDiffusion3Pipeline"; }),
-                 {"pipeline class 'StableDiffusion3Pipeline' is not supported",
-                  "supported: FluxPipeline"});
   expect_refused(
-      edited_copy(b, [](auto& j) { j["transformer"] = {"diffusers", "SD3Transformer2DModel"}; }),
+      edited_copy(a, [](auto& j) { j["_class_name"] = "StableDiffusion3Pipeline"; }),
+      {"pipeline class 'StableDiffusion3Pipeline' is not supported", "supported: FluxPipeline"});
+  expect_refused(
+      edited_copy(b,
+                  [](auto& j) {
+                    j["transformer"] = {"diffusers", "SD3Transformer2DModel"};
+                  }),
       {"component 'transformer' is a SD3Transformer2DModel", "supported: FluxTransformer2DModel"});
   expect_refused(edited_copy(c, [](auto& j) { j.erase("vae"); }),
                  {"needs the component 'vae' (AutoencoderKL)"});
-  expect_refused(edited_copy(d, [](auto& j) { j["tokenizer_2"] = {"transformers", 3}; }),
+  expect_refused(edited_copy(d,
+                             [](auto& j) {
+                               j["tokenizer_2"] = {"transformers", 3};
+                             }),
                  {"component 'tokenizer_2' must be [library, class] strings"});
   expect_refused(edited_copy(e, [](auto& j) { j.erase("_class_name"); }),
                  {"'_class_name' (the pipeline class) is required"});

@@ -131,8 +131,7 @@ int run(const Options& o, dist::Communicator& world) {
     if (root) {
       std::printf("| %s | %.1f | %.3f | %.3f | %.1f | %.0f%% |\n",
                   row_name(cp, world.size()).c_str(), t.median_ms, 1000.0 / t.median_ms,
-                  t.peak_bytes / 1e9, t.sent_bytes_per_rank / 1e6,
-                  100.0 * t.wait_ms / t.median_ms);
+                  t.peak_bytes / 1e9, t.sent_bytes_per_rank / 1e6, 100.0 * t.wait_ms / t.median_ms);
       std::fflush(stdout);
     }
   }

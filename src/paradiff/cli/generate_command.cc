@@ -62,8 +62,8 @@ engine::ProgressCallback progress_printer() {
     const double per = p.elapsed_seconds / p.step;
     std::fprintf(stderr, "%s%s: step %lld/%lld  %.2f s/it  elapsed %.1f s  ETA %.1f s%s",
                  tty ? "\r" : "", label.c_str(), static_cast<long long>(p.step),
-                 static_cast<long long>(p.steps), per, p.elapsed_seconds,
-                 per * (p.steps - p.step), tty && p.step < p.steps ? " " : "\n");
+                 static_cast<long long>(p.steps), per, p.elapsed_seconds, per * (p.steps - p.step),
+                 tty && p.step < p.steps ? " " : "\n");
     return true;
   };
 }
@@ -89,13 +89,12 @@ int run(const Options& o, dist::Communicator& world) {
   const auto& parallel = engine_options.parallel;
   if (root)
     log_info("generating ", request.prompt.size(), " image(s) of ", gen.width, "x", gen.height,
-             " in ", gen.num_inference_steps, " steps on ", world.size(), " process(es): ",
-             engine.replicas(), " group(s)",
+             " in ", gen.num_inference_steps, " steps on ", world.size(),
+             " process(es): ", engine.replicas(), " group(s)",
              parallel.replica_degree() > 1 ? str_cat(" of ", parallel.describe()) : std::string());
 
   const bool report = root && !o.quiet;
-  const auto result =
-      engine.run(request, report ? progress_printer() : engine::ProgressCallback{});
+  const auto result = engine.run(request, report ? progress_printer() : engine::ProgressCallback{});
   const size_t count = request.prompt.size();
   for (const auto& image : result.images) {
     const size_t index = static_cast<size_t>(image.index);

@@ -68,7 +68,8 @@ void add_staged_commands(CLI::App& app, Action& action) {
     };
     auto o = std::make_shared<Options>();
     CLI::App* cmd = app.add_subcommand(
-        "encode-prompt", "Stage 1: the text encoders' embeddings of a prompt, to a safetensors file");
+        "encode-prompt",
+        "Stage 1: the text encoders' embeddings of a prompt, to a safetensors file");
     add_common(*cmd, *o, "safetensors: prompt_embeds, pooled_prompt_embeds (FLUX)");
     cmd->add_option("--prompt", o->prompt, "the prompt")->required();
     cmd->add_option("--max-sequence-length", o->request.max_sequence_length, "T5 tokens")
@@ -100,8 +101,7 @@ void add_staged_commands(CLI::App& app, Action& action) {
                     "starting latents (safetensors `latents`, packed); default: from --seed");
     cmd->add_option("--num-inference-steps", o->request.num_inference_steps, "denoising steps")
         ->capture_default_str();
-    cmd->add_option("--guidance-scale", o->request.guidance_scale,
-                    "for guidance-distilled models")
+    cmd->add_option("--guidance-scale", o->request.guidance_scale, "for guidance-distilled models")
         ->capture_default_str();
     cmd->add_option("--true-cfg-scale", o->request.true_cfg_scale,
                     "true CFG scale (the embeddings must hold negative_* tensors)")
@@ -144,9 +144,8 @@ void add_staged_commands(CLI::App& app, Action& action) {
         auto engine = open(*o, world);
         engine::GenerationRequest request = o->request;
         request.prompt = {""};
-        const Tensor images =
-            engine.decode(world.rank() == 0 ? read_tensor(o->latents, "latents") : Tensor(),
-                          request);
+        const Tensor images = engine.decode(
+            world.rank() == 0 ? read_tensor(o->latents, "latents") : Tensor(), request);
         if (world.rank() != 0) return 0;
         write_png(o->output, images.select(0));
         log_info("wrote ", o->output);

@@ -26,9 +26,8 @@ Engine::Engine(dist::Communicator& world, const EngineOptions& options)
     : world_(world), options_(options) {
   // The config is validated (inside the mesh) before the folder is even opened.
   mesh_ = std::make_shared<parallel::DeviceMesh>(world, options.parallel);
-  pipeline_ = pipeline::load_pipeline(options.model,
-                                      pipeline::PipelineRuntime{options.compute, mesh_,
-                                                                options.cache_policy});
+  pipeline_ = pipeline::load_pipeline(
+      options.model, pipeline::PipelineRuntime{options.compute, mesh_, options.cache_policy});
 }
 
 pipeline::GenerationOptions Engine::resolve(const GenerationRequest& request) const {
@@ -99,8 +98,7 @@ GenerationResult Engine::run(const GenerationRequest& request, const ProgressCal
         const Tensor their_indices = dist::receive_tensor(roots, d, kIndicesTag);
         if (their_indices.numel() == 0) continue;
         const Tensor their_latents = dist::receive_tensor(roots, d, kLatentsTag);
-        const Tensor their_images =
-            decoded ? dist::receive_tensor(roots, d, kImagesTag) : Tensor();
+        const Tensor their_images = decoded ? dist::receive_tensor(roots, d, kImagesTag) : Tensor();
         add(their_indices, their_latents, their_images);
       }
     } else {

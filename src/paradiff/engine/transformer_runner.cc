@@ -14,8 +14,9 @@ TransformerRunner::TransformerRunner(dist::Communicator& world,
                                      const parallel::ParallelConfig& parallel, const Loader& load)
     : world_(world) {
   mesh_ = std::make_shared<parallel::DeviceMesh>(world, parallel);
-  PARADIFF_CHECK(parallel.cfg_degree == 1, "a transformer forward has no CFG branches: ",
-                 "cfg_degree must be 1, got ", parallel.cfg_degree);
+  PARADIFF_CHECK(parallel.cfg_degree == 1,
+                 "a transformer forward has no CFG branches: ", "cfg_degree must be 1, got ",
+                 parallel.cfg_degree);
   PARADIFF_CHECK(!parallel.context_parallel_config || mesh_->size(parallel::MeshDim::Data) == 1,
                  "a transformer forward runs one input: ring_degree x ulysses_degree (",
                  parallel.ring_degree() * parallel.ulysses_degree(),
@@ -35,7 +36,8 @@ int64_t TransformerRunner::expected_sent_bytes(const models::flux::FluxTransform
       config.attention_head_dim, dtype_size(model_->compute_dtype()));
   const int64_t batch = in.hidden_states.dim(0), image = in.hidden_states.dim(1);
   const int64_t attention_calls = batch * (config.num_layers + config.num_single_layers);
-  const int64_t local_sample = batch * parallel::shard_of(image, group.size(), group.rank()).length *
+  const int64_t local_sample = batch *
+                               parallel::shard_of(image, group.size(), group.rank()).length *
                                config.output_channels() * static_cast<int64_t>(sizeof(float));
   return attention_calls * per_attention + parallel::gather_sent_bytes(local_sample, group.size());
 }

@@ -13,13 +13,13 @@
 namespace paradiff::engine {
 
 struct ForwardTiming {
-  Tensor sample;                         // the full output (every rank of the group holds it)
-  double median_ms = 0;                  // largest over ranks
-  int64_t peak_bytes = 0;                // largest over ranks, from the first forward on
-  int64_t sent_bytes_per_rank = 0;       // per forward, largest over ranks
+  Tensor sample;                             // the full output (every rank of the group holds it)
+  double median_ms = 0;                      // largest over ranks
+  int64_t peak_bytes = 0;                    // largest over ranks, from the first forward on
+  int64_t sent_bytes_per_rank = 0;           // per forward, largest over ranks
   int64_t expected_sent_bytes_per_rank = 0;  // the theoretical volume, largest over ranks
-  double wait_ms = 0;                    // per forward, largest over ranks
-  bool every_rank_sent_expected = true;  // each rank's count equals its own theoretical volume
+  double wait_ms = 0;                        // per forward, largest over ranks
+  bool every_rank_sent_expected = true;      // each rank's count equals its own theoretical volume
 };
 
 class TransformerRunner {

@@ -18,8 +18,8 @@ int64_t attention_sent_bytes(const ContextParallelConfig& config, int group_rank
     int64_t group_tokens = 0;
     for (int j = 0; j < u; ++j) group_tokens += tokens_per_rank[ring_index * u + j];
     const int64_t mine = tokens_per_rank[group_rank];
-    sent += 3 * mine * hp * head_dim * element_bytes * (u - 1);        // scatter heads
-    sent += (group_tokens - mine) * hp * head_dim * element_bytes;     // gather heads
+    sent += 3 * mine * hp * head_dim * element_bytes * (u - 1);     // scatter heads
+    sent += (group_tokens - mine) * hp * head_dim * element_bytes;  // gather heads
     heads_here = hp;
   }
   if (r > 1) {
@@ -38,6 +38,8 @@ int64_t attention_sent_bytes(const ContextParallelConfig& config, int group_rank
   return sent;
 }
 
-int64_t gather_sent_bytes(int64_t local_bytes, int parts) { return local_bytes * (parts - 1); }
+int64_t gather_sent_bytes(int64_t local_bytes, int parts) {
+  return local_bytes * (parts - 1);
+}
 
 }  // namespace paradiff::parallel

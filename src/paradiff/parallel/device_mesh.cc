@@ -42,8 +42,8 @@ DeviceMesh::DeviceMesh(dist::Communicator& world, const ParallelConfig& config)
 }
 
 std::vector<dist::Communicator*> DeviceMesh::all_comms() const {
-  return {comms_[0].get(), comms_[1].get(), comms_[2].get(), comms_[3].get(), replica_.get(),
-          cp_.get()};
+  return {comms_[0].get(), comms_[1].get(), comms_[2].get(),
+          comms_[3].get(), replica_.get(),  cp_.get()};
 }
 
 dist::CommStats DeviceMesh::comm_stats() const {

@@ -62,8 +62,7 @@ void ParallelConfig::validate(int world_size) const {
                  cfg_degree);
   PARADIFF_CHECK(world_size % replica_degree() == 0, "the world size (", world_size,
                  " processes) is not a multiple of cfg_degree x ring_degree x ulysses_degree = ",
-                 cfg_degree, " x ", ring_degree(), " x ", ulysses_degree(), " = ",
-                 replica_degree(),
+                 cfg_degree, " x ", ring_degree(), " x ", ulysses_degree(), " = ", replica_degree(),
                  ": the world is split into data-parallel replicas of that many processes");
 }
 

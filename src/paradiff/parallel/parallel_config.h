@@ -52,7 +52,9 @@ struct ParallelConfig {
   int cfg_degree = 1;
   RingProgress ring_progress = RingProgress::Thread;
 
-  int ring_degree() const { return context_parallel_config ? context_parallel_config->ring_degree : 1; }
+  int ring_degree() const {
+    return context_parallel_config ? context_parallel_config->ring_degree : 1;
+  }
   int ulysses_degree() const {
     return context_parallel_config ? context_parallel_config->ulysses_degree : 1;
   }

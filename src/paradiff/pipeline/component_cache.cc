@@ -7,9 +7,13 @@ void ComponentCache::end_stage(const std::vector<std::string>& names) {
   for (const auto& name : names) release(name);
 }
 
-void ComponentCache::release(const std::string& name) { entries_.erase(name); }
+void ComponentCache::release(const std::string& name) {
+  entries_.erase(name);
+}
 
-void ComponentCache::release_all() { entries_.clear(); }
+void ComponentCache::release_all() {
+  entries_.clear();
+}
 
 std::vector<std::string> ComponentCache::loaded() const {
   std::vector<std::string> out;

@@ -8,8 +8,8 @@ Tensor TrueClassifierFreeGuidance::combine(const Tensor& conditional,
                                            const Tensor& unconditional) const {
   PARADIFF_CHECK(conditional.shape() == unconditional.shape() &&
                      conditional.dtype() == DType::F32 && unconditional.dtype() == DType::F32,
-                 "true CFG combines two F32 predictions of one shape, got ",
-                 conditional.describe(), " and ", unconditional.describe());
+                 "true CFG combines two F32 predictions of one shape, got ", conditional.describe(),
+                 " and ", unconditional.describe());
   Tensor out = Tensor::empty(conditional.shape(), DType::F32);
   const float* c = conditional.data<float>();
   const float* u = unconditional.data<float>();

@@ -19,9 +19,9 @@
 #include <string>
 #include <vector>
 
+#include "paradiff/core/random.h"
 #include "paradiff/core/tensor.h"
 #include "paradiff/io/json_config.h"
-#include "paradiff/core/random.h"
 
 namespace paradiff::pipeline {
 

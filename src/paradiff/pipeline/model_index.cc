@@ -61,17 +61,15 @@ void ModelIndex::require(const std::map<std::string, std::vector<std::string>>& 
   const std::string file = (fs::path(folder) / "model_index.json").string();
   for (const auto& [name, classes] : required) {
     const auto it = components.find(name);
-    PARADIFF_CHECK(it != components.end() && !it->second.class_name.empty(), file, ": ",
-                   class_name, " needs the component '", name, "' (", join(classes),
-                   "), which is not listed");
+    PARADIFF_CHECK(it != components.end() && !it->second.class_name.empty(), file, ": ", class_name,
+                   " needs the component '", name, "' (", join(classes), "), which is not listed");
     bool supported = false;
     for (const auto& c : classes) supported = supported || c == it->second.class_name;
     PARADIFF_CHECK(supported, file, ": component '", name, "' is a ", it->second.class_name,
-                   ", which paradiff's ", class_name, " does not support (supported: ",
-                   join(classes), ")");
-    PARADIFF_CHECK(fs::is_directory(fs::path(folder) / name), "model folder '", folder,
-                   "' has no ", name, "/ component (model_index.json lists it as ",
-                   it->second.class_name, ")");
+                   ", which paradiff's ", class_name,
+                   " does not support (supported: ", join(classes), ")");
+    PARADIFF_CHECK(fs::is_directory(fs::path(folder) / name), "model folder '", folder, "' has no ",
+                   name, "/ component (model_index.json lists it as ", it->second.class_name, ")");
   }
 }
 

@@ -16,8 +16,7 @@ namespace paradiff::pipeline {
 struct PipelineRegistration {
   std::string class_name;  // "FluxPipeline"
   // Opens a folder whose model_index.json names this class; checks its components first.
-  std::function<std::unique_ptr<DiffusionPipeline>(const ModelIndex&, const PipelineRuntime&)>
-      open;
+  std::function<std::unique_ptr<DiffusionPipeline>(const ModelIndex&, const PipelineRuntime&)> open;
 };
 
 // Every registered pipeline, in a fixed order.

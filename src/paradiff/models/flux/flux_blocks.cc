@@ -114,8 +114,7 @@ void FluxTransformerBlock::forward(Tensor& h, const BlockContext& ctx) const {
   Tensor attn = Tensor::empty({s, heads_, head_dim_}, adt);
   const Shape joint{1, s, heads_, head_dim_};
   Tensor attn4 = attn.reshape(joint);
-  ctx.attention->attend(q.reshape(joint), k.reshape(joint), v.reshape(joint), attn4,
-                        *ctx.forward);
+  ctx.attention->attend(q.reshape(joint), k.reshape(joint), v.reshape(joint), attn4, *ctx.forward);
   const Tensor attn2 = attn.reshape({s, c});
   gated_add(img, chunk(emb, 2, c), to_out_.forward(attn2.slice(st, si)));
   gated_add(txt, chunk(cemb, 2, c), to_add_out_.forward(attn2.slice(0, st)));
@@ -157,8 +156,7 @@ void FluxSingleTransformerBlock::forward(Tensor& h, const BlockContext& ctx) con
   Tensor attn = Tensor::empty({s, heads_, head_dim_}, adt);
   const Shape joint{1, s, heads_, head_dim_};
   Tensor attn4 = attn.reshape(joint);
-  ctx.attention->attend(q.reshape(joint), k.reshape(joint), v.reshape(joint), attn4,
-                        *ctx.forward);
+  ctx.attention->attend(q.reshape(joint), k.reshape(joint), v.reshape(joint), attn4, *ctx.forward);
 
   Tensor out = proj_out_attn_.forward(attn.reshape({s, c}));
   proj_out_mlp_.forward(mlp, out, Activation::None, /*accumulate=*/true);

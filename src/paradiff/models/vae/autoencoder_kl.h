@@ -18,9 +18,9 @@
 #include <string>
 #include <vector>
 
+#include "paradiff/core/random.h"
 #include "paradiff/models/vae/vae_blocks.h"
 #include "paradiff/models/vae/vae_config.h"
-#include "paradiff/core/random.h"
 
 namespace paradiff::models::vae {
 

@@ -44,8 +44,8 @@ FluxPipeline::FluxPipeline(const std::string& folder, DType compute)
 
 FluxPipeline::FluxPipeline(const ModelIndex& index, const PipelineRuntime& runtime)
     : DiffusionPipeline(runtime.cache_policy), folder_(index.folder), runtime_(runtime) {
-  PARADIFF_CHECK(index.class_name == "FluxPipeline", folder_,
-                 "/model_index.json names a ", index.class_name, ", not a FluxPipeline");
+  PARADIFF_CHECK(index.class_name == "FluxPipeline", folder_, "/model_index.json names a ",
+                 index.class_name, ", not a FluxPipeline");
   index.require(required_components());
   vae_scale_factor_ =
       models::vae::AutoencoderKLConfig::load((fs::path(folder_) / "vae" / "config.json").string())
@@ -58,7 +58,9 @@ std::vector<std::string> FluxPipeline::text_components() const {
 std::vector<std::string> FluxPipeline::denoise_components() const {
   return {"scheduler", "transformer"};
 }
-std::vector<std::string> FluxPipeline::decode_components() const { return {"vae"}; }
+std::vector<std::string> FluxPipeline::decode_components() const {
+  return {"vae"};
+}
 
 GenerationOptions FluxPipeline::resolve(GenerationOptions o) const {
   if (o.height <= 0) o.height = default_image_size();
@@ -77,8 +79,7 @@ GenerationOptions FluxPipeline::resolve(GenerationOptions o) const {
   return o;
 }
 
-bool FluxPipeline::uses_true_cfg(const GenerationOptions& options,
-                                 bool has_negative_prompt) const {
+bool FluxPipeline::uses_true_cfg(const GenerationOptions& options, bool has_negative_prompt) const {
   return options.true_cfg_scale > 1.0f && has_negative_prompt;
 }
 
@@ -146,8 +147,8 @@ Tensor FluxPipeline::denoise(const Conditioning& conditioning, Tensor latents,
     return FlowMatchEulerDiscreteScheduler::from_pretrained((dir / "scheduler").string());
   });
   auto transformer = components_.get<FluxTransformer2DModel>("transformer", [&] {
-    auto model = FluxTransformer2DModel::from_pretrained((dir / "transformer").string(),
-                                                         runtime_.compute);
+    auto model =
+        FluxTransformer2DModel::from_pretrained((dir / "transformer").string(), runtime_.compute);
     if (runtime_.mesh) model.enable_parallelism(runtime_.mesh);
     return model;
   });
@@ -183,7 +184,8 @@ Tensor FluxPipeline::denoise(const Conditioning& conditioning, Tensor latents,
   };
   loop.guidance = cfg ? &true_cfg : nullptr;
   if (runtime_.mesh && runtime_.mesh->size(parallel::MeshDim::Cfg) > 1) {
-    PARADIFF_CHECK(cfg, "the mesh has a cfg dimension of ", runtime_.mesh->size(parallel::MeshDim::Cfg),
+    PARADIFF_CHECK(cfg, "the mesh has a cfg dimension of ",
+                   runtime_.mesh->size(parallel::MeshDim::Cfg),
                    ", but this call runs no true CFG (it needs true_cfg_scale > 1 and a negative "
                    "prompt)");
     loop.cfg_group = &runtime_.mesh->comm(parallel::MeshDim::Cfg);

@@ -44,8 +44,8 @@ class FluxPipeline : public DiffusionPipeline {
   Tensor prepare_latents(const GenerationOptions& options) override;
   // The transformer runs context-parallel over the runtime's mesh; under true CFG with a cfg
   // mesh dimension of 2, the two predictions of each step are computed by the two cfg groups.
-  Tensor denoise(const Conditioning& conditioning, Tensor latents,
-                 const GenerationOptions& options, const StepCallback& on_step = {}) override;
+  Tensor denoise(const Conditioning& conditioning, Tensor latents, const GenerationOptions& options,
+                 const StepCallback& on_step = {}) override;
   // Packed latents -> images (B, 3, H, W) in [0, 1].
   Tensor decode(const Tensor& latents, const GenerationOptions& options) override;
 
