@@ -4,6 +4,7 @@
 // outside what it owns (ASan) or undefined behaviour (UBSan). Built and run by scripts/fuzz.sh.
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,7 +35,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     try {
       const auto model = tk::read_tokenizer_json(file, "T5Tokenizer", "Unigram");
-      double min_score = 0;
+      double min_score = std::numeric_limits<double>::infinity();
       for (const auto& p : model.unigram_pieces) min_score = std::min(min_score, p.score);
       const tk::Unigram unigram(model.unigram_pieces, 2, min_score);
       std::u32string normalized = sample;

@@ -319,7 +319,7 @@ TEST(TokenizerJson, MissingModelFilesAreNamed) {
   expect_load_error<T5Tokenizer>(folder, "has neither tokenizer.json nor spiece.model");
 }
 
-TEST(PrecompiledCharsmap, NormalizesGraphemeClustersAsTransformers) {
+TEST(TokenizerJson, PrecompiledCharsmapNormalizesGraphemeClustersAsTransformers) {
   // T5's charsmap (nmt_nfkc) from the fixture: compatibility characters fold, a decomposed accent
   // composes, and a cluster whose first character has a replacement loses the rest (the
   // reference's behaviour, kept on purpose).
@@ -332,7 +332,7 @@ TEST(PrecompiledCharsmap, NormalizesGraphemeClustersAsTransformers) {
   EXPECT_EQ(encode_utf8(m.normalize(U"plain text")), "plain text");
 }
 
-TEST(Base64, DecodesAndRefuses) {
+TEST(TokenizerJson, Base64DecodesAndRefuses) {
   EXPECT_EQ(decode_base64("", "x"), "");
   EXPECT_EQ(decode_base64("TWFu", "x"), "Man");
   EXPECT_EQ(decode_base64("TWE=", "x"), "Ma");

@@ -44,9 +44,9 @@ void expect_load_error(const std::string& folder, const std::string& needle) {
   }
 }
 
-class Qwen2Fixture : public ::testing::TestWithParam<std::string> {};
+class Qwen2TokenizerFixture : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(Qwen2Fixture, CorpusIdsMatchTransformers) {
+TEST_P(Qwen2TokenizerFixture, CorpusIdsMatchTransformers) {
   const auto tok = Qwen2Tokenizer::from_pretrained(fixture(GetParam()));
   const auto texts = cases()["corpus"].get<std::vector<std::string>>();
   const auto& want = cases()["tokenize"][GetParam()];
@@ -65,7 +65,7 @@ TEST_P(Qwen2Fixture, CorpusIdsMatchTransformers) {
   EXPECT_EQ(tok.vocab_size(), 718);
 }
 
-TEST_P(Qwen2Fixture, QwenImagePromptsMatchTransformers) {
+TEST_P(Qwen2TokenizerFixture, QwenImagePromptsMatchTransformers) {
   const auto tok = Qwen2Tokenizer::from_pretrained(fixture(GetParam()));
   const auto& q = cases()["qwen_image"];
   EXPECT_EQ(q["template"].get<std::string>(), QwenImagePromptTemplate::text);
@@ -89,7 +89,8 @@ TEST_P(Qwen2Fixture, QwenImagePromptsMatchTransformers) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(SaveFormats, Qwen2Fixture, ::testing::Values("qwen2", "qwen2_legacy"));
+INSTANTIATE_TEST_SUITE_P(SaveFormats, Qwen2TokenizerFixture,
+                         ::testing::Values("qwen2", "qwen2_legacy"));
 
 TEST(Qwen2Tokenizer, PromptTemplateText) {
   EXPECT_EQ(qwen_image_prompt_text("a {cat}"),
@@ -138,14 +139,22 @@ TEST(Qwen2Tokenizer, RefusesBadFolders) {
   expect_load_error(folder, "merges.txt: line 2: token \"zzz\" is not in");
   fs::copy_file(fixture("qwen2_legacy/merges.txt"), folder + "/merges.txt",
                 fs::copy_options::overwrite_existing);
-  write("tokenizer_config.json", R"({"pad_token": "<|nothing|>"})");
-  expect_load_error(folder, "special token '<|nothing|>' is neither in vocab.json nor among");
   write("tokenizer.json", R"({"model": {"type": "Unigram", "vocab": [["a", 0.0]]}})");
   expect_load_error(folder, "model.type is \"Unigram\"; Qwen2Tokenizer needs a \"BPE\" model");
-  // Prompts of different lengths without a pad token cannot be padded.
   fs::remove(folder + "/tokenizer.json");
+  // Special tokens transformers' Qwen2Tokenizer defaults to ("<|endoftext|>" for eos, unk and
+  // pad) or the config names, missing from the vocabulary and the added tokens, become new tokens
+  // after the vocabulary, as in transformers (checked by hand: ids 700 and then 701).
   write("tokenizer_config.json", "{}");
-  const auto tok = Qwen2Tokenizer::from_pretrained(folder);
+  auto tok = Qwen2Tokenizer::from_pretrained(folder);
+  EXPECT_EQ(tok.pad_token_id(), 700);
+  EXPECT_EQ(tok.eos_token_id(), 700);
+  EXPECT_EQ(tok.tokenize("a<|endoftext|>b"), (std::vector<int64_t>{64, 700, 65}));
+  write("tokenizer_config.json", R"({"eos_token": "<|end|>", "pad_token": null})");
+  tok = Qwen2Tokenizer::from_pretrained(folder);
+  EXPECT_EQ(tok.eos_token_id(), 700);
+  EXPECT_EQ(tok.tokenize("<|end|><|endoftext|>"), (std::vector<int64_t>{700, 701}));
+  // Prompts of different lengths without a pad token cannot be padded.
   EXPECT_EQ(tok.pad_token_id(), -1);
   EXPECT_NO_THROW(tokenize_qwen_image_prompts(tok, {"a", "b"}));
   try {

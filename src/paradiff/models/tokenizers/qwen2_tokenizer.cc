@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "paradiff/core/error.h"
 #include "paradiff/models/tokenizers/tokenizer_folder.h"
@@ -97,23 +98,37 @@ Qwen2Tokenizer Qwen2Tokenizer::from_pretrained(const std::string& folder) {
     t.bpe_ = std::make_shared<const BytePairEncoding>(
         BytePairEncoding::load(f.file("vocab.json"), f.file("merges.txt"), options));
   }
-  // The listed added tokens, then the named special tokens transformers adds when missing. An
-  // absent (null) unk or bos is no token, as in Qwen's configs.
+  // transformers' Qwen2Tokenizer: eos, unk and pad default to "<|endoftext|>", bos to none; a key
+  // the config sets to null means none.
+  auto special = [&](const char* key, const std::optional<std::string>& value,
+                     bool endoftext_default) -> std::optional<std::string> {
+    if (value) return value;
+    if (f.config && f.config->root().contains(key)) return std::nullopt;
+    if (endoftext_default) return "<|endoftext|>";
+    return std::nullopt;
+  };
+  const auto bos = special("bos_token", f.bos_token, false);
+  const auto eos = special("eos_token", f.eos_token, true);
+  const auto unk = special("unk_token", f.unk_token, true);
+  const auto pad = special("pad_token", f.pad_token, true);
+  // The listed added tokens, then the special tokens: one in neither the vocabulary nor the list
+  // becomes a new token after every other id, as transformers' add_tokens does.
   std::vector<AddedToken> added = f.added_tokens.value_or(std::vector<AddedToken>{});
-  for (const auto& special : {f.eos_token, f.pad_token, f.unk_token, f.bos_token}) {
-    if (!special) continue;
+  for (const auto& token : {bos, eos, unk, pad}) {
+    if (!token) continue;
     const bool listed = std::any_of(added.begin(), added.end(),
-                                    [&](const AddedToken& a) { return a.content == *special; });
+                                    [&](const AddedToken& a) { return a.content == *token; });
     if (listed) continue;
-    const int64_t id = t.bpe_->token_to_id(*special);
-    PARADIFF_CHECK(id >= 0, folder, ": special token '", *special, "' is neither in ",
-                   from_json ? "tokenizer.json's model.vocab" : "vocab.json",
-                   " nor among the added tokens");
-    added.push_back(AddedToken{*special, id, true, false, false, false});
+    int64_t id = t.bpe_->token_to_id(*token);
+    if (id < 0) {
+      id = t.bpe_->vocab_size();
+      for (const AddedToken& a : added) id = std::max(id, a.id + 1);
+    }
+    added.push_back(AddedToken{*token, id, true, false, false, false});
   }
   t.added_ = AddedVocabulary(std::move(added), [](std::u32string_view text) { return nfc(text); });
-  if (f.pad_token) t.pad_id_ = t.added_.find(*f.pad_token);
-  if (f.eos_token) t.eos_id_ = t.added_.find(*f.eos_token);
+  if (pad) t.pad_id_ = t.added_.find(*pad);
+  if (eos) t.eos_id_ = t.added_.find(*eos);
   t.pad_left_ = f.padding_left;
   t.add_prefix_space_ = f.add_prefix_space;
   return t;

@@ -29,7 +29,9 @@ class Qwen2Tokenizer {
  public:
   // A transformers Qwen2 tokenizer folder (QwenImagePipeline's `tokenizer/`): tokenizer.json, or
   // vocab.json and merges.txt (tokenizer.json when it has both, as transformers); optionally
-  // tokenizer_config.json (special and added tokens, add_prefix_space, padding side).
+  // tokenizer_config.json (special and added tokens, add_prefix_space, padding side). As in
+  // transformers, eos, unk and pad default to "<|endoftext|>" (null in the config: none), and a
+  // special token in neither the vocabulary nor the added tokens becomes a new token.
   static Qwen2Tokenizer from_pretrained(const std::string& folder);
 
   // The ids of the text's tokens (Qwen2 adds no special tokens around them).

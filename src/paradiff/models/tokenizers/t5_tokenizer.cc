@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <limits>
 
 #include "paradiff/core/error.h"
 #include "paradiff/core/logging.h"
@@ -73,7 +74,7 @@ T5Tokenizer T5Tokenizer::from_pretrained(const std::string& folder) {
   // The model's pieces by id, and which of them the unigram model may produce.
   auto pieces = std::make_shared<std::vector<std::string>>();
   std::vector<Unigram::Piece> usable;
-  double min_score = 0;
+  double min_score = std::numeric_limits<double>::infinity();  // over every piece, as tokenizers
   // Added tokens transformers makes up when the folder lists none (spiece.model only).
   std::vector<AddedToken> implied;
   const bool from_json = f.tokenizer_json && f.tokenizer_json->has("model");

@@ -120,8 +120,10 @@ TokenizerFolder TokenizerFolder::read(const std::string& path) {
   f.path = path;
   const auto exists = [&](const char* name) { return fs::exists(f.file(name), ec); };
 
-  std::optional<JsonConfig> config;
-  if (exists("tokenizer_config.json")) config = JsonConfig::load(f.file("tokenizer_config.json"));
+  if (exists("tokenizer_config.json"))
+    f.config =
+        std::make_shared<const JsonConfig>(JsonConfig::load(f.file("tokenizer_config.json")));
+  const std::shared_ptr<const JsonConfig>& config = f.config;
   std::optional<JsonConfig> special_map;
   if (exists("special_tokens_map.json"))
     special_map = JsonConfig::load(f.file("special_tokens_map.json"));

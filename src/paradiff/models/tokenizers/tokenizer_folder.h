@@ -25,6 +25,8 @@ struct TokenizerFolder {
   bool padding_left = false;  // padding_side "left"
   std::optional<int64_t> extra_ids;
   bool add_prefix_space = false;  // Qwen2's ByteLevel option; false when absent or null
+  // tokenizer_config.json, parsed, when the folder has one (for keys only one tokenizer reads).
+  std::shared_ptr<const JsonConfig> config;
   // tokenizer.json, parsed, when the folder has one (the tokenizers read its "model" from it).
   std::shared_ptr<const JsonConfig> tokenizer_json;
   // tokenizer.json's "added_tokens" when the folder has tokenizer.json (transformers prefers it),
