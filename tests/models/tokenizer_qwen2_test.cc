@@ -142,6 +142,10 @@ TEST(Qwen2Tokenizer, RefusesBadFolders) {
   write("tokenizer.json", R"({"model": {"type": "Unigram", "vocab": [["a", 0.0]]}})");
   expect_load_error(folder, "model.type is \"Unigram\"; Qwen2Tokenizer needs a \"BPE\" model");
   fs::remove(folder + "/tokenizer.json");
+  write("tokenizer_config.json", R"({"split_special_tokens": true})");
+  expect_load_error(folder, "tokenizer_config.json: 'split_special_tokens' true is not supported");
+  write("tokenizer_config.json", R"({"split_special_tokens": "no"})");
+  expect_load_error(folder, "'split_special_tokens' must be");
   // Special tokens transformers' Qwen2Tokenizer defaults to ("<|endoftext|>" for eos, unk and
   // pad) or the config names, missing from the vocabulary and the added tokens, become new tokens
   // after the vocabulary, as in transformers (checked by hand: ids 700 and then 701).

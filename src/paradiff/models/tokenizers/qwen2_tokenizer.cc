@@ -98,6 +98,10 @@ Qwen2Tokenizer Qwen2Tokenizer::from_pretrained(const std::string& folder) {
     t.bpe_ = std::make_shared<const BytePairEncoding>(
         BytePairEncoding::load(f.file("vocab.json"), f.file("merges.txt"), options));
   }
+  // Qwen's configs say false; true would make added tokens plain text, which is not implemented.
+  PARADIFF_CHECK(!(f.config && f.config->get_bool("split_special_tokens", false)),
+                 f.config ? f.config->name() : folder,
+                 ": 'split_special_tokens' true is not supported (Qwen's tokenizers set false)");
   // transformers' Qwen2Tokenizer: eos, unk and pad default to "<|endoftext|>", bos to none; a key
   // the config sets to null means none.
   auto special = [&](const char* key, const std::optional<std::string>& value,
