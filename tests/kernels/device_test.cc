@@ -51,7 +51,7 @@ TEST(DeviceSeam, KernelsRefuseTensorsOnDifferentDevices) {
   const Tensor host = Tensor::zeros({2, 8}, DType::F32);
   Tensor out = Tensor::zeros({2, 8}, DType::F32);
   expect_error([&] { silu(on_cuda(host), out); },
-               {"silu: tensors on different devices", "f32[2, 8] on cuda:0", "f32[2, 8]"});
+               {"silu: tensors on different devices: cuda:0 and cpu (f32[2, 8])"});
   expect_error([&] { add(host, on_cuda(host), out); }, {"add", "different devices"});
 }
 

@@ -9,8 +9,10 @@ void throw_no_backend(std::string_view op, Device device) {
                       " implementation in this build (tensors must be on the cpu)"));
 }
 
-void throw_device_mismatch(std::string_view op, const std::string& a, const std::string& b) {
-  throw Error(str_cat(op, ": tensors on different devices: ", a, " and ", b));
+void throw_device_mismatch(std::string_view op, Device first, Device other,
+                           const std::string& tensor) {
+  throw Error(str_cat(op, ": tensors on different devices: ", device_name(first), " and ",
+                      device_name(other), " (", tensor, ")"));
 }
 
 void throw_not_f32_or_bf16(std::string_view op, DType dtype) {

@@ -20,9 +20,9 @@ namespace paradiff {
 
 // Throws "<op>: no <device> implementation in this build".
 [[noreturn]] void throw_no_backend(std::string_view op, Device device);
-// Throws "<op>: tensors on different devices: <a> and <b>".
-[[noreturn]] void throw_device_mismatch(std::string_view op, const std::string& a,
-                                        const std::string& b);
+// Throws "<op>: tensors on different devices: <first> and <other> (<tensor>)".
+[[noreturn]] void throw_device_mismatch(std::string_view op, Device first, Device other,
+                                        const std::string& tensor);
 // Throws "<op>: needs f32 or bf16, got <dtype>".
 [[noreturn]] void throw_not_f32_or_bf16(std::string_view op, DType dtype);
 
@@ -46,17 +46,15 @@ decltype(auto) dispatch_device(std::string_view op, Device device, Fn&& fn) {
 // describe()); the CPU when none is defined. Throws, naming `op`, if they are on different devices.
 template <typename... Tensors>
 Device common_device(std::string_view op, const Tensors&... tensors) {
-  const void* first = nullptr;
+  bool found = false;
   Device device = Device::cpu();
-  std::string first_name;
   auto visit = [&](const auto& t) {
     if (!t.defined()) return;
-    if (first == nullptr) {
-      first = &t;
+    if (!found) {
+      found = true;
       device = t.device();
-      first_name = t.describe();
     } else if (!(t.device() == device)) {
-      throw_device_mismatch(op, first_name, t.describe());
+      throw_device_mismatch(op, device, t.device(), t.describe());
     }
   };
   (visit(tensors), ...);
