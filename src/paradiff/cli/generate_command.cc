@@ -23,6 +23,7 @@ namespace fs = std::filesystem;
 
 struct Options {
   std::string model, prompt, prompts_file, output = "out.png", dtype = "fp32", save_latents;
+  bool prompt_given = false;  // --prompt "" is a valid (empty) prompt, as in diffusers
   std::vector<std::string> negative_prompt;
   engine::GenerationRequest request;
   int threads = 0;
@@ -30,15 +31,19 @@ struct Options {
   ParallelOptions parallel;
 };
 
+// A --prompts file: one prompt per line; trailing whitespace (spaces, tabs, a Windows \r) is
+// dropped, and lines left empty are skipped (an empty prompt is given with --prompt "").
 std::vector<std::string> read_prompts(const Options& o) {
-  PARADIFF_CHECK(o.prompt.empty() != o.prompts_file.empty(),
+  PARADIFF_CHECK(o.prompt_given != !o.prompts_file.empty(),
                  "give exactly one of --prompt or --prompts");
-  if (!o.prompt.empty()) return {o.prompt};
+  if (o.prompt_given) return {o.prompt};
   std::ifstream in(o.prompts_file);
   PARADIFF_CHECK(in.good(), "--prompts '", o.prompts_file, "' cannot be read");
   std::vector<std::string> prompts;
-  for (std::string line; std::getline(in, line);)
+  for (std::string line; std::getline(in, line);) {
+    line.erase(line.find_last_not_of(" \t\r\v\f") + 1);
     if (!line.empty()) prompts.push_back(line);
+  }
   PARADIFF_CHECK(!prompts.empty(), "--prompts '", o.prompts_file, "' holds no prompt");
   return prompts;
 }
@@ -127,7 +132,8 @@ void add_generate_command(CLI::App& app, Action& action) {
   cmd->add_option("--model", o->model, "diffusers pipeline folder (model_index.json, ...)")
       ->required()
       ->envname("PARADIFF_MODEL");
-  cmd->add_option("--prompt", o->prompt, "the prompt");
+  cmd->add_option("--prompt", o->prompt, "the prompt (may be empty)")
+      ->each([o](const std::string&) { o->prompt_given = true; });
   cmd->add_option("--prompts", o->prompts_file, "a file of prompts, one per line");
   cmd->add_option("--negative-prompt", o->negative_prompt,
                   "true CFG: what to steer away from (one for every prompt, or one per prompt)");
