@@ -1,6 +1,7 @@
 #include "paradiff/pipeline/denoise_loop.h"
 
 #include "paradiff/core/timer.h"
+#include "paradiff/kernels/pointwise.h"
 
 namespace paradiff::pipeline {
 
@@ -10,11 +11,12 @@ Tensor TrueClassifierFreeGuidance::combine(const Tensor& conditional,
                      conditional.dtype() == DType::F32 && unconditional.dtype() == DType::F32,
                  "true CFG combines two F32 predictions of one shape, got ", conditional.describe(),
                  " and ", unconditional.describe());
+  // uncond + scale · (cond - uncond), each operation rounded as torch rounds it.
   Tensor out = Tensor::empty(conditional.shape(), DType::F32);
-  const float* c = conditional.data<float>();
-  const float* u = unconditional.data<float>();
-  float* o = out.data<float>();
-  for (int64_t i = 0; i < out.numel(); ++i) o[i] = u[i] + scale_ * (c[i] - u[i]);
+  kernels::scale(unconditional, -1.0f, out);
+  kernels::add(conditional, out, out);
+  kernels::scale(out, scale_, out);
+  kernels::add(unconditional, out, out);
   return out;
 }
 

@@ -1,6 +1,7 @@
 #include "paradiff/pipeline/flux/flux_latents.h"
 
 #include "paradiff/core/logging.h"
+#include "paradiff/kernels/patchify.h"
 
 namespace paradiff::pipeline {
 
@@ -9,18 +10,8 @@ Tensor pack_latents(const Tensor& latents) {
   const int64_t b = latents.dim(0), c = latents.dim(1), h = latents.dim(2), w = latents.dim(3);
   PARADIFF_CHECK(h % 2 == 0 && w % 2 == 0, "latent height and width must be even, got ",
                  latents.describe());
-  const Tensor src = latents.dtype() == DType::F32 ? latents : latents.to(DType::F32);
   Tensor out = Tensor::empty({b, (h / 2) * (w / 2), 4 * c}, DType::F32);
-  const float* in = src.data<float>();
-  float* o = out.data<float>();
-  for (int64_t n = 0; n < b; ++n)
-    for (int64_t y = 0; y < h / 2; ++y)
-      for (int64_t x = 0; x < w / 2; ++x)
-        for (int64_t ch = 0; ch < c; ++ch)
-          for (int64_t dy = 0; dy < 2; ++dy)
-            for (int64_t dx = 0; dx < 2; ++dx)
-              o[((n * (h / 2) + y) * (w / 2) + x) * 4 * c + ch * 4 + dy * 2 + dx] =
-                  in[((n * c + ch) * h + 2 * y + dy) * w + 2 * x + dx];
+  kernels::patchify_2x2(latents.dtype() == DType::F32 ? latents : latents.to(DType::F32), out);
   return out;
 }
 
@@ -29,30 +20,14 @@ Tensor unpack_latents(const Tensor& packed, int64_t height, int64_t width) {
                      packed.dim(1) == (height / 2) * (width / 2) && packed.dim(2) % 4 == 0,
                  "packed latents ", packed.describe(), " do not fit a ", height, "x", width,
                  " latent image");
-  const int64_t b = packed.dim(0), c = packed.dim(2) / 4, h = height, w = width;
-  const Tensor src = packed.dtype() == DType::F32 ? packed : packed.to(DType::F32);
-  Tensor out = Tensor::empty({b, c, h, w}, DType::F32);
-  const float* in = src.data<float>();
-  float* o = out.data<float>();
-  for (int64_t n = 0; n < b; ++n)
-    for (int64_t y = 0; y < h / 2; ++y)
-      for (int64_t x = 0; x < w / 2; ++x)
-        for (int64_t ch = 0; ch < c; ++ch)
-          for (int64_t dy = 0; dy < 2; ++dy)
-            for (int64_t dx = 0; dx < 2; ++dx)
-              o[((n * c + ch) * h + 2 * y + dy) * w + 2 * x + dx] =
-                  in[((n * (h / 2) + y) * (w / 2) + x) * 4 * c + ch * 4 + dy * 2 + dx];
+  Tensor out = Tensor::empty({packed.dim(0), packed.dim(2) / 4, height, width}, DType::F32);
+  kernels::unpatchify_2x2(packed.dtype() == DType::F32 ? packed : packed.to(DType::F32), out);
   return out;
 }
 
 Tensor latent_image_ids(int64_t packed_height, int64_t packed_width) {
-  Tensor ids = Tensor::zeros({packed_height * packed_width, 3}, DType::F32);
-  float* p = ids.data<float>();
-  for (int64_t y = 0; y < packed_height; ++y)
-    for (int64_t x = 0; x < packed_width; ++x) {
-      p[(y * packed_width + x) * 3 + 1] = static_cast<float>(y);
-      p[(y * packed_width + x) * 3 + 2] = static_cast<float>(x);
-    }
+  Tensor ids = Tensor::empty({packed_height * packed_width, 3}, DType::F32);
+  kernels::grid_position_ids(packed_height, packed_width, ids);
   return ids;
 }
 

@@ -1,11 +1,11 @@
 #include "paradiff/pipeline/flux/flux_pipeline.h"
 
-#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
 #include "paradiff/core/logging.h"
 #include "paradiff/core/random.h"
+#include "paradiff/kernels/pointwise.h"
 #include "paradiff/models/clip/clip_text_model.h"
 #include "paradiff/models/flux/flux_transformer.h"
 #include "paradiff/models/t5/t5_encoder_model.h"
@@ -135,7 +135,7 @@ const Tensor& conditioning_tensor(const Conditioning& c, const std::string& name
 // A (B) tensor holding `value` in every entry.
 Tensor filled(int64_t b, float value) {
   Tensor t = Tensor::empty({b}, DType::F32);
-  for (int64_t i = 0; i < b; ++i) t.data<float>()[i] = value;
+  kernels::fill(t, value);
   return t;
 }
 }  // namespace
@@ -206,9 +206,7 @@ Tensor FluxPipeline::decode(const Tensor& latents, const GenerationOptions& opti
   Tensor images = vae->decode(vae->unscale_latents(unpack_latents(latents, h, w)));
   components_.end_stage(decode_components());
   // diffusers' postprocess: (x / 2 + 0.5).clamp(0, 1).
-  float* p = images.data<float>();
-  for (int64_t i = 0; i < images.numel(); ++i)
-    p[i] = std::min(1.0f, std::max(0.0f, p[i] / 2 + 0.5f));
+  kernels::scale_shift_clamp(images, 0.5f, 0.5f, 0.0f, 1.0f, images);
   return images;
 }
 
