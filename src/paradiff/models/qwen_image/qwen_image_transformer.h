@@ -1,0 +1,99 @@
+// QwenImageTransformer2DModel as diffusers defines it: img_in, txt_norm + txt_in, the timestep
+// embedding, dual-stream blocks with joint attention, AdaLayerNormContinuous and proj_out. Loads
+// a diffusers `transformer/` folder (single or sharded safetensors).
+//
+// The text mask: diffusers turns encoder_hidden_states_mask into a key mask of the joint
+// attention, so a masked text token is never attended to; its own query row only updates the
+// text stream, which nothing reads but other text rows' keys (masked) and which the output
+// discards. Removing masked tokens before the forward therefore gives the same image output, as
+// long as the kept tokens keep their RoPE positions (index in the padded sequence), which they
+// do here. So forward() drops them per batch element; attention needs no mask, and under
+// context parallelism only real tokens are split across ranks.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "paradiff/models/qwen_image/qwen_image_blocks.h"
+#include "paradiff/models/qwen_image/qwen_image_config.h"
+#include "paradiff/models/qwen_image/qwen_image_pos_embed.h"
+#include "paradiff/parallel/attention_backend.h"
+#include "paradiff/parallel/context_parallel.h"
+#include "paradiff/parallel/device_mesh.h"
+
+namespace paradiff::models::qwen_image {
+
+// The forward arguments, named as diffusers names them.
+struct QwenImageTransformerInputs {
+  Tensor hidden_states;               // (B, S_img, in_channels): packed latents
+  Tensor encoder_hidden_states;       // (B, S_txt, joint_attention_dim): prompt_embeds
+  Tensor encoder_hidden_states_mask;  // (B, S_txt), nonzero = valid; undefined: all valid
+  Tensor timestep;                    // (B): t / 1000 as the pipeline passes it
+  // Per batch element, its images' (frame, height, width) in packed tokens. As in diffusers,
+  // only the first element's list sets the positions (a warning if the others differ).
+  std::vector<std::vector<QwenImageShape>> img_shapes;
+  // Older diffusers' argument (mask.sum(1)); later ignored, then removed. Checked and ignored:
+  // the RoPE length is the padded text length.
+  std::vector<int64_t> txt_seq_lens;
+
+  // The inputs stored in a safetensors file: the tensors above under their names (read as F32;
+  // the mask optional), img_shapes as (B, N, 3) or (B, 3).
+  static QwenImageTransformerInputs load(const std::string& safetensors_path);
+};
+
+class QwenImageTransformer2DModel {
+ public:
+  // compute: F32, or BF16 (GEMMs and attention in bf16 with fp32 accumulation; norms, softmax,
+  // RoPE and the residual stream in fp32). Binds every parameter through `loader` and checks
+  // that the source holds nothing the model does not use.
+  QwenImageTransformer2DModel(const QwenImageTransformerConfig& config, ModuleLoader& loader);
+
+  // A diffusers folder: config.json and diffusion_pytorch_model[.safetensors | -*.safetensors
+  // with .index.json].
+  static QwenImageTransformer2DModel from_pretrained(const std::string& folder, DType compute);
+  // Random parameters (see RandomInit): for benchmarks and parallel tests at any size.
+  static QwenImageTransformer2DModel with_random_weights(const QwenImageTransformerConfig& config,
+                                                         DType compute, uint64_t seed);
+
+  const QwenImageTransformerConfig& config() const { return config_; }
+  DType compute_dtype() const { return compute_; }
+
+  void set_attention_backend(std::shared_ptr<parallel::AttentionBackend> backend);
+  // diffusers' transformer.enable_parallelism(config): forward() then splits each batch
+  // element's tokens over the mesh's context-parallel group by the plan below and returns the
+  // full gathered output on every rank of the group.
+  void enable_parallelism(std::shared_ptr<parallel::DeviceMesh> mesh);
+  void enable_parallelism(const parallel::ContextParallelConfig& config, dist::Communicator& world);
+  bool parallelism_enabled() const { return mesh_ && mesh_->context_parallel_enabled(); }
+
+  // Applied per batch element after masked text tokens are dropped: hidden_states and
+  // encoder_hidden_states split along dim 1 (the attention sequence), their RoPE positions
+  // (image_positions, text_positions: (S, 3)) along dim 0, so each rank builds the tables of its
+  // own tokens (diffusers splits pos_embed's outputs instead); timestep replicated; `sample`
+  // gathered along dim 1.
+  static const parallel::ContextParallelPlan& context_parallel_plan();
+
+  // Checks every input's shape and dtype against the config; throws naming the input.
+  void validate_inputs(const QwenImageTransformerInputs& inputs) const;
+  // Returns `sample`: (B, S_img, patch_size^2 · out_channels) F32.
+  Tensor forward(const QwenImageTransformerInputs& inputs) const;
+
+ private:
+  // One batch element on this rank's tokens: hidden_states (1, n_img, in), encoder_hidden_states
+  // (1, n_txt, joint), timestep (1), image_positions (n_img, 3), text_positions (n_txt, 3).
+  Tensor forward_local(const parallel::NamedTensors& local,
+                       const parallel::ForwardContext& context) const;
+
+  QwenImageTransformerConfig config_;
+  DType compute_;
+  kernels::Linear img_in_, txt_in_;
+  Tensor txt_norm_;  // RMSNorm weight (joint_attention_dim) F32
+  QwenTimestepProjEmbeddings time_text_embed_;
+  std::vector<QwenImageTransformerBlock> transformer_blocks_;
+  kernels::Linear norm_out_, proj_out_;  // AdaLayerNormContinuous: C -> 2C (scale, shift)
+  std::shared_ptr<parallel::AttentionBackend> attention_;
+  std::shared_ptr<parallel::DeviceMesh> mesh_;
+};
+
+}  // namespace paradiff::models::qwen_image
