@@ -91,6 +91,18 @@ TEST_P(QwenImageContextParallel, RandomModelWithUnevenTokensHeadsAndMaskMatchesS
   }
 }
 
+TEST_P(QwenImageContextParallel, ParallelConfigAtLoadTimeEqualsEnableParallelism) {
+  const std::string dir = testing::source_path("tests/fixtures/qwen_image_transformer/mask_batch3");
+  const auto in = QwenImageTransformerInputs::load(dir + "/inputs.safetensors");
+  const auto single =
+      QwenImageTransformer2DModel::from_pretrained(dir + "/transformer", DType::F32);
+  const Tensor reference = single.forward(in);
+  const auto loaded = QwenImageTransformer2DModel::from_pretrained(
+      dir + "/transformer", DType::F32, parallel::ParallelConfig{GetParam()}, testing::world());
+  EXPECT_TRUE(loaded.parallelism_enabled());
+  EXPECT_LE(testing::relative_error(loaded.forward(in), reference), 1e-5);
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, QwenImageContextParallel, ::testing::ValuesIn(configs_for_world()),
                          config_name);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(QwenImageContextParallel);

@@ -67,6 +67,15 @@ QwenImageTransformer2DModel QwenImageTransformer2DModel::from_pretrained(const s
   return QwenImageTransformer2DModel(config, loader);
 }
 
+QwenImageTransformer2DModel QwenImageTransformer2DModel::from_pretrained(
+    const std::string& folder, DType compute, const parallel::ParallelConfig& parallel_config,
+    dist::Communicator& world) {
+  auto mesh = std::make_shared<parallel::DeviceMesh>(world, parallel_config);
+  auto model = from_pretrained(folder, compute);
+  model.enable_parallelism(std::move(mesh));
+  return model;
+}
+
 QwenImageTransformer2DModel QwenImageTransformer2DModel::with_random_weights(
     const QwenImageTransformerConfig& config, DType compute, uint64_t seed) {
   ModuleLoader loader(RandomInit{seed}, compute);

@@ -52,6 +52,11 @@ class QwenImageTransformer2DModel {
   // A diffusers folder: config.json and diffusion_pytorch_model[.safetensors | -*.safetensors
   // with .index.json].
   static QwenImageTransformer2DModel from_pretrained(const std::string& folder, DType compute);
+  // The same with diffusers' `parallel_config=` at load time: the mesh (and so the config) is
+  // validated against the world before any weight is read, then parallelism is enabled.
+  static QwenImageTransformer2DModel from_pretrained(
+      const std::string& folder, DType compute, const parallel::ParallelConfig& parallel_config,
+      dist::Communicator& world);
   // Random parameters (see RandomInit): for benchmarks and parallel tests at any size.
   static QwenImageTransformer2DModel with_random_weights(const QwenImageTransformerConfig& config,
                                                          DType compute, uint64_t seed);
