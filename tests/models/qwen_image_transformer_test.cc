@@ -53,7 +53,8 @@ TEST_P(QwenImageFixtureTest, MatchesDiffusersInF32AndBf16) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Diffusers, QwenImageFixtureTest,
-                         ::testing::Values("tiny", "heads3_nonsquare", "mask_batch3"));
+                         ::testing::Values("tiny", "heads3_nonsquare", "mask_batch3",
+                                           "large_positions"));
 
 QwenImageTransformerConfig small_config() {
   QwenImageTransformerConfig c;

@@ -54,7 +54,7 @@ class QwenImageContextParallel : public ::testing::TestWithParam<ContextParallel
 };
 
 TEST_P(QwenImageContextParallel, DiffusersFixturesMatchSingleProcess) {
-  for (const char* name : {"tiny", "heads3_nonsquare", "mask_batch3"}) {
+  for (const char* name : {"tiny", "heads3_nonsquare", "mask_batch3", "large_positions"}) {
     const std::string dir =
         testing::source_path(str_cat("tests/fixtures/qwen_image_transformer/", name));
     auto model = QwenImageTransformer2DModel::from_pretrained(dir + "/transformer", DType::F32);

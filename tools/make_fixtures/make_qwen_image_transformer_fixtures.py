@@ -86,6 +86,21 @@ CASES = [
         "weights_dtype": "bfloat16",
         "max_shard_size": None,
     },
+    {
+        # Realistic positions: a 32 x 24 grid (heights -16..15, text from 16) and 300 padded
+        # text tokens reaching position 315, 260 of them valid.
+        "name": "large_positions",
+        "seed": 1404,
+        "config": dict(patch_size=2, in_channels=4, out_channels=1, num_layers=1,
+                       attention_head_dim=16, num_attention_heads=2, joint_attention_dim=8,
+                       guidance_embeds=False, axes_dims_rope=(4, 6, 6)),
+        "grid": (32, 24),
+        "txt_len": 300,
+        "masks": [list(range(260))],
+        "timestep": [0.6],
+        "weights_dtype": "float32",
+        "max_shard_size": None,
+    },
 ]
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
