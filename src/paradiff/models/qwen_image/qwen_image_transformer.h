@@ -2,13 +2,13 @@
 // embedding, dual-stream blocks with joint attention, AdaLayerNormContinuous and proj_out. Loads
 // a diffusers `transformer/` folder (single or sharded safetensors).
 //
-// The text mask: diffusers turns encoder_hidden_states_mask into a key mask of the joint
-// attention, so a masked text token is never attended to; its own query row only updates the
-// text stream, which nothing reads but other text rows' keys (masked) and which the output
-// discards. Removing masked tokens before the forward therefore gives the same image output, as
-// long as the kept tokens keep their RoPE positions (index in the padded sequence), which they
-// do here. So forward() drops them per batch element; attention needs no mask, and under
-// context parallelism only real tokens are split across ranks.
+// The text mask. diffusers uses encoder_hidden_states_mask only as a key mask of the joint
+// attention: no query, text or image, ever attends to a masked token, and a masked token's own
+// row only changes the text stream, which the output discards. Dropping masked tokens before the
+// forward therefore leaves the output unchanged, as long as the kept tokens keep their RoPE
+// positions (their index in the padded sequence), which they do here. forward() drops them per
+// batch element, so attention needs no mask and under context parallelism only real tokens are
+// split across ranks.
 #pragma once
 
 #include <memory>
