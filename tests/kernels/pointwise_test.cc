@@ -145,3 +145,23 @@ TEST(Pointwise, ClampKeepsNanAndSignedZeroAndRefusesBadBounds) {
 
 }  // namespace
 }  // namespace paradiff::kernels
+
+namespace paradiff::kernels {
+namespace {
+
+TEST(AllFinite, FindsNanAndInfinityAnywhereInBothDtypes) {
+  for (DType dtype : {DType::F32, DType::BF16}) {
+    for (int64_t n : {int64_t{1}, int64_t{4096}, int64_t{10001}}) {
+      Tensor t = Tensor::zeros({n}, dtype);
+      EXPECT_TRUE(all_finite(t));
+      for (float bad : {std::nanf(""), INFINITY, -INFINITY}) {
+        Tensor u = Tensor::zeros({n}, DType::F32);
+        u.data<float>()[n - 1] = bad;
+        EXPECT_FALSE(all_finite(u.to(dtype))) << n << " " << bad;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace paradiff::kernels

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -83,6 +84,29 @@ TEST(DenoiseLoop, CallbackSeesEveryStepAndCanCancel) {
   }
   EXPECT_EQ(seen, (std::vector<int64_t>{1, 2}));
   EXPECT_EQ(predictions, 2);
+}
+
+TEST(DenoiseLoop, StopsNamingTheStepWhenLatentsTurnNonFinite) {
+  auto scheduler = FlowMatchEulerDiscreteScheduler::from_pretrained(
+      testing::source_path("tests/fixtures/flux_pipeline/tiny/scheduler"));
+  scheduler.set_timesteps(4, 0.5);
+  DenoiseLoop loop;
+  loop.scheduler = &scheduler;
+  int calls = 0;
+  loop.predict = [&](const Tensor& latents, float, Branch) {
+    Tensor out = Tensor::zeros(latents.shape(), DType::F32);
+    if (++calls == 2) out.data<float>()[3] = std::nanf("");
+    return out;
+  };
+  try {
+    loop.run(Tensor::zeros({1, 4, 8}, DType::F32));
+    FAIL() << "NaN latents accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("NaN or infinite value after step 2 of 4"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(calls, 2);
 }
 
 }  // namespace

@@ -45,6 +45,12 @@ void add(const Tensor& a, const Tensor& b, Tensor& out) {
                   [&]<DeviceKind D>() { impl::add<D>(a, b, out); });
 }
 
+bool all_finite(const Tensor& x) {
+  expect_f32_or_bf16(x, "all_finite");
+  return dispatch_device("all_finite", x.device(),
+                         [&]<DeviceKind D>() { return impl::all_finite<D>(x); });
+}
+
 void fill(Tensor& out, float value) {
   expect_f32_or_bf16(out, "fill");
   dispatch_device("fill", out.device(), [&]<DeviceKind D>() { impl::fill<D>(out, value); });

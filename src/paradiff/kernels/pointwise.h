@@ -36,8 +36,13 @@ void clamp(const Tensor& x, float lo, float hi, Tensor& out);
 // diffusers' image postprocess (x / 2 + 0.5).clamp(0, 1) is scale_shift_clamp(x, 0.5, 0.5, 0, 1).
 void scale_shift_clamp(const Tensor& x, float scale, float shift, float lo, float hi, Tensor& out);
 
+// True when no element of x (F32 or BF16) is NaN or infinite.
+bool all_finite(const Tensor& x);
+
 // Per-device bodies, chosen in pointwise.cc (cpu/pointwise.cc).
 namespace impl {
+template <DeviceKind D>
+bool all_finite(const Tensor& x);
 template <DeviceKind D>
 void gelu_erf(const Tensor& x, Tensor& out);
 template <DeviceKind D>

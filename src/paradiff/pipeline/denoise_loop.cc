@@ -54,6 +54,10 @@ Tensor DenoiseLoop::run(Tensor latents) const {
       noise = guidance->combine(conditional, predict(latents, t, Branch::Unconditional));
     }
     scheduler->step_inplace(noise, i, latents);
+    // A non-finite value would only spread through the remaining steps into a black image.
+    PARADIFF_CHECK(kernels::all_finite(latents), "the latents hold a NaN or infinite value after ",
+                   "step ", i + 1, " of ", steps, ": stopping (the model's weights or the ",
+                   "guidance scales may be out of range; --dtype fp32 may help)");
     if (on_step && !on_step({i + 1, steps, clock.seconds()})) throw GenerationCancelled(i + 1);
   }
   return latents;

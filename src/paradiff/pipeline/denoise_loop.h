@@ -61,7 +61,8 @@ struct DenoiseLoop {
   dist::Communicator* cfg_group = nullptr;
   StepCallback on_step;
 
-  // Runs every step on `latents` in place and returns them.
+  // Runs every step on `latents` in place and returns them; stops with an error naming the step
+  // when the latents turn non-finite.
   Tensor run(Tensor latents) const;
 };
 

@@ -127,4 +127,19 @@ void impl::scale_shift_clamp<DeviceKind::CPU>(const Tensor& x, float scale, floa
   });
 }
 
+template <>
+bool impl::all_finite<DeviceKind::CPU>(const Tensor& x) {
+  const int64_t n = x.numel();
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  bool finite = true;
+#pragma omp parallel for schedule(static) reduction(&& : finite) if (chunks > 1)
+  for (int64_t c = 0; c < chunks; ++c) {
+    alignas(64) float buf[kChunk];
+    const int64_t begin = c * kChunk, len = std::min(kChunk, n - begin);
+    load_row(x.raw_data(), x.dtype(), begin, len, buf);
+    for (int64_t i = 0; i < len; ++i) finite = finite && std::isfinite(buf[i]);
+  }
+  return finite;
+}
+
 }  // namespace paradiff::kernels
