@@ -7,7 +7,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -279,6 +282,41 @@ TEST(AutoencoderKLQwenImage, RejectsWrongLatentAndImageShapes) {
         vae.normalize_latents(Tensor::zeros({4, 2, 2}, DType::F32));
       },
       "normalize_latents: latents must be");
+}
+
+}  // namespace
+}  // namespace paradiff::models::vae_qwen_image
+
+namespace paradiff::models::vae_qwen_image {
+namespace {
+
+// Not a test: the decode time of Qwen-Image's VAE (random weights) for a 256x256 image.
+//   build/tests/models_tests --gtest_also_run_disabled_tests --gtest_filter='*QwenImageVaeTiming*'
+// PARADIFF_VAE_TIMING_SIZE=<latent side> changes the size (32 -> 256x256 images).
+TEST(AutoencoderKLQwenImage, DISABLED_QwenImageVaeTiming) {
+  const AutoencoderKLQwenImageConfig config;  // diffusers' defaults: Qwen/Qwen-Image's VAE
+  const char* env = std::getenv("PARADIFF_VAE_TIMING_SIZE");
+  const int64_t side = env ? std::atoll(env) : 32;
+  const auto vae = AutoencoderKLQwenImage::with_random_weights(config, 1, VaeParts::DecoderOnly);
+  auto rng = testing::make_rng();
+  const Tensor z = testing::random_normal({1, 16, 1, side, side}, DType::F32, rng);
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    vae.decode(z);  // first call: oneDNN primitives are created
+    double best = 1e30;
+    for (int rep = 0; rep < 3; ++rep) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const Tensor image = vae.decode(z);
+      const double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      best = std::min(best, ms);
+      std::printf("  decode 16x%lldx%lld -> %s, %d thread(s): %.0f ms\n",
+                  static_cast<long long>(side), static_cast<long long>(side),
+                  image.describe().c_str(), threads, ms);
+    }
+    std::printf("  best of 3, %d thread(s): %.0f ms\n", threads, best);
+  }
+  set_num_threads(2);
 }
 
 }  // namespace
