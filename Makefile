@@ -46,7 +46,8 @@ bench: build
 demo: build
 	scripts/demo.sh
 
-# libFuzzer on the safetensors header parser (not part of `make test`); FUZZ_SECONDS bounds it.
+# libFuzzer on the safetensors header parser, tokenizer.json, the precompiled charsmap and the
+# tokenizers' text path (not part of `make test`); FUZZ_SECONDS bounds each target.
 fuzz:
 	@scripts/install-deps.sh fuzz
 	scripts/fuzz.sh
