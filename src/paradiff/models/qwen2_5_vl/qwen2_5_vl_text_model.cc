@@ -1,0 +1,269 @@
+#include "paradiff/models/qwen2_5_vl/qwen2_5_vl_text_model.h"
+
+#include <cmath>
+#include <filesystem>
+
+#include "paradiff/kernels/attention_bias.h"
+#include "paradiff/kernels/embedding.h"
+#include "paradiff/kernels/pointwise.h"
+#include "paradiff/kernels/rms_norm.h"
+#include "paradiff/kernels/rope.h"
+
+namespace paradiff::models::qwen2_5_vl {
+
+namespace {
+
+using kernels::Activation;
+
+const std::string kPrefix = "model.language_model.";  // transformers' module names
+const std::string kLegacy = "model.";                 // the same modules in older files
+
+bool starts_with(const std::string& s, const std::string& p) {
+  return s.compare(0, p.size(), p) == 0;
+}
+
+// What a Qwen2_5_VLForConditionalGeneration checkpoint holds besides the text model: never read.
+bool outside_text_model(const std::string& stored) {
+  return starts_with(stored, "visual.") || starts_with(stored, "model.visual.") ||
+         stored == "lm_head.weight";
+}
+
+// A checkpoint presented under transformers' current names, whichever of the two namings it
+// uses, without the vision tower and lm_head (which the model then neither binds nor reports).
+class TextModelWeights : public WeightSource {
+ public:
+  explicit TextModelWeights(const CheckpointWeights& base) : base_(base) {
+    const bool current = base.contains(kPrefix + "embed_tokens.weight");
+    legacy_ = base.contains(kLegacy + "embed_tokens.weight");
+    PARADIFF_CHECK(!(current && legacy_), base.describe(), ": holds both '", kPrefix,
+                   "embed_tokens.weight' and '", kLegacy,
+                   "embed_tokens.weight'; a checkpoint must name the text model one way");
+  }
+  std::string describe() const override {
+    return legacy_ ? str_cat(base_.describe(), " (older names: '", kLegacy, "*' read as '", kPrefix,
+                             "*')")
+                   : base_.describe();
+  }
+  std::vector<std::string> names() const override {
+    std::vector<std::string> out;
+    for (const std::string& n : base_.names())
+      if (!outside_text_model(n)) out.push_back(canonical(n));
+    return out;
+  }
+  bool contains(const std::string& name) const override {
+    const std::string s = stored(name);
+    return !s.empty() && !outside_text_model(s) && base_.contains(s);
+  }
+  std::vector<int64_t> shape(const std::string& name) const override {
+    return base_.shape(stored(name));
+  }
+  Tensor read(const std::string& name, DType want) const override {
+    return base_.read(stored(name), want);
+  }
+
+ private:
+  std::string canonical(const std::string& s) const {
+    return legacy_ && starts_with(s, kLegacy) ? kPrefix + s.substr(kLegacy.size()) : s;
+  }
+  // The stored name of a canonical one; empty when no stored name maps to it.
+  std::string stored(const std::string& name) const {
+    if (!legacy_) return name;
+    if (starts_with(name, kPrefix)) return kLegacy + name.substr(kPrefix.size());
+    return starts_with(name, kLegacy) ? std::string() : name;
+  }
+
+  const CheckpointWeights& base_;
+  bool legacy_ = false;
+};
+
+// q_proj / k_proj with the rows of each head permuted from rotate-half to interleaved pairs:
+// new row 2k <- old row k, new row 2k + 1 <- old row k + D/2.
+kernels::Linear rope_linear(ModuleLoader& loader, const std::string& prefix, int64_t in,
+                            int64_t heads, int64_t d) {
+  const int64_t out = heads * d;
+  const DType compute = loader.compute_dtype();
+  const Tensor w = loader.tensor(prefix + ".weight", Shape{out, in}, compute);
+  const Tensor b = loader.tensor(prefix + ".bias", Shape{out}, DType::F32);
+  Tensor order = Tensor::empty({out}, DType::I64);
+  int64_t* o = order.data<int64_t>();
+  for (int64_t h = 0; h < heads; ++h)
+    for (int64_t k = 0; k < d / 2; ++k) {
+      o[h * d + 2 * k] = h * d + k;
+      o[h * d + 2 * k + 1] = h * d + k + d / 2;
+    }
+  Tensor pw = Tensor::empty({out, in}, compute);
+  Tensor pb = Tensor::empty({out, 1}, DType::F32);
+  kernels::embedding(w, order, pw);
+  kernels::embedding(b.reshape({out, 1}), order, pb);
+  return kernels::Linear(pw, pb.reshape({out}), compute);
+}
+
+}  // namespace
+
+Qwen2_5_VLTextModel::Qwen2_5_VLTextModel(const Qwen2_5_VLTextConfig& config, ModuleLoader& loader)
+    : config_(config), compute_(loader.compute_dtype()) {
+  config_.validate("Qwen2.5-VL text config");
+  const int64_t c = config_.hidden_size, f = config_.intermediate_size, d = config_.head_dim();
+  const int64_t heads = config_.num_attention_heads, kv = config_.num_key_value_heads;
+  embed_tokens_ =
+      loader.tensor(kPrefix + "embed_tokens.weight", Shape{config_.vocab_size, c}, compute_);
+  layers_.resize(static_cast<size_t>(config_.num_hidden_layers));
+  for (int64_t i = 0; i < config_.num_hidden_layers; ++i) {
+    Qwen2_5_VLDecoderLayer& l = layers_[static_cast<size_t>(i)];
+    const std::string p = str_cat(kPrefix, "layers.", i, ".");
+    l.input_layernorm = loader.parameter(p + "input_layernorm.weight", Shape{c});
+    l.q_proj = rope_linear(loader, p + "self_attn.q_proj", c, heads, d);
+    l.k_proj = rope_linear(loader, p + "self_attn.k_proj", c, kv, d);
+    l.v_proj = loader.linear(p + "self_attn.v_proj", c, kv * d, /*bias=*/true);
+    l.o_proj = loader.linear(p + "self_attn.o_proj", heads * d, c, /*bias=*/false);
+    l.post_attention_layernorm = loader.parameter(p + "post_attention_layernorm.weight", Shape{c});
+    l.gate_proj = loader.linear(p + "mlp.gate_proj", c, f, /*bias=*/false);
+    l.up_proj = loader.linear(p + "mlp.up_proj", c, f, /*bias=*/false);
+    l.down_proj = loader.linear(p + "mlp.down_proj", f, c, /*bias=*/false);
+  }
+  norm_ = loader.parameter(kPrefix + "norm.weight", Shape{c});
+  loader.finish();
+
+  // transformers' inv_freq: 1 / theta^(2k / D), each step in fp32.
+  const auto theta = static_cast<float>(config_.rope_theta);
+  for (int64_t k = 0; k < d / 2; ++k)
+    inv_freq_.push_back(1.0f / std::pow(theta, static_cast<float>(2 * k) / static_cast<float>(d)));
+}
+
+Qwen2_5_VLTextModel Qwen2_5_VLTextModel::from_pretrained(const std::string& folder, DType compute) {
+  const std::filesystem::path dir(folder);
+  PARADIFF_CHECK(std::filesystem::is_directory(dir), "text encoder folder '", folder,
+                 "' does not exist or is not a directory");
+  PARADIFF_CHECK(std::filesystem::exists(dir / "config.json"), "text encoder folder '", folder,
+                 "' has no config.json");
+  const auto config = Qwen2_5_VLTextConfig::load((dir / "config.json").string());
+  const CheckpointWeights checkpoint(Checkpoint::open_folder(folder, "model"));
+  const TextModelWeights weights(checkpoint);
+  ModuleLoader loader(weights, compute);
+  return Qwen2_5_VLTextModel(config, loader);
+}
+
+Qwen2_5_VLTextModel Qwen2_5_VLTextModel::with_random_weights(const Qwen2_5_VLTextConfig& config,
+                                                             DType compute, uint64_t seed) {
+  ModuleLoader loader(RandomInit{seed}, compute);
+  return Qwen2_5_VLTextModel(config, loader);
+}
+
+void Qwen2_5_VLTextModel::rotary_tables(const std::vector<int64_t>& positions, Tensor& cos,
+                                        Tensor& sin) const {
+  const int64_t d = config_.head_dim();
+  float* c = cos.data<float>();
+  float* s = sin.data<float>();
+  for (size_t r = 0; r < positions.size(); ++r)
+    for (size_t k = 0; k < inv_freq_.size(); ++k) {
+      const float angle = static_cast<float>(positions[r]) * inv_freq_[k];
+      const auto col = static_cast<int64_t>(r) * d + 2 * static_cast<int64_t>(k);
+      c[col] = c[col + 1] = std::cos(angle);
+      s[col] = s[col + 1] = std::sin(angle);
+    }
+}
+
+void Qwen2_5_VLTextModel::forward_tokens(const Tensor& ids, const std::vector<int64_t>& positions,
+                                         Tensor& out) const {
+  const int64_t n = ids.dim(0), c = config_.hidden_size, f = config_.intermediate_size;
+  const int64_t heads = config_.num_attention_heads, kv = config_.num_key_value_heads;
+  const int64_t d = config_.head_dim(), groups = config_.num_key_value_groups();
+  const DType act = compute_;  // GEMM and attention inputs
+  const auto eps = static_cast<float>(config_.rms_norm_eps);
+  const auto scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+
+  Tensor cos = Tensor::empty({n, d}, DType::F32), sin = Tensor::empty({n, d}, DType::F32);
+  rotary_tables(positions, cos, sin);
+  // Row s * heads + h of the repeated K/V is row s * kv + h / groups of K/V (repeat_kv).
+  Tensor repeat;
+  if (groups > 1) {
+    repeat = Tensor::empty({n * heads}, DType::I64);
+    int64_t* r = repeat.data<int64_t>();
+    for (int64_t s = 0; s < n; ++s)
+      for (int64_t h = 0; h < heads; ++h) r[s * heads + h] = s * kv + h / groups;
+  }
+
+  Tensor x = Tensor::empty({n, c}, DType::F32);  // the residual stream
+  Tensor h = Tensor::empty({n, c}, act);
+  Tensor q = Tensor::empty({n, heads * d}, DType::F32);
+  Tensor k = Tensor::empty({n, kv * d}, DType::F32);
+  Tensor q_rot = Tensor::empty({1, n, heads, d}, act);
+  Tensor k_rot = Tensor::empty({1, n, kv, d}, act);
+  Tensor v = Tensor::empty({n, kv * d}, act);
+  Tensor k_all = groups > 1 ? Tensor::empty({1, n, heads, d}, act) : k_rot;
+  Tensor v_all = groups > 1 ? Tensor::empty({1, n, heads, d}, act) : v.reshape({1, n, kv, d});
+  Tensor attn = Tensor::empty({1, n, heads, d}, act);
+  Tensor gate = Tensor::empty({n, f}, DType::F32);
+  Tensor up = Tensor::empty({n, f}, DType::F32);
+  Tensor product = Tensor::empty({n, f}, act);
+
+  kernels::embedding(embed_tokens_, ids, x);
+  for (const Qwen2_5_VLDecoderLayer& l : layers_) {
+    kernels::rms_norm(x, l.input_layernorm, eps, h);
+    l.q_proj.forward(h, q);
+    l.k_proj.forward(h, k);
+    l.v_proj.forward(h, v);
+    kernels::apply_rope(q.reshape({1, n, heads, d}), cos, sin, q_rot);
+    kernels::apply_rope(k.reshape({1, n, kv, d}), cos, sin, k_rot);
+    if (groups > 1) {
+      Tensor k_rows = k_all.reshape({n * heads, d}), v_rows = v_all.reshape({n * heads, d});
+      kernels::embedding(k_rot.reshape({n * kv, d}), repeat, k_rows);
+      kernels::embedding(v.reshape({n * kv, d}), repeat, v_rows);
+    }
+    kernels::attention_with_bias(q_rot, k_all, v_all, Tensor(), /*causal=*/true, scale, attn);
+    l.o_proj.forward(attn.reshape({n, heads * d}), x, Activation::None, /*accumulate=*/true);
+
+    kernels::rms_norm(x, l.post_attention_layernorm, eps, h);
+    l.gate_proj.forward(h, gate, Activation::Silu);
+    l.up_proj.forward(h, up);
+    kernels::multiply(gate, up, product);
+    l.down_proj.forward(product, x, Activation::None, /*accumulate=*/true);
+  }
+  kernels::rms_norm(x, norm_, eps, out);
+}
+
+Tensor Qwen2_5_VLTextModel::forward(const Tensor& input_ids, const Tensor& attention_mask) const {
+  PARADIFF_CHECK(input_ids.dtype() == DType::I64 && input_ids.ndim() == 2,
+                 "Qwen2.5-VL input_ids must be i64 (B, S), got ", input_ids.describe());
+  const int64_t batch = input_ids.dim(0), s = input_ids.dim(1), c = config_.hidden_size;
+  const int64_t* all_ids = input_ids.data<int64_t>();
+  for (int64_t i = 0; i < input_ids.numel(); ++i)
+    PARADIFF_CHECK(all_ids[i] >= 0 && all_ids[i] < config_.vocab_size, "Qwen2.5-VL input_ids[",
+                   i / s, ", ", i % s, "] = ", all_ids[i], " is outside the vocabulary [0, ",
+                   config_.vocab_size, ")");
+  const int64_t* mask = nullptr;
+  if (attention_mask.defined()) {
+    PARADIFF_CHECK(
+        attention_mask.dtype() == DType::I64 && attention_mask.shape() == input_ids.shape(),
+        "Qwen2.5-VL attention_mask must be i64 like input_ids ", input_ids.describe(), ", got ",
+        attention_mask.describe());
+    mask = attention_mask.data<int64_t>();
+    for (int64_t i = 0; i < attention_mask.numel(); ++i)
+      PARADIFF_CHECK(mask[i] == 0 || mask[i] == 1, "Qwen2.5-VL attention_mask[", i / s, ", ", i % s,
+                     "] = ", mask[i], "; the mask must hold 0 and 1");
+  }
+
+  Tensor out = Tensor::zeros({batch, s, c}, DType::F32);
+  for (int64_t b = 0; b < batch; ++b) {
+    // The valid tokens, at their padded positions (transformers 5 numbers tokens 0..S-1).
+    std::vector<int64_t> positions;
+    for (int64_t j = 0; j < s; ++j)
+      if (mask == nullptr || mask[b * s + j] != 0) positions.push_back(j);
+    const auto n = static_cast<int64_t>(positions.size());
+    if (n == 0) continue;
+    Tensor ids = Tensor::empty({n}, DType::I64);
+    for (int64_t j = 0; j < n; ++j) ids.data<int64_t>()[j] = all_ids[b * s + positions[j]];
+    Tensor rows = out.select(b);
+    if (positions.back() == n - 1) {  // a prefix (right padding or none): write in place
+      Tensor prefix = rows.slice(0, n);
+      forward_tokens(ids, positions, prefix);
+      continue;
+    }
+    Tensor hidden = Tensor::empty({n, c}, DType::F32);
+    forward_tokens(ids, positions, hidden);
+    for (int64_t j = 0; j < n; ++j) rows.slice(positions[j], 1).copy_from(hidden.slice(j, 1));
+  }
+  return out;
+}
+
+}  // namespace paradiff::models::qwen2_5_vl
