@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -42,5 +43,33 @@ class CheckpointWeights : public WeightSource {
  private:
   Checkpoint checkpoint_;
 };
+
+// A weight source without some of its names (a VAE's unloaded half, T5's decoder, a VLM's
+// vision tower), which the model then neither binds nor reports as unused.
+class IgnoringWeights : public WeightSource {
+ public:
+  IgnoringWeights(const WeightSource& base, std::function<bool(const std::string&)> ignore)
+      : base_(base), ignore_(std::move(ignore)) {}
+  std::string describe() const override { return base_.describe(); }
+  std::vector<std::string> names() const override {
+    std::vector<std::string> out;
+    for (std::string& n : base_.names())
+      if (!ignore_(n)) out.push_back(std::move(n));
+    return out;
+  }
+  bool contains(const std::string& name) const override {
+    return !ignore_(name) && base_.contains(name);
+  }
+  std::vector<int64_t> shape(const std::string& name) const override { return base_.shape(name); }
+  Tensor read(const std::string& name, DType want) const override { return base_.read(name, want); }
+
+ private:
+  const WeightSource& base_;
+  std::function<bool(const std::string&)> ignore_;
+};
+
+// A diffusers or transformers model folder's config.json, after checking that the folder and the
+// file exist; `what` names the folder's role in messages ("transformer folder").
+std::string model_config_path(const std::string& folder, const std::string& what);
 
 }  // namespace paradiff::models

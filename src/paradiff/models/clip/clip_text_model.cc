@@ -82,12 +82,7 @@ CLIPTextModel::CLIPTextModel(const CLIPTextConfig& config, ModuleLoader& loader,
 }
 
 CLIPTextModel CLIPTextModel::from_pretrained(const std::string& folder, DType compute) {
-  const std::filesystem::path dir(folder);
-  PARADIFF_CHECK(std::filesystem::is_directory(dir), "text encoder folder '", folder,
-                 "' does not exist or is not a directory");
-  PARADIFF_CHECK(std::filesystem::exists(dir / "config.json"), "text encoder folder '", folder,
-                 "' has no config.json");
-  const auto config = CLIPTextConfig::load((dir / "config.json").string());
+  const auto config = CLIPTextConfig::load(model_config_path(folder, "text encoder folder"));
   const CheckpointWeights weights(Checkpoint::open_folder(folder, "model"));
   const std::string prefix =
       weights.contains("text_model.embeddings.token_embedding.weight") ? "text_model." : "";

@@ -59,13 +59,7 @@ FluxTransformer2DModel::FluxTransformer2DModel(const FluxTransformerConfig& conf
 
 FluxTransformer2DModel FluxTransformer2DModel::from_pretrained(const std::string& folder,
                                                                DType compute) {
-  const std::filesystem::path dir(folder);
-  PARADIFF_CHECK(std::filesystem::is_directory(dir), "transformer folder '", folder,
-                 "' does not exist or is not a directory");
-  const auto config_path = dir / "config.json";
-  PARADIFF_CHECK(std::filesystem::exists(config_path), "transformer folder '", folder,
-                 "' has no config.json");
-  const auto config = FluxTransformerConfig::load(config_path.string());
+  const auto config = FluxTransformerConfig::load(model_config_path(folder, "transformer folder"));
   const CheckpointWeights weights(Checkpoint::open_folder(folder));
   ModuleLoader loader(weights, compute);
   return FluxTransformer2DModel(config, loader);

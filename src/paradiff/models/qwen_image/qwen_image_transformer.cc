@@ -55,13 +55,8 @@ QwenImageTransformer2DModel::QwenImageTransformer2DModel(const QwenImageTransfor
 
 QwenImageTransformer2DModel QwenImageTransformer2DModel::from_pretrained(const std::string& folder,
                                                                          DType compute) {
-  const std::filesystem::path dir(folder);
-  PARADIFF_CHECK(std::filesystem::is_directory(dir), "transformer folder '", folder,
-                 "' does not exist or is not a directory");
-  const auto config_path = dir / "config.json";
-  PARADIFF_CHECK(std::filesystem::exists(config_path), "transformer folder '", folder,
-                 "' has no config.json");
-  const auto config = QwenImageTransformerConfig::load(config_path.string());
+  const auto config =
+      QwenImageTransformerConfig::load(model_config_path(folder, "transformer folder"));
   const CheckpointWeights weights(Checkpoint::open_folder(folder));
   ModuleLoader loader(weights, compute);
   return QwenImageTransformer2DModel(config, loader);

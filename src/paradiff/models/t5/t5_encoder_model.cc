@@ -15,30 +15,6 @@ namespace {
 
 using kernels::Activation;
 
-// A weight source without some of its names, which the model then neither binds nor reports as
-// unused.
-class IgnoringWeights : public WeightSource {
- public:
-  IgnoringWeights(const WeightSource& base, std::function<bool(const std::string&)> ignore)
-      : base_(base), ignore_(std::move(ignore)) {}
-  std::string describe() const override { return base_.describe(); }
-  std::vector<std::string> names() const override {
-    std::vector<std::string> out;
-    for (std::string& n : base_.names())
-      if (!ignore_(n)) out.push_back(std::move(n));
-    return out;
-  }
-  bool contains(const std::string& name) const override {
-    return !ignore_(name) && base_.contains(name);
-  }
-  std::vector<int64_t> shape(const std::string& name) const override { return base_.shape(name); }
-  Tensor read(const std::string& name, DType want) const override { return base_.read(name, want); }
-
- private:
-  const WeightSource& base_;
-  std::function<bool(const std::string&)> ignore_;
-};
-
 Activation fused(T5Activation act) {
   if (act == T5Activation::GeluTanh) return Activation::GeluTanh;
   if (act == T5Activation::Silu) return Activation::Silu;
@@ -87,12 +63,7 @@ T5EncoderModel::T5EncoderModel(const T5Config& config, ModuleLoader& loader,
 }
 
 T5EncoderModel T5EncoderModel::from_pretrained(const std::string& folder, DType compute) {
-  const std::filesystem::path dir(folder);
-  PARADIFF_CHECK(std::filesystem::is_directory(dir), "text encoder folder '", folder,
-                 "' does not exist or is not a directory");
-  PARADIFF_CHECK(std::filesystem::exists(dir / "config.json"), "text encoder folder '", folder,
-                 "' has no config.json");
-  const auto config = T5Config::load((dir / "config.json").string());
+  const auto config = T5Config::load(model_config_path(folder, "text encoder folder"));
   const CheckpointWeights checkpoint(Checkpoint::open_folder(folder, "model"));
   const std::string shared = "shared.weight", embed = "encoder.embed_tokens.weight";
   const bool has_shared = checkpoint.contains(shared), has_embed = checkpoint.contains(embed);

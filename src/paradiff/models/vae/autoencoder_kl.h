@@ -12,6 +12,8 @@
 // scale_latents() to get what the transformer works on, as FLUX img2img pipelines do).
 #pragma once
 
+#include <functional>
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -39,6 +41,10 @@ struct DiagonalGaussianDistribution {
 
 // Which halves to load: a text-to-image pipeline needs only the decoder.
 enum class VaeParts { Both, DecoderOnly, EncoderOnly };
+// The checkpoint names of the half `parts` leaves out (encoder.* and quant_conv.* for a decoder,
+// and the reverse), for IgnoringWeights: ModuleLoader's unused-tensor check then still covers
+// everything the loaded half should use.
+std::function<bool(const std::string&)> other_vae_part(VaeParts parts);
 
 class AutoencoderKL {
  public:

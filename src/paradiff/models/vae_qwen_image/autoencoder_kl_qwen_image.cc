@@ -13,38 +13,6 @@ namespace paradiff::models::vae_qwen_image {
 
 namespace {
 
-// A checkpoint seen without the tensors of the part not being loaded, so that ModuleLoader's
-// "unused tensor" check still covers everything the loaded part should use.
-class PartWeights : public WeightSource {
- public:
-  PartWeights(const WeightSource& inner, VaeParts parts) : inner_(inner), parts_(parts) {}
-  std::string describe() const override { return inner_.describe(); }
-  std::vector<std::string> names() const override {
-    std::vector<std::string> kept;
-    for (auto& n : inner_.names())
-      if (keep(n)) kept.push_back(n);
-    return kept;
-  }
-  bool contains(const std::string& name) const override {
-    return keep(name) && inner_.contains(name);
-  }
-  std::vector<int64_t> shape(const std::string& name) const override { return inner_.shape(name); }
-  Tensor read(const std::string& name, DType want) const override {
-    return inner_.read(name, want);
-  }
-
- private:
-  bool keep(const std::string& name) const {
-    const bool encoder_side = name.starts_with("encoder.") || name.starts_with("quant_conv.");
-    const bool decoder_side = name.starts_with("decoder.") || name.starts_with("post_quant_conv.");
-    if (parts_ == VaeParts::DecoderOnly) return !encoder_side;
-    if (parts_ == VaeParts::EncoderOnly) return !decoder_side;
-    return true;
-  }
-  const WeightSource& inner_;
-  VaeParts parts_;
-};
-
 // One frame as (B, C, H, W) F32: diffusers' (B, C, 1, H, W), or the same without the frame axis.
 Tensor single_frame(const Tensor& t, int64_t channels, const char* what, const char* dims) {
   PARADIFF_CHECK(t.defined() && is_floating(t.dtype()), "AutoencoderKLQwenImage.", what,
@@ -171,19 +139,14 @@ AutoencoderKLQwenImage::AutoencoderKLQwenImage(const AutoencoderKLQwenImageConfi
 
 AutoencoderKLQwenImage AutoencoderKLQwenImage::from_pretrained(const std::string& folder,
                                                                VaeParts parts) {
-  const std::filesystem::path dir(folder);
-  PARADIFF_CHECK(std::filesystem::is_directory(dir), "vae folder '", folder,
-                 "' does not exist or is not a directory");
-  const auto config_path = dir / "config.json";
-  PARADIFF_CHECK(std::filesystem::exists(config_path), "vae folder '", folder,
-                 "' has no config.json");
-  const JsonConfig json = JsonConfig::load(config_path.string());
+  const std::string config_path = model_config_path(folder, "vae folder");
+  const JsonConfig json = JsonConfig::load(config_path);
   const std::string cls = json.get_string("_class_name", "AutoencoderKLQwenImage");
-  PARADIFF_CHECK(cls == "AutoencoderKLQwenImage", config_path.string(), ": _class_name is \"", cls,
+  PARADIFF_CHECK(cls == "AutoencoderKLQwenImage", config_path, ": _class_name is \"", cls,
                  "\", expected \"AutoencoderKLQwenImage\"");
   const auto config = AutoencoderKLQwenImageConfig::from_json(json);
   const CheckpointWeights weights(Checkpoint::open_folder(folder));
-  const PartWeights part_weights(weights, parts);
+  const IgnoringWeights part_weights(weights, vae::other_vae_part(parts));
   ModuleLoader loader(part_weights, DType::F32);
   return AutoencoderKLQwenImage(config, loader, parts);
 }
