@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "paradiff/pipeline/flux/flux_pipeline.h"
+#include "paradiff/pipeline/qwen_image/qwen_image_pipeline.h"
 #include "testing/temp_dir.h"
 #include "testing/test_util.h"
 
@@ -45,10 +46,15 @@ void expect_refused(const std::string& folder, const std::vector<std::string>& n
 }
 
 TEST(PipelineRegistry, DispatchesOnTheClassName) {
-  EXPECT_EQ(supported_pipeline_classes(), std::vector<std::string>{"FluxPipeline"});
+  EXPECT_EQ(supported_pipeline_classes(),
+            (std::vector<std::string>{"FluxPipeline", "QwenImagePipeline"}));
   const auto pipe = load_pipeline(tiny(), PipelineRuntime{});
   EXPECT_EQ(pipe->class_name(), "FluxPipeline");
   EXPECT_NE(dynamic_cast<FluxPipeline*>(pipe.get()), nullptr);
+  const auto qwen = load_pipeline(testing::source_path("tests/fixtures/qwen_image_pipeline/tiny"),
+                                  PipelineRuntime{});
+  EXPECT_EQ(qwen->class_name(), "QwenImagePipeline");
+  EXPECT_NE(dynamic_cast<QwenImagePipeline*>(qwen.get()), nullptr);
 }
 
 TEST(PipelineRegistry, RefusesUnsupportedPipelineAndComponentClasses) {

@@ -1,6 +1,7 @@
 #include "paradiff/pipeline/pipeline_registry.h"
 
 #include "paradiff/pipeline/flux/flux_pipeline.h"
+#include "paradiff/pipeline/qwen_image/qwen_image_pipeline.h"
 
 namespace paradiff::pipeline {
 
@@ -9,6 +10,10 @@ const std::vector<PipelineRegistration>& registered_pipelines() {
       {"FluxPipeline",
        [](const ModelIndex& index, const PipelineRuntime& runtime) {
          return std::unique_ptr<DiffusionPipeline>(new FluxPipeline(index, runtime));
+       }},
+      {"QwenImagePipeline",
+       [](const ModelIndex& index, const PipelineRuntime& runtime) {
+         return std::unique_ptr<DiffusionPipeline>(new QwenImagePipeline(index, runtime));
        }},
   };
   return table;

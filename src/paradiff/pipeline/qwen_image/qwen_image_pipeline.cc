@@ -1,0 +1,254 @@
+#include "paradiff/pipeline/qwen_image/qwen_image_pipeline.h"
+
+#include <cmath>
+#include <filesystem>
+
+#include "paradiff/core/logging.h"
+#include "paradiff/core/random.h"
+#include "paradiff/kernels/cfg_norm_rescale.h"
+#include "paradiff/kernels/pointwise.h"
+#include "paradiff/models/qwen2_5_vl/qwen2_5_vl_text_model.h"
+#include "paradiff/models/qwen2_5_vl/qwen_image_prompt_embeds.h"
+#include "paradiff/models/qwen_image/qwen_image_transformer.h"
+#include "paradiff/models/tokenizers/qwen2_tokenizer.h"
+#include "paradiff/models/vae_qwen_image/autoencoder_kl_qwen_image.h"
+#include "paradiff/pipeline/flow_match_euler_scheduler.h"
+#include "paradiff/pipeline/flux/flux_latents.h"
+
+namespace paradiff::pipeline {
+
+namespace fs = std::filesystem;
+
+using models::qwen2_5_vl::Qwen2_5_VLTextModel;
+using models::qwen_image::QwenImageTransformer2DModel;
+using models::qwen_image::QwenImageTransformerConfig;
+using models::tokenizers::Qwen2Tokenizer;
+using models::vae_qwen_image::AutoencoderKLQwenImage;
+using models::vae_qwen_image::AutoencoderKLQwenImageConfig;
+
+Tensor NormRescaledTrueCfgGuidance::combine(const Tensor& conditional,
+                                            const Tensor& unconditional) const {
+  Tensor out = Tensor::empty(conditional.shape(), DType::F32);
+  kernels::cfg_norm_rescale(conditional, unconditional, scale_, out);
+  return out;
+}
+
+const std::map<std::string, std::vector<std::string>>& QwenImagePipeline::required_components() {
+  static const std::map<std::string, std::vector<std::string>> required = {
+      {"scheduler", {"FlowMatchEulerDiscreteScheduler"}},
+      {"text_encoder", {"Qwen2_5_VLForConditionalGeneration"}},
+      {"tokenizer", {"Qwen2Tokenizer", "Qwen2TokenizerFast"}},
+      {"transformer", {"QwenImageTransformer2DModel"}},
+      {"vae", {"AutoencoderKLQwenImage"}},
+  };
+  return required;
+}
+
+QwenImagePipeline::QwenImagePipeline(const std::string& folder, DType compute)
+    : QwenImagePipeline(ModelIndex::load(folder), PipelineRuntime{compute, nullptr, {}}) {}
+
+QwenImagePipeline::QwenImagePipeline(const ModelIndex& index, const PipelineRuntime& runtime)
+    : DiffusionPipeline(runtime.cache_policy), folder_(index.folder), runtime_(runtime) {
+  PARADIFF_CHECK(index.class_name == "QwenImagePipeline", folder_, "/model_index.json names a ",
+                 index.class_name, ", not a QwenImagePipeline");
+  index.require(required_components());
+  const fs::path dir(folder_);
+  vae_scale_factor_ = AutoencoderKLQwenImageConfig::load((dir / "vae" / "config.json").string())
+                          .spatial_compression_ratio();
+  const auto transformer =
+      QwenImageTransformerConfig::load((dir / "transformer" / "config.json").string());
+  PARADIFF_CHECK(transformer.in_channels % 4 == 0, folder_,
+                 "/transformer/config.json: in_channels must be a multiple of 4 (2x2 packed "
+                 "latent channels), got ",
+                 transformer.in_channels);
+  latent_channels_ = transformer.in_channels / 4;
+  const auto scheduler = FlowMatchEulerDiscreteSchedulerConfig::load(
+      (dir / "scheduler" / "scheduler_config.json").string());
+  // diffusers' QwenImagePipeline calls scheduler.step without a generator, so stochastic
+  // sampling would draw from torch's global RNG, which cannot be reproduced.
+  PARADIFF_CHECK(!scheduler.stochastic_sampling, folder_,
+                 "/scheduler/scheduler_config.json: stochastic_sampling = true is not supported "
+                 "(QwenImagePipeline draws its noise from torch's global RNG)");
+}
+
+std::vector<std::string> QwenImagePipeline::text_components() const {
+  return {"tokenizer", "text_encoder"};
+}
+std::vector<std::string> QwenImagePipeline::denoise_components() const {
+  return {"scheduler", "transformer"};
+}
+std::vector<std::string> QwenImagePipeline::decode_components() const {
+  return {"vae"};
+}
+
+GenerationOptions QwenImagePipeline::resolve(GenerationOptions o) const {
+  if (o.height <= 0) o.height = default_image_size();
+  if (o.width <= 0) o.width = default_image_size();
+  o.height = checked_image_size(o.height, vae_scale_factor_, "height");
+  o.width = checked_image_size(o.width, vae_scale_factor_, "width");
+  PARADIFF_CHECK(o.num_inference_steps >= 1 && o.num_inference_steps <= 10000,
+                 "num_inference_steps must be between 1 and 10000, got ", o.num_inference_steps);
+  PARADIFF_CHECK(o.max_sequence_length >= 1 && o.max_sequence_length <= 1024,
+                 "max_sequence_length must be between 1 and 1024 (as QwenImagePipeline), got ",
+                 o.max_sequence_length);
+  PARADIFF_CHECK(std::isfinite(o.true_cfg_scale), "true_cfg_scale must be finite, got ",
+                 o.true_cfg_scale);
+  return o;
+}
+
+bool QwenImagePipeline::uses_true_cfg(const GenerationOptions& options,
+                                      bool has_negative_prompt) const {
+  return options.true_cfg_scale > 1.0f && has_negative_prompt;
+}
+
+Conditioning QwenImagePipeline::encode_prompt(const std::vector<std::string>& prompts,
+                                              const std::vector<std::string>& negative_prompts,
+                                              const GenerationOptions& options) {
+  PARADIFF_CHECK(!prompts.empty(), "encode_prompt needs at least one prompt");
+  const bool cfg = uses_true_cfg(options, !negative_prompts.empty());
+  if (!negative_prompts.empty() && !cfg)
+    log_warning(
+        "a negative prompt is given but true classifier-free guidance is off because "
+        "true_cfg_scale is ",
+        options.true_cfg_scale,
+        " (<= 1; diffusers' QwenImagePipeline defaults to 4, paradiff to 1)");
+  PARADIFF_CHECK(!cfg || negative_prompts.size() == prompts.size(), "true CFG needs one negative ",
+                 "prompt per prompt: got ", negative_prompts.size(), " for ", prompts.size());
+  const fs::path dir(folder_);
+  auto tokenizer = components_.get<Qwen2Tokenizer>(
+      "tokenizer", [&] { return Qwen2Tokenizer::from_pretrained((dir / "tokenizer").string()); });
+  auto text_encoder = components_.get<Qwen2_5_VLTextModel>("text_encoder", [&] {
+    return Qwen2_5_VLTextModel::from_pretrained((dir / "text_encoder").string(), runtime_.compute);
+  });
+  Conditioning out;
+  auto encode = [&](const std::vector<std::string>& texts, const std::string& prefix) {
+    auto embeds = models::qwen2_5_vl::encode_qwen_image_prompt(
+        *text_encoder, models::tokenizers::tokenize_qwen_image_prompts(*tokenizer, texts),
+        options.max_sequence_length);
+    out[prefix + "prompt_embeds"] = std::move(embeds.prompt_embeds);
+    out[prefix + "prompt_embeds_mask"] = std::move(embeds.prompt_embeds_mask);
+  };
+  encode(prompts, "");
+  if (cfg) encode(negative_prompts, "negative_");
+  components_.end_stage(text_components());
+  return out;
+}
+
+Tensor QwenImagePipeline::prepare_latents(const GenerationOptions& options) {
+  const int64_t h = latent_size(options.height, vae_scale_factor_);
+  const int64_t w = latent_size(options.width, vae_scale_factor_);
+  Generator generator(options.seed);
+  // diffusers draws (1, 1, z, h, w): the frame axis of size 1 leaves the element order of
+  // (1, z, h, w), and its _pack_latents is FLUX's 2x2 packing.
+  return pack_latents(generator.randn(Shape{1, latent_channels_, h, w}, DType::F32));
+}
+
+namespace {
+const Tensor& conditioning_tensor(const Conditioning& c, const std::string& name) {
+  const auto it = c.find(name);
+  PARADIFF_CHECK(it != c.end() && it->second.defined(), "QwenImagePipeline conditioning has no '",
+                 name, "'");
+  return it->second;
+}
+
+// The transformer reads its text mask as F32 (nonzero = valid) and Tensor::to has no I64 source;
+// the conditioning keeps diffusers' I64 prompt_embeds_mask, so it is re-encoded here (a (B, S)
+// mask of 0/1, not arithmetic on activations).
+Tensor mask_as_f32(const Tensor& mask) {
+  if (mask.dtype() != DType::I64) return mask;
+  Tensor out = Tensor::empty(mask.shape(), DType::F32);
+  const int64_t* in = mask.data<int64_t>();
+  float* o = out.data<float>();
+  for (int64_t i = 0; i < mask.numel(); ++i) o[i] = in[i] != 0 ? 1.0f : 0.0f;
+  return out;
+}
+
+// A (B) tensor holding `value` in every entry.
+Tensor filled(int64_t b, float value) {
+  Tensor t = Tensor::empty({b}, DType::F32);
+  kernels::fill(t, value);
+  return t;
+}
+}  // namespace
+
+Tensor QwenImagePipeline::denoise(const Conditioning& conditioning, Tensor latents,
+                                  const GenerationOptions& options, const StepCallback& on_step) {
+  const fs::path dir(folder_);
+  auto scheduler_config = components_.get<FlowMatchEulerDiscreteScheduler>("scheduler", [&] {
+    return FlowMatchEulerDiscreteScheduler::from_pretrained((dir / "scheduler").string());
+  });
+  auto transformer = components_.get<QwenImageTransformer2DModel>("transformer", [&] {
+    auto model = QwenImageTransformer2DModel::from_pretrained((dir / "transformer").string(),
+                                                              runtime_.compute);
+    if (runtime_.mesh) model.enable_parallelism(runtime_.mesh);
+    return model;
+  });
+  FlowMatchEulerDiscreteScheduler scheduler = *scheduler_config;  // set_timesteps mutates it
+  const int64_t b = latents.dim(0);
+  const int64_t h = latent_size(options.height, vae_scale_factor_);
+  const int64_t w = latent_size(options.width, vae_scale_factor_);
+  PARADIFF_CHECK(latents.ndim() == 3 && latents.dim(1) == (h / 2) * (w / 2), "latents ",
+                 latents.describe(), " do not fit a ", options.height, "x", options.width,
+                 " image (", (h / 2) * (w / 2), " tokens)");
+  // diffusers: sigmas = np.linspace(1, 1/N, N) and mu = calculate_shift(image_seq_len, the
+  // scheduler config's base/max image seq len and shifts), which is what mu_for computes; the
+  // scheduler applies time_shift_type and shift_terminal itself (mu is ignored without
+  // use_dynamic_shifting, as in diffusers).
+  scheduler.set_timesteps(options.num_inference_steps, scheduler.mu_for(latents.dim(1)));
+
+  const bool cfg = conditioning.count("negative_prompt_embeds") != 0 &&
+                   uses_true_cfg(options, /*has_negative_prompt=*/true);
+  models::qwen_image::QwenImageTransformerInputs in[2];
+  for (int branch = 0; branch < (cfg ? 2 : 1); ++branch) {
+    const std::string prefix = branch == 0 ? "" : "negative_";
+    auto& x = in[branch];
+    x.encoder_hidden_states = conditioning_tensor(conditioning, prefix + "prompt_embeds");
+    PARADIFF_CHECK(x.encoder_hidden_states.ndim() == 3 && x.encoder_hidden_states.dim(0) == b,
+                   prefix, "prompt_embeds ", x.encoder_hidden_states.describe(), " must hold ", b,
+                   " rows, one per image of the latents ", latents.describe());
+    // Without a mask every text token counts, as diffusers treats prompt_embeds_mask=None.
+    const auto mask = conditioning.find(prefix + "prompt_embeds_mask");
+    if (mask != conditioning.end()) x.encoder_hidden_states_mask = mask_as_f32(mask->second);
+    // diffusers' img_shapes: [[(1, h/2, w/2)]] for each batch element.
+    x.img_shapes.assign(static_cast<size_t>(b),
+                        {models::qwen_image::QwenImageShape{1, h / 2, w / 2}});
+  }
+  const NormRescaledTrueCfgGuidance true_cfg(options.true_cfg_scale);
+  DenoiseLoop loop;
+  loop.scheduler = &scheduler;
+  loop.predict = [&](const Tensor& current, float t, Branch branch) {
+    auto& x = in[branch == Branch::Conditional ? 0 : 1];
+    x.timestep = filled(b, t);  // already t / 1000, as the pipeline passes it
+    x.hidden_states = current;
+    return transformer->forward(x);
+  };
+  loop.guidance = cfg ? &true_cfg : nullptr;
+  if (runtime_.mesh && runtime_.mesh->size(parallel::MeshDim::Cfg) > 1) {
+    PARADIFF_CHECK(cfg, "the mesh has a cfg dimension of ",
+                   runtime_.mesh->size(parallel::MeshDim::Cfg),
+                   ", but this call runs no true CFG (it needs true_cfg_scale > 1 and a negative "
+                   "prompt)");
+    loop.cfg_group = &runtime_.mesh->comm(parallel::MeshDim::Cfg);
+  }
+  loop.on_step = on_step;
+  latents = loop.run(std::move(latents));
+  components_.end_stage(denoise_components());
+  return latents;
+}
+
+Tensor QwenImagePipeline::decode(const Tensor& latents, const GenerationOptions& options) {
+  auto vae = components_.get<AutoencoderKLQwenImage>("vae", [&] {
+    return AutoencoderKLQwenImage::from_pretrained((fs::path(folder_) / "vae").string(),
+                                                   models::vae_qwen_image::VaeParts::DecoderOnly);
+  });
+  const int64_t h = latent_size(options.height, vae_scale_factor_);
+  const int64_t w = latent_size(options.width, vae_scale_factor_);
+  // decode() takes the VAE's own latent space and returns frame 0, clamped to [-1, 1].
+  Tensor images = vae->decode(vae->unnormalize_latents(unpack_latents(latents, h, w)));
+  components_.end_stage(decode_components());
+  // diffusers' postprocess: (x / 2 + 0.5).clamp(0, 1).
+  kernels::scale_shift_clamp(images, 0.5f, 0.5f, 0.0f, 1.0f, images);
+  return images;
+}
+
+}  // namespace paradiff::pipeline
