@@ -5,10 +5,11 @@
 // shared DenoiseLoop, true CFG with norm rescaling), decode (AutoencoderKLQwenImage, one frame).
 //
 // true_cfg_scale. diffusers' QwenImagePipeline defaults it to 4.0, paradiff's options (and the
-// CLI's --true-cfg-scale) to 1.0 for every pipeline. So a request with a negative prompt but no
-// --true-cfg-scale runs no CFG here (a warning says so, as diffusers warns when the scale is
-// <= 1); pass --true-cfg-scale 4 for diffusers' default. Without a negative prompt both run no
-// CFG whatever the scale, as diffusers does.
+// CLI's --true-cfg-scale) to 1.0 for every pipeline. So a request with --negative-prompt but no
+// --true-cfg-scale runs no CFG here: one prediction per step, the negative prompt unused (the
+// engine does not pass it on, so nothing is logged; encode_prompt called directly with negative
+// prompts and a scale <= 1 warns, as diffusers does). Pass --true-cfg-scale 4 for diffusers'
+// default. Without a negative prompt neither runs CFG, whatever the scale.
 #pragma once
 
 #include <map>
