@@ -1,5 +1,6 @@
 #include "paradiff/engine/engine.h"
 
+#include "paradiff/core/logging.h"
 #include "paradiff/core/memory.h"
 #include "paradiff/core/timer.h"
 #include "paradiff/dist/tensor_broadcast.h"
@@ -44,6 +45,11 @@ GenerationResult Engine::run(const GenerationRequest& request, const ProgressCal
   const auto mine =
       parallel::split_between_processes(count, replicas, replica, request.apply_padding);
   const int64_t real = parallel::real_items(count, replicas, replica);
+
+  if (!request.negative_prompt.empty() && !pipeline_->uses_true_cfg(options, true) &&
+      world_.rank() == 0)
+    log_warning("negative_prompt is ignored: true classifier-free guidance runs only with ",
+                "true_cfg_scale > 1 (got ", options.true_cfg_scale, ")");
 
   GenerationResult result;
   result.stats.replicas = replicas;
