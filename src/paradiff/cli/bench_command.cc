@@ -1,9 +1,9 @@
 // paradiff bench: transformer forwards timed under every context-parallel backend the world size
 // allows, in the columns of diffusers' documented benchmark (CP Backend | Time / Iter (ms) |
 // Steps / Sec | Peak Memory (GB)) plus the bytes each rank sends per step and the share of the
-// step spent waiting on communication. One "iter" here is one transformer forward (one denoising
-// step). Run it as a world of one for the single-process row, and under mpirun for the rest
-// (scripts/paradiff-bench-cp runs both).
+// step spent waiting on communication, for FLUX or Qwen-Image transformers. One "iter" here is one
+// transformer forward (one denoising step). Run it as a world of one for the single-process row,
+// and under mpirun for the rest (scripts/paradiff-bench-cp runs both).
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -22,27 +22,41 @@ namespace {
 using models::flux::FluxTransformer2DModel;
 using models::flux::FluxTransformerConfig;
 using models::flux::FluxTransformerInputs;
+using models::qwen_image::QwenImageShape;
+using models::qwen_image::QwenImageTransformer2DModel;
+using models::qwen_image::QwenImageTransformerConfig;
+using models::qwen_image::QwenImageTransformerInputs;
 
 struct Options {
-  std::string model, dtype = "bf16", modes;
+  std::string model, model_type, dtype = "bf16", modes;
   int64_t image_tokens = 4096, text_tokens = 256;
   int64_t heads = 8, head_dim = 128, double_layers = 4, single_layers = 8, joint_dim = 4096;
+  int64_t layers = 12;  // Qwen-Image: as many blocks as FLUX's default 4 + 8, of the same FLOPs
   int threads = 0, steps = 3;
   std::string ring_progress = "thread";
   bool header = true;
 };
 
+// Deterministic values in [-0.5, 0.5).
+Tensor fill(const Shape& shape, uint64_t seed) {
+  Tensor t = Tensor::empty(shape, DType::F32);
+  uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    t.data<float>()[i] = static_cast<float>(x >> 40) / (1 << 24) - 0.5f;
+  }
+  return t;
+}
+
+// The side of the most nearly square grid of `image` tokens (rows of `side`, the last partial).
+int64_t grid_side(int64_t image) {
+  int64_t side = 1;
+  while ((side + 1) * (side + 1) <= image) ++side;
+  return side;
+}
+
 // Deterministic inputs shaped as FluxPipeline makes them.
 FluxTransformerInputs make_inputs(const FluxTransformerConfig& c, int64_t image, int64_t text) {
-  auto fill = [](const Shape& shape, uint64_t seed) {
-    Tensor t = Tensor::empty(shape, DType::F32);
-    uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-    for (int64_t i = 0; i < t.numel(); ++i) {
-      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-      t.data<float>()[i] = static_cast<float>(x >> 40) / (1 << 24) - 0.5f;
-    }
-    return t;
-  };
   FluxTransformerInputs in;
   in.hidden_states = fill({1, image, c.in_channels}, 1);
   in.encoder_hidden_states = fill({1, text, c.joint_attention_dim}, 2);
@@ -51,8 +65,7 @@ FluxTransformerInputs make_inputs(const FluxTransformerConfig& c, int64_t image,
   in.timestep.data<float>()[0] = 0.5f;
   in.txt_ids = Tensor::zeros({text, 3}, DType::F32);
   in.img_ids = Tensor::zeros({image, 3}, DType::F32);
-  int64_t side = 1;
-  while ((side + 1) * (side + 1) <= image) ++side;
+  const int64_t side = grid_side(image);
   for (int64_t i = 0; i < image; ++i) {
     in.img_ids.data<float>()[i * 3 + 1] = static_cast<float>(i / side);
     in.img_ids.data<float>()[i * 3 + 2] = static_cast<float>(i % side);
@@ -61,6 +74,21 @@ FluxTransformerInputs make_inputs(const FluxTransformerConfig& c, int64_t image,
     in.guidance = Tensor::empty({1}, DType::F32);
     in.guidance.data<float>()[0] = 3.5f;
   }
+  return in;
+}
+
+// Deterministic inputs shaped as QwenImagePipeline makes them, every text token valid. img_shapes
+// needs a whole grid, so `image` must be a product of two sides (as (H/16)·(W/16) always is).
+QwenImageTransformerInputs make_qwen_inputs(const QwenImageTransformerConfig& c, int64_t image,
+                                            int64_t text) {
+  int64_t height = grid_side(image);
+  while (image % height) --height;
+  QwenImageTransformerInputs in;
+  in.hidden_states = fill({1, image, c.in_channels}, 1);
+  in.encoder_hidden_states = fill({1, text, c.joint_attention_dim}, 2);
+  in.timestep = Tensor::empty({1}, DType::F32);
+  in.timestep.data<float>()[0] = 0.5f;
+  in.img_shapes = {{QwenImageShape{1, height, image / height}}};
   return in;
 }
 
@@ -84,9 +112,15 @@ std::string row_name(const parallel::ContextParallelConfig& c, int world) {
   return world == 1 ? "single process" : c.describe();
 }
 
-int run(const Options& o, dist::Communicator& world) {
-  const DType compute = compute_dtype(o.dtype);
-  if (o.threads > 0) set_num_threads(o.threads);
+// What the header line and the runner need of either model.
+struct BenchModel {
+  std::string description;  // names the model: class, weights, size
+  double flops = 0;         // one forward
+  engine::TransformerInputs inputs;
+  engine::TransformerRunner::Loader load;
+};
+
+BenchModel flux_model(const Options& o, DType compute) {
   FluxTransformerConfig config;
   if (!o.model.empty()) {
     config = FluxTransformerConfig::load(o.model + "/config.json");
@@ -99,17 +133,71 @@ int run(const Options& o, dist::Communicator& world) {
     config.axes_dims_rope = {o.head_dim / 8, o.head_dim * 7 / 16, o.head_dim * 7 / 16};
     config.validate("bench config");
   }
-  const auto inputs = make_inputs(config, o.image_tokens, o.text_tokens);
-  const double flops = config.forward_flops(1, o.image_tokens, o.text_tokens);
+  // The FLUX header is kept as it was (the model's path, or "random weights").
+  BenchModel m{str_cat(o.model.empty() ? std::string("random weights") : o.model, ", inner ",
+                       config.inner_dim(), ", ", config.num_layers, " double + ",
+                       config.num_single_layers, " single blocks"),
+               config.forward_flops(1, o.image_tokens, o.text_tokens),
+               make_inputs(config, o.image_tokens, o.text_tokens),
+               {}};
+  m.load = [config, compute, folder = o.model]() -> engine::TransformerModel {
+    return folder.empty() ? FluxTransformer2DModel::with_random_weights(config, compute, 7)
+                          : FluxTransformer2DModel::from_pretrained(folder, compute);
+  };
+  return m;
+}
+
+BenchModel qwen_image_model(const Options& o, DType compute) {
+  QwenImageTransformerConfig config;
+  if (!o.model.empty()) {
+    config = QwenImageTransformerConfig::load(o.model + "/config.json");
+  } else {
+    config.num_attention_heads = o.heads;
+    config.attention_head_dim = o.head_dim;
+    config.num_layers = o.layers;
+    config.joint_attention_dim = o.joint_dim;
+    // Qwen-Image's own split of 128 (16, 56, 56), scaled to the head dim; each part even, as
+    // rotary pairs need (16 -> (4, 6, 6)).
+    const int64_t spatial = o.head_dim * 7 / 16 / 2 * 2;
+    config.axes_dims_rope = {o.head_dim - 2 * spatial, spatial, spatial};
+    config.validate("bench config");
+  }
+  BenchModel m{str_cat("QwenImageTransformer2DModel ",
+                       o.model.empty() ? std::string("random weights") : o.model, ", inner ",
+                       config.inner_dim(), ", ", config.num_layers, " dual-stream blocks"),
+               config.forward_flops(1, o.image_tokens, o.text_tokens),
+               make_qwen_inputs(config, o.image_tokens, o.text_tokens),
+               {}};
+  m.load = [config, compute, folder = o.model]() -> engine::TransformerModel {
+    return folder.empty() ? QwenImageTransformer2DModel::with_random_weights(config, compute, 7)
+                          : QwenImageTransformer2DModel::from_pretrained(folder, compute);
+  };
+  return m;
+}
+
+int run(const Options& o, dist::Communicator& world) {
+  const DType compute = compute_dtype(o.dtype);
+  if (o.threads > 0) set_num_threads(o.threads);
+  // A folder says what it is; --model-type, when also given, must agree with it.
+  std::string type = o.model_type.empty() ? "flux" : o.model_type;
+  if (!o.model.empty()) {
+    const std::string folder_type =
+        engine::transformer_class_name(o.model) == "QwenImageTransformer2DModel" ? "qwen-image"
+                                                                                 : "flux";
+    PARADIFF_CHECK(o.model_type.empty() || o.model_type == folder_type, "--model-type ",
+                   o.model_type, " disagrees with --model '", o.model, "', which holds a ",
+                   folder_type, " transformer");
+    type = folder_type;
+  }
+  const BenchModel bench =
+      type == "qwen-image" ? qwen_image_model(o, compute) : flux_model(o, compute);
   const bool root = world.rank() == 0;
   if (root && o.header) {
     std::printf(
-        "model: %s, inner %lld, %lld double + %lld single blocks, %lld image + %lld text "
-        "tokens, %s compute, %d thread(s) per rank, %d rank(s); %.1f GFLOP per step\n",
-        o.model.empty() ? "random weights" : o.model.c_str(), (long long)config.inner_dim(),
-        (long long)config.num_layers, (long long)config.num_single_layers,
-        (long long)o.image_tokens, (long long)o.text_tokens,
-        std::string(dtype_name(compute)).c_str(), num_threads(), world.size(), flops / 1e9);
+        "model: %s, %lld image + %lld text tokens, %s compute, %d thread(s) per rank, %d "
+        "rank(s); %.1f GFLOP per step\n",
+        bench.description.c_str(), (long long)o.image_tokens, (long long)o.text_tokens,
+        std::string(dtype_name(compute)).c_str(), num_threads(), world.size(), bench.flops / 1e9);
     std::printf(
         "| CP Backend | Time / Iter (ms) | Steps / Sec | Peak Memory (GB) | Sent / Rank / "
         "Step (MB) | Comm Wait |\n|---|---|---|---|---|---|\n");
@@ -123,11 +211,8 @@ int run(const Options& o, dist::Communicator& world) {
     parallel::ParallelConfig parallel;
     if (world.size() > 1) parallel.context_parallel_config = cp;
     parallel.ring_progress = parallel::parse_ring_progress(o.ring_progress);
-    engine::TransformerRunner runner(world, parallel, [&] {
-      return o.model.empty() ? FluxTransformer2DModel::with_random_weights(config, compute, 7)
-                             : FluxTransformer2DModel::from_pretrained(o.model, compute);
-    });
-    const auto t = runner.time_forwards(inputs, o.steps, /*warm_up=*/true);
+    engine::TransformerRunner runner(world, parallel, bench.load);
+    const auto t = runner.time_forwards(bench.inputs, o.steps, /*warm_up=*/true);
     if (root) {
       std::printf("| %s | %.1f | %.3f | %.3f | %.1f | %.0f%% |\n",
                   row_name(cp, world.size()).c_str(), t.median_ms, 1000.0 / t.median_ms,
@@ -144,7 +229,11 @@ void add_bench_command(CLI::App& app, Action& action) {
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand(
       "bench", "Time transformer forwards under every context-parallel backend of this world");
-  cmd->add_option("--model", o->model, "diffusers transformer folder (default: random weights)");
+  cmd->add_option("--model", o->model,
+                  "diffusers transformer folder, FLUX or Qwen-Image (default: random weights)");
+  cmd->add_option("--model-type", o->model_type,
+                  "random model: flux (default) or qwen-image; with --model, must match it")
+      ->check(CLI::IsMember({"flux", "qwen-image"}));
   cmd->add_option("--image-tokens", o->image_tokens, "image tokens ((H/16)·(W/16))")
       ->capture_default_str();
   cmd->add_option("--text-tokens", o->text_tokens, "text tokens")->capture_default_str();
@@ -153,6 +242,8 @@ void add_bench_command(CLI::App& app, Action& action) {
   cmd->add_option("--double-layers", o->double_layers, "random model: double blocks")
       ->capture_default_str();
   cmd->add_option("--single-layers", o->single_layers, "random model: single blocks")
+      ->capture_default_str();
+  cmd->add_option("--layers", o->layers, "random Qwen-Image model: dual-stream blocks")
       ->capture_default_str();
   cmd->add_option("--joint-dim", o->joint_dim, "random model: joint_attention_dim")
       ->capture_default_str();

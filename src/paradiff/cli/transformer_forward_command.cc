@@ -1,4 +1,5 @@
-// paradiff transformer-forward: one FluxTransformer2DModel forward on inputs stored in a
+// paradiff transformer-forward: one transformer forward (FluxTransformer2DModel or
+// QwenImageTransformer2DModel, as the folder's config.json names it) on inputs stored in a
 // safetensors file, written to another: the debugging window onto the model, and how anyone
 // checks paradiff against another implementation (tools/compare_diffusers uses it). Under mpirun
 // with context-parallel flags the forward really runs split across the ranks; it prints the
@@ -23,19 +24,29 @@ struct Options {
   ParallelOptions parallel;
 };
 
-models::flux::FluxTransformer2DModel load_model(const Options& o, DType compute) {
+// A folder loads as the class its config.json names; a single file is a Black Forest Labs FLUX
+// checkpoint (the only single-file format paradiff reads).
+engine::TransformerModel load_model(const Options& o, DType compute) {
   namespace fs = std::filesystem;
   using models::flux::FluxTransformer2DModel;
+  if (fs::is_directory(o.model)) return engine::load_transformer(o.model, compute);
+  return FluxTransformer2DModel::from_single_file(
+      o.model, models::flux::FluxTransformerConfig::load(o.config), compute);
+}
+
+// The model's class, from the folder's config.json (checked) or, for a single file, FLUX; the
+// flag combinations that cannot work are refused here, before anything heavy is read.
+std::string model_class(const Options& o) {
+  namespace fs = std::filesystem;
   PARADIFF_CHECK(fs::exists(o.model), "--model '", o.model, "' does not exist");
   if (fs::is_directory(o.model)) {
     PARADIFF_CHECK(o.config.empty(), "--config is only for single-file checkpoints; the folder '",
                    o.model, "' has its own config.json");
-    return FluxTransformer2DModel::from_pretrained(o.model, compute);
+    return engine::transformer_class_name(o.model);
   }
   PARADIFF_CHECK(!o.config.empty(), "--model '", o.model,
                  "' is a single file: pass the diffusers config.json of the model with --config");
-  return FluxTransformer2DModel::from_single_file(
-      o.model, models::flux::FluxTransformerConfig::load(o.config), compute);
+  return "FluxTransformer2DModel";
 }
 
 int run(const Options& o, dist::Communicator& world) {
@@ -44,12 +55,13 @@ int run(const Options& o, dist::Communicator& world) {
   const parallel::ParallelConfig parallel = o.parallel.config();
   parallel.validate(world.size());
   // Open the inputs before the (slow) model load so that a bad file fails fast.
-  const auto in = models::flux::FluxTransformerInputs::load(o.inputs);
+  const std::string cls = model_class(o);
+  const auto in = engine::load_transformer_inputs(cls, o.inputs);
   check_output_folder(o.output);
 
   Stopwatch load;
   engine::TransformerRunner runner(world, parallel, [&] { return load_model(o, compute); });
-  runner.model().validate_inputs(in);
+  runner.validate_inputs(in);
   log_info("loaded ", o.model, " in ", load.seconds(), " s (", dtype_name(compute), " compute, ",
            num_threads(), " threads)");
 
@@ -81,15 +93,18 @@ void add_transformer_forward_command(CLI::App& app, Action& action) {
   auto opts = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand(
       "transformer-forward",
-      "Run one FluxTransformer2DModel forward on inputs from a safetensors file");
+      "Run one FluxTransformer2DModel or QwenImageTransformer2DModel forward on inputs from a "
+      "safetensors file");
   cmd->add_option("--model", opts->model,
                   "diffusers transformer folder, or a Black Forest Labs single-file checkpoint")
       ->required()
       ->envname("PARADIFF_MODEL");
   cmd->add_option("--config", opts->config, "config.json for a single-file checkpoint");
   cmd->add_option("--inputs", opts->inputs,
-                  "safetensors with hidden_states, encoder_hidden_states, pooled_projections, "
-                  "timestep, img_ids, txt_ids[, guidance]")
+                  "safetensors with FLUX's hidden_states, encoder_hidden_states, "
+                  "pooled_projections, timestep, img_ids, txt_ids[, guidance], or Qwen-Image's "
+                  "hidden_states, encoder_hidden_states[, encoder_hidden_states_mask], timestep, "
+                  "img_shapes")
       ->required();
   cmd->add_option("--output", opts->output, "safetensors to write `sample` to")->required();
   cmd->add_option("--dtype", opts->dtype, "compute precision: fp32 or bf16")

@@ -5,10 +5,114 @@
 
 #include "paradiff/core/memory.h"
 #include "paradiff/core/timer.h"
+#include "paradiff/io/json_config.h"
+#include "paradiff/models/weight_source.h"
 #include "paradiff/parallel/communication_volume.h"
 #include "paradiff/parallel/sequence_sharding.h"
 
 namespace paradiff::engine {
+
+namespace {
+
+using models::flux::FluxTransformer2DModel;
+using models::flux::FluxTransformerInputs;
+using models::qwen_image::QwenImageTransformer2DModel;
+using models::qwen_image::QwenImageTransformerInputs;
+
+// The inputs of the loaded model's kind, or an error naming both kinds.
+template <typename Inputs>
+const Inputs& inputs_for(const TransformerModel& model, const TransformerInputs& inputs) {
+  const Inputs* in = std::get_if<Inputs>(&inputs);
+  PARADIFF_CHECK(in != nullptr, "the inputs are not ", class_name(model), " inputs");
+  return *in;
+}
+
+// One attention's bytes times the calls, plus the output's all-gather, for one batch element
+// whose attention sequence is split as `named` is by `plan`.
+int64_t element_sent_bytes(parallel::DeviceMesh& mesh, const parallel::ContextParallelPlan& plan,
+                           const parallel::NamedTensors& named, int64_t attention_calls,
+                           int64_t heads, int64_t head_dim, DType compute, int64_t image_tokens,
+                           int64_t output_channels, int64_t batch) {
+  dist::Communicator& group = mesh.context_parallel();
+  const auto tokens = parallel::attention_tokens_per_rank(plan, named, group.size());
+  const int64_t per_attention = parallel::attention_sent_bytes(
+      mesh.context_parallel_config(), group.rank(), tokens, heads, head_dim, dtype_size(compute));
+  const int64_t local_sample = batch *
+                               parallel::shard_of(image_tokens, group.size(), group.rank()).length *
+                               output_channels * static_cast<int64_t>(sizeof(float));
+  return attention_calls * per_attention + parallel::gather_sent_bytes(local_sample, group.size());
+}
+
+// FLUX splits the whole batch at once: every block's attention runs once per batch element.
+int64_t model_sent_bytes(parallel::DeviceMesh& mesh, const FluxTransformer2DModel& model,
+                         const FluxTransformerInputs& in) {
+  const auto& config = model.config();
+  const int64_t batch = in.hidden_states.dim(0), image = in.hidden_states.dim(1);
+  return element_sent_bytes(mesh, FluxTransformer2DModel::context_parallel_plan(), in.to_named(),
+                            batch * (config.num_layers + config.num_single_layers),
+                            config.num_attention_heads, config.attention_head_dim,
+                            model.compute_dtype(), image, config.output_channels(), batch);
+}
+
+// Qwen-Image runs one context-parallel forward per batch element on its valid text tokens only
+// (masked ones are dropped first, see qwen_image_transformer.h), so each element's sequence, and
+// with it the split, can differ.
+int64_t model_sent_bytes(parallel::DeviceMesh& mesh, const QwenImageTransformer2DModel& model,
+                         const QwenImageTransformerInputs& in) {
+  const auto& config = model.config();
+  const int64_t batch = in.hidden_states.dim(0), image = in.hidden_states.dim(1);
+  const int64_t text = in.encoder_hidden_states.dim(1);
+  const Tensor mask = in.encoder_hidden_states_mask.defined()
+                          ? in.encoder_hidden_states_mask.as(DType::F32)
+                          : Tensor();
+  int64_t sent = 0;
+  for (int64_t b = 0; b < batch; ++b) {
+    int64_t valid = text;
+    if (mask.defined())
+      valid = std::count_if(mask.data<float>() + b * text, mask.data<float>() + (b + 1) * text,
+                            [](float m) { return m != 0.0f; });
+    // Only the split dimension's length matters to the plan's token count.
+    const parallel::NamedTensors named{
+        {"hidden_states", Tensor::empty({1, image, 1}, DType::F32)},
+        {"encoder_hidden_states", Tensor::empty({1, valid, 1}, DType::F32)}};
+    sent +=
+        element_sent_bytes(mesh, QwenImageTransformer2DModel::context_parallel_plan(), named,
+                           config.num_layers, config.num_attention_heads, config.attention_head_dim,
+                           model.compute_dtype(), image, config.output_channels(), 1);
+  }
+  return sent;
+}
+
+}  // namespace
+
+constexpr const char* kFlux = "FluxTransformer2DModel";
+constexpr const char* kQwenImage = "QwenImageTransformer2DModel";
+
+std::string class_name(const TransformerModel& model) {
+  return std::holds_alternative<FluxTransformer2DModel>(model) ? kFlux : kQwenImage;
+}
+
+std::string transformer_class_name(const std::string& folder) {
+  const auto json = JsonConfig::load(models::model_config_path(folder, "transformer folder"));
+  const std::string cls = json.get_string("_class_name", kFlux);
+  PARADIFF_CHECK(cls == kFlux || cls == kQwenImage, json.name(), ": _class_name \"", cls,
+                 "\" is not a transformer paradiff runs; supported: ", kFlux, ", ", kQwenImage);
+  return cls;
+}
+
+TransformerModel load_transformer(const std::string& folder, DType compute) {
+  if (transformer_class_name(folder) == kFlux)
+    return FluxTransformer2DModel::from_pretrained(folder, compute);
+  return QwenImageTransformer2DModel::from_pretrained(folder, compute);
+}
+
+TransformerInputs load_transformer_inputs(const std::string& class_name,
+                                          const std::string& safetensors_path) {
+  if (class_name == kFlux) return FluxTransformerInputs::load(safetensors_path);
+  PARADIFF_CHECK(class_name == kQwenImage, "no inputs for transformer class '", class_name,
+                 "'; supported: ", kFlux, ", ", kQwenImage);
+  return QwenImageTransformerInputs::load(safetensors_path);
+}
 
 TransformerRunner::TransformerRunner(dist::Communicator& world,
                                      const parallel::ParallelConfig& parallel, const Loader& load)
@@ -21,41 +125,47 @@ TransformerRunner::TransformerRunner(dist::Communicator& world,
                  "a transformer forward runs one input: ring_degree x ulysses_degree (",
                  parallel.ring_degree() * parallel.ulysses_degree(),
                  ") must equal the number of processes (", world.size(), ")");
-  model_ = std::make_unique<models::flux::FluxTransformer2DModel>(load());
-  if (mesh_->context_parallel_enabled()) model_->enable_parallelism(mesh_);
+  model_ = std::make_unique<TransformerModel>(load());
+  if (mesh_->context_parallel_enabled())
+    std::visit([this](auto& model) { model.enable_parallelism(mesh_); }, *model_);
 }
 
-int64_t TransformerRunner::expected_sent_bytes(const models::flux::FluxTransformerInputs& in) {
+void TransformerRunner::validate_inputs(const TransformerInputs& inputs) const {
+  if (const auto* flux = std::get_if<FluxTransformer2DModel>(model_.get()))
+    return flux->validate_inputs(inputs_for<FluxTransformerInputs>(*model_, inputs));
+  std::get<QwenImageTransformer2DModel>(*model_).validate_inputs(
+      inputs_for<QwenImageTransformerInputs>(*model_, inputs));
+}
+
+Tensor TransformerRunner::forward(const TransformerInputs& inputs) const {
+  if (const auto* flux = std::get_if<FluxTransformer2DModel>(model_.get()))
+    return flux->forward(inputs_for<FluxTransformerInputs>(*model_, inputs));
+  return std::get<QwenImageTransformer2DModel>(*model_).forward(
+      inputs_for<QwenImageTransformerInputs>(*model_, inputs));
+}
+
+int64_t TransformerRunner::expected_sent_bytes(const TransformerInputs& inputs) {
   if (!mesh_->context_parallel_enabled()) return 0;
-  const auto& config = model_->config();
-  const auto& plan = models::flux::FluxTransformer2DModel::context_parallel_plan();
-  dist::Communicator& group = mesh_->context_parallel();
-  const auto tokens = parallel::attention_tokens_per_rank(plan, in.to_named(), group.size());
-  const int64_t per_attention = parallel::attention_sent_bytes(
-      mesh_->context_parallel_config(), group.rank(), tokens, config.num_attention_heads,
-      config.attention_head_dim, dtype_size(model_->compute_dtype()));
-  const int64_t batch = in.hidden_states.dim(0), image = in.hidden_states.dim(1);
-  const int64_t attention_calls = batch * (config.num_layers + config.num_single_layers);
-  const int64_t local_sample = batch *
-                               parallel::shard_of(image, group.size(), group.rank()).length *
-                               config.output_channels() * static_cast<int64_t>(sizeof(float));
-  return attention_calls * per_attention + parallel::gather_sent_bytes(local_sample, group.size());
+  if (const auto* flux = std::get_if<FluxTransformer2DModel>(model_.get()))
+    return model_sent_bytes(*mesh_, *flux, inputs_for<FluxTransformerInputs>(*model_, inputs));
+  return model_sent_bytes(*mesh_, std::get<QwenImageTransformer2DModel>(*model_),
+                          inputs_for<QwenImageTransformerInputs>(*model_, inputs));
 }
 
-ForwardTiming TransformerRunner::time_forwards(const models::flux::FluxTransformerInputs& in,
-                                               int repeat, bool warm_up) {
+ForwardTiming TransformerRunner::time_forwards(const TransformerInputs& in, int repeat,
+                                               bool warm_up) {
   ForwardTiming timing;
   // Peak from here on: the resident weights plus what the forwards allocate (load-time
   // transients such as unconverted weights are not part of a step).
   reset_peak_bytes();
-  if (warm_up) model_->forward(in);  // primitive creation, page faults
+  if (warm_up) forward(in);  // primitive creation, page faults
   mesh_->reset_comm_stats();
   std::vector<double> ms;
   const int forwards = std::max(1, repeat);
   for (int i = 0; i < forwards; ++i) {
     world_.barrier();  // on the world, not a mesh communicator: not counted
     Stopwatch sw;
-    timing.sample = model_->forward(in);
+    timing.sample = forward(in);
     ms.push_back(sw.milliseconds());
   }
   std::sort(ms.begin(), ms.end());

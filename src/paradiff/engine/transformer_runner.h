@@ -1,16 +1,43 @@
-// Timed FluxTransformer2DModel forwards over a process mesh: what `paradiff transformer-forward`
-// and `paradiff bench` run. The mesh is built (and the parallel config validated) before the
-// model loads; with context parallelism the model runs split across the mesh's group, and the
-// bytes each rank sent are counted and set beside the theoretical volume of the algorithms.
+// Timed transformer forwards over a process mesh: what `paradiff transformer-forward` and
+// `paradiff bench` run, for FluxTransformer2DModel and QwenImageTransformer2DModel. The mesh is
+// built (and the parallel config validated) before the model loads; with context parallelism the
+// model runs split across the mesh's group, and the bytes each rank sent are counted and set
+// beside the theoretical volume of the algorithms.
 #pragma once
 
 #include <functional>
 #include <memory>
+#include <string>
+#include <variant>
 
 #include "paradiff/models/flux/flux_transformer.h"
+#include "paradiff/models/qwen_image/qwen_image_transformer.h"
 #include "paradiff/parallel/device_mesh.h"
 
 namespace paradiff::engine {
+
+// The transformers a runner can time, and their inputs (the alternatives pair up by index). A
+// variant rather than a virtual interface: the models stay plain values, and the two places that
+// differ (the forward's inputs and its theoretical communication) are spelled out per model in
+// transformer_runner.cc.
+using TransformerModel = std::variant<models::flux::FluxTransformer2DModel,
+                                      models::qwen_image::QwenImageTransformer2DModel>;
+using TransformerInputs = std::variant<models::flux::FluxTransformerInputs,
+                                       models::qwen_image::QwenImageTransformerInputs>;
+
+// diffusers' `_class_name` of the model ("FluxTransformer2DModel", "QwenImageTransformer2DModel").
+std::string class_name(const TransformerModel& model);
+
+// The `_class_name` in a diffusers transformer folder's config.json, checked to be one of the
+// classes above (an error names it and the supported ones). A config.json without the key is
+// read as FluxTransformer2DModel, which is what paradiff assumed before it ran other models.
+std::string transformer_class_name(const std::string& folder);
+// Loads a diffusers transformer folder as the class its config.json names.
+TransformerModel load_transformer(const std::string& folder, DType compute);
+// The inputs of `class_name` stored in a safetensors file (FluxTransformerInputs::load or
+// QwenImageTransformerInputs::load).
+TransformerInputs load_transformer_inputs(const std::string& class_name,
+                                          const std::string& safetensors_path);
 
 struct ForwardTiming {
   Tensor sample;                             // the full output (every rank of the group holds it)
@@ -24,7 +51,7 @@ struct ForwardTiming {
 
 class TransformerRunner {
  public:
-  using Loader = std::function<models::flux::FluxTransformer2DModel()>;
+  using Loader = std::function<TransformerModel()>;
 
   // Collective over `world`: validates `parallel` and builds the mesh, then loads the model with
   // `load` and enables context parallelism when the config has it. With context parallelism the
@@ -33,19 +60,22 @@ class TransformerRunner {
   TransformerRunner(dist::Communicator& world, const parallel::ParallelConfig& parallel,
                     const Loader& load);
 
-  const models::flux::FluxTransformer2DModel& model() const { return *model_; }
+  const TransformerModel& model() const { return *model_; }
   parallel::DeviceMesh& mesh() { return *mesh_; }
 
+  // Checks that `inputs` are the loaded model's kind and fit its config; throws naming the input.
+  void validate_inputs(const TransformerInputs& inputs) const;
   // `repeat` timed forwards (after one untimed warm-up when `warm_up`); collective.
-  ForwardTiming time_forwards(const models::flux::FluxTransformerInputs& inputs, int repeat,
-                              bool warm_up);
+  ForwardTiming time_forwards(const TransformerInputs& inputs, int repeat, bool warm_up);
   // Bytes this rank must send for one forward on `inputs` (0 without context parallelism).
-  int64_t expected_sent_bytes(const models::flux::FluxTransformerInputs& inputs);
+  int64_t expected_sent_bytes(const TransformerInputs& inputs);
 
  private:
+  Tensor forward(const TransformerInputs& inputs) const;
+
   dist::Communicator& world_;
   std::shared_ptr<parallel::DeviceMesh> mesh_;
-  std::unique_ptr<models::flux::FluxTransformer2DModel> model_;
+  std::unique_ptr<TransformerModel> model_;
 };
 
 }  // namespace paradiff::engine

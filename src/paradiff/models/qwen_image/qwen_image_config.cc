@@ -16,6 +16,24 @@ void refuse_variant(const JsonConfig& json, const char* key, const char* why) {
 }
 }  // namespace
 
+double QwenImageTransformerConfig::forward_flops(int64_t batch, int64_t image_tokens,
+                                                 int64_t text_tokens) const {
+  const double c = static_cast<double>(inner_dim());
+  const double s = static_cast<double>(image_tokens + text_tokens);
+  // Per dual-stream block, every token (each through its own stream's weights): q, k, v and the
+  // output projection (4·C² multiply-adds) and the MLP (C -> 4C -> C, 8·C²): 24·S·C² FLOPs;
+  // joint attention Q K^T and P V over all S tokens: 4·S²·C.
+  const double per_block = 24.0 * s * c * c + 4.0 * s * s * c;
+  const double embed =
+      2.0 *
+      (static_cast<double>(image_tokens) * static_cast<double>(in_channels) +
+       static_cast<double>(text_tokens) * static_cast<double>(joint_attention_dim)) *
+      c;
+  const double out =
+      2.0 * static_cast<double>(image_tokens) * c * static_cast<double>(output_channels());
+  return static_cast<double>(batch) * (static_cast<double>(num_layers) * per_block + embed + out);
+}
+
 QwenImageTransformerConfig QwenImageTransformerConfig::from_json(const JsonConfig& json) {
   QwenImageTransformerConfig c;
   c.patch_size = json.get_int("patch_size", c.patch_size, 1, 64);

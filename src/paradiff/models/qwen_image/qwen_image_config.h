@@ -23,6 +23,12 @@ struct QwenImageTransformerConfig {
   int64_t mlp_hidden_dim() const { return inner_dim() * 4; }
   int64_t output_channels() const { return patch_size * patch_size * out_channels; }
 
+  // Multiply-adds x 2 of one forward, counted as FluxTransformerConfig::forward_flops counts
+  // them so that the two models' GFLOP figures compare: GEMMs over tokens and attention; norms,
+  // pointwise work and the per-sample modulation and timestep GEMMs excluded. Text tokens are
+  // the valid (unmasked) ones: masked tokens are dropped before the forward.
+  double forward_flops(int64_t batch, int64_t image_tokens, int64_t text_tokens) const;
+
   // Reads the keys diffusers reads and validates them. `pooled_projection_dim` (present in the
   // released config, ignored by diffusers) is ignored. The Edit/Layered variants' switches
   // (zero_cond_t, use_additional_t_cond, use_layer3d_rope) and guidance_embeds (whose diffusers
