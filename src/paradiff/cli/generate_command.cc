@@ -48,20 +48,22 @@ std::vector<std::string> read_prompts(const Options& o) {
   return prompts;
 }
 
-// out.png for one prompt; out_<index>.png for each of several.
-std::string output_path(const std::string& output, size_t index, size_t count) {
-  if (count == 1) return output;
+// out.png for one prompt; out_<index>.png for each of several; with several images per prompt,
+// out_<index>_<image>.png (even for one prompt, so the names say which prompt they are).
+std::string output_path(const std::string& output, const engine::GeneratedImage& image,
+                        size_t count, int64_t per_prompt) {
+  if (count == 1 && per_prompt == 1) return output;
+  std::string suffix = "_" + std::to_string(image.index);
+  if (per_prompt > 1) suffix += "_" + std::to_string(image.image_index);
   const fs::path p(output);
-  return (p.parent_path() /
-          (p.stem().string() + "_" + std::to_string(index) + p.extension().string()))
-      .string();
+  return (p.parent_path() / (p.stem().string() + suffix + p.extension().string())).string();
 }
 
 // One line rewritten in place on a terminal; a line per step in a log.
 engine::ProgressCallback progress_printer() {
   const bool tty = isatty(fileno(stderr)) != 0;
   return [tty](const pipeline::StepProgress& p, const std::vector<int64_t>& prompts) {
-    const std::string label = prompts.size() == 1
+    const std::string label = prompts.front() == prompts.back()
                                   ? str_cat("prompt ", prompts[0])
                                   : str_cat("prompts ", prompts.front(), "-", prompts.back());
     const double per = p.elapsed_seconds / p.step;
@@ -93,20 +95,21 @@ int run(const Options& o, dist::Communicator& world) {
   const pipeline::GenerationOptions gen = engine.resolve(request);
   const auto& parallel = engine_options.parallel;
   if (root)
-    log_info("generating ", request.prompt.size(), " image(s) of ", gen.width, "x", gen.height,
-             " in ", gen.num_inference_steps, " steps on ", world.size(),
-             " process(es): ", engine.replicas(), " group(s)",
+    log_info("generating ", request.prompt.size() * request.num_images_per_prompt, " image(s) of ",
+             gen.width, "x", gen.height, " in ", gen.num_inference_steps, " steps on ",
+             world.size(), " process(es): ", engine.replicas(), " group(s)",
              parallel.replica_degree() > 1 ? str_cat(" of ", parallel.describe()) : std::string());
 
   const bool report = root && !o.quiet;
   const auto result = engine.run(request, report ? progress_printer() : engine::ProgressCallback{});
   const size_t count = request.prompt.size();
+  const int64_t per_prompt = request.num_images_per_prompt;
   for (const auto& image : result.images) {
-    const size_t index = static_cast<size_t>(image.index);
     if (!o.save_latents.empty())
-      write_safetensors(output_path(o.save_latents, index, count), {{"latents", image.latents}});
+      write_safetensors(output_path(o.save_latents, image, count, per_prompt),
+                        {{"latents", image.latents}});
     if (image.image.defined()) {
-      const std::string path = output_path(o.output, index, count);
+      const std::string path = output_path(o.output, image, count, per_prompt);
       write_png(path, image.image);
       log_info("wrote ", path);
     }
@@ -116,7 +119,7 @@ int run(const Options& o, dist::Communicator& world) {
     std::fprintf(stderr,
                  "summary: %zu image(s) in %.1f s | encode %.1f s, denoise %.1f s (%.2f steps/s),"
                  " decode %.1f s | peak memory %.1f MB per rank (largest)\n",
-                 count, s.total_seconds, s.encode_seconds, s.denoise_seconds,
+                 result.images.size(), s.total_seconds, s.encode_seconds, s.denoise_seconds,
                  s.denoise_seconds > 0 ? s.steps / s.denoise_seconds : 0.0, s.decode_seconds,
                  s.peak_bytes / 1e6);
   }
@@ -147,6 +150,10 @@ void add_generate_command(CLI::App& app, Action& action) {
   cmd->add_option("--guidance-scale", r.guidance_scale, "guidance for guidance-distilled models")
       ->capture_default_str();
   cmd->add_option("--seed", r.seed, "torch.Generator().manual_seed(seed)")->capture_default_str();
+  cmd->add_option("--num-images-per-prompt", r.num_images_per_prompt,
+                  "images per prompt, from one draw of the seed as one diffusers call "
+                  "(<stem>_<prompt>_<image>.png when > 1)")
+      ->capture_default_str();
   cmd->add_option("--max-sequence-length", r.max_sequence_length, "T5 tokens")
       ->capture_default_str();
   cmd->add_option("--dtype", o->dtype, "compute precision: fp32 or bf16")
@@ -154,7 +161,9 @@ void add_generate_command(CLI::App& app, Action& action) {
       ->capture_default_str();
   cmd->add_option("--threads", o->threads, "kernel threads per process")
       ->envname("PARADIFF_THREADS");
-  cmd->add_option("--output", o->output, "PNG path (<stem>_<index>.png for several prompts)")
+  cmd->add_option("--output", o->output,
+                  "PNG path (<stem>_<index>.png for several prompts, <stem>_<index>_<image>.png "
+                  "for several images per prompt)")
       ->capture_default_str();
   cmd->add_option("--save-latents", o->save_latents,
                   "also write the final packed latents (safetensors, `latents`), as diffusers' "

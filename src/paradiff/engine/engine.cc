@@ -38,7 +38,11 @@ pipeline::GenerationOptions Engine::resolve(const GenerationRequest& request) co
 
 GenerationResult Engine::run(const GenerationRequest& request, const ProgressCallback& on_step) {
   const pipeline::GenerationOptions options = resolve(request);
-  const int64_t count = static_cast<int64_t>(request.prompt.size());
+  const int64_t per_prompt = request.num_images_per_prompt;
+  // The work items are (prompt, image) pairs in diffusers' prompt-major order: item i is image
+  // i % n of prompt i / n. Replicas split the items, so several images of one prompt may run
+  // on different replicas.
+  const int64_t count = static_cast<int64_t>(request.prompt.size()) * per_prompt;
   const int replicas = this->replicas(), replica = mesh_->index(parallel::MeshDim::Data);
   dist::Communicator& group = mesh_->replica();
   const bool group_root = group.rank() == 0;
@@ -57,25 +61,44 @@ GenerationResult Engine::run(const GenerationRequest& request, const ProgressCal
   Stopwatch total;
   Tensor latents, images;
   if (!mine.empty()) {
-    // This replica's prompts go through each stage as one batch, so each model runs once.
+    // This replica's distinct prompts go through the encoder as one batch (each once, however
+    // many of its images run here), so each model runs once.
     std::vector<std::string> prompts, negatives;
+    std::vector<int64_t> item_prompts, rows;  // per item: its prompt, its row in `prompts`
     const bool cfg = pipeline_->uses_true_cfg(options, !request.negative_prompt.empty());
-    for (int64_t index : mine) {
-      prompts.push_back(request.prompt[index]);
-      if (cfg) negatives.push_back(request.negative_prompt_for(static_cast<size_t>(index)));
+    for (int64_t item : mine) {
+      const int64_t index = item / per_prompt;
+      // `mine` is contiguous (padding repeats its last item), so a prompt's items are adjacent.
+      if (item_prompts.empty() || item_prompts.back() != index) {
+        prompts.push_back(request.prompt[index]);
+        if (cfg) negatives.push_back(request.negative_prompt_for(static_cast<size_t>(index)));
+      }
+      item_prompts.push_back(index);
+      rows.push_back(static_cast<int64_t>(prompts.size()) - 1);
     }
-    const int64_t b = static_cast<int64_t>(prompts.size());
     Stopwatch stage;
     pipeline::Conditioning conditioning;
     if (group_root) conditioning = pipeline_->encode_prompt(prompts, negatives, options);
     dist::broadcast_tensors(group, conditioning, 0);
+    // One conditioning row per item, as diffusers repeats each prompt's embeddings (and mask)
+    // num_images_per_prompt times; skipped when the rows already are the items.
+    if (rows.size() != prompts.size()) {
+      for (auto& [name, tensor] : conditioning) {
+        std::vector<Tensor> parts;
+        for (int64_t row : rows) parts.push_back(tensor.slice(row, 1));
+        tensor = concat(parts, 0);
+      }
+    }
     result.stats.encode_seconds = stage.seconds();
 
     stage.restart();
-    // Every prompt starts from the seed's latents, as one diffusers call per prompt would.
-    const Tensor start = pipeline_->prepare_latents(options);
-    latents = pipeline_->denoise(conditioning, concat(std::vector<Tensor>(b, start), 0), options,
-                                 step_callback(on_step, mine));
+    // Every prompt starts from the seed's latents, as one diffusers call per prompt would: image
+    // k from row k of one draw of num_images_per_prompt rows.
+    const Tensor start = pipeline_->prepare_latents(options, per_prompt);
+    std::vector<Tensor> starts;
+    for (int64_t item : mine) starts.push_back(start.slice(item % per_prompt, 1));
+    latents = pipeline_->denoise(conditioning, concat(starts, 0), options,
+                                 step_callback(on_step, item_prompts));
     result.stats.denoise_seconds = stage.seconds();
     result.stats.steps = options.num_inference_steps;
 
@@ -88,27 +111,29 @@ GenerationResult Engine::run(const GenerationRequest& request, const ProgressCal
   // Each replica's first rank hands its real results to world rank 0 (itself for replica 0).
   if (group_root) {
     dist::Communicator& roots = mesh_->comm(parallel::MeshDim::Data);
-    auto add = [&](const Tensor& indices, const Tensor& lat, const Tensor& img) {
-      for (int64_t k = 0; k < indices.numel(); ++k)
-        result.images.push_back({indices.data<int64_t>()[k], lat.slice(k, 1),
+    auto add = [&](const Tensor& items, const Tensor& lat, const Tensor& img) {
+      for (int64_t k = 0; k < items.numel(); ++k) {
+        const int64_t item = items.data<int64_t>()[k];
+        result.images.push_back({item / per_prompt, item % per_prompt, lat.slice(k, 1),
                                  img.defined() ? img.select(k) : Tensor()});
+      }
     };
-    Tensor indices = Tensor::empty({real}, DType::I64);
-    for (int64_t k = 0; k < real; ++k) indices.data<int64_t>()[k] = mine[k];
+    Tensor items = Tensor::empty({real}, DType::I64);
+    for (int64_t k = 0; k < real; ++k) items.data<int64_t>()[k] = mine[k];
     const Tensor my_latents =
         real > 0 ? latents.slice(0, real) : Tensor::empty({0, 1, 1}, DType::F32);
     const bool decoded = request.output_type != OutputType::Latent;
     if (roots.rank() == 0) {
-      if (real > 0) add(indices, my_latents, images);
+      if (real > 0) add(items, my_latents, images);
       for (int d = 1; d < roots.size(); ++d) {
-        const Tensor their_indices = dist::receive_tensor(roots, d, kIndicesTag);
-        if (their_indices.numel() == 0) continue;
+        const Tensor their_items = dist::receive_tensor(roots, d, kIndicesTag);
+        if (their_items.numel() == 0) continue;
         const Tensor their_latents = dist::receive_tensor(roots, d, kLatentsTag);
         const Tensor their_images = decoded ? dist::receive_tensor(roots, d, kImagesTag) : Tensor();
-        add(their_indices, their_latents, their_images);
+        add(their_items, their_latents, their_images);
       }
     } else {
-      dist::send_tensor(roots, indices, 0, kIndicesTag);
+      dist::send_tensor(roots, items, 0, kIndicesTag);
       if (real > 0) {
         dist::send_tensor(roots, my_latents, 0, kLatentsTag);
         if (decoded) dist::send_tensor(roots, images, 0, kImagesTag);

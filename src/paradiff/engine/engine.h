@@ -1,11 +1,11 @@
 // The engine: what every front-end (the CLI, the Python package, the server) runs. It owns the
 // world's process mesh and the pipeline (with its component cache, so each component loads once
 // per process and serves every prompt and request), and runs a generation SPMD-style: every
-// rank calls run() with the same request. Prompts are split between the mesh's data-parallel
-// replicas (split_between_processes); in each replica the first rank encodes the prompts and
-// broadcasts the conditioning, every rank denoises (context- and cfg-parallel as the mesh
-// says), the first rank decodes, and rank 0 of the world receives every image and latent.
-// All collective communication of a generation lives here and below, never in a front-end.
+// rank calls run() with the same request. The (prompt, image) pairs are split between the mesh's
+// data-parallel replicas (split_between_processes); in each replica the first rank encodes the
+// prompts and broadcasts the conditioning, every rank denoises (context- and cfg-parallel as the
+// mesh says), the first rank decodes, and rank 0 of the world receives every image and latent. All
+// collective communication of a generation lives here and below, never in a front-end.
 #pragma once
 
 #include <functional>
@@ -28,9 +28,10 @@ struct EngineOptions {
 };
 
 struct GeneratedImage {
-  int64_t index = 0;  // the prompt's index in the request
-  Tensor latents;     // (1, tokens, channels) F32: the final latents
-  Tensor image;       // (3, H, W) F32 in [0, 1]; undefined for output_type "latent"
+  int64_t index = 0;        // the prompt's index in the request
+  int64_t image_index = 0;  // which of the prompt's num_images_per_prompt images (0-based)
+  Tensor latents;           // (1, tokens, channels) F32: the final latents
+  Tensor image;             // (3, H, W) F32 in [0, 1]; undefined for output_type "latent"
 };
 
 struct GenerationStats {
@@ -39,17 +40,19 @@ struct GenerationStats {
   int64_t steps = 0;       // denoising steps of the largest share
   int64_t peak_bytes = 0;  // largest peak allocation of any rank
   int replicas = 1;
-  int64_t prompts_here = 0;  // prompts this rank's replica ran (padding included)
+  int64_t prompts_here = 0;  // images this rank's replica ran (padding included)
 };
 
 struct GenerationResult {
-  std::vector<GeneratedImage> images;  // on world rank 0: one per prompt, in prompt order
-  GenerationStats stats;               // on every rank
+  // On world rank 0: num_images_per_prompt per prompt, in prompt order, each prompt's images in
+  // image order (diffusers' order).
+  std::vector<GeneratedImage> images;
+  GenerationStats stats;  // on every rank
 };
 
-// Every rank hears of every step of its own replica's denoising: the progress and the indices
-// of the prompts this replica runs. Returning false cancels; every rank of a replica must then
-// return false at the same step (a front-end decides on one rank and broadcasts).
+// Every rank hears of every step of its own replica's denoising: the progress and, for each
+// image this replica runs, its prompt's index. Returning false cancels; every rank of a replica
+// must then return false at the same step (a front-end decides on one rank and broadcasts).
 using ProgressCallback =
     std::function<bool(const pipeline::StepProgress&, const std::vector<int64_t>& prompts)>;
 

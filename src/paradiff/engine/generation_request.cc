@@ -32,6 +32,7 @@ pipeline::GenerationOptions GenerationRequest::options() const {
   o.true_cfg_scale = true_cfg_scale;
   o.max_sequence_length = max_sequence_length;
   o.seed = seed;
+  o.num_images_per_prompt = num_images_per_prompt;
   return o;
 }
 
@@ -45,6 +46,9 @@ void GenerationRequest::validate() const {
   PARADIFF_CHECK(negative_prompt.size() <= 1 || negative_prompt.size() == prompt.size(),
                  "negative_prompt must be one prompt or one per prompt: got ",
                  negative_prompt.size(), " for ", prompt.size(), " prompt(s)");
+  PARADIFF_CHECK(num_images_per_prompt >= 1 && num_images_per_prompt <= kMaxImagesPerPrompt,
+                 "num_images_per_prompt must be between 1 and ", kMaxImagesPerPrompt, ", got ",
+                 num_images_per_prompt);
 }
 
 }  // namespace paradiff::engine

@@ -10,6 +10,10 @@
 
 namespace paradiff::engine {
 
+// The most images one request may ask per prompt: each is a full denoising batch row, so a typo
+// (1000 for 10) would otherwise allocate for minutes before failing.
+constexpr int64_t kMaxImagesPerPrompt = 64;
+
 // diffusers' output_type: decoded images ("pil" and "np" are the same images to the engine; the
 // front-end converts), or the final latents alone ("latent": no VAE decode).
 enum class OutputType { Pil, Np, Latent };
@@ -17,7 +21,7 @@ OutputType parse_output_type(const std::string& name);
 const char* output_type_name(OutputType type);
 
 struct GenerationRequest {
-  std::vector<std::string> prompt;           // one image per prompt
+  std::vector<std::string> prompt;           // num_images_per_prompt images per prompt
   std::vector<std::string> negative_prompt;  // none, one for every prompt, or one per prompt
   int64_t height = 0;                        // 0: the pipeline's default
   int64_t width = 0;
@@ -27,6 +31,9 @@ struct GenerationRequest {
   // torch.Generator().manual_seed(seed): every prompt starts from this seed's latents, as one
   // diffusers call per prompt would.
   uint64_t seed = 0;
+  // Images per prompt: prompt p's image k starts from row k of ONE draw of this many rows from
+  // the seed, as one diffusers call with prompt=p and num_images_per_prompt would.
+  int64_t num_images_per_prompt = 1;
   int64_t max_sequence_length = 512;
   OutputType output_type = OutputType::Pil;
   // Data parallel: pad short shares with the last prompt so every replica runs the same count
@@ -37,7 +44,8 @@ struct GenerationRequest {
   pipeline::GenerationOptions options() const;
   // The negative prompt of prompt `index` (empty when the request has none).
   std::string negative_prompt_for(size_t index) const;
-  // Checks what does not need the model: at least one prompt, negative prompt count.
+  // Checks what does not need the model: at least one prompt, negative prompt count, images per
+  // prompt.
   void validate() const;
 };
 

@@ -34,6 +34,8 @@ struct GenerationOptions {
   float true_cfg_scale = 1.0f;  // true classifier-free guidance, with a negative prompt, when > 1
   int64_t max_sequence_length = 512;
   uint64_t seed = 0;
+  // Images per prompt (diffusers' num_images_per_prompt): rows of one prepare_latents draw.
+  int64_t num_images_per_prompt = 1;
 };
 
 // What the runtime gives a pipeline when it is opened.
@@ -63,8 +65,10 @@ class DiffusionPipeline {
   virtual Conditioning encode_prompt(const std::vector<std::string>& prompts,
                                      const std::vector<std::string>& negative_prompts,
                                      const GenerationOptions& options) = 0;
-  // The starting latents diffusers draws for one image from options.seed.
-  virtual Tensor prepare_latents(const GenerationOptions& options) = 0;
+  // The starting latents diffusers draws from options.seed for `count` images: one randn over
+  // all `count` rows (as prepare_latents with batch_size * num_images_per_prompt), so row k is
+  // image k of one diffusers call, not the seed's first image. Overrides keep the default of 1.
+  virtual Tensor prepare_latents(const GenerationOptions& options, int64_t count = 1) = 0;
   // Stage 2: the denoising loop from `latents` (one row per image of `conditioning`); returns
   // the final latents (diffusers' output_type="latent"). Every rank of the runtime's mesh
   // replica calls it with the same arguments.

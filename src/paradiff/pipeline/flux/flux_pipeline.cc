@@ -115,13 +115,15 @@ Conditioning FluxPipeline::encode_prompt(const std::vector<std::string>& prompts
   return out;
 }
 
-Tensor FluxPipeline::prepare_latents(const GenerationOptions& options) {
+Tensor FluxPipeline::prepare_latents(const GenerationOptions& options, int64_t count) {
+  PARADIFF_CHECK(count >= 1, "prepare_latents needs a count of at least 1, got ", count);
   const int64_t h = latent_size(options.height, vae_scale_factor_);
   const int64_t w = latent_size(options.width, vae_scale_factor_);
   const auto config = models::flux::FluxTransformerConfig::load(
       (fs::path(folder_) / "transformer" / "config.json").string());
   Generator generator(options.seed);
-  return pack_latents(generator.randn(Shape{1, config.in_channels / 4, h, w}, DType::F32));
+  // One draw over all rows, as diffusers' randn_tensor with one generator: (count, C, h, w).
+  return pack_latents(generator.randn(Shape{count, config.in_channels / 4, h, w}, DType::F32));
 }
 
 namespace {

@@ -41,7 +41,7 @@ class FluxPipeline : public DiffusionPipeline {
                              const std::vector<std::string>& negative_prompts,
                              const GenerationOptions& options) override;
   // torch.Generator().manual_seed(seed) and randn (1, 16, h, w), packed to (1, (h/2)(w/2), 64).
-  Tensor prepare_latents(const GenerationOptions& options) override;
+  Tensor prepare_latents(const GenerationOptions& options, int64_t count = 1) override;
   // The transformer runs context-parallel over the runtime's mesh; under true CFG with a cfg
   // mesh dimension of 2, the two predictions of each step are computed by the two cfg groups.
   Tensor denoise(const Conditioning& conditioning, Tensor latents, const GenerationOptions& options,

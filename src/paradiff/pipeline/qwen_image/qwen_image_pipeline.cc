@@ -134,13 +134,14 @@ Conditioning QwenImagePipeline::encode_prompt(const std::vector<std::string>& pr
   return out;
 }
 
-Tensor QwenImagePipeline::prepare_latents(const GenerationOptions& options) {
+Tensor QwenImagePipeline::prepare_latents(const GenerationOptions& options, int64_t count) {
+  PARADIFF_CHECK(count >= 1, "prepare_latents needs a count of at least 1, got ", count);
   const int64_t h = latent_size(options.height, vae_scale_factor_);
   const int64_t w = latent_size(options.width, vae_scale_factor_);
   Generator generator(options.seed);
-  // diffusers draws (1, 1, z, h, w): the frame axis of size 1 leaves the element order of
-  // (1, z, h, w), and its _pack_latents is FLUX's 2x2 packing.
-  return pack_latents(generator.randn(Shape{1, latent_channels_, h, w}, DType::F32));
+  // diffusers draws (count, 1, z, h, w) in one call: the frame axis of size 1 leaves the element
+  // order of (count, z, h, w), and its _pack_latents is FLUX's 2x2 packing.
+  return pack_latents(generator.randn(Shape{count, latent_channels_, h, w}, DType::F32));
 }
 
 namespace {

@@ -63,7 +63,7 @@ class QwenImagePipeline : public DiffusionPipeline {
                              const GenerationOptions& options) override;
   // torch.Generator().manual_seed(seed) and randn (1, 1, z, h, w) (the element order of
   // (1, z, h, w)), packed to (1, (h/2)(w/2), 4z); z = transformer in_channels / 4.
-  Tensor prepare_latents(const GenerationOptions& options) override;
+  Tensor prepare_latents(const GenerationOptions& options, int64_t count = 1) override;
   // The transformer runs context-parallel over the runtime's mesh; under true CFG with a cfg
   // mesh dimension of 2, the two predictions of each step are computed by the two cfg groups.
   Tensor denoise(const Conditioning& conditioning, Tensor latents, const GenerationOptions& options,
