@@ -16,6 +16,7 @@
 #include "paradiff/parallel/device_mesh.h"
 #include "paradiff/pipeline/component_cache.h"
 #include "paradiff/pipeline/denoise_loop.h"
+#include "paradiff/pipeline/flow_match_euler_scheduler.h"
 
 namespace paradiff::pipeline {
 
@@ -52,13 +53,17 @@ class DiffusionPipeline {
   virtual ~DiffusionPipeline() = default;
 
   virtual std::string class_name() const = 0;  // model_index.json's _class_name
-  virtual const std::string& folder() const = 0;
+  const std::string& folder() const { return folder_; }
+  // Pixels per latent (from the VAE's config) and diffusers' default image size (128 latents).
+  int64_t vae_scale_factor() const { return vae_scale_factor_; }
+  int64_t default_image_size() const { return 128 * vae_scale_factor_; }
   // The options with defaults filled in and diffusers' rounding applied; throws naming any value
   // the pipeline cannot run.
   virtual GenerationOptions resolve(GenerationOptions options) const = 0;
   // True when a call with these options and a negative prompt runs true classifier-free
-  // guidance (two predictions per step).
-  virtual bool uses_true_cfg(const GenerationOptions& options, bool has_negative_prompt) const = 0;
+  // guidance (two predictions per step): diffusers' do_true_cfg, true_cfg_scale > 1 and a
+  // negative prompt.
+  virtual bool uses_true_cfg(const GenerationOptions& options, bool has_negative_prompt) const;
 
   // Stage 1: the conditioning of each prompt (and of each negative prompt under true CFG; then
   // `negative_prompts` holds one per prompt).
@@ -86,9 +91,39 @@ class DiffusionPipeline {
   const ComponentCache& components() const { return components_; }
 
  protected:
-  explicit DiffusionPipeline(ComponentCache::Policy policy) : components_(policy) {}
+  DiffusionPipeline(std::string folder, const PipelineRuntime& runtime)
+      : components_(runtime.cache_policy), folder_(std::move(folder)), runtime_(runtime) {}
+
+  // What every pipeline's resolve shares: default and rounded sizes (multiples of
+  // 2·vae_scale_factor, with diffusers' warning), 1 <= steps <= 10000,
+  // 1 <= max_sequence_length <= `max_sequence_length` (named after `pipeline`), finite scales.
+  GenerationOptions resolve_common(GenerationOptions options, int64_t max_sequence_length,
+                                   const char* pipeline) const;
+  // Whether encode_prompt runs true CFG, after checking there is one negative prompt per prompt.
+  bool true_cfg_for(const std::vector<std::string>& prompts,
+                    const std::vector<std::string>& negative_prompts,
+                    const GenerationOptions& options) const;
+  // The cached scheduler's copy with diffusers' timesteps for `image_tokens` packed latents
+  // (sigmas linspace(1, 1/N, N), mu from the config's dynamic shifting), after checking that
+  // `latents` (B, tokens, C) fit the options' image size.
+  FlowMatchEulerDiscreteScheduler scheduler_for(const Tensor& latents,
+                                                const GenerationOptions& options);
+  // The shared loop: `predict` per branch, `guidance` (null: no CFG) and, with a cfg mesh
+  // dimension, the two branches split between the cfg groups (refused without CFG); then the
+  // denoise stage's components end.
+  Tensor run_denoise_loop(FlowMatchEulerDiscreteScheduler& scheduler, Tensor latents,
+                          const PredictFn& predict, const Guidance* guidance,
+                          const StepCallback& on_step);
+  // conditioning[name], or an error naming the pipeline and the tensor.
+  const Tensor& conditioning_tensor(const Conditioning& conditioning,
+                                    const std::string& name) const;
+  // A (b) F32 tensor holding `value` (a timestep or guidance per batch row).
+  static Tensor filled(int64_t b, float value);
 
   ComponentCache components_;
+  std::string folder_;
+  PipelineRuntime runtime_;
+  int64_t vae_scale_factor_ = 8;
 };
 
 }  // namespace paradiff::pipeline

@@ -25,15 +25,10 @@ class FluxPipeline : public DiffusionPipeline {
   static const std::map<std::string, std::vector<std::string>>& required_components();
 
   std::string class_name() const override { return "FluxPipeline"; }
-  const std::string& folder() const override { return folder_; }
-  // Pixels per latent (2^(len(vae block_out_channels) - 1)) and the default image size.
-  int64_t vae_scale_factor() const { return vae_scale_factor_; }
-  int64_t default_image_size() const { return 128 * vae_scale_factor_; }
+  // vae_scale_factor() is 2^(len(vae block_out_channels) - 1).
   // Rounds the options' sizes as diffusers does (multiples of 2·vae_scale_factor, warning) and
   // checks the rest (steps >= 1, 1 <= max_sequence_length <= 512).
   GenerationOptions resolve(GenerationOptions options) const override;
-  // diffusers' do_true_cfg: true_cfg_scale > 1 and a negative prompt.
-  bool uses_true_cfg(const GenerationOptions& options, bool has_negative_prompt) const override;
 
   // CLIP pooled embedding and T5 hidden states for each prompt: prompt_embeds (B, L, 4096-ish),
   // pooled_prompt_embeds (B, 768-ish); the negative_* pair too under true CFG.
@@ -52,11 +47,6 @@ class FluxPipeline : public DiffusionPipeline {
   std::vector<std::string> text_components() const override;
   std::vector<std::string> denoise_components() const override;
   std::vector<std::string> decode_components() const override;
-
- private:
-  std::string folder_;
-  PipelineRuntime runtime_;
-  int64_t vae_scale_factor_ = 8;
 };
 
 }  // namespace paradiff::pipeline

@@ -48,7 +48,7 @@ QwenImagePipeline::QwenImagePipeline(const std::string& folder, DType compute)
     : QwenImagePipeline(ModelIndex::load(folder), PipelineRuntime{compute, nullptr, {}}) {}
 
 QwenImagePipeline::QwenImagePipeline(const ModelIndex& index, const PipelineRuntime& runtime)
-    : DiffusionPipeline(runtime.cache_policy), folder_(index.folder), runtime_(runtime) {
+    : DiffusionPipeline(index.folder, runtime) {
   PARADIFF_CHECK(index.class_name == "QwenImagePipeline", folder_, "/model_index.json names a ",
                  index.class_name, ", not a QwenImagePipeline");
   index.require(required_components());
@@ -82,38 +82,19 @@ std::vector<std::string> QwenImagePipeline::decode_components() const {
 }
 
 GenerationOptions QwenImagePipeline::resolve(GenerationOptions o) const {
-  if (o.height <= 0) o.height = default_image_size();
-  if (o.width <= 0) o.width = default_image_size();
-  o.height = checked_image_size(o.height, vae_scale_factor_, "height");
-  o.width = checked_image_size(o.width, vae_scale_factor_, "width");
-  PARADIFF_CHECK(o.num_inference_steps >= 1 && o.num_inference_steps <= 10000,
-                 "num_inference_steps must be between 1 and 10000, got ", o.num_inference_steps);
-  PARADIFF_CHECK(o.max_sequence_length >= 1 && o.max_sequence_length <= 1024,
-                 "max_sequence_length must be between 1 and 1024 (as QwenImagePipeline), got ",
-                 o.max_sequence_length);
-  PARADIFF_CHECK(std::isfinite(o.true_cfg_scale), "true_cfg_scale must be finite, got ",
-                 o.true_cfg_scale);
-  return o;
-}
-
-bool QwenImagePipeline::uses_true_cfg(const GenerationOptions& options,
-                                      bool has_negative_prompt) const {
-  return options.true_cfg_scale > 1.0f && has_negative_prompt;
+  return resolve_common(o, 1024, "QwenImagePipeline");
 }
 
 Conditioning QwenImagePipeline::encode_prompt(const std::vector<std::string>& prompts,
                                               const std::vector<std::string>& negative_prompts,
                                               const GenerationOptions& options) {
-  PARADIFF_CHECK(!prompts.empty(), "encode_prompt needs at least one prompt");
-  const bool cfg = uses_true_cfg(options, !negative_prompts.empty());
+  const bool cfg = true_cfg_for(prompts, negative_prompts, options);
   if (!negative_prompts.empty() && !cfg)
     log_warning(
         "a negative prompt is given but true classifier-free guidance is off because "
         "true_cfg_scale is ",
         options.true_cfg_scale,
         " (<= 1; diffusers' QwenImagePipeline defaults to 4, paradiff to 1)");
-  PARADIFF_CHECK(!cfg || negative_prompts.size() == prompts.size(), "true CFG needs one negative ",
-                 "prompt per prompt: got ", negative_prompts.size(), " for ", prompts.size());
   const fs::path dir(folder_);
   auto tokenizer = components_.get<Qwen2Tokenizer>(
       "tokenizer", [&] { return Qwen2Tokenizer::from_pretrained((dir / "tokenizer").string()); });
@@ -145,13 +126,6 @@ Tensor QwenImagePipeline::prepare_latents(const GenerationOptions& options, int6
 }
 
 namespace {
-const Tensor& conditioning_tensor(const Conditioning& c, const std::string& name) {
-  const auto it = c.find(name);
-  PARADIFF_CHECK(it != c.end() && it->second.defined(), "QwenImagePipeline conditioning has no '",
-                 name, "'");
-  return it->second;
-}
-
 // The transformer reads its text mask as F32 (nonzero = valid) and Tensor::to has no I64 source;
 // the conditioning keeps diffusers' I64 prompt_embeds_mask, so it is re-encoded here (a (B, S)
 // mask of 0/1, not arithmetic on activations).
@@ -163,39 +137,20 @@ Tensor mask_as_f32(const Tensor& mask) {
   for (int64_t i = 0; i < mask.numel(); ++i) o[i] = in[i] != 0 ? 1.0f : 0.0f;
   return out;
 }
-
-// A (B) tensor holding `value` in every entry.
-Tensor filled(int64_t b, float value) {
-  Tensor t = Tensor::empty({b}, DType::F32);
-  kernels::fill(t, value);
-  return t;
-}
 }  // namespace
 
 Tensor QwenImagePipeline::denoise(const Conditioning& conditioning, Tensor latents,
                                   const GenerationOptions& options, const StepCallback& on_step) {
-  const fs::path dir(folder_);
-  auto scheduler_config = components_.get<FlowMatchEulerDiscreteScheduler>("scheduler", [&] {
-    return FlowMatchEulerDiscreteScheduler::from_pretrained((dir / "scheduler").string());
-  });
+  FlowMatchEulerDiscreteScheduler scheduler = scheduler_for(latents, options);
   auto transformer = components_.get<QwenImageTransformer2DModel>("transformer", [&] {
-    auto model = QwenImageTransformer2DModel::from_pretrained((dir / "transformer").string(),
-                                                              runtime_.compute);
+    auto model = QwenImageTransformer2DModel::from_pretrained(
+        (fs::path(folder_) / "transformer").string(), runtime_.compute);
     if (runtime_.mesh) model.enable_parallelism(runtime_.mesh);
     return model;
   });
-  FlowMatchEulerDiscreteScheduler scheduler = *scheduler_config;  // set_timesteps mutates it
   const int64_t b = latents.dim(0);
   const int64_t h = latent_size(options.height, vae_scale_factor_);
   const int64_t w = latent_size(options.width, vae_scale_factor_);
-  PARADIFF_CHECK(latents.ndim() == 3 && latents.dim(1) == (h / 2) * (w / 2), "latents ",
-                 latents.describe(), " do not fit a ", options.height, "x", options.width,
-                 " image (", (h / 2) * (w / 2), " tokens)");
-  // diffusers: sigmas = np.linspace(1, 1/N, N) and mu = calculate_shift(image_seq_len, the
-  // scheduler config's base/max image seq len and shifts), which is what mu_for computes; the
-  // scheduler applies time_shift_type and shift_terminal itself (mu is ignored without
-  // use_dynamic_shifting, as in diffusers).
-  scheduler.set_timesteps(options.num_inference_steps, scheduler.mu_for(latents.dim(1)));
 
   const bool cfg = conditioning.count("negative_prompt_embeds") != 0 &&
                    uses_true_cfg(options, /*has_negative_prompt=*/true);
@@ -215,26 +170,14 @@ Tensor QwenImagePipeline::denoise(const Conditioning& conditioning, Tensor laten
                         {models::qwen_image::QwenImageShape{1, h / 2, w / 2}});
   }
   const NormRescaledTrueCfgGuidance true_cfg(options.true_cfg_scale);
-  DenoiseLoop loop;
-  loop.scheduler = &scheduler;
-  loop.predict = [&](const Tensor& current, float t, Branch branch) {
+  const PredictFn predict = [&](const Tensor& current, float t, Branch branch) {
     auto& x = in[branch == Branch::Conditional ? 0 : 1];
     x.timestep = filled(b, t);  // already t / 1000, as the pipeline passes it
     x.hidden_states = current;
     return transformer->forward(x);
   };
-  loop.guidance = cfg ? &true_cfg : nullptr;
-  if (runtime_.mesh && runtime_.mesh->size(parallel::MeshDim::Cfg) > 1) {
-    PARADIFF_CHECK(cfg, "the mesh has a cfg dimension of ",
-                   runtime_.mesh->size(parallel::MeshDim::Cfg),
-                   ", but this call runs no true CFG (it needs true_cfg_scale > 1 and a negative "
-                   "prompt)");
-    loop.cfg_group = &runtime_.mesh->comm(parallel::MeshDim::Cfg);
-  }
-  loop.on_step = on_step;
-  latents = loop.run(std::move(latents));
-  components_.end_stage(denoise_components());
-  return latents;
+  return run_denoise_loop(scheduler, std::move(latents), predict, cfg ? &true_cfg : nullptr,
+                          on_step);
 }
 
 Tensor QwenImagePipeline::decode(const Tensor& latents, const GenerationOptions& options) {

@@ -44,17 +44,11 @@ class QwenImagePipeline : public DiffusionPipeline {
   static const std::map<std::string, std::vector<std::string>>& required_components();
 
   std::string class_name() const override { return "QwenImagePipeline"; }
-  const std::string& folder() const override { return folder_; }
-  // Pixels per latent: 2^len(vae temperal_downsample) (8 for Qwen-Image); the default image
-  // size is diffusers' default_sample_size (128) times it.
-  int64_t vae_scale_factor() const { return vae_scale_factor_; }
-  int64_t default_image_size() const { return 128 * vae_scale_factor_; }
+  // vae_scale_factor() is 2^len(vae temperal_downsample) (8 for Qwen-Image).
   // Rounds the sizes as diffusers does (multiples of 2·vae_scale_factor, warning) and checks
   // the rest (steps >= 1, 1 <= max_sequence_length <= 1024, finite scales). guidance_scale is
   // unused: the transformer has no guidance embedding (its config refuses one).
   GenerationOptions resolve(GenerationOptions options) const override;
-  // diffusers' do_true_cfg: true_cfg_scale > 1 and a negative prompt.
-  bool uses_true_cfg(const GenerationOptions& options, bool has_negative_prompt) const override;
 
   // prompt_embeds (B, S, hidden) F32 and prompt_embeds_mask (B, S) I64, and the negative_*
   // pair (its own length) under true CFG.
@@ -76,9 +70,6 @@ class QwenImagePipeline : public DiffusionPipeline {
   std::vector<std::string> decode_components() const override;
 
  private:
-  std::string folder_;
-  PipelineRuntime runtime_;
-  int64_t vae_scale_factor_ = 8;
   int64_t latent_channels_ = 16;  // transformer in_channels / 4
 };
 
