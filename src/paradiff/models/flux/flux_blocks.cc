@@ -11,13 +11,6 @@ namespace {
 using kernels::Activation;
 using Join = ModuleLoader;
 
-constexpr float kNormEps = 1e-6f;
-
-// Row `i` of an adaLN embedding (1, n·C) viewed as (n, C): shift, scale or gate, as (1, C).
-Tensor chunk(const Tensor& emb, int64_t i, int64_t c) {
-  return emb.reshape({-1, c}).slice(i, 1);
-}
-
 QkNormProjection load_qkv(ModuleLoader& loader, const std::string& attn, const char* q,
                           const char* k, const char* v, const char* norm_q, const char* norm_k,
                           int64_t inner, int64_t head_dim) {
@@ -28,40 +21,6 @@ QkNormProjection load_qkv(ModuleLoader& loader, const std::string& attn, const c
   p.norm_q = loader.parameter(Join::join(Join::join(attn, norm_q), "weight"), Shape{head_dim});
   p.norm_k = loader.parameter(Join::join(Join::join(attn, norm_k), "weight"), Shape{head_dim});
   return p;
-}
-
-// Projects x (rows, C) into rows [row0, row0 + rows) of the joint q, k, v (S, H, D): q and k
-// normalised per head and rotated with the matching rows of the tables, v as projected.
-void project_qkv(const QkNormProjection& p, const Tensor& x, int64_t row0, const BlockContext& ctx,
-                 Tensor& q, Tensor& k, Tensor& v) {
-  const int64_t rows = x.dim(0), heads = q.dim(1), head_dim = q.dim(2);
-  const RotaryTables rot = ctx.rotary->rows(row0, rows);
-  Tensor projected = Tensor::empty({rows, heads * head_dim}, DType::F32);
-  const Shape per_head{1, rows, heads, head_dim};
-  p.to_q.forward(x, projected);
-  Tensor q_rows = q.slice(row0, rows).reshape(per_head);
-  kernels::rms_norm_rope(projected.reshape(per_head), p.norm_q, kNormEps, rot.cos, rot.sin, q_rows);
-  p.to_k.forward(x, projected);
-  Tensor k_rows = k.slice(row0, rows).reshape(per_head);
-  kernels::rms_norm_rope(projected.reshape(per_head), p.norm_k, kNormEps, rot.cos, rot.sin, k_rows);
-  Tensor v_rows = v.slice(row0, rows).reshape({rows, heads * head_dim});
-  p.to_v.forward(x, v_rows);
-}
-
-// LN(x)·(1 + scale) + shift for x (rows, C), in the activation dtype.
-Tensor norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale,
-                     DType activation_dtype) {
-  Tensor out = Tensor::empty(x.shape(), activation_dtype);
-  const Shape batched{1, x.dim(0), x.dim(1)};
-  Tensor out3 = out.reshape(batched);
-  kernels::layer_norm_modulate(x.reshape(batched), shift, scale, kNormEps, out3);
-  return out;
-}
-
-// x += gate · y for x, y (rows, C).
-void gated_add(Tensor& x, const Tensor& gate, const Tensor& y) {
-  Tensor x3 = x.reshape({1, x.dim(0), x.dim(1)});
-  kernels::gated_residual_add(x3, gate, y.reshape({1, y.dim(0), y.dim(1)}));
 }
 
 // Feed-forward: Linear(C, 4C) with GELU(tanh) fused, Linear(4C, C); gated into x.
@@ -106,22 +65,25 @@ void FluxTransformerBlock::forward(Tensor& h, const BlockContext& ctx) const {
   Tensor q = Tensor::empty({s, heads_, head_dim_}, adt);
   Tensor k = Tensor::empty({s, heads_, head_dim_}, adt);
   Tensor v = Tensor::empty({s, heads_, head_dim_}, adt);
-  project_qkv(text_, norm_modulate(txt, chunk(cemb, 0, c), chunk(cemb, 1, c), adt), 0, ctx, q, k,
-              v);
-  project_qkv(image_, norm_modulate(img, chunk(emb, 0, c), chunk(emb, 1, c), adt), st, ctx, q, k,
-              v);
+  project_qkv(text_,
+              norm_modulate(txt, modulation_chunk(cemb, 0, c), modulation_chunk(cemb, 1, c), adt),
+              0, *ctx.rotary, q, k, v);
+  project_qkv(image_,
+              norm_modulate(img, modulation_chunk(emb, 0, c), modulation_chunk(emb, 1, c), adt), st,
+              *ctx.rotary, q, k, v);
 
   Tensor attn = Tensor::empty({s, heads_, head_dim_}, adt);
   const Shape joint{1, s, heads_, head_dim_};
   Tensor attn4 = attn.reshape(joint);
   ctx.attention->attend(q.reshape(joint), k.reshape(joint), v.reshape(joint), attn4, *ctx.forward);
   const Tensor attn2 = attn.reshape({s, c});
-  gated_add(img, chunk(emb, 2, c), to_out_.forward(attn2.slice(st, si)));
-  gated_add(txt, chunk(cemb, 2, c), to_add_out_.forward(attn2.slice(0, st)));
+  gated_add(img, modulation_chunk(emb, 2, c), to_out_.forward(attn2.slice(st, si)));
+  gated_add(txt, modulation_chunk(cemb, 2, c), to_add_out_.forward(attn2.slice(0, st)));
 
-  feed_forward(ff_in_, ff_out_, img, chunk(emb, 3, c), chunk(emb, 4, c), chunk(emb, 5, c), adt);
-  feed_forward(ff_context_in_, ff_context_out_, txt, chunk(cemb, 3, c), chunk(cemb, 4, c),
-               chunk(cemb, 5, c), adt);
+  feed_forward(ff_in_, ff_out_, img, modulation_chunk(emb, 3, c), modulation_chunk(emb, 4, c),
+               modulation_chunk(emb, 5, c), adt);
+  feed_forward(ff_context_in_, ff_context_out_, txt, modulation_chunk(cemb, 3, c),
+               modulation_chunk(cemb, 4, c), modulation_chunk(cemb, 5, c), adt);
 }
 
 FluxSingleTransformerBlock::FluxSingleTransformerBlock(ModuleLoader& loader,
@@ -146,13 +108,14 @@ void FluxSingleTransformerBlock::forward(Tensor& h, const BlockContext& ctx) con
   const int64_t s = h.dim(0), c = inner_;
   const DType adt = ctx.activation_dtype;
   const Tensor emb = norm_.forward(*ctx.silu_temb);  // shift, scale, gate
-  const Tensor normed = norm_modulate(h, chunk(emb, 0, c), chunk(emb, 1, c), adt);
+  const Tensor normed =
+      norm_modulate(h, modulation_chunk(emb, 0, c), modulation_chunk(emb, 1, c), adt);
   const Tensor mlp = proj_mlp_.forward(normed, adt, Activation::GeluTanh);
 
   Tensor q = Tensor::empty({s, heads_, head_dim_}, adt);
   Tensor k = Tensor::empty({s, heads_, head_dim_}, adt);
   Tensor v = Tensor::empty({s, heads_, head_dim_}, adt);
-  project_qkv(qkv_, normed, 0, ctx, q, k, v);
+  project_qkv(qkv_, normed, 0, *ctx.rotary, q, k, v);
   Tensor attn = Tensor::empty({s, heads_, head_dim_}, adt);
   const Shape joint{1, s, heads_, head_dim_};
   Tensor attn4 = attn.reshape(joint);
@@ -160,7 +123,7 @@ void FluxSingleTransformerBlock::forward(Tensor& h, const BlockContext& ctx) con
 
   Tensor out = proj_out_attn_.forward(attn.reshape({s, c}));
   proj_out_mlp_.forward(mlp, out, Activation::None, /*accumulate=*/true);
-  gated_add(h, chunk(emb, 2, c), out);
+  gated_add(h, modulation_chunk(emb, 2, c), out);
 }
 
 }  // namespace paradiff::models::flux

@@ -6,6 +6,7 @@
 #include "paradiff/kernels/linear.h"
 #include "paradiff/models/flux/flux_config.h"
 #include "paradiff/models/flux/flux_pos_embed.h"
+#include "paradiff/models/joint_attention.h"
 #include "paradiff/models/module_loader.h"
 #include "paradiff/parallel/attention_backend.h"
 
@@ -19,12 +20,6 @@ struct BlockContext {
   parallel::AttentionBackend* attention;
   const parallel::ForwardContext* forward;  // how this forward's tokens are split across ranks
   DType activation_dtype;  // F32, or BF16 for GEMM inputs and attention in bf16 mode
-};
-
-// Queries and keys of one stream: projection, RMSNorm per head, RoPE.
-struct QkNormProjection {
-  kernels::Linear to_q, to_k, to_v;
-  Tensor norm_q, norm_k;  // (head_dim) F32
 };
 
 // FluxTransformerBlock (a "double" block): separate weights for text and image tokens, joint

@@ -5,17 +5,9 @@
 #include <vector>
 
 #include "paradiff/core/tensor.h"
+#include "paradiff/models/joint_attention.h"
 
 namespace paradiff::models::flux {
-
-struct RotaryTables {
-  Tensor cos;  // (S, head_dim) F32, each value repeated for the pair (2k, 2k+1)
-  Tensor sin;
-  // Rows [start, start + length): the tables of a sub-sequence, as views.
-  RotaryTables rows(int64_t start, int64_t length) const {
-    return {cos.slice(start, length), sin.slice(start, length)};
-  }
-};
 
 // ids: (S, A) positions (any floating dtype; FLUX passes integers as floats), A == axes.size().
 // For axis i with dim d_i: freq_k = theta^(-2k/d_i), angle = pos * freq_k in float64, as

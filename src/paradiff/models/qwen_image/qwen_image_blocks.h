@@ -4,6 +4,7 @@
 #pragma once
 
 #include "paradiff/kernels/linear.h"
+#include "paradiff/models/joint_attention.h"
 #include "paradiff/models/module_loader.h"
 #include "paradiff/models/qwen_image/qwen_image_config.h"
 #include "paradiff/models/qwen_image/qwen_image_pos_embed.h"
@@ -38,8 +39,8 @@ struct BlockContext {
 // add_q/k/v_proj (+ norm_added_q/k) for the text.
 struct StreamWeights {
   kernels::Linear modulation;  // <stream>_mod.1: C -> 6C (shift, scale, gate) x (attn, mlp)
-  kernels::Linear to_q, to_k, to_v, to_out;
-  Tensor norm_q, norm_k;  // (head_dim) F32
+  QkNormProjection qkv;
+  kernels::Linear to_out;
   kernels::Linear mlp_in, mlp_out;
 };
 

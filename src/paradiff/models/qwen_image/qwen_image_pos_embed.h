@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "paradiff/core/tensor.h"
+#include "paradiff/models/joint_attention.h"
 
 namespace paradiff::models::qwen_image {
 
@@ -23,14 +24,6 @@ struct QwenImageShape {
   int64_t frame = 1, height = 0, width = 0;
   int64_t tokens() const { return frame * height * width; }
   bool operator==(const QwenImageShape&) const = default;
-};
-
-struct RotaryTables {
-  Tensor cos;  // (S, head_dim) F32, each value repeated for the pair (2k, 2k+1)
-  Tensor sin;
-  RotaryTables rows(int64_t start, int64_t length) const {
-    return {cos.slice(start, length), sin.slice(start, length)};
-  }
 };
 
 // The positions (sum of tokens, 3) F32 of a sample's images, row-major per image, images in order.
