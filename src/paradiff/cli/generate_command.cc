@@ -93,6 +93,10 @@ int run(const Options& o, dist::Communicator& world) {
   check_output_folder(o.output);
   engine::Engine engine(world, engine_options);
   const pipeline::GenerationOptions gen = engine.resolve(request);
+  // Run the resolved sizes, so that the run's own resolve has nothing left to round (and to warn
+  // about a second time).
+  request.height = gen.height;
+  request.width = gen.width;
   const auto& parallel = engine_options.parallel;
   if (root)
     log_info("generating ", request.prompt.size() * request.num_images_per_prompt, " image(s) of ",
