@@ -152,3 +152,19 @@ TEST(Tensor, NarrowAndConcatRoundTripOnEveryDim) {
 
 }  // namespace
 }  // namespace paradiff
+
+namespace paradiff {
+namespace {
+
+TEST(Tensor, IntegerTensorsConvertToF32AndNothingElseConvertsToIntegers) {
+  Tensor ids = Tensor::empty({4}, DType::I64);
+  const int64_t values[4] = {0, 1, -7, (int64_t{1} << 40) + 1};
+  for (int i = 0; i < 4; ++i) ids.data<int64_t>()[i] = values[i];
+  const Tensor f = ids.to(DType::F32);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(f.data<float>()[i], static_cast<float>(values[i]));
+  EXPECT_THROW(f.to(DType::I64), Error);
+  EXPECT_THROW(ids.to(DType::BF16), Error);
+}
+
+}  // namespace
+}  // namespace paradiff

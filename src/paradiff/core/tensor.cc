@@ -170,8 +170,6 @@ void Tensor::copy_from(const Tensor& src) {
     std::memcpy(data_, src.raw_data(), nbytes());
     return;
   }
-  PARADIFF_CHECK(is_floating(src.dtype()) && is_floating(dtype_), "cannot convert ", src.describe(),
-                 " to ", dtype_name(dtype_));
   convert_elements(src.raw_data(), src.dtype(), data_, dtype_, numel());
 }
 
@@ -248,6 +246,13 @@ void f32_to_bf16(const float* src, bf16* dst, int64_t count) {
 }  // namespace
 
 void convert_elements(const void* src, DType src_dtype, void* dst, DType dst_dtype, int64_t count) {
+  if (src_dtype == DType::I64 && dst_dtype == DType::F32) {
+    // Integer tensors (masks, ids) to F32, as torch's .to(torch.float32): nearest float.
+    const auto* in = static_cast<const int64_t*>(src);
+    auto* out = static_cast<float*>(dst);
+    for (int64_t i = 0; i < count; ++i) out[i] = static_cast<float>(in[i]);
+    return;
+  }
   PARADIFF_CHECK(is_floating(src_dtype) && is_floating(dst_dtype), "cannot convert ",
                  dtype_name(src_dtype), " to ", dtype_name(dst_dtype));
   if (src_dtype == DType::F32 && dst_dtype == DType::BF16) {

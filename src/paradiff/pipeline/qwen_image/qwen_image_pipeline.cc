@@ -125,20 +125,6 @@ Tensor QwenImagePipeline::prepare_latents(const GenerationOptions& options, int6
   return pack_latents(generator.randn(Shape{count, latent_channels_, h, w}, DType::F32));
 }
 
-namespace {
-// The transformer reads its text mask as F32 (nonzero = valid) and Tensor::to has no I64 source;
-// the conditioning keeps diffusers' I64 prompt_embeds_mask, so it is re-encoded here (a (B, S)
-// mask of 0/1, not arithmetic on activations).
-Tensor mask_as_f32(const Tensor& mask) {
-  if (mask.dtype() != DType::I64) return mask;
-  Tensor out = Tensor::empty(mask.shape(), DType::F32);
-  const int64_t* in = mask.data<int64_t>();
-  float* o = out.data<float>();
-  for (int64_t i = 0; i < mask.numel(); ++i) o[i] = in[i] != 0 ? 1.0f : 0.0f;
-  return out;
-}
-}  // namespace
-
 Tensor QwenImagePipeline::denoise(const Conditioning& conditioning, Tensor latents,
                                   const GenerationOptions& options, const StepCallback& on_step) {
   FlowMatchEulerDiscreteScheduler scheduler = scheduler_for(latents, options);
@@ -164,7 +150,7 @@ Tensor QwenImagePipeline::denoise(const Conditioning& conditioning, Tensor laten
                    " rows, one per image of the latents ", latents.describe());
     // Without a mask every text token counts, as diffusers treats prompt_embeds_mask=None.
     const auto mask = conditioning.find(prefix + "prompt_embeds_mask");
-    if (mask != conditioning.end()) x.encoder_hidden_states_mask = mask_as_f32(mask->second);
+    if (mask != conditioning.end()) x.encoder_hidden_states_mask = mask->second.to(DType::F32);
     // diffusers' img_shapes: [[(1, h/2, w/2)]] for each batch element.
     x.img_shapes.assign(static_cast<size_t>(b),
                         {models::qwen_image::QwenImageShape{1, h / 2, w / 2}});
