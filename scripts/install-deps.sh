@@ -14,6 +14,8 @@ packages=(
   libicu-dev                     # CLIP tokenizer: Unicode classes, NFC, lowercasing
   libgtest-dev libgmock-dev      # tests
   libbenchmark-dev               # benchmarks
+  python3-dev pybind11-dev       # the Python package's engine module
+  python3-pytest python3-numpy python3-pil  # its tests
 )
 if [[ "${1:-}" == "fuzz" ]]; then
   packages+=(clang libclang-rt-14-dev)

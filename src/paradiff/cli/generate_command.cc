@@ -2,8 +2,6 @@
 // prompts between data-parallel replicas, encodes once per replica, denoises (context- and
 // cfg-parallel as the flags say) and hands every image to rank 0, which writes the PNGs and
 // prints progress and the summary.
-#include <unistd.h>
-
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +10,7 @@
 #include "paradiff/core/logging.h"
 #include "paradiff/core/threads.h"
 #include "paradiff/engine/engine.h"
+#include "paradiff/engine/progress_printer.h"
 #include "paradiff/io/png.h"
 #include "paradiff/io/safetensors_writer.h"
 
@@ -59,22 +58,6 @@ std::string output_path(const std::string& output, const engine::GeneratedImage&
   return (p.parent_path() / (p.stem().string() + suffix + p.extension().string())).string();
 }
 
-// One line rewritten in place on a terminal; a line per step in a log.
-engine::ProgressCallback progress_printer() {
-  const bool tty = isatty(fileno(stderr)) != 0;
-  return [tty](const pipeline::StepProgress& p, const std::vector<int64_t>& prompts) {
-    const std::string label = prompts.front() == prompts.back()
-                                  ? str_cat("prompt ", prompts[0])
-                                  : str_cat("prompts ", prompts.front(), "-", prompts.back());
-    const double per = p.elapsed_seconds / p.step;
-    std::fprintf(stderr, "%s%s: step %lld/%lld  %.2f s/it  elapsed %.1f s  ETA %.1f s%s",
-                 tty ? "\r" : "", label.c_str(), static_cast<long long>(p.step),
-                 static_cast<long long>(p.steps), per, p.elapsed_seconds, per * (p.steps - p.step),
-                 tty && p.step < p.steps ? " " : "\n");
-    return true;
-  };
-}
-
 int run(const Options& o, dist::Communicator& world) {
   const bool root = world.rank() == 0;
   if (o.quiet) set_log_level(LogLevel::Warning);
@@ -105,7 +88,8 @@ int run(const Options& o, dist::Communicator& world) {
              parallel.replica_degree() > 1 ? str_cat(" of ", parallel.describe()) : std::string());
 
   const bool report = root && !o.quiet;
-  const auto result = engine.run(request, report ? progress_printer() : engine::ProgressCallback{});
+  const auto result =
+      engine.run(request, report ? engine::progress_printer() : engine::ProgressCallback{});
   const size_t count = request.prompt.size();
   const int64_t per_prompt = request.num_images_per_prompt;
   for (const auto& image : result.images) {

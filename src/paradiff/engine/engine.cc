@@ -1,5 +1,8 @@
 #include "paradiff/engine/engine.h"
 
+#include <cstdio>
+#include <random>
+
 #include "paradiff/core/logging.h"
 #include "paradiff/core/memory.h"
 #include "paradiff/core/timer.h"
@@ -92,11 +95,14 @@ GenerationResult Engine::run(const GenerationRequest& request, const ProgressCal
     result.stats.encode_seconds = stage.seconds();
 
     stage.restart();
-    // Every prompt starts from the seed's latents, as one diffusers call per prompt would: image
-    // k from row k of one draw of num_images_per_prompt rows.
-    const Tensor start = pipeline_->prepare_latents(options, per_prompt);
+    // PerPrompt: every prompt starts from the seed's latents, as one diffusers call per prompt
+    // would (image k from row k of one draw of num_images_per_prompt rows). OneBatch: item i
+    // from row i of one draw for the whole request, as one diffusers call with every prompt.
+    const bool one_batch = request.latent_draw == LatentDraw::OneBatch;
+    const Tensor start = pipeline_->prepare_latents(options, one_batch ? count : per_prompt);
     std::vector<Tensor> starts;
-    for (int64_t item : mine) starts.push_back(start.slice(item % per_prompt, 1));
+    for (int64_t item : mine)
+      starts.push_back(start.slice(one_batch ? item : item % per_prompt, 1));
     latents = pipeline_->denoise(conditioning, concat(starts, 0), options,
                                  step_callback(on_step, item_prompts));
     result.stats.denoise_seconds = stage.seconds();
@@ -158,6 +164,51 @@ GenerationResult Engine::run(const GenerationRequest& request, const ProgressCal
   return result;
 }
 
+void Engine::share_from_root(parallel::NamedTensors& tensors) {
+  dist::broadcast_tensors(world_, tensors, 0);
+}
+
+void Engine::share_results(GenerationResult& result) {
+  // The images travel as named tensors: per image its (prompt, image) index pair, its latents
+  // and, when decoded, its pixels; names sort in image order ("000012...") so the order holds.
+  parallel::NamedTensors all;
+  for (size_t k = 0; k < result.images.size(); ++k) {
+    const auto& image = result.images[k];
+    char key[32];
+    std::snprintf(key, sizeof(key), "%08zu", k);
+    Tensor index = Tensor::empty({2}, DType::I64);
+    index.data<int64_t>()[0] = image.index;
+    index.data<int64_t>()[1] = image.image_index;
+    all[str_cat(key, ".index")] = index;
+    all[str_cat(key, ".latents")] = image.latents;
+    if (image.image.defined()) all[str_cat(key, ".image")] = image.image;
+  }
+  share_from_root(all);
+  if (world_.rank() == 0) return;
+  result.images.clear();
+  for (const auto& [name, tensor] : all) {
+    if (!name.ends_with(".index")) continue;
+    const std::string key = name.substr(0, name.size() - 6);
+    GeneratedImage image;
+    image.index = tensor.data<int64_t>()[0];
+    image.image_index = tensor.data<int64_t>()[1];
+    image.latents = all.at(key + ".latents");
+    const auto pixels = all.find(key + ".image");
+    if (pixels != all.end()) image.image = pixels->second;
+    result.images.push_back(std::move(image));
+  }
+}
+
+uint64_t Engine::shared_random_seed() {
+  uint64_t seed = 0;
+  if (world_.rank() == 0) {
+    std::random_device device;
+    seed = (static_cast<uint64_t>(device()) << 32) ^ device();
+  }
+  world_.broadcast(&seed, sizeof(seed), 0);
+  return seed;
+}
+
 void Engine::require_one_replica(const char* stage) const {
   PARADIFF_CHECK(replicas() == 1, stage, " makes one image: cfg_degree x ring_degree x ",
                  "ulysses_degree (", options_.parallel.replica_degree(),
@@ -184,7 +235,10 @@ Tensor Engine::denoise(pipeline::Conditioning conditioning, Tensor latents,
   if (given) {
     dist::broadcast_tensor(world_, latents, 0);
   } else {
-    latents = pipeline_->prepare_latents(options);
+    // One row per conditioning row (all of a pipeline's conditioning tensors share the batch),
+    // drawn at once from the seed as diffusers' prepare_latents does for a batch.
+    const int64_t rows = conditioning.empty() ? 1 : conditioning.begin()->second.dim(0);
+    latents = pipeline_->prepare_latents(options, rows);
   }
   Tensor out = pipeline_->denoise(conditioning, latents, options, step_callback(on_step, {0}));
   return world_.rank() == 0 ? out : Tensor();

@@ -77,12 +77,21 @@ class Engine {
   // The reference's staged workflow, each stage collective over a world that is one replica.
   // Stage 1: the conditioning of request.prompt, computed on rank 0 (empty elsewhere).
   pipeline::Conditioning encode_prompt(const GenerationRequest& request);
-  // Stage 2: the conditioning (and optional starting latents; undefined: drawn from the seed)
-  // held by rank 0 go to every rank, which denoise together; rank 0 returns the final latents.
+  // Stage 2: the conditioning (and optional starting latents; undefined: one row per
+  // conditioning row, drawn at once from the seed) held by rank 0 go to every rank, which denoise
+  // together; rank 0 returns the final latents.
   Tensor denoise(pipeline::Conditioning conditioning, Tensor latents,
                  const GenerationRequest& request, const ProgressCallback& on_step = {});
   // Stage 3: rank 0 decodes `latents` to images (B, 3, H, W).
   Tensor decode(const Tensor& latents, const GenerationRequest& request);
+
+  // For front-ends whose every rank returns the outputs (the Python package, as diffusers does):
+  // world rank 0's tensors (or result images) replace every other rank's. Collective.
+  void share_from_root(parallel::NamedTensors& tensors);
+  void share_results(GenerationResult& result);
+  // A seed drawn on world rank 0 from the system's entropy and given to every rank (diffusers
+  // without a generator draws fresh noise every call; every rank must draw the same). Collective.
+  uint64_t shared_random_seed();
 
  private:
   // Checks that the world is one replica (the staged commands make one image together).

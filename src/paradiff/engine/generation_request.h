@@ -17,6 +17,15 @@ constexpr int64_t kMaxImagesPerPrompt = 64;
 // diffusers' output_type: decoded images ("pil" and "np" are the same images to the engine; the
 // front-end converts), or the final latents alone ("latent": no VAE decode).
 enum class OutputType { Pil, Np, Latent };
+
+// Where each image's starting latents come from when a request holds several prompts.
+//   PerPrompt: every prompt starts from the seed's latents, as one diffusers call per prompt
+//              would (prompt p's image k is row k of a draw of num_images_per_prompt rows); the
+//              CLI's --prompts file, whose lines are independent jobs.
+//   OneBatch:  one diffusers call with the whole prompt list: one draw of
+//              prompts x num_images_per_prompt rows from the seed, item i (prompt-major) from
+//              row i; the Python package's pipe(prompt=[...], generator=...).
+enum class LatentDraw { PerPrompt, OneBatch };
 OutputType parse_output_type(const std::string& name);
 const char* output_type_name(OutputType type);
 
@@ -34,6 +43,7 @@ struct GenerationRequest {
   // Images per prompt: prompt p's image k starts from row k of ONE draw of this many rows from
   // the seed, as one diffusers call with prompt=p and num_images_per_prompt would.
   int64_t num_images_per_prompt = 1;
+  LatentDraw latent_draw = LatentDraw::PerPrompt;
   int64_t max_sequence_length = 512;
   OutputType output_type = OutputType::Pil;
   // Data parallel: pad short shares with the last prompt so every replica runs the same count

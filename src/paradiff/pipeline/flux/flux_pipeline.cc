@@ -127,6 +127,20 @@ Tensor FluxPipeline::denoise(const Conditioning& conditioning, Tensor latents,
     auto& x = in[branch];
     x.encoder_hidden_states = conditioning_tensor(conditioning, prefix + "prompt_embeds");
     x.pooled_projections = conditioning_tensor(conditioning, prefix + "pooled_prompt_embeds");
+    // Embeddings handed in (the staged workflow, the Python package's prompt_embeds) are named
+    // as the caller named them, before the transformer sees them as its own inputs.
+    const auto& config = transformer->config();
+    PARADIFF_CHECK(
+        x.encoder_hidden_states.ndim() == 3 && x.encoder_hidden_states.dim(0) == b &&
+            x.encoder_hidden_states.dim(2) == config.joint_attention_dim,
+        prefix, "prompt_embeds ", x.encoder_hidden_states.describe(), " must be (", b, ", tokens, ",
+        config.joint_attention_dim,
+        "): one row per image of the latents, the transformer's joint_attention_dim wide");
+    PARADIFF_CHECK(x.pooled_projections.ndim() == 2 && x.pooled_projections.dim(0) == b &&
+                       x.pooled_projections.dim(1) == config.pooled_projection_dim,
+                   prefix, "pooled_prompt_embeds ", x.pooled_projections.describe(), " must be (",
+                   b, ", ", config.pooled_projection_dim,
+                   "): one row per image, the transformer's pooled_projection_dim wide");
     x.img_ids = latent_image_ids(h / 2, w / 2);
     x.txt_ids = Tensor::zeros({x.encoder_hidden_states.dim(1), 3}, DType::F32);
     if (transformer->config().guidance_embeds) x.guidance = filled(b, options.guidance_scale);
