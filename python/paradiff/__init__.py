@@ -9,6 +9,7 @@ Launch several processes with ``mpirun -n N python script.py``; every process ru
 """
 
 import atexit
+import os
 import sys
 
 from ._native import _paradiff
@@ -23,6 +24,19 @@ __version__ = "0.1.0"
 set_num_threads = _paradiff.set_num_threads
 num_threads = _paradiff.num_threads
 set_log_level = _paradiff.set_log_level
+
+
+def _default_threads():
+    """Kernel threads when nobody chose (OMP_NUM_THREADS unset): the cores this process may use,
+    shared with the job's other processes on this host when mpirun did not bind them."""
+    cores = len(os.sched_getaffinity(0))
+    if cores == (os.cpu_count() or cores):
+        cores //= max(1, int(os.environ.get("OMPI_COMM_WORLD_LOCAL_SIZE", "1")))
+    return max(1, cores)
+
+
+if "OMP_NUM_THREADS" not in os.environ:
+    _paradiff.set_num_threads(_default_threads())
 
 # MPI ends with the interpreter, after every pipeline is closed.
 atexit.register(_paradiff.shutdown)
