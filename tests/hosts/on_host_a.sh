@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The body of tests/hosts/hosts_test.sh, run inside simulated host A (see there).
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+run=$here/../../scripts/paradiff-run
+export PARADIFF_NETWORK=$SIM_SUBNET
+tmp=$(mktemp -d /tmp/hosts_test.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+
+fail() {
+  echo "hosts_test: FAILED: $*" >&2
+  exit 1
+}
+# Bytes that crossed the link, both directions (host A's end: sent + received).
+link_bytes() {
+  local stats=/sys/class/net/$SIM_VETH_A/statistics
+  echo $(( $(cat "$stats/tx_bytes") + $(cat "$stats/rx_bytes") ))
+}
+# The pid of a paradiff rank running in host B, once there is one (empty after 30 s).
+remote_rank_pid() {
+  local pid
+  for _ in $(seq 300); do
+    for pid in $(ip netns pids "$SIM_HOST_B"); do
+      if [[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" == "$(readlink -f "$PARADIFF_BIN")" ]]; then
+        echo "$pid"
+        return
+      fi
+    done
+    sleep 0.1
+  done
+}
+# Milliseconds since the epoch.
+now() { date +%s%3N; }
+forward=(transformer-forward --model "$HOSTS_MODEL" --inputs "$HOSTS_INPUTS")
+
+case "$1" in
+  cp)
+    ranks=$2
+    shift 2
+    repeat=20
+    "$PARADIFF_BIN" "${forward[@]}" --output "$tmp/sp.safetensors" >/dev/null ||
+      fail "the single-process run failed"
+    before=$(link_bytes)
+    timeout 100 "$run" --hostfile "$SIM_HOSTFILE" -n "$ranks" "${forward[@]}" \
+      --output "$tmp/cp.safetensors" --repeat "$repeat" "$@" >"$tmp/out" 2>&1
+    status=$?
+    crossed=$(( $(link_bytes) - before ))
+    cat "$tmp/out"
+    [[ $status -eq 0 ]] || fail "the run across the hosts exited with status $status"
+    grep -q "sent_bytes_match_theory: yes" "$tmp/out" || fail "sent bytes differ from theory"
+    expected=$(sed -n 's/^expected_sent_bytes_per_rank: \([0-9]*\).*/\1/p' "$tmp/out")
+    [[ -n "$expected" && "$expected" -gt 0 ]] || fail "no theoretical volume printed"
+    # The warm-up forward and the timed ones; every rank on one host sends to the other host at
+    # least what the theory says crosses (see below), so the link carried at least this much.
+    least=$(( (repeat + 1) * expected * ${HOSTS_CROSSING_RANKS:-1} ))
+    echo "link_bytes: $crossed (both directions, $((repeat + 1)) forwards; at least $least)"
+    [[ $crossed -ge $least ]] || fail "only $crossed bytes crossed the link, expected >= $least"
+    "$PARADIFF_BIN" compare "$tmp/cp.safetensors" "$tmp/sp.safetensors" --tolerance 1e-5 ||
+      fail "the output across the hosts differs from the single process"
+    ;;
+  kill-remote-rank | cut-link)
+    what=$1
+    timeout 120 "$run" --hostfile "$SIM_HOSTFILE" -n 2 "${forward[@]}" \
+      --output "$tmp/cp.safetensors" --repeat 1000000 --ulysses-degree 2 >"$tmp/out" 2>&1 &
+    job=$!
+    pid=$(remote_rank_pid)
+    [[ -n "$pid" ]] || fail "no paradiff rank appeared in host $SIM_HOST_B"
+    # Mid-run: the ranks have loaded the model and are exchanging activations.
+    start_bytes=$(link_bytes)
+    for _ in $(seq 300); do
+      (( $(link_bytes) - start_bytes > 1000000 )) && break
+      sleep 0.1
+    done
+    t0=$(now)
+    if [[ $what == kill-remote-rank ]]; then
+      echo "killing rank process $pid in host $SIM_HOST_B"
+      kill -9 "$pid"
+      limit=30
+    else
+      echo "cutting the link: $SIM_VETH_B down in host $SIM_HOST_B"
+      ip -n "$SIM_HOST_B" link set "$SIM_VETH_B" down
+      limit=60
+    fi
+    wait "$job"
+    status=$?
+    ms=$(( $(now) - t0 ))
+    seconds=$((ms / 1000)).$(printf '%03d' $((ms % 1000)))
+    cat "$tmp/out"
+    echo "job_ended_after_s: $seconds (status $status, limit $limit s)"
+    [[ $status -ne 0 ]] || fail "the job exited with status 0"
+    [[ $status -ne 124 ]] || fail "the job hung (ended by timeout)"
+    (( ms < limit * 1000 )) || fail "the job took $seconds s to end (limit $limit s)"
+    ;;
+esac
