@@ -37,11 +37,11 @@ case "$1" in
   cp)
     ranks=$2
     shift 2
-    repeat=20
+    repeat=5
     "$PARADIFF_BIN" "${forward[@]}" --output "$tmp/sp.safetensors" >/dev/null ||
       fail "the single-process run failed"
     before=$(link_bytes)
-    timeout 100 "$run" --hostfile "$SIM_HOSTFILE" -n "$ranks" "${forward[@]}" \
+    timeout -k 5 100 "$run" --hostfile "$SIM_HOSTFILE" -n "$ranks" "${forward[@]}" \
       --output "$tmp/cp.safetensors" --repeat "$repeat" "$@" >"$tmp/out" 2>&1
     status=$?
     crossed=$(( $(link_bytes) - before ))
@@ -60,8 +60,8 @@ case "$1" in
     ;;
   kill-remote-rank | cut-link)
     what=$1
-    timeout 120 "$run" --hostfile "$SIM_HOSTFILE" -n 2 "${forward[@]}" \
-      --output "$tmp/cp.safetensors" --repeat 1000000 --ulysses-degree 2 >"$tmp/out" 2>&1 &
+    timeout -k 5 75 "$run" --hostfile "$SIM_HOSTFILE" -n 2 "${forward[@]}" \
+      --output "$tmp/cp.safetensors" --repeat 100000 --ulysses-degree 2 >"$tmp/out" 2>&1 &
     job=$!
     pid=$(remote_rank_pid)
     [[ -n "$pid" ]] || fail "no paradiff rank appeared in host $SIM_HOST_B"
@@ -69,17 +69,21 @@ case "$1" in
     start_bytes=$(link_bytes)
     for _ in $(seq 300); do
       (( $(link_bytes) - start_bytes > 1000000 )) && break
+      kill -0 "$job" 2>/dev/null || break
       sleep 0.1
     done
+    kill -0 "$job" 2>/dev/null || { cat "$tmp/out"; fail "the job ended before the fault"; }
     t0=$(now)
     if [[ $what == kill-remote-rank ]]; then
       echo "killing rank process $pid in host $SIM_HOST_B"
-      kill -9 "$pid"
+      kill -9 "$pid" || fail "cannot kill $pid"
       limit=30
+      message="rank 1 .* exited on signal 9"
     else
       echo "cutting the link: $SIM_VETH_B down in host $SIM_HOST_B"
       ip -n "$SIM_HOST_B" link set "$SIM_VETH_B" down
       limit=60
+      message="lost communication with a remote daemon"
     fi
     wait "$job"
     status=$?
@@ -90,5 +94,6 @@ case "$1" in
     [[ $status -ne 0 ]] || fail "the job exited with status 0"
     [[ $status -ne 124 ]] || fail "the job hung (ended by timeout)"
     (( ms < limit * 1000 )) || fail "the job took $seconds s to end (limit $limit s)"
+    grep -Eq "$message" "$tmp/out" || fail "no message matching /$message/"
     ;;
 esac
