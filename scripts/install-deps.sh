@@ -14,6 +14,7 @@ packages=(
   libicu-dev                     # CLIP tokenizer: Unicode classes, NFC, lowercasing
   libgtest-dev libgmock-dev      # tests
   libbenchmark-dev               # benchmarks
+  iproute2                       # tests/hosts: simulated hosts (skipped without it)
 )
 if [[ "${1:-}" == "fuzz" ]]; then
   packages+=(clang libclang-rt-14-dev)

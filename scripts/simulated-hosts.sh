@@ -89,4 +89,5 @@ printf '%s slots=%s\n%s slots=%s\n' "$host_a" "$slots" "$host_b" "$slots" >"$wor
 export SIM_HOST_A=$host_a SIM_HOST_B=$host_b SIM_VETH_A=$veth_a SIM_VETH_B=$veth_b
 export SIM_HOSTFILE=$workdir/hostfile SIM_SUBNET=$subnet
 export OMPI_MCA_plm_rsh_agent=$here/netns-rsh OMPI_MCA_plm_rsh_no_tree_spawn=1
+# shellcheck disable=SC2016  # $0 and $@ are expanded by the inner sh
 ip netns exec "$host_a" unshare --uts -- sh -c 'hostname "$0" && exec "$@"' "$host_a" "$@"
