@@ -6,13 +6,14 @@
 #                                                         the single process, bytes crossed the link
 #   hosts_test.sh PARADIFF_BIN kill-remote-rank           kill -9 of a rank on host B mid-run
 #   hosts_test.sh PARADIFF_BIN cut-link                   host B's veth down mid-run
+#   hosts_test.sh FAULT_INJECTION remote-rank-error       rank 1 (host B) fails with an error
 #
 # Exit 77 (skipped) where namespaces cannot be made.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 if [[ $# -lt 2 ]]; then
-  echo "usage: hosts_test.sh PARADIFF_BIN cp|kill-remote-rank|cut-link [ARGS...]" >&2
+  echo "usage: hosts_test.sh PARADIFF_BIN cp|kill-remote-rank|cut-link|remote-rank-error [ARGS...]" >&2
   exit 2
 fi
 export PARADIFF_BIN=$1
@@ -27,7 +28,7 @@ case "$1" in
   cp)
     slots=$(( ($2 + 1) / 2 ))
     ;;
-  kill-remote-rank | cut-link)
+  kill-remote-rank | cut-link | remote-rank-error)
     slots=1
     ;;
   *)

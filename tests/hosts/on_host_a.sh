@@ -31,6 +31,17 @@ remote_rank_pid() {
 }
 # Milliseconds since the epoch.
 now() { date +%s%3N; }
+# The job that began at $2 (ms) ended with status $1: non-zero, within $3 s, output matching $4.
+check_ended() {
+  local status=$1 ms=$(( $(now) - $2 )) limit=$3 message=$4 seconds
+  seconds=$((ms / 1000)).$(printf '%03d' $((ms % 1000)))
+  cat "$tmp/out"
+  echo "job_ended_after_s: $seconds (status $status, limit $limit s)"
+  [[ $status -ne 0 ]] || fail "the job exited with status 0"
+  [[ $status -ne 124 ]] || fail "the job hung (ended by timeout)"
+  (( ms < limit * 1000 )) || fail "the job took $seconds s to end (limit $limit s)"
+  grep -Eq "$message" "$tmp/out" || fail "no message matching /$message/"
+}
 forward=(transformer-forward --model "$HOSTS_MODEL" --inputs "$HOSTS_INPUTS")
 
 case "$1" in
@@ -90,14 +101,12 @@ case "$1" in
       message="lost communication with a remote daemon"
     fi
     wait "$job"
-    status=$?
-    ms=$(( $(now) - t0 ))
-    seconds=$((ms / 1000)).$(printf '%03d' $((ms % 1000)))
-    cat "$tmp/out"
-    echo "job_ended_after_s: $seconds (status $status, limit $limit s)"
-    [[ $status -ne 0 ]] || fail "the job exited with status 0"
-    [[ $status -ne 124 ]] || fail "the job hung (ended by timeout)"
-    (( ms < limit * 1000 )) || fail "the job took $seconds s to end (limit $limit s)"
-    grep -Eq "$message" "$tmp/out" || fail "no message matching /$message/"
+    check_ended $? "$t0" "$limit" "$message"
+    ;;
+  remote-rank-error)
+    # PARADIFF_BIN is tests/fault_injection: rank 1 (host B) throws while rank 0 waits.
+    t0=$(now)
+    timeout -k 5 75 "$run" --hostfile "$SIM_HOSTFILE" -n 2 throw >"$tmp/out" 2>&1
+    check_ended $? "$t0" 30 "rank 1 failed: injected failure"
     ;;
 esac
