@@ -90,4 +90,6 @@ export SIM_HOST_A=$host_a SIM_HOST_B=$host_b SIM_VETH_A=$veth_a SIM_VETH_B=$veth
 export SIM_HOSTFILE=$workdir/hostfile SIM_SUBNET=$subnet
 export OMPI_MCA_plm_rsh_agent=$here/netns-rsh OMPI_MCA_plm_rsh_no_tree_spawn=1
 # shellcheck disable=SC2016  # $0 and $@ are expanded by the inner sh
-ip netns exec "$host_a" unshare --uts -- sh -c 'hostname "$0" && exec "$@"' "$host_a" "$@"
+# In the background and waited for, so that a signal runs the traps at once, not after COMMAND.
+ip netns exec "$host_a" unshare --uts -- sh -c 'hostname "$0" && exec "$@"' "$host_a" "$@" <&0 &
+wait $!
