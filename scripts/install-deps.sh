@@ -16,6 +16,7 @@ packages=(
   libbenchmark-dev               # benchmarks
   python3-dev pybind11-dev       # the Python package's engine module
   python3-pytest python3-numpy python3-pil  # its tests
+  iproute2                       # tests/hosts: simulated hosts (skipped without it)
 )
 if [[ "${1:-}" == "fuzz" ]]; then
   packages+=(clang libclang-rt-14-dev)
