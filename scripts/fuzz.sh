@@ -12,9 +12,11 @@
 #   tokenizer_json        tokenizer.json as CLIP, Qwen2 (BPE) and T5 (Unigram) read it
 #   precompiled_charsmap  SentencePiece's charsmap normalizer, any blob and text
 #   tokenizer_text        the fixture tokenizers' text path, any bytes as a prompt
+#   config_json           config.json as every component's config reads it (transformers, VAEs,
+#                         text encoders, the scheduler)
 #
 # Only the sources the targets need are compiled (core without threads.cc, io/json_config.cc,
-# io/safetensors.cc, models/tokenizers/): the full library needs OpenMP, oneDNN and MPI, which
+# io/safetensors.cc, models/tokenizers/, the components' *_config.cc, the scheduler): the full library needs OpenMP, oneDNN and MPI, which
 # the fuzzers do not. Seeds: fuzz/corpus/<target>/ (committed), plus inputs generated here from
 # the test fixtures; inputs the fuzzer finds interesting accumulate in build-fuzz/corpus/<target>/
 # across runs. Exits non-zero, with the reproducer saved as build-fuzz/crash-*, leak-* or
@@ -30,20 +32,21 @@ command -v "$cxx" >/dev/null || {
   echo "fuzz.sh: $cxx not found: install the Debian packages clang and libclang-rt-dev" >&2
   exit 1
 }
-targets=(safetensors_header tokenizer_json precompiled_charsmap tokenizer_text)
+targets=(safetensors_header tokenizer_json precompiled_charsmap tokenizer_text config_json)
 
 flags=(-std=c++20 -O1 -g -fno-omit-frame-pointer -Wall -Wextra -Wno-unknown-pragmas
        -fsanitize=address,undefined -fno-sanitize-recover=undefined -I"$root/src")
 libs=(-licuuc -licudata -lsentencepiece)
-sources=(io/json_config.cc io/safetensors.cc)
-for f in "$root"/src/paradiff/core/*.cc "$root"/src/paradiff/models/tokenizers/*.cc; do
+sources=(io/json_config.cc io/safetensors.cc pipeline/flow_match_euler_scheduler.cc)
+for f in "$root"/src/paradiff/core/*.cc "$root"/src/paradiff/models/tokenizers/*.cc \
+    "$root"/src/paradiff/models/*/*_config.cc; do
   [[ $f == */core/threads.cc ]] || sources+=("${f#"$root"/src/paradiff/}")
 done
 mkdir -p "$out/objects" "$out/seeds"
 
 # Compile what changed (a source newer than its object, or any header of these folders newer),
 # two at a time.
-newest_header=$(ls -t "$root"/src/paradiff/{core,io,models/tokenizers}/*.h | head -1)
+newest_header=$(ls -t "$root"/src/paradiff/{core,io,models/*,pipeline}/*.h | head -1)
 objects=()
 pids=()
 for src in "${sources[@]}"; do
@@ -106,8 +109,14 @@ mkdir -p "$out/seeds/precompiled_charsmap"
     "$root/tests/fixtures/tokenizers/t5_json/tokenizer.json" | head -1 | base64 -d
 } >"$out/seeds/precompiled_charsmap/t5_nmt_nfkc"
 
+# Every config.json of the fixtures and the bundled model: real configs to mutate.
+mkdir -p "$out/seeds/config_json"
+while IFS= read -r -d '' config; do
+  cp "$config" "$out/seeds/config_json/$(echo "${config#"$root"/}" | tr / _)"
+done < <(find "$root/tests/fixtures" "$root/models" -name '*config*.json' -print0)
+
 declare -A max_len=([safetensors_header]=4096 [tokenizer_json]=16384
-                    [precompiled_charsmap]=300000 [tokenizer_text]=2048)
+                    [precompiled_charsmap]=300000 [tokenizer_text]=2048 [config_json]=16384)
 declare -A dict=([safetensors_header]=safetensors_header.dict [tokenizer_json]=tokenizer_json.dict)
 status=0
 for t in "${selected[@]}"; do
