@@ -70,12 +70,15 @@ engine::ProgressCallback step_callback(bool progress, const py::object& callback
                                        CallbackError& failure) {
   engine::ProgressCallback printer = progress ? engine::progress_printer() : nullptr;
   if (callback.is_none()) return printer;
-  return [printer, callback, &failure](const pipeline::StepProgress& p,
-                                       const std::vector<int64_t>& prompts) {
+  // The engine copies its callback without the GIL: hold the Python object by address (it
+  // outlives the call) and touch it only with the GIL.
+  const py::object* user = &callback;
+  return [printer, user, &failure](const pipeline::StepProgress& p,
+                                   const std::vector<int64_t>& prompts) {
     if (printer) printer(p, prompts);
     py::gil_scoped_acquire gil;
     try {
-      const py::object keep = callback(p.step, p.steps, prompts);
+      const py::object keep = (*user)(p.step, p.steps, prompts);
       return keep.is_none() || keep.cast<bool>();
     } catch (py::error_already_set& e) {
       failure.error = std::make_unique<py::error_already_set>(std::move(e));
