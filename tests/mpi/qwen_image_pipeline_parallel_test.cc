@@ -1,6 +1,7 @@
-// QwenImagePipeline through the engine under cfg parallel and Ulysses (cfg 2 x ulysses 2 on 4
-// ranks; cfg 2 and ulysses 2 on 2 ranks) equals the single process on the same rank
-// (tests/fixtures/qwen_image_pipeline/tiny, a true-CFG request on a non-square size).
+// QwenImagePipeline through the engine under cfg parallel, Ulysses, ring and unified attention
+// (cfg 2 x ulysses 2 on 4 ranks; cfg 2 and ulysses 2 on 2 ranks; a ring over the whole world at
+// 2, 3 and 4 ranks, uneven shares included; unified 2x2 on 4) equals the single process on the
+// same rank (tests/fixtures/qwen_image_pipeline/tiny, a true-CFG request on a non-square size).
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -68,6 +69,22 @@ TEST(QwenImagePipelineParallel, UlyssesEqualsTheSingleProcess) {
   if (testing::world().size() % 2 != 0) GTEST_SKIP() << "needs an even world";
   ParallelConfig config;
   config.context_parallel_config = ContextParallelConfig{1, 2, true, "p2p"};
+  expect_equals_single_process(config);
+}
+
+TEST(QwenImagePipelineParallel, RingOverTheWorldEqualsTheSingleProcess) {
+  const int w = testing::world().size();
+  for (const char* rotate : {"p2p", "allgather"}) {
+    ParallelConfig config;
+    config.context_parallel_config = ContextParallelConfig{w, 1, true, rotate};
+    expect_equals_single_process(config);
+  }
+}
+
+TEST(QwenImagePipelineParallel, UnifiedEqualsTheSingleProcess) {
+  if (testing::world().size() != 4) GTEST_SKIP() << "unified 2x2 needs 4 ranks";
+  ParallelConfig config;
+  config.context_parallel_config = ContextParallelConfig{2, 2, true, "p2p"};
   expect_equals_single_process(config);
 }
 
