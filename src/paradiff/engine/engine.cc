@@ -5,6 +5,7 @@
 #include "paradiff/core/timer.h"
 #include "paradiff/dist/tensor_broadcast.h"
 #include "paradiff/dist/tensor_transfer.h"
+#include "paradiff/engine/placement_plan.h"
 #include "paradiff/parallel/data_parallel.h"
 #include "paradiff/pipeline/pipeline_registry.h"
 
@@ -25,10 +26,48 @@ pipeline::StepCallback step_callback(const ProgressCallback& on_step,
 
 Engine::Engine(dist::Communicator& world, const EngineOptions& options)
     : world_(world), options_(options) {
+  const bool placed = !options.transformer_device_map.empty();
+  auto& config = options_.parallel;
+  if (placed && config.stage_degree == 1) {
+    const int inner = config.cfg_degree * config.ring_degree() * config.ulysses_degree();
+    if (world.size() % inner == 0) config.stage_degree = world.size() / inner;
+  }
   // The config is validated (inside the mesh) before the folder is even opened.
-  mesh_ = std::make_shared<parallel::DeviceMesh>(world, options.parallel);
-  pipeline_ = pipeline::load_pipeline(
-      options.model, pipeline::PipelineRuntime{options.compute, mesh_, options.cache_policy});
+  mesh_ = std::make_shared<parallel::DeviceMesh>(world, config);
+  pipeline::PipelineRuntime runtime{options.compute, mesh_, options.cache_policy};
+  if (placed) {
+    PARADIFF_CHECK(!mesh_->context_parallel_enabled(),
+                   "--transformer-device-map with context parallelism (a ring/Ulysses group per "
+                   "stage) is not implemented yet");
+    dist::Communicator& stages = mesh_->comm(parallel::MeshDim::Stage);
+    // Rank 0 plans (the default budget reads this host's memory), every rank gets the map.
+    std::string map_json;
+    if (world.rank() == 0) {
+      PlacementOptions po;
+      po.model = options.model;
+      po.transformer_device_map = options.transformer_device_map;
+      po.max_memory = options.max_memory;
+      po.world_size = stages.size();
+      po.local_ranks = world.size();
+      po.dtype = options.compute;
+      const PlacementPlan plan = plan_placement(po);
+      // Refused before any weight is read (the model checks the rest when it loads).
+      for (const auto& [module, device] : plan.transformer->device_map)
+        PARADIFF_CHECK(device.is_rank(), "--transformer-device-map puts '", module,
+                       "' on \"disk\": streaming blocks from disk is planned (see paradiff "
+                       "inspect) but not executed yet; give the ranks more memory (--max-memory)");
+      map_json = parallel::device_map_to_json(plan.transformer->device_map).dump();
+      placement_report_ = placement_plan_to_json(plan).dump();
+    }
+    dist::broadcast_string(world, map_json, 0);
+    runtime.transformer_device_map =
+        parallel::device_map_from_json(nlohmann::ordered_json::parse(map_json));
+    runtime.placement_group = &stages;
+  } else {
+    PARADIFF_CHECK(options.max_memory.empty(),
+                   "--max-memory is a budget for --transformer-device-map, which is not given");
+  }
+  pipeline_ = pipeline::load_pipeline(options.model, runtime);
 }
 
 pipeline::GenerationOptions Engine::resolve(const GenerationRequest& request) const {

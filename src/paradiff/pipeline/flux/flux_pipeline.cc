@@ -110,8 +110,13 @@ Tensor FluxPipeline::denoise(const Conditioning& conditioning, Tensor latents,
                              const GenerationOptions& options, const StepCallback& on_step) {
   FlowMatchEulerDiscreteScheduler scheduler = scheduler_for(latents, options);
   auto transformer = components_.get<FluxTransformer2DModel>("transformer", [&] {
-    auto model = FluxTransformer2DModel::from_pretrained(
-        (fs::path(folder_) / "transformer").string(), runtime_.compute);
+    const std::string folder = (fs::path(folder_) / "transformer").string();
+    // Placed: this rank holds only the layers the map gives it.
+    auto model = runtime_.placement_group
+                     ? FluxTransformer2DModel::from_pretrained_placed(
+                           folder, runtime_.compute, runtime_.transformer_device_map,
+                           *runtime_.placement_group)
+                     : FluxTransformer2DModel::from_pretrained(folder, runtime_.compute);
     if (runtime_.mesh) model.enable_parallelism(runtime_.mesh);
     return model;
   });
