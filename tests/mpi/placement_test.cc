@@ -162,3 +162,51 @@ TEST(Placement, GenerateWithTransformerDeviceMapIsBitIdentical) {
 
 }  // namespace
 }  // namespace paradiff
+
+namespace paradiff {
+namespace {
+
+// Placement composed with context parallelism: 2 stages x Ulysses 2 on 4 ranks. Each stage is a
+// Ulysses group; each rank hands its token share to its peer in the next stage.
+TEST(Placement, TwoStagesOfUlysses2MatchOneProcess) {
+  auto& world = testing::world();
+  if (world.size() != 4) GTEST_SKIP() << "runs at 4 ranks";
+  const std::string model = testing::source_path(kTiny);
+  engine::GenerationRequest request;
+  request.height = 32, request.width = 48;
+  request.num_inference_steps = 2;
+  request.max_sequence_length = 8;
+  request.seed = 3;
+  request.prompt = {"a red circle"};
+  engine::EngineOptions options;
+  options.model = model;
+  parallel::ContextParallelConfig ulysses;
+  ulysses.ulysses_degree = 2;
+  options.parallel.context_parallel_config = ulysses;
+  options.transformer_device_map = "auto";
+  options.max_memory = "0=250000,1=400000";
+  engine::Engine engine(world, options);
+  EXPECT_EQ(engine.replicas(), 1);
+  EXPECT_EQ(engine.mesh().size(parallel::MeshDim::Stage), 2);
+  EXPECT_EQ(engine.mesh().context_parallel().size(), 2);
+  engine.mesh().reset_comm_stats();
+  const auto result = engine.run(request);
+  int64_t bytes[2] = {engine.mesh().comm(parallel::MeshDim::Stage).stats().bytes_sent,
+                      engine.mesh().context_parallel().stats().bytes_sent};
+  world.allreduce(bytes, 2, dist::ReduceType::I64, dist::ReduceOp::Sum);
+  EXPECT_GT(bytes[0], 0) << "no hidden states crossed between stages";
+  EXPECT_GT(bytes[1], 0) << "no tokens moved inside the Ulysses groups";
+  if (world.rank() != 0) return;
+  dist::SelfCommunicator self;
+  engine::EngineOptions single_options;
+  single_options.model = model;
+  engine::Engine single(self, single_options);
+  const auto reference = single.run(request);
+  ASSERT_EQ(result.images.size(), 1u);
+  const double err = testing::relative_error(result.images[0].latents, reference.images[0].latents);
+  std::printf("  2 stages x ulysses 2: latents relative error %.3g\n", err);
+  EXPECT_LE(err, 1e-5);  // the context-parallel tests' tolerance
+}
+
+}  // namespace
+}  // namespace paradiff

@@ -36,9 +36,6 @@ Engine::Engine(dist::Communicator& world, const EngineOptions& options)
   mesh_ = std::make_shared<parallel::DeviceMesh>(world, config);
   pipeline::PipelineRuntime runtime{options.compute, mesh_, options.cache_policy};
   if (placed) {
-    PARADIFF_CHECK(!mesh_->context_parallel_enabled(),
-                   "--transformer-device-map with context parallelism (a ring/Ulysses group per "
-                   "stage) is not implemented yet");
     dist::Communicator& stages = mesh_->comm(parallel::MeshDim::Stage);
     // Rank 0 plans (the default budget reads this host's memory), every rank gets the map.
     std::string map_json;

@@ -237,8 +237,6 @@ void FluxTransformer2DModel::enable_parallelism(const parallel::ContextParallelC
 
 void FluxTransformer2DModel::enable_parallelism(std::shared_ptr<parallel::DeviceMesh> mesh) {
   PARADIFF_CHECK(mesh != nullptr, "enable_parallelism needs a device mesh");
-  PARADIFF_CHECK(!placement_ || !mesh->context_parallel_enabled(),
-                 "context parallelism inside a model-level placement is not implemented yet");
   // A mesh without context parallelism (data or cfg parallel only) leaves forwards local.
   if (mesh->context_parallel_enabled())
     attention_ = std::make_shared<parallel::ContextParallelAttention>(*mesh);
@@ -247,13 +245,18 @@ void FluxTransformer2DModel::enable_parallelism(std::shared_ptr<parallel::Device
 
 Tensor FluxTransformer2DModel::forward(const FluxTransformerInputs& in) const {
   validate_inputs(in);
-  if (placement_) return forward_placed(in);
-  if (!parallelism_enabled()) return forward_local(in, parallel::ForwardContext{});
+  // Under a placement the stages run in turn; with context parallelism as well, each stage is a
+  // ring/Ulysses group and every rank hands its share of the tokens to the rank with the same
+  // context-parallel index in the next stage (the stage communicator links exactly those).
+  auto run = [this](const FluxTransformerInputs& local, const parallel::ForwardContext& context) {
+    return placement_ ? forward_placed(local, context) : forward_local(local, context);
+  };
+  if (!parallelism_enabled()) return run(in, parallel::ForwardContext{});
   const auto outputs = parallel::context_parallel_forward(
       context_parallel_plan(), mesh_->context_parallel(), in.to_named(),
-      [this](const parallel::NamedTensors& local, const parallel::ForwardContext& context) {
+      [&run](const parallel::NamedTensors& local, const parallel::ForwardContext& context) {
         return parallel::NamedTensors{
-            {"sample", forward_local(FluxTransformerInputs::from_named(local), context)}};
+            {"sample", run(FluxTransformerInputs::from_named(local), context)}};
       });
   return outputs.at("sample");
 }
@@ -329,7 +332,8 @@ Tensor FluxTransformer2DModel::forward_local(const FluxTransformerInputs& in,
   return sample;
 }
 
-Tensor FluxTransformer2DModel::forward_placed(const FluxTransformerInputs& in) const {
+Tensor FluxTransformer2DModel::forward_placed(const FluxTransformerInputs& in,
+                                              const parallel::ForwardContext& context) const {
   constexpr int kHiddenTag = 0x504c;  // "PL": hidden states from one stage owner to the next
   const auto& cfg = config_;
   const auto& assignment = placement_->assignment;
@@ -346,7 +350,6 @@ Tensor FluxTransformer2DModel::forward_placed(const FluxTransformerInputs& in) c
   Tensor silu_temb = rank == temb_owner ? conditioning(in) : Tensor();
   dist::broadcast_tensor(group, silu_temb, temb_owner);
   const RotaryTables rotary = rotary_tables(in);
-  const parallel::ForwardContext context{};
 
   // The chain of units that carry the hidden states (time_text_embed, unit 0, is not in it).
   std::vector<parallel::Stage> chain;

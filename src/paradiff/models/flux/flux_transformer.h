@@ -133,7 +133,8 @@ class FluxTransformer2DModel {
   void embed(const Tensor& encoder_hidden_states, const Tensor& hidden_states, Tensor& h) const;
   void output_head(const Tensor& h, int64_t text_tokens, const Tensor& silu_row, Tensor& out) const;
   // The forward of a placed model (collective over the placement group).
-  Tensor forward_placed(const FluxTransformerInputs& inputs) const;
+  Tensor forward_placed(const FluxTransformerInputs& inputs,
+                        const parallel::ForwardContext& context) const;
 
   FluxTransformerConfig config_;
   DType compute_;
