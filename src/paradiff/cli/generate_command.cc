@@ -102,7 +102,7 @@ int run(const Options& o, dist::Communicator& world) {
   // about a second time).
   request.height = gen.height;
   request.width = gen.width;
-  const auto& parallel = engine_options.parallel;
+  const auto& parallel = engine.options().parallel;
   if (root)
     log_info("generating ", request.prompt.size() * request.num_images_per_prompt, " image(s) of ",
              gen.width, "x", gen.height, " in ", gen.num_inference_steps, " steps on ",
