@@ -210,3 +210,58 @@ TEST(Placement, TwoStagesOfUlysses2MatchOneProcess) {
 
 }  // namespace
 }  // namespace paradiff
+
+namespace paradiff {
+namespace {
+
+// Pipeline-level device_map="balanced" at 2 ranks: diffusers' deal of the tiny pipeline
+// ({vae: 0, text_encoder: 1, transformer: 1, text_encoder_2: 0}); T5 encodes on rank 0, CLIP on
+// rank 1, the transformer runs on rank 1 only, the VAE decodes on rank 0.
+TEST(Placement, PipelineBalancedIsBitIdentical) {
+  auto& world = testing::world();
+  if (world.size() != 2) GTEST_SKIP() << "runs at 2 ranks";
+  const std::string model = testing::source_path(kTiny);
+  engine::GenerationRequest request;
+  request.height = 32, request.width = 48;
+  request.num_inference_steps = 2;
+  request.max_sequence_length = 8;
+  request.seed = 3;
+  request.prompt = {"a red circle", "a blue square"};
+  engine::EngineOptions options;
+  options.model = model;
+  options.device_map = "balanced";
+  options.max_memory = "0=1200000,1=1200000";
+  engine::Engine engine(world, options);
+  EXPECT_EQ(engine.replicas(), 1);
+  engine.mesh().reset_comm_stats();
+  const auto result = engine.run(request);
+  // Every component was loaded on its owner only: each rank holds what the deal gave it (the
+  // pipeline keeps its components loaded by default).
+  const auto& cache = engine.pipeline().components();
+  const bool root = world.rank() == 0;
+  EXPECT_EQ(cache.load_count("text_encoder_2"), root ? 1 : 0);
+  EXPECT_EQ(cache.load_count("vae"), root ? 1 : 0);
+  EXPECT_EQ(cache.load_count("text_encoder"), root ? 0 : 1);
+  int64_t sent = engine.mesh().comm(parallel::MeshDim::Stage).stats().bytes_sent;
+  world.allreduce(&sent, 1, dist::ReduceType::I64, dist::ReduceOp::Sum);
+  EXPECT_GT(sent, 0);
+  if (!root) return;
+  EXPECT_NE(
+      engine.placement_report().find(
+          "\"pipeline\":{\"vae\":0,\"text_encoder\":1,\"transformer\":1,\"text_encoder_2\":0}"),
+      std::string::npos)
+      << engine.placement_report();
+  dist::SelfCommunicator self;
+  engine::EngineOptions single_options;
+  single_options.model = model;
+  engine::Engine single(self, single_options);
+  const auto reference = single.run(request);
+  ASSERT_EQ(result.images.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    expect_bit_identical(result.images[i].latents, reference.images[i].latents, "latents");
+    expect_bit_identical(result.images[i].image, reference.images[i].image, "image");
+  }
+}
+
+}  // namespace
+}  // namespace paradiff

@@ -29,7 +29,7 @@ struct Options {
   int threads = 0;
   bool quiet = false;
   ParallelOptions parallel;
-  std::string transformer_device_map, max_memory;
+  std::string device_map, transformer_device_map, max_memory;
 };
 
 // A --prompts file: one prompt per line; trailing whitespace (spaces, tabs, a Windows \r) is
@@ -89,6 +89,7 @@ int run(const Options& o, dist::Communicator& world) {
   request.negative_prompt = o.negative_prompt;
   request.validate();
   engine_options.parallel = o.parallel.config();
+  engine_options.device_map = o.device_map;
   engine_options.transformer_device_map = o.transformer_device_map;
   engine_options.max_memory = o.max_memory;
   // A one-shot run holds one stage's weights at a time.
@@ -181,11 +182,15 @@ void add_generate_command(CLI::App& app, Action& action) {
                 "data parallel: pad short prompt shares with the last prompt");
   cmd->add_flag("--quiet", o->quiet, "no progress or summary");
   add_parallel_options(*cmd, o->parallel, /*with_cfg=*/true);
+  cmd->add_option("--device-map", o->device_map,
+                  "diffusers' pipeline-level device_map: balanced deals whole components to the "
+                  "ranks, each loaded only on its owner (cpu: no map)");
   cmd->add_option("--transformer-device-map", o->transformer_device_map,
                   "place the transformer's layers across the ranks: auto, balanced, "
                   "balanced_low_0, sequential, or a FILE.json map {module: rank}");
   cmd->add_option("--max-memory", o->max_memory,
-                  "budget per rank for --transformer-device-map, e.g. 0=16GB,1=16GB");
+                  "budget per rank for --device-map / --transformer-device-map, e.g. "
+                  "0=16GB,1=16GB");
   cmd->callback(
       [o, &action] { action = [o](dist::Communicator& world) { return run(*o, world); }; });
 }

@@ -26,45 +26,70 @@ pipeline::StepCallback step_callback(const ProgressCallback& on_step,
 
 Engine::Engine(dist::Communicator& world, const EngineOptions& options)
     : world_(world), options_(options) {
-  const bool placed = !options.transformer_device_map.empty();
+  const bool model_map = !options.transformer_device_map.empty();
+  const bool pipeline_map = !options.device_map.empty() && options.device_map != "cpu";
   auto& config = options_.parallel;
-  if (placed && config.stage_degree == 1) {
+  if ((model_map || pipeline_map) && config.stage_degree == 1) {
     const int inner = config.cfg_degree * config.ring_degree() * config.ulysses_degree();
     if (world.size() % inner == 0) config.stage_degree = world.size() / inner;
   }
   // The config is validated (inside the mesh) before the folder is even opened.
   mesh_ = std::make_shared<parallel::DeviceMesh>(world, config);
   pipeline::PipelineRuntime runtime{options.compute, mesh_, options.cache_policy};
-  if (placed) {
+  if (model_map || pipeline_map) {
+    PARADIFF_CHECK(
+        !pipeline_map || mesh_->replica().size() == mesh_->size(parallel::MeshDim::Stage),
+        "--device-map balanced with cfg or context parallelism is not implemented yet");
     dist::Communicator& stages = mesh_->comm(parallel::MeshDim::Stage);
-    // Rank 0 plans (the default budget reads this host's memory), every rank gets the map.
-    std::string map_json;
+    // Rank 0 plans (the default budget reads this host's memory), every rank gets the maps.
+    std::string maps_json;
     if (world.rank() == 0) {
       PlacementOptions po;
       po.model = options.model;
+      po.device_map = options.device_map;
       po.transformer_device_map = options.transformer_device_map;
       po.max_memory = options.max_memory;
       po.world_size = stages.size();
       po.local_ranks = world.size();
       po.dtype = options.compute;
       const PlacementPlan plan = plan_placement(po);
-      // Refused before any weight is read (the model checks the rest when it loads).
-      for (const auto& [module, device] : plan.transformer->device_map)
-        PARADIFF_CHECK(device.is_rank(), "--transformer-device-map puts '", module,
-                       "' on \"disk\": streaming blocks from disk is planned (see paradiff "
-                       "inspect) but not executed yet; give the ranks more memory (--max-memory)");
-      map_json = parallel::device_map_to_json(plan.transformer->device_map).dump();
+      nlohmann::ordered_json maps;
+      if (plan.transformer) {
+        // Refused before any weight is read (the model checks the rest when it loads).
+        for (const auto& [module, device] : plan.transformer->device_map)
+          PARADIFF_CHECK(device.is_rank(), "--transformer-device-map puts '", module,
+                         "' on \"disk\": streaming blocks from disk is planned (see paradiff "
+                         "inspect) but not executed yet; give the ranks more memory "
+                         "(--max-memory)");
+        maps["transformer"] = parallel::device_map_to_json(plan.transformer->device_map);
+      }
+      if (plan.pipeline) {
+        maps["pipeline"] = parallel::pipeline_map_to_json(*plan.pipeline);
+        // The whole transformer on its owner: the model-level map {"": rank}.
+        if (!plan.transformer) maps["transformer"] = {{"", maps["pipeline"].at("transformer")}};
+      }
+      maps_json = maps.dump();
       placement_report_ = placement_plan_to_json(plan).dump();
     }
-    dist::broadcast_string(world, map_json, 0);
-    runtime.transformer_device_map =
-        parallel::device_map_from_json(nlohmann::ordered_json::parse(map_json));
-    runtime.placement_group = &stages;
+    dist::broadcast_string(world, maps_json, 0);
+    const auto maps = nlohmann::ordered_json::parse(maps_json);
+    if (maps.contains("transformer")) {
+      runtime.transformer_device_map = parallel::device_map_from_json(maps["transformer"]);
+      runtime.placement_group = &stages;
+    }
+    if (maps.contains("pipeline"))
+      for (const auto& [component, rank] : maps["pipeline"].items())
+        runtime.component_ranks[component] = rank.get<int>();
   } else {
     PARADIFF_CHECK(options.max_memory.empty(),
-                   "--max-memory is a budget for --transformer-device-map, which is not given");
+                   "--max-memory is a budget for --device-map or --transformer-device-map, "
+                   "neither of which is given");
   }
+  component_ranks_ = runtime.component_ranks;
   pipeline_ = pipeline::load_pipeline(options.model, runtime);
+  PARADIFF_CHECK(component_ranks_.empty() || pipeline_->class_name() == "FluxPipeline",
+                 "--device-map balanced is executed for FluxPipeline only; ", options.model,
+                 " is a ", pipeline_->class_name());
 }
 
 pipeline::GenerationOptions Engine::resolve(const GenerationRequest& request) const {
@@ -114,8 +139,13 @@ GenerationResult Engine::run(const GenerationRequest& request, const ProgressCal
     }
     Stopwatch stage;
     pipeline::Conditioning conditioning;
-    if (group_root) conditioning = pipeline_->encode_prompt(prompts, negatives, options);
-    dist::broadcast_tensors(group, conditioning, 0);
+    if (component_ranks_.empty()) {
+      if (group_root) conditioning = pipeline_->encode_prompt(prompts, negatives, options);
+      dist::broadcast_tensors(group, conditioning, 0);
+    } else {
+      // Each text encoder's owner encodes and broadcasts its part (collective over the group).
+      conditioning = pipeline_->encode_prompt(prompts, negatives, options);
+    }
     // One conditioning row per item, as diffusers repeats each prompt's embeddings (and mask)
     // num_images_per_prompt times; skipped when the rows already are the items.
     if (rows.size() != prompts.size()) {
@@ -139,8 +169,17 @@ GenerationResult Engine::run(const GenerationRequest& request, const ProgressCal
     result.stats.steps = options.num_inference_steps;
 
     stage.restart();
-    if (group_root && real > 0 && request.output_type != OutputType::Latent)
-      images = pipeline_->decode(latents.slice(0, real), options);
+    if (real > 0 && request.output_type != OutputType::Latent) {
+      // The VAE's owner decodes (the group's first rank without a pipeline map) and hands the
+      // images to the group's first rank.
+      const auto vae = component_ranks_.find("vae");
+      const int decoder = vae == component_ranks_.end() ? 0 : vae->second;
+      if (group.rank() == decoder) images = pipeline_->decode(latents.slice(0, real), options);
+      if (decoder != 0) {
+        if (group.rank() == decoder) dist::send_tensor(group, images, 0, kImagesTag);
+        if (group_root) images = dist::receive_tensor(group, decoder, kImagesTag);
+      }
+    }
     result.stats.decode_seconds = stage.seconds();
   }
 

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,6 +30,10 @@ struct EngineOptions {
   // "sequential" or a .json map, dealt over the mesh's stage dimension (parallel.stage_degree;
   // left at 1, it becomes world / (cfg x ring x ulysses): one placement group). "" = none.
   std::string transformer_device_map{};
+  // Pipeline-level placement (diffusers' device_map): "balanced" deals whole components to the
+  // ranks of the stage dimension, each loaded only on its owner; "" or "cpu" = none. With a
+  // transformer map too, the transformer is placed by that map and left out of the deal.
+  std::string device_map{};
   std::string max_memory{};  // "0=16GB,1=16GB"; "" = this host's available memory shared
 };
 
@@ -101,6 +106,7 @@ class Engine {
   std::shared_ptr<parallel::DeviceMesh> mesh_;
   std::unique_ptr<pipeline::DiffusionPipeline> pipeline_;
   std::string placement_report_;
+  std::map<std::string, int> component_ranks_;  // the pipeline-level map; empty: none
 };
 
 }  // namespace paradiff::engine

@@ -1,5 +1,6 @@
 #include "paradiff/engine/placement_plan.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 
@@ -69,17 +70,20 @@ PlacementPlan plan_placement(const PlacementOptions& o) {
   const pipeline::ModelIndex index = pipeline::ModelIndex::load(o.model);
   plan.components = pipeline::component_sizes(index, dtype);
 
-  if (!o.device_map.empty())
-    plan.pipeline =
-        parallel::compute_pipeline_device_map(o.device_map, plan.components, plan.max_memory);
+  if (!o.device_map.empty()) {
+    // With a model-level map the transformer is placed by it, so the deal leaves it out (the
+    // text encoders and the VAE are dealt, as diffusers deals a pipeline loaded without it).
+    std::vector<parallel::ComponentSize> dealt;
+    for (const auto& c : plan.components)
+      if (o.transformer_device_map.empty() || c.name != "transformer") dealt.push_back(c);
+    plan.pipeline = parallel::compute_pipeline_device_map(o.device_map, dealt, plan.max_memory);
+  }
 
   std::map<parallel::DeviceKey, int64_t> per_rank;
   if (plan.pipeline)
-    for (const auto& [component, device] : plan.pipeline->hf_device_map) {
-      if (!o.transformer_device_map.empty() && component == "transformer") continue;
+    for (const auto& [component, device] : plan.pipeline->hf_device_map)
       for (const auto& c : plan.components)
         if (c.name == component) per_rank[device] += c.bytes;
-    }
 
   if (!o.transformer_device_map.empty()) {
     const auto t = index.components.find("transformer");
@@ -91,8 +95,14 @@ PlacementPlan plan_placement(const PlacementOptions& o) {
     const parallel::ModuleTree tree = pipeline::component_module_tree(index, "transformer");
     parallel::SizeOptions sizes;
     sizes.dtype = dtype;
-    plan.transformer = parallel::place_model(tree, o.transformer_device_map, plan.max_memory,
-                                             o.world_size, sizes, plan.user_set_max_memory);
+    // With a pipeline deal as well, the transformer's layers fill what the dealt components left
+    // of each rank's budget, so that no rank holds more than max_memory in all.
+    parallel::MaxMemory budget = plan.max_memory;
+    for (const auto& [device, bytes] : per_rank)
+      if (budget.contains(device))
+        budget.set(device, std::max<int64_t>(0, budget.at(device) - bytes));
+    plan.transformer = parallel::place_model(tree, o.transformer_device_map, budget, o.world_size,
+                                             sizes, plan.user_set_max_memory);
     for (const auto& [device, bytes] : plan.transformer->bytes.per_device)
       per_rank[device] += bytes;
     const auto config =
