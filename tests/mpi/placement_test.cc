@@ -51,16 +51,21 @@ FluxTransformerInputs random_inputs(const FluxTransformerConfig& c, int64_t batc
 
 // The tiny pipeline's transformer (1 double, 2 single blocks): at 3 ranks an explicit map with
 // one block per rank (the head on the last rank), at 2 ranks accelerate's "auto" on a budget
-// that needs both ranks.
-parallel::DeviceMap tiny_map(const parallel::ModuleTree& tree, int ranks) {
-  if (ranks == 3)
-    return parallel::read_device_map_file(
-        testing::source_path("tests/fixtures/placement/maps/tiny_three_stages.json"));
+// that needs both ranks; and at each, a map that streams blocks and the head from "disk" (run by
+// rank 0, after the other stages).
+std::vector<std::pair<std::string, parallel::DeviceMap>> tiny_maps(const parallel::ModuleTree& tree,
+                                                                   int ranks) {
+  auto file = [](const std::string& name) {
+    return std::make_pair(name, parallel::read_device_map_file(
+                                    testing::source_path("tests/fixtures/placement/maps/" + name)));
+  };
+  if (ranks == 3) return {file("tiny_three_stages.json"), file("tiny_three_stages_disk.json")};
   parallel::SizeOptions sizes;
   sizes.dtype = SafetensorsDType::F32;
-  return parallel::place_model(tree, "auto", parallel::MaxMemory::parse("0=250000,1=400000", 2), 2,
-                               sizes)
-      .device_map;
+  return {{"auto", parallel::place_model(
+                       tree, "auto", parallel::MaxMemory::parse("0=250000,1=400000", 2), 2, sizes)
+                       .device_map},
+          file("tiny_disk.json")};
 }
 
 TEST(Placement, TinyTransformerRunsSplitAndBitIdentical) {
@@ -68,52 +73,66 @@ TEST(Placement, TinyTransformerRunsSplitAndBitIdentical) {
   if (world.size() != 2 && world.size() != 3) GTEST_SKIP() << "runs at 2 and 3 ranks";
   const std::string folder = testing::source_path(kTiny + "/transformer");
   const parallel::ModuleTree tree = models::flux::flux_transformer_module_tree(folder);
-  const parallel::DeviceMap map = tiny_map(tree, world.size());
-  parallel::SizeOptions sizes;
-  sizes.dtype = SafetensorsDType::F32;
-  const auto share = parallel::bytes_per_device(tree, map, sizes);
-
   auto rng = testing::make_rng();
   const auto config = FluxTransformerConfig::load(folder + "/config.json");
   const auto in = random_inputs(config, 2, 15, 6, rng);
-  for (DType compute : {DType::F32, DType::BF16}) {
-    SCOPED_TRACE(dtype_name(compute));
-    Tensor want;
-    int64_t full_resident = 0, full_parameters = 0;
-    {
+  for (const auto& [map_name, map] : tiny_maps(tree, world.size())) {
+    SCOPED_TRACE(map_name);
+    parallel::SizeOptions sizes;
+    sizes.dtype = SafetensorsDType::F32;
+    const auto share = parallel::bytes_per_device(tree, map, sizes);
+    int64_t mine = 0, on_disk = 0;
+    for (const auto& [device, bytes] : share.per_device) {
+      if (device.is_disk()) on_disk = bytes;
+      if (device.is_rank() && device.rank_index() == world.rank()) mine = bytes;
+    }
+    for (DType compute : {DType::F32, DType::BF16}) {
+      SCOPED_TRACE(dtype_name(compute));
+      Tensor want;
+      int64_t full_resident = 0, full_parameters = 0;
+      {
+        const int64_t before = current_bytes();
+        const auto single = FluxTransformer2DModel::from_pretrained(folder, compute);
+        full_resident = current_bytes() - before;
+        full_parameters = single.parameter_bytes();
+        want = single.forward(in);
+      }
       const int64_t before = current_bytes();
-      const auto single = FluxTransformer2DModel::from_pretrained(folder, compute);
-      full_resident = current_bytes() - before;
-      full_parameters = single.parameter_bytes();
-      want = single.forward(in);
+      const auto placed =
+          FluxTransformer2DModel::from_pretrained_placed(folder, compute, map, world);
+      const int64_t resident = current_bytes() - before;
+      // The work was split: this rank holds less than the whole model, something, and the
+      // ranks together hold exactly what one process holds (oneDNN's packed layouts included),
+      // less what stays on disk.
+      EXPECT_GT(resident, 0) << "rank " << world.rank() << " holds nothing";
+      EXPECT_LT(resident, full_resident) << "rank " << world.rank() << " holds the whole model";
+      int64_t sums[2] = {resident, placed.parameter_bytes()};
+      world.allreduce(sums, 2, dist::ReduceType::I64, dist::ReduceOp::Sum);
+      if (on_disk == 0) {
+        EXPECT_EQ(sums[0], full_resident);
+        EXPECT_EQ(sums[1], full_parameters);
+      } else {
+        EXPECT_LT(sums[0], full_resident);
+      }
+      if (compute == DType::F32) {
+        // The parameters this rank bound are exactly its share of the map (fp32: 4 bytes each);
+        // disk units are bound only while they run.
+        EXPECT_EQ(placed.parameter_bytes(), mine) << "rank " << world.rank();
+        EXPECT_EQ(sums[1], full_parameters - on_disk);
+        EXPECT_EQ(full_parameters,
+                  parallel::compute_module_sizes(tree, SafetensorsDType::F32).total());
+      }
+      world.reset_stats();
+      const int64_t before_forward = current_bytes();
+      const Tensor got = placed.forward(in);
+      expect_bit_identical(got, want, "placed forward");
+      EXPECT_EQ(current_bytes() - before_forward, got.nbytes())
+          << "streamed units must not stay resident after the forward";
+      // Hidden states crossed between the stage owners: (B, S, C) F32 per boundary.
+      int64_t sent = world.stats().bytes_sent;
+      world.allreduce(&sent, 1, dist::ReduceType::I64, dist::ReduceOp::Sum);
+      EXPECT_GE(sent, int64_t{2} * (15 + 6) * config.inner_dim() * 4 * (world.size() - 1));
     }
-    const int64_t before = current_bytes();
-    const auto placed = FluxTransformer2DModel::from_pretrained_placed(folder, compute, map, world);
-    const int64_t resident = current_bytes() - before;
-    // The work was split: this rank holds less than the whole model, something, and the ranks
-    // together hold exactly what one process holds (oneDNN's packed layouts included).
-    EXPECT_GT(resident, 0) << "rank " << world.rank() << " holds nothing";
-    EXPECT_LT(resident, full_resident) << "rank " << world.rank() << " holds the whole model";
-    int64_t sums[2] = {resident, placed.parameter_bytes()};
-    world.allreduce(sums, 2, dist::ReduceType::I64, dist::ReduceOp::Sum);
-    EXPECT_EQ(sums[0], full_resident);
-    EXPECT_EQ(sums[1], full_parameters);
-    if (compute == DType::F32) {
-      // The parameters this rank bound are exactly its share of the map (fp32: 4 bytes each).
-      int64_t mine = 0;
-      for (const auto& [device, bytes] : share.per_device)
-        if (device.is_rank() && device.rank_index() == world.rank()) mine = bytes;
-      EXPECT_EQ(placed.parameter_bytes(), mine) << "rank " << world.rank();
-      EXPECT_EQ(full_parameters,
-                parallel::compute_module_sizes(tree, SafetensorsDType::F32).total());
-    }
-    world.reset_stats();
-    const Tensor got = placed.forward(in);
-    expect_bit_identical(got, want, "placed forward");
-    // Hidden states crossed between the stage owners: (B, S, C) F32 per boundary.
-    int64_t sent = world.stats().bytes_sent;
-    world.allreduce(&sent, 1, dist::ReduceType::I64, dist::ReduceOp::Sum);
-    EXPECT_GE(sent, int64_t{2} * (15 + 6) * config.inner_dim() * 4 * (world.size() - 1));
   }
 }
 

@@ -55,12 +55,6 @@ Engine::Engine(dist::Communicator& world, const EngineOptions& options)
       const PlacementPlan plan = plan_placement(po);
       nlohmann::ordered_json maps;
       if (plan.transformer) {
-        // Refused before any weight is read (the model checks the rest when it loads).
-        for (const auto& [module, device] : plan.transformer->device_map)
-          PARADIFF_CHECK(device.is_rank(), "--transformer-device-map puts '", module,
-                         "' on \"disk\": streaming blocks from disk is planned (see paradiff "
-                         "inspect) but not executed yet; give the ranks more memory "
-                         "(--max-memory)");
         maps["transformer"] = parallel::device_map_to_json(plan.transformer->device_map);
       }
       if (plan.pipeline) {

@@ -1,6 +1,8 @@
 #include "paradiff/models/flux/flux_transformer.h"
 
 #include <filesystem>
+#include <future>
+#include <map>
 
 #include "paradiff/core/logging.h"
 #include "paradiff/dist/tensor_broadcast.h"
@@ -34,6 +36,47 @@ Tensor ids_2d(const Tensor& ids, const char* name) {
   return t;
 }
 
+// A "disk" unit's tensors read from the checkpoint: a linear weight (2-D) in the compute dtype,
+// everything else F32, as ModuleLoader binds them. A tensor the file holds in that dtype is a
+// view of the mapping; its pages are touched so that it is in memory when the unit runs.
+std::map<std::string, Tensor> read_unit(const WeightSource& source, const std::string& unit,
+                                        DType compute) {
+  std::map<std::string, Tensor> out;
+  for (const std::string& name : source.names()) {
+    if (name.rfind(unit + ".", 0) != 0) continue;
+    Tensor t = source.read(name, source.shape(name).size() == 2 ? compute : DType::F32);
+    const auto* bytes = static_cast<const volatile unsigned char*>(t.raw_data());
+    unsigned sum = 0;
+    for (size_t i = 0; i < t.nbytes(); i += 4096) sum += bytes[i];
+    (void)sum;
+    out.emplace(name, std::move(t));
+  }
+  return out;
+}
+
+// The tensors read ahead for one unit; a dtype other than the one read falls back to the file.
+class PrefetchedWeights : public WeightSource {
+ public:
+  PrefetchedWeights(const WeightSource& base, std::map<std::string, Tensor> ready)
+      : base_(base), ready_(std::move(ready)) {}
+  std::string describe() const override { return base_.describe(); }
+  std::vector<std::string> names() const override {
+    std::vector<std::string> out;
+    for (const auto& [name, t] : ready_) out.push_back(name);
+    return out;
+  }
+  bool contains(const std::string& name) const override { return ready_.count(name) != 0; }
+  std::vector<int64_t> shape(const std::string& name) const override { return base_.shape(name); }
+  Tensor read(const std::string& name, DType want) const override {
+    const Tensor& t = ready_.at(name);
+    return t.dtype() == want ? t : base_.read(name, want);
+  }
+
+ private:
+  const WeightSource& base_;
+  std::map<std::string, Tensor> ready_;
+};
+
 }  // namespace
 
 FluxTransformer2DModel::FluxTransformer2DModel(const FluxTransformerConfig& config,
@@ -49,7 +92,7 @@ FluxTransformer2DModel::FluxTransformer2DModel(const FluxTransformerConfig& conf
       placement_(std::move(placement)) {
   config_.validate("transformer config");
   // Without a placement this process binds every unit.
-  auto mine = [this](const std::string& unit) { return !placement_ || placement_->owns(unit); };
+  auto mine = [this](const std::string& unit) { return !placement_ || placement_->binds(unit); };
   const int64_t c = config_.inner_dim();
   if (mine("x_embedder")) x_embedder_ = loader.linear("x_embedder", config_.in_channels, c);
   if (mine("context_embedder"))
@@ -90,7 +133,7 @@ bool FluxTransformer2DModel::Placement::owns_tensor(const std::string& name) con
   for (const std::string& unit : assignment.units())
     if (name.size() > unit.size() && name.compare(0, unit.size(), unit) == 0 &&
         name[unit.size()] == '.')
-      return owns(unit);
+      return binds(unit);
   return true;  // no unit's: bound (and reported unused) as without a placement
 }
 
@@ -104,6 +147,10 @@ std::shared_ptr<const FluxTransformer2DModel::Placement> FluxTransformer2DModel:
                  "placement: context_embedder (rank ", a.owner("context_embedder"),
                  ") and x_embedder (rank ", a.owner("x_embedder"),
                  ") must be on one rank: they start the joint hidden states together");
+  for (const char* unit : {"time_text_embed", "context_embedder", "x_embedder"})
+    PARADIFF_CHECK(!a.on_disk(unit), "placement: '", unit,
+                   "' on \"disk\" is not streamed (only the blocks, norm_out and proj_out are); "
+                   "give it a rank");
   PARADIFF_CHECK(a.owner("norm_out") == a.owner("proj_out"), "placement: norm_out (rank ",
                  a.owner("norm_out"), ") and proj_out (rank ", a.owner("proj_out"),
                  ") must be on one rank: they form the output head");
@@ -114,12 +161,14 @@ FluxTransformer2DModel FluxTransformer2DModel::from_pretrained_placed(
     const std::string& folder, DType compute, const parallel::DeviceMap& map,
     dist::Communicator& group) {
   const auto config = FluxTransformerConfig::load(model_config_path(folder, "transformer folder"));
-  const CheckpointWeights weights(Checkpoint::open_folder(folder));
-  auto placement = make_placement(config, map, weights.names(), group);
+  auto weights = std::make_shared<const CheckpointWeights>(Checkpoint::open_folder(folder));
+  auto placement = make_placement(config, map, weights->names(), group);
   const IgnoringWeights mine(
-      weights, [p = placement](const std::string& name) { return !p->owns_tensor(name); });
+      *weights, [p = placement](const std::string& name) { return !p->owns_tensor(name); });
   ModuleLoader loader(mine, compute);
-  return FluxTransformer2DModel(config, loader, std::move(placement));
+  FluxTransformer2DModel model(config, loader, std::move(placement));
+  model.disk_source_ = std::move(weights);
+  return model;
 }
 
 FluxTransformer2DModel FluxTransformer2DModel::from_pretrained(const std::string& folder,
@@ -296,14 +345,15 @@ void FluxTransformer2DModel::embed(const Tensor& enc, const Tensor& hidden, Tens
 }
 
 void FluxTransformer2DModel::output_head(const Tensor& h, int64_t text_tokens,
-                                         const Tensor& silu_row, Tensor& out) const {
+                                         const Tensor& silu_row, const kernels::Linear& norm_out,
+                                         const kernels::Linear& proj_out, Tensor& out) const {
   // AdaLayerNormContinuous: the embedding's halves are (scale, shift), in that order.
   const int64_t c = config_.inner_dim(), si = h.dim(0) - text_tokens;
-  const Tensor emb = norm_out_.forward(silu_row).reshape({2, c});
+  const Tensor emb = norm_out.forward(silu_row).reshape({2, c});
   Tensor normed = Tensor::empty({1, si, c}, compute_);
   kernels::layer_norm_modulate(h.slice(text_tokens, si).reshape({1, si, c}), emb.slice(1, 1),
                                emb.slice(0, 1), 1e-6f, normed);
-  proj_out_.forward(normed.reshape({si, c}), out);
+  proj_out.forward(normed.reshape({si, c}), out);
 }
 
 Tensor FluxTransformer2DModel::forward_local(const FluxTransformerInputs& in,
@@ -327,9 +377,28 @@ Tensor FluxTransformer2DModel::forward_local(const FluxTransformerInputs& in,
     for (const auto& block : transformer_blocks_) block->forward(h, ctx);
     for (const auto& block : single_transformer_blocks_) block->forward(h, ctx);
     Tensor out = sample.select(i);
-    output_head(h, st, silu_row, out);
+    output_head(h, st, silu_row, norm_out_, proj_out_, out);
   }
   return sample;
+}
+
+FluxTransformer2DModel::StreamedUnit FluxTransformer2DModel::bind_streamed(
+    const std::string& unit, const WeightSource& source) const {
+  ModuleLoader loader(source, compute_);
+  StreamedUnit out;
+  const int64_t c = config_.inner_dim();
+  if (unit.rfind("transformer_blocks.", 0) == 0)
+    out.double_block.emplace(loader, unit, config_);
+  else if (unit.rfind("single_transformer_blocks.", 0) == 0)
+    out.single_block.emplace(loader, unit, config_);
+  else if (unit == "norm_out")
+    out.linear = loader.linear("norm_out.linear", c, 2 * c);
+  else if (unit == "proj_out")
+    out.linear = loader.linear("proj_out", c, config_.output_channels());
+  else
+    throw Error(str_cat("placement: '", unit, "' cannot be streamed from disk"));
+  loader.finish();
+  return out;
 }
 
 Tensor FluxTransformer2DModel::forward_placed(const FluxTransformerInputs& in,
@@ -360,6 +429,30 @@ Tensor FluxTransformer2DModel::forward_placed(const FluxTransformerInputs& in,
   }
   const size_t first_double = 3, first_single = first_double + transformer_blocks_.size(),
                head = first_single + single_transformer_blocks_.size();
+
+  // The "disk" units this rank runs, in order: each one's tensors are read ahead (in a
+  // background thread, while the unit before it computes) and bound just before it runs.
+  std::vector<size_t> streamed;
+  for (size_t u = 1; u < assignment.units().size(); ++u)
+    if (assignment.on_disk(u) && assignment.owner(u) == rank) streamed.push_back(u);
+  size_t next_streamed = 0;
+  std::future<std::map<std::string, Tensor>> ahead;
+  auto read_ahead = [&] {
+    if (next_streamed < streamed.size())
+      ahead = std::async(std::launch::async,
+                         [this, unit = assignment.units()[streamed[next_streamed]]] {
+                           return read_unit(*disk_source_, unit, compute_);
+                         });
+  };
+  read_ahead();
+  auto stream = [&](size_t u) {
+    PARADIFF_ASSERT(next_streamed < streamed.size() && streamed[next_streamed] == u);
+    const PrefetchedWeights source(*disk_source_, ahead.get());
+    ++next_streamed;
+    read_ahead();  // the next disk unit's tensors come in while this one computes
+    return bind_streamed(assignment.units()[u], source);
+  };
+
   Tensor hs;  // (B, S, C) F32: the joint hidden states of the whole batch
   Tensor sample = Tensor::empty({b, si, cfg.output_channels()}, DType::F32);
   for (size_t k = 0; k < chain.size(); ++k) {
@@ -374,19 +467,26 @@ Tensor FluxTransformer2DModel::forward_placed(const FluxTransformerInputs& in,
           embed(enc.select(i), hidden.select(i), h);
         }
       } else if (u >= first_double && u < head) {
+        const StreamedUnit disk = assignment.on_disk(u) ? stream(u) : StreamedUnit{};
         for (int64_t i = 0; i < b; ++i) {
           Tensor h = hs.select(i);
           const Tensor silu_row = silu_temb.slice(i, 1);
           const BlockContext ctx{st, &silu_row, &rotary, attention_.get(), &context, compute_};
           if (u < first_single)
-            transformer_blocks_[u - first_double]->forward(h, ctx);
+            (disk.double_block ? *disk.double_block : *transformer_blocks_[u - first_double])
+                .forward(h, ctx);
           else
-            single_transformer_blocks_[u - first_single]->forward(h, ctx);
+            (disk.single_block ? *disk.single_block : *single_transformer_blocks_[u - first_single])
+                .forward(h, ctx);
         }
-      } else if (u == head) {  // norm_out with proj_out (one owner)
+      } else if (u == head) {  // norm_out with proj_out (one owner), each held or streamed
+        const StreamedUnit norm = assignment.on_disk(head) ? stream(head) : StreamedUnit{};
+        const StreamedUnit proj = assignment.on_disk(head + 1) ? stream(head + 1) : StreamedUnit{};
         for (int64_t i = 0; i < b; ++i) {
           Tensor out = sample.select(i);
-          output_head(hs.select(i), st, silu_temb.slice(i, 1), out);
+          output_head(hs.select(i), st, silu_temb.slice(i, 1),
+                      assignment.on_disk(head) ? norm.linear : norm_out_,
+                      assignment.on_disk(head + 1) ? proj.linear : proj_out_, out);
         }
       }
     }

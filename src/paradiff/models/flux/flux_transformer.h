@@ -73,7 +73,10 @@ class FluxTransformer2DModel {
   // owner of each run of consecutive units computes them for the whole batch and sends the joint
   // hidden states (text and image rows together) to the next run's owner; the output head's
   // owner broadcasts `sample`, so every rank returns it. context_embedder and x_embedder must
-  // share an owner, as must norm_out and proj_out. `group` must outlive the model.
+  // share an owner, as must norm_out and proj_out. Blocks and the head may be on "disk": the
+  // main rank (0) then binds them from the checkpoint at each forward, reading the next disk
+  // unit's tensors ahead in a background thread while the current one computes; they are never
+  // held between forwards. `group` must outlive the model.
   static FluxTransformer2DModel from_pretrained_placed(const std::string& folder, DType compute,
                                                        const parallel::DeviceMap& map,
                                                        dist::Communicator& group);
@@ -113,6 +116,8 @@ class FluxTransformer2DModel {
     parallel::StageAssignment assignment;
     dist::Communicator* group;
     bool owns(const std::string& unit) const { return assignment.owner(unit) == group->rank(); }
+    // Owned and held: a unit on "disk" is streamed at each forward instead.
+    bool binds(const std::string& unit) const { return owns(unit) && !assignment.on_disk(unit); }
     // Whether this rank binds a checkpoint tensor (the unit it lies under is its own).
     bool owns_tensor(const std::string& name) const;
   };
@@ -131,7 +136,16 @@ class FluxTransformer2DModel {
   Tensor conditioning(const FluxTransformerInputs& inputs) const;
   RotaryTables rotary_tables(const FluxTransformerInputs& inputs) const;
   void embed(const Tensor& encoder_hidden_states, const Tensor& hidden_states, Tensor& h) const;
-  void output_head(const Tensor& h, int64_t text_tokens, const Tensor& silu_row, Tensor& out) const;
+  void output_head(const Tensor& h, int64_t text_tokens, const Tensor& silu_row,
+                   const kernels::Linear& norm_out, const kernels::Linear& proj_out,
+                   Tensor& out) const;
+  // A unit on "disk", bound from the checkpoint for one forward.
+  struct StreamedUnit {
+    std::optional<FluxTransformerBlock> double_block;
+    std::optional<FluxSingleTransformerBlock> single_block;
+    kernels::Linear linear;  // norm_out.linear or proj_out
+  };
+  StreamedUnit bind_streamed(const std::string& unit, const WeightSource& source) const;
   // The forward of a placed model (collective over the placement group).
   Tensor forward_placed(const FluxTransformerInputs& inputs,
                         const parallel::ForwardContext& context) const;
@@ -147,6 +161,7 @@ class FluxTransformer2DModel {
   std::shared_ptr<parallel::AttentionBackend> attention_;
   std::shared_ptr<parallel::DeviceMesh> mesh_;
   std::shared_ptr<const Placement> placement_;
+  std::shared_ptr<const WeightSource> disk_source_;  // the checkpoint "disk" units stream from
   int64_t parameter_bytes_ = 0;
 };
 

@@ -21,9 +21,10 @@ struct Stage {
 
 class StageAssignment {
  public:
-  // Resolves every unit's rank from the model's tensor names. Refused, naming the unit or key:
-  // a unit whose tensors the map spreads over several ranks (it runs whole on one), a tensor no
-  // key covers, a tensor on "disk" (streaming from disk is not executed yet), a rank outside
+  // Resolves every unit's rank from the model's tensor names. A unit on "disk" runs on the main
+  // rank (0), as accelerate runs offloaded layers on its main device, streaming its weights from
+  // the checkpoint at each forward. Refused, naming the unit or key: a unit whose tensors the map
+  // spreads over several devices (it runs whole on one), a tensor no key covers, a rank outside
   // [0, world_size), a unit with no tensor.
   StageAssignment(const DeviceMap& map, std::vector<std::string> units,
                   const std::vector<std::string>& tensor_names, int world_size);
@@ -32,6 +33,8 @@ class StageAssignment {
   int owner(size_t unit) const { return owners_.at(unit); }
   int owner(const std::string& unit) const;  // throws naming an unknown unit
   bool owns(int rank, const std::string& unit) const { return owner(unit) == rank; }
+  bool on_disk(size_t unit) const { return disk_.at(unit); }
+  bool on_disk(const std::string& unit) const;
   // Consecutive units with one owner, merged.
   const std::vector<Stage>& stages() const { return stages_; }
   int world_size() const { return world_size_; }
@@ -39,6 +42,7 @@ class StageAssignment {
  private:
   std::vector<std::string> units_;
   std::vector<int> owners_;
+  std::vector<bool> disk_;
   std::vector<Stage> stages_;
   int world_size_;
 };
