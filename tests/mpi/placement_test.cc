@@ -167,6 +167,9 @@ TEST(Placement, GenerateWithTransformerDeviceMapIsBitIdentical) {
     return;
   }
   EXPECT_NE(engine.placement_report().find("\"transformer\""), std::string::npos);
+  // Every rank of this job runs on this machine: one host holds the whole transformer.
+  EXPECT_NE(engine.placement_report().find("\"bytes_per_host\":{\""), std::string::npos)
+      << engine.placement_report();
   dist::SelfCommunicator self;
   engine::EngineOptions single_options;
   single_options.model = model;

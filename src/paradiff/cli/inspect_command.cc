@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "paradiff/cli/commands.h"
+#include "paradiff/dist/host_names.h"
 #include "paradiff/engine/placement_plan.h"
 #include "paradiff/io/checkpoint.h"
 
@@ -39,6 +40,12 @@ struct PlacementArgs {
 int run_placement(PlacementArgs a, dist::Communicator& world) {
   a.options.dtype = compute_dtype(a.dtype);
   a.options.world_size = a.world_size > 0 ? a.world_size : world.size();
+  // Under mpirun with the placement's size, the hosts are known (collective).
+  if (world.size() > 1 && a.options.world_size == world.size()) {
+    a.options.hosts = dist::gather_host_names(world);
+    a.options.local_ranks = dist::ranks_on_host_of(a.options.hosts, 0);
+  }
+  if (world.rank() != 0) return 0;
   const engine::PlacementPlan plan = engine::plan_placement(a.options);
   const auto json = engine::placement_plan_to_json(plan);
   if (a.json) {
@@ -48,6 +55,8 @@ int run_placement(PlacementArgs a, dist::Communicator& world) {
   std::printf("pipeline:    %s\n", json["pipeline"].dump().c_str());
   std::printf("transformer: %s\n", json["transformer"].dump().c_str());
   std::printf("bytes per rank: %s\n", json["bytes_per_rank"].dump().c_str());
+  if (json.contains("bytes_per_host"))
+    std::printf("bytes per host: %s\n", json["bytes_per_host"].dump().c_str());
   if (json.contains("largest_layer"))
     std::printf("largest layer (room kept on the first rank): %s\n",
                 json["largest_layer"].dump().c_str());
@@ -99,8 +108,8 @@ void add_inspect_command(CLI::App& app, Action& action) {
     if (place == !path->empty())
       throw CLI::ValidationError("inspect", "give a file or folder, or --model DIR, not both");
     action = [path, placement, place](dist::Communicator& world) {
-      if (world.rank() != 0) return 0;
-      return place ? run_placement(*placement, world) : run(*path);
+      if (place) return run_placement(*placement, world);
+      return world.rank() == 0 ? run(*path) : 0;
     };
   });
 }

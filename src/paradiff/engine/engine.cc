@@ -3,6 +3,7 @@
 #include "paradiff/core/logging.h"
 #include "paradiff/core/memory.h"
 #include "paradiff/core/timer.h"
+#include "paradiff/dist/host_names.h"
 #include "paradiff/dist/tensor_broadcast.h"
 #include "paradiff/dist/tensor_transfer.h"
 #include "paradiff/engine/placement_plan.h"
@@ -41,6 +42,10 @@ Engine::Engine(dist::Communicator& world, const EngineOptions& options)
         !pipeline_map || mesh_->replica().size() == mesh_->size(parallel::MeshDim::Stage),
         "--device-map balanced with cfg or context parallelism is not implemented yet");
     dist::Communicator& stages = mesh_->comm(parallel::MeshDim::Stage);
+    // Collective: the stage ranks' hosts (bytes per host) and the ranks on rank 0's host (the
+    // default budget shares that host's memory among them).
+    const std::vector<std::string> stage_hosts = dist::gather_host_names(stages);
+    const int local_ranks = dist::ranks_on_host_of(dist::gather_host_names(world), 0);
     // Rank 0 plans (the default budget reads this host's memory), every rank gets the maps.
     std::string maps_json;
     if (world.rank() == 0) {
@@ -50,7 +55,8 @@ Engine::Engine(dist::Communicator& world, const EngineOptions& options)
       po.transformer_device_map = options.transformer_device_map;
       po.max_memory = options.max_memory;
       po.world_size = stages.size();
-      po.local_ranks = world.size();
+      po.local_ranks = local_ranks;
+      po.hosts = stage_hosts;
       po.dtype = options.compute;
       const PlacementPlan plan = plan_placement(po);
       nlohmann::ordered_json maps;

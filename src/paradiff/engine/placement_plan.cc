@@ -122,6 +122,15 @@ PlacementPlan plan_placement(const PlacementOptions& o) {
       }
   }
   plan.bytes_per_rank.assign(per_rank.begin(), per_rank.end());
+  if (!o.hosts.empty()) {
+    PARADIFF_CHECK(static_cast<int>(o.hosts.size()) == o.world_size, "placement: ", o.hosts.size(),
+                   " host names for ", o.world_size, " ranks");
+    std::map<std::string, int64_t> per_host;
+    for (const auto& host : o.hosts) per_host[host] += 0;
+    for (const auto& [device, bytes] : plan.bytes_per_rank)
+      if (device.is_rank()) per_host[o.hosts[static_cast<size_t>(device.rank_index())]] += bytes;
+    plan.bytes_per_host.assign(per_host.begin(), per_host.end());
+  }
   return plan;
 }
 
@@ -141,6 +150,11 @@ nlohmann::ordered_json placement_plan_to_json(const PlacementPlan& plan) {
   for (const auto& c : plan.components) components[c.name] = c.bytes;
   out["component_bytes"] = components;
   out["bytes_per_rank"] = bytes_json(plan.bytes_per_rank);
+  if (!plan.bytes_per_host.empty()) {
+    nlohmann::ordered_json hosts = nlohmann::ordered_json::object();
+    for (const auto& [host, bytes] : plan.bytes_per_host) hosts[host] = bytes;
+    out["bytes_per_host"] = hosts;
+  }
   if (plan.transformer) {
     const auto& t = *plan.transformer;
     out["transformer_bytes_per_rank"] = bytes_json(t.bytes.per_device);

@@ -25,6 +25,9 @@ struct PlacementOptions {
   std::string max_memory;              // "0=16GB,1=16GB"; "" = the host's memory shared
   int world_size = 1;
   int local_ranks = 0;  // ranks on this host for the default budget; 0 = world_size
+  // The host of each placement rank, when known (a job running under mpirun): bytes are then
+  // also summed per host. Empty: unknown.
+  std::vector<std::string> hosts;
   DType dtype = DType::F32;
   // The activations the traffic estimate counts: FLUX's joint sequence for one image.
   int64_t height = 1024, width = 1024, text_tokens = 512;
@@ -41,6 +44,7 @@ struct PlacementPlan {
   // Every rank's bytes: components placed whole, plus the transformer's share under its map
   // (the transformer is then not counted whole). Ranks ascending, then disk.
   std::vector<std::pair<parallel::DeviceKey, int64_t>> bytes_per_rank;
+  std::vector<std::pair<std::string, int64_t>> bytes_per_host;  // when the hosts are known
 };
 
 // Validates every option (refusals name the value) and computes the plan.
