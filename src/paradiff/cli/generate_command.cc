@@ -28,6 +28,7 @@ struct Options {
   int threads = 0;
   bool quiet = false;
   ParallelOptions parallel;
+  std::string device_map, transformer_device_map, max_memory;
 };
 
 // A --prompts file: one prompt per line; trailing whitespace (spaces, tabs, a Windows \r) is
@@ -71,16 +72,21 @@ int run(const Options& o, dist::Communicator& world) {
   request.negative_prompt = o.negative_prompt;
   request.validate();
   engine_options.parallel = o.parallel.config();
+  engine_options.device_map = o.device_map;
+  engine_options.transformer_device_map = o.transformer_device_map;
+  engine_options.max_memory = o.max_memory;
   // A one-shot run holds one stage's weights at a time.
   engine_options.cache_policy = pipeline::ComponentCache::Policy::ReleaseAfterStage;
   check_output_folder(o.output);
   engine::Engine engine(world, engine_options);
+  if (root && !engine.placement_report().empty())
+    log_info("placement: ", engine.placement_report());
   const pipeline::GenerationOptions gen = engine.resolve(request);
   // Run the resolved sizes, so that the run's own resolve has nothing left to round (and to warn
   // about a second time).
   request.height = gen.height;
   request.width = gen.width;
-  const auto& parallel = engine_options.parallel;
+  const auto& parallel = engine.options().parallel;
   if (root)
     log_info("generating ", request.prompt.size() * request.num_images_per_prompt, " image(s) of ",
              gen.width, "x", gen.height, " in ", gen.num_inference_steps, " steps on ",
@@ -160,6 +166,15 @@ void add_generate_command(CLI::App& app, Action& action) {
                 "data parallel: pad short prompt shares with the last prompt");
   cmd->add_flag("--quiet", o->quiet, "no progress or summary");
   add_parallel_options(*cmd, o->parallel, /*with_cfg=*/true);
+  cmd->add_option("--device-map", o->device_map,
+                  "diffusers' pipeline-level device_map: balanced deals whole components to the "
+                  "ranks, each loaded only on its owner (cpu: no map)");
+  cmd->add_option("--transformer-device-map", o->transformer_device_map,
+                  "place the transformer's layers across the ranks: auto, balanced, "
+                  "balanced_low_0, sequential, or a FILE.json map {module: rank}");
+  cmd->add_option("--max-memory", o->max_memory,
+                  "budget per rank for --device-map / --transformer-device-map, e.g. "
+                  "0=16GB,1=16GB");
   cmd->callback(
       [o, &action] { action = [o](dist::Communicator& world) { return run(*o, world); }; });
 }

@@ -6,8 +6,10 @@
 #include "paradiff/core/logging.h"
 #include "paradiff/core/memory.h"
 #include "paradiff/core/timer.h"
+#include "paradiff/dist/host_names.h"
 #include "paradiff/dist/tensor_broadcast.h"
 #include "paradiff/dist/tensor_transfer.h"
+#include "paradiff/engine/placement_plan.h"
 #include "paradiff/parallel/data_parallel.h"
 #include "paradiff/pipeline/pipeline_registry.h"
 
@@ -28,10 +30,69 @@ pipeline::StepCallback step_callback(const ProgressCallback& on_step,
 
 Engine::Engine(dist::Communicator& world, const EngineOptions& options)
     : world_(world), options_(options) {
+  const bool model_map = !options.transformer_device_map.empty();
+  const bool pipeline_map = !options.device_map.empty() && options.device_map != "cpu";
+  auto& config = options_.parallel;
+  if ((model_map || pipeline_map) && config.stage_degree == 1) {
+    const int inner = config.cfg_degree * config.ring_degree() * config.ulysses_degree();
+    if (world.size() % inner == 0) config.stage_degree = world.size() / inner;
+  }
   // The config is validated (inside the mesh) before the folder is even opened.
-  mesh_ = std::make_shared<parallel::DeviceMesh>(world, options.parallel);
-  pipeline_ = pipeline::load_pipeline(
-      options.model, pipeline::PipelineRuntime{options.compute, mesh_, options.cache_policy});
+  mesh_ = std::make_shared<parallel::DeviceMesh>(world, config);
+  pipeline::PipelineRuntime runtime{options.compute, mesh_, options.cache_policy};
+  if (model_map || pipeline_map) {
+    PARADIFF_CHECK(
+        !pipeline_map || mesh_->replica().size() == mesh_->size(parallel::MeshDim::Stage),
+        "--device-map balanced with cfg or context parallelism is not implemented yet");
+    dist::Communicator& stages = mesh_->comm(parallel::MeshDim::Stage);
+    // Collective: the stage ranks' hosts (bytes per host) and the ranks on rank 0's host (the
+    // default budget shares that host's memory among them).
+    const std::vector<std::string> stage_hosts = dist::gather_host_names(stages);
+    const int local_ranks = dist::ranks_on_host_of(dist::gather_host_names(world), 0);
+    // Rank 0 plans (the default budget reads this host's memory), every rank gets the maps.
+    std::string maps_json;
+    if (world.rank() == 0) {
+      PlacementOptions po;
+      po.model = options.model;
+      po.device_map = options.device_map;
+      po.transformer_device_map = options.transformer_device_map;
+      po.max_memory = options.max_memory;
+      po.world_size = stages.size();
+      po.local_ranks = local_ranks;
+      po.hosts = stage_hosts;
+      po.dtype = options.compute;
+      const PlacementPlan plan = plan_placement(po);
+      nlohmann::ordered_json maps;
+      if (plan.transformer) {
+        maps["transformer"] = parallel::device_map_to_json(plan.transformer->device_map);
+      }
+      if (plan.pipeline) {
+        maps["pipeline"] = parallel::pipeline_map_to_json(*plan.pipeline);
+        // The whole transformer on its owner: the model-level map {"": rank}.
+        if (!plan.transformer) maps["transformer"] = {{"", maps["pipeline"].at("transformer")}};
+      }
+      maps_json = maps.dump();
+      placement_report_ = placement_plan_to_json(plan).dump();
+    }
+    dist::broadcast_string(world, maps_json, 0);
+    const auto maps = nlohmann::ordered_json::parse(maps_json);
+    if (maps.contains("transformer")) {
+      runtime.transformer_device_map = parallel::device_map_from_json(maps["transformer"]);
+      runtime.placement_group = &stages;
+    }
+    if (maps.contains("pipeline"))
+      for (const auto& [component, rank] : maps["pipeline"].items())
+        runtime.component_ranks[component] = rank.get<int>();
+  } else {
+    PARADIFF_CHECK(options.max_memory.empty(),
+                   "--max-memory is a budget for --device-map or --transformer-device-map, "
+                   "neither of which is given");
+  }
+  component_ranks_ = runtime.component_ranks;
+  pipeline_ = pipeline::load_pipeline(options.model, runtime);
+  PARADIFF_CHECK(component_ranks_.empty() || pipeline_->class_name() == "FluxPipeline",
+                 "--device-map balanced is executed for FluxPipeline only; ", options.model,
+                 " is a ", pipeline_->class_name());
 }
 
 pipeline::GenerationOptions Engine::resolve(const GenerationRequest& request) const {
@@ -81,8 +142,13 @@ GenerationResult Engine::run(const GenerationRequest& request, const ProgressCal
     }
     Stopwatch stage;
     pipeline::Conditioning conditioning;
-    if (group_root) conditioning = pipeline_->encode_prompt(prompts, negatives, options);
-    dist::broadcast_tensors(group, conditioning, 0);
+    if (component_ranks_.empty()) {
+      if (group_root) conditioning = pipeline_->encode_prompt(prompts, negatives, options);
+      dist::broadcast_tensors(group, conditioning, 0);
+    } else {
+      // Each text encoder's owner encodes and broadcasts its part (collective over the group).
+      conditioning = pipeline_->encode_prompt(prompts, negatives, options);
+    }
     // One conditioning row per item, as diffusers repeats each prompt's embeddings (and mask)
     // num_images_per_prompt times; skipped when the rows already are the items.
     if (rows.size() != prompts.size()) {
@@ -109,8 +175,17 @@ GenerationResult Engine::run(const GenerationRequest& request, const ProgressCal
     result.stats.steps = options.num_inference_steps;
 
     stage.restart();
-    if (group_root && real > 0 && request.output_type != OutputType::Latent)
-      images = pipeline_->decode(latents.slice(0, real), options);
+    if (real > 0 && request.output_type != OutputType::Latent) {
+      // The VAE's owner decodes (the group's first rank without a pipeline map) and hands the
+      // images to the group's first rank.
+      const auto vae = component_ranks_.find("vae");
+      const int decoder = vae == component_ranks_.end() ? 0 : vae->second;
+      if (group.rank() == decoder) images = pipeline_->decode(latents.slice(0, real), options);
+      if (decoder != 0) {
+        if (group.rank() == decoder) dist::send_tensor(group, images, 0, kImagesTag);
+        if (group_root) images = dist::receive_tensor(group, decoder, kImagesTag);
+      }
+    }
     result.stats.decode_seconds = stage.seconds();
   }
 

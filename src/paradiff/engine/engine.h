@@ -9,6 +9,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,6 +26,15 @@ struct EngineOptions {
   DType compute = DType::F32;
   parallel::ParallelConfig parallel;
   pipeline::ComponentCache::Policy cache_policy = pipeline::ComponentCache::Policy::KeepLoaded;
+  // Model-level placement of the transformer: "auto", "balanced", "balanced_low_0",
+  // "sequential" or a .json map, dealt over the mesh's stage dimension (parallel.stage_degree;
+  // left at 1, it becomes world / (cfg x ring x ulysses): one placement group). "" = none.
+  std::string transformer_device_map{};
+  // Pipeline-level placement (diffusers' device_map): "balanced" deals whole components to the
+  // ranks of the stage dimension, each loaded only on its owner; "" or "cpu" = none. With a
+  // transformer map too, the transformer is placed by that map and left out of the deal.
+  std::string device_map{};
+  std::string max_memory{};  // "0=16GB,1=16GB"; "" = this host's available memory shared
 };
 
 struct GeneratedImage {
@@ -66,6 +76,9 @@ class Engine {
   parallel::DeviceMesh& mesh() { return *mesh_; }
   pipeline::DiffusionPipeline& pipeline() { return *pipeline_; }
   const EngineOptions& options() const { return options_; }
+  // The transformer's placement as `paradiff inspect --json` shows it (on world rank 0; empty
+  // elsewhere and without a placement).
+  const std::string& placement_report() const { return placement_report_; }
   int replicas() const { return mesh_->size(parallel::MeshDim::Data); }
 
   // The request's options as the pipeline resolves them (the same on every rank).
@@ -101,6 +114,8 @@ class Engine {
   EngineOptions options_;
   std::shared_ptr<parallel::DeviceMesh> mesh_;
   std::unique_ptr<pipeline::DiffusionPipeline> pipeline_;
+  std::string placement_report_;
+  std::map<std::string, int> component_ranks_;  // the pipeline-level map; empty: none
 };
 
 }  // namespace paradiff::engine

@@ -41,6 +41,9 @@ class ModuleLoader {
   // Throws listing (the first few of) the tensors in the source that no module bound.
   void finish() const;
 
+  // Bytes of every parameter bound so far, in the dtype it was bound in (before any packing).
+  int64_t bytes_bound() const { return bytes_bound_; }
+
  private:
   Tensor take(const std::string& name, const Shape& shape, DType want);
 
@@ -50,6 +53,7 @@ class ModuleLoader {
   RandomInit random_;
   DType compute_;
   std::set<std::string> used_;
+  int64_t bytes_bound_ = 0;
 };
 
 }  // namespace paradiff::models

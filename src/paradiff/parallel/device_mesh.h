@@ -1,9 +1,10 @@
-// The process mesh: the world as data x cfg x ring x ulysses, innermost last, so global rank =
-// ((data · G + cfg) · R + ring) · U + ulysses. Ulysses groups are neighbouring ranks (put them on
-// the fastest link); ring is outer of Ulysses, as upstream. Every degree may be 1. One
-// communicator per dimension, plus the two groups the pipeline needs (a replica: every rank
-// that makes one image; the context-parallel group: ring x ulysses), are created here,
-// explicitly, once; nothing creates them lazily.
+// The process mesh: the world as data x stage x cfg x ring x ulysses, innermost last, so global
+// rank = (((data · S + stage) · G + cfg) · R + ring) · U + ulysses. Stage is model-level
+// placement: the ranks among which a device_map deals the transformer's layers. Ulysses groups are
+// neighbouring ranks (put them on the fastest link); ring is outer of Ulysses, as upstream. Every
+// degree may be 1. One communicator per dimension, plus the two groups the pipeline needs (a
+// replica: every rank that makes one image; the context-parallel group: ring x ulysses), are
+// created here, explicitly, once; nothing creates them lazily.
 #pragma once
 
 #include <memory>
@@ -13,7 +14,7 @@
 
 namespace paradiff::parallel {
 
-enum class MeshDim { Data, Cfg, Ring, Ulysses };
+enum class MeshDim { Data, Cfg, Ring, Ulysses, Stage };
 const char* mesh_dim_name(MeshDim dim);
 
 class DeviceMesh {
@@ -35,7 +36,8 @@ class DeviceMesh {
   dist::Communicator& comm(MeshDim dim) { return *comms_[static_cast<int>(dim)]; }
 
   dist::Communicator& world() { return world_; }
-  // cfg x ring x ulysses: every rank that works on this rank's images (rank 0 of it encodes).
+  // stage x cfg x ring x ulysses: every rank that works on this rank's images (rank 0 of it
+  // encodes).
   dist::Communicator& replica() { return *replica_; }
   // ring x ulysses: the ranks that split one forward's tokens.
   dist::Communicator& context_parallel() { return *cp_; }
@@ -60,9 +62,9 @@ class DeviceMesh {
   ParallelConfig config_;
   ContextParallelConfig cp_config_;
   dist::Communicator& world_;
-  int sizes_[4] = {1, 1, 1, 1};
-  int indices_[4] = {0, 0, 0, 0};
-  std::unique_ptr<dist::Communicator> comms_[4];
+  int sizes_[5] = {1, 1, 1, 1, 1};
+  int indices_[5] = {0, 0, 0, 0, 0};
+  std::unique_ptr<dist::Communicator> comms_[5];
   std::unique_ptr<dist::Communicator> replica_, cp_;
 };
 

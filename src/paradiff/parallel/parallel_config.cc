@@ -60,15 +60,20 @@ void ParallelConfig::validate(int world_size) const {
   PARADIFF_CHECK(cfg_degree == 1 || cfg_degree == 2,
                  "cfg_degree must be 1 or 2 (the conditional and unconditional predictions), got ",
                  cfg_degree);
+  PARADIFF_CHECK(stage_degree >= 1, "stage_degree must be >= 1, got ", stage_degree);
+  const std::string stage = stage_degree > 1 ? str_cat("stage_degree x ") : "";
+  const std::string stage_value = stage_degree > 1 ? str_cat(stage_degree, " x ") : "";
   PARADIFF_CHECK(world_size % replica_degree() == 0, "the world size (", world_size,
-                 " processes) is not a multiple of cfg_degree x ring_degree x ulysses_degree = ",
-                 cfg_degree, " x ", ring_degree(), " x ", ulysses_degree(), " = ", replica_degree(),
+                 " processes) is not a multiple of ", stage, "cfg_degree x ring_degree x ",
+                 "ulysses_degree = ", stage_value, cfg_degree, " x ", ring_degree(), " x ",
+                 ulysses_degree(), " = ", replica_degree(),
                  ": the world is split into data-parallel replicas of that many processes");
 }
 
 std::string ParallelConfig::describe() const {
   std::string out;
-  if (cfg_degree > 1) out = str_cat("cfg ", cfg_degree);
+  if (stage_degree > 1) out = str_cat(stage_degree, " placement stages");
+  if (cfg_degree > 1) out += str_cat(out.empty() ? "" : " x ", "cfg ", cfg_degree);
   if (context_parallel_config)
     out += str_cat(out.empty() ? "" : " x ", context_parallel_config->describe());
   return out.empty() ? "one rank per replica" : out;

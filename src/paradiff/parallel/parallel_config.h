@@ -50,6 +50,10 @@ const char* ring_progress_name(RingProgress progress);
 struct ParallelConfig {
   std::optional<ContextParallelConfig> context_parallel_config;
   int cfg_degree = 1;
+  // Model-level placement: the ranks among which a device_map deals the transformer's layers
+  // (paradiff's extension; 1 = no placement). The mesh is then data x stage x cfg x ring x
+  // ulysses.
+  int stage_degree = 1;
   RingProgress ring_progress = RingProgress::Thread;
 
   int ring_degree() const {
@@ -58,8 +62,10 @@ struct ParallelConfig {
   int ulysses_degree() const {
     return context_parallel_config ? context_parallel_config->ulysses_degree : 1;
   }
-  // Ranks that make one image together: cfg x ring x ulysses.
-  int replica_degree() const { return cfg_degree * ring_degree() * ulysses_degree(); }
+  // Ranks that make one image together: stage x cfg x ring x ulysses.
+  int replica_degree() const {
+    return stage_degree * cfg_degree * ring_degree() * ulysses_degree();
+  }
   // The context-parallel config's own checks (upstream's), then ours: cfg_degree is 1 or 2, and
   // the replica degree divides the world.
   void validate(int world_size) const;

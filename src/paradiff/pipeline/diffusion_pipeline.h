@@ -6,6 +6,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -14,6 +15,7 @@
 #include "paradiff/core/tensor.h"
 #include "paradiff/parallel/context_parallel_plan.h"
 #include "paradiff/parallel/device_mesh.h"
+#include "paradiff/parallel/placement/model_device_map.h"
 #include "paradiff/pipeline/component_cache.h"
 #include "paradiff/pipeline/denoise_loop.h"
 #include "paradiff/pipeline/flow_match_euler_scheduler.h"
@@ -46,6 +48,13 @@ struct PipelineRuntime {
   // Null: one process computes everything itself.
   std::shared_ptr<parallel::DeviceMesh> mesh;
   ComponentCache::Policy cache_policy = ComponentCache::Policy::KeepLoaded;
+  // Model-level placement of the transformer (a cleaned device map over the ranks of
+  // `placement_group`, the mesh's stage communicator); null group: no placement.
+  parallel::DeviceMap transformer_device_map{};
+  dist::Communicator* placement_group = nullptr;
+  // Pipeline-level placement: component -> rank of `placement_group` that loads and runs it
+  // (diffusers' hf_device_map); empty: no map. encode_prompt is then collective over the group.
+  std::map<std::string, int> component_ranks{};
 };
 
 class DiffusionPipeline {

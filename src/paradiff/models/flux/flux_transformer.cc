@@ -1,8 +1,12 @@
 #include "paradiff/models/flux/flux_transformer.h"
 
 #include <filesystem>
+#include <future>
+#include <map>
 
 #include "paradiff/core/logging.h"
+#include "paradiff/dist/tensor_broadcast.h"
+#include "paradiff/dist/tensor_transfer.h"
 #include "paradiff/io/safetensors.h"
 #include "paradiff/kernels/activations.h"
 #include "paradiff/kernels/layer_norm.h"
@@ -32,29 +36,139 @@ Tensor ids_2d(const Tensor& ids, const char* name) {
   return t;
 }
 
+// A "disk" unit's tensors read from the checkpoint: a linear weight (2-D) in the compute dtype,
+// everything else F32, as ModuleLoader binds them. A tensor the file holds in that dtype is a
+// view of the mapping; its pages are touched so that it is in memory when the unit runs.
+std::map<std::string, Tensor> read_unit(const WeightSource& source, const std::string& unit,
+                                        DType compute) {
+  std::map<std::string, Tensor> out;
+  for (const std::string& name : source.names()) {
+    if (name.rfind(unit + ".", 0) != 0) continue;
+    Tensor t = source.read(name, source.shape(name).size() == 2 ? compute : DType::F32);
+    const auto* bytes = static_cast<const volatile unsigned char*>(t.raw_data());
+    unsigned sum = 0;
+    for (size_t i = 0; i < t.nbytes(); i += 4096) sum += bytes[i];
+    (void)sum;
+    out.emplace(name, std::move(t));
+  }
+  return out;
+}
+
+// The tensors read ahead for one unit; a dtype other than the one read falls back to the file.
+class PrefetchedWeights : public WeightSource {
+ public:
+  PrefetchedWeights(const WeightSource& base, std::map<std::string, Tensor> ready)
+      : base_(base), ready_(std::move(ready)) {}
+  std::string describe() const override { return base_.describe(); }
+  std::vector<std::string> names() const override {
+    std::vector<std::string> out;
+    for (const auto& [name, t] : ready_) out.push_back(name);
+    return out;
+  }
+  bool contains(const std::string& name) const override { return ready_.count(name) != 0; }
+  std::vector<int64_t> shape(const std::string& name) const override { return base_.shape(name); }
+  Tensor read(const std::string& name, DType want) const override {
+    const Tensor& t = ready_.at(name);
+    return t.dtype() == want ? t : base_.read(name, want);
+  }
+
+ private:
+  const WeightSource& base_;
+  std::map<std::string, Tensor> ready_;
+};
+
 }  // namespace
 
 FluxTransformer2DModel::FluxTransformer2DModel(const FluxTransformerConfig& config,
                                                ModuleLoader& loader)
+    : FluxTransformer2DModel(config, loader, nullptr) {}
+
+FluxTransformer2DModel::FluxTransformer2DModel(const FluxTransformerConfig& config,
+                                               ModuleLoader& loader,
+                                               std::shared_ptr<const Placement> placement)
     : config_(config),
       compute_(loader.compute_dtype()),
-      attention_(parallel::make_local_attention()) {
+      attention_(parallel::make_local_attention()),
+      placement_(std::move(placement)) {
   config_.validate("transformer config");
+  // Without a placement this process binds every unit.
+  auto mine = [this](const std::string& unit) { return !placement_ || placement_->binds(unit); };
   const int64_t c = config_.inner_dim();
-  x_embedder_ = loader.linear("x_embedder", config_.in_channels, c);
-  context_embedder_ = loader.linear("context_embedder", config_.joint_attention_dim, c);
-  time_text_embed_ = FluxTimeTextEmbedding(loader, "time_text_embed", c,
-                                           config_.pooled_projection_dim, config_.guidance_embeds);
-  transformer_blocks_.reserve(config_.num_layers);
-  for (int64_t i = 0; i < config_.num_layers; ++i)
-    transformer_blocks_.emplace_back(loader, str_cat("transformer_blocks.", i), config_);
-  single_transformer_blocks_.reserve(config_.num_single_layers);
-  for (int64_t i = 0; i < config_.num_single_layers; ++i)
-    single_transformer_blocks_.emplace_back(loader, str_cat("single_transformer_blocks.", i),
-                                            config_);
-  norm_out_ = loader.linear("norm_out.linear", c, 2 * c);
-  proj_out_ = loader.linear("proj_out", c, config_.output_channels());
+  if (mine("x_embedder")) x_embedder_ = loader.linear("x_embedder", config_.in_channels, c);
+  if (mine("context_embedder"))
+    context_embedder_ = loader.linear("context_embedder", config_.joint_attention_dim, c);
+  if (mine("time_text_embed"))
+    time_text_embed_ = FluxTimeTextEmbedding(
+        loader, "time_text_embed", c, config_.pooled_projection_dim, config_.guidance_embeds);
+  transformer_blocks_.resize(static_cast<size_t>(config_.num_layers));
+  for (int64_t i = 0; i < config_.num_layers; ++i) {
+    const std::string name = str_cat("transformer_blocks.", i);
+    if (mine(name)) transformer_blocks_[static_cast<size_t>(i)].emplace(loader, name, config_);
+  }
+  single_transformer_blocks_.resize(static_cast<size_t>(config_.num_single_layers));
+  for (int64_t i = 0; i < config_.num_single_layers; ++i) {
+    const std::string name = str_cat("single_transformer_blocks.", i);
+    if (mine(name))
+      single_transformer_blocks_[static_cast<size_t>(i)].emplace(loader, name, config_);
+  }
+  if (mine("norm_out")) norm_out_ = loader.linear("norm_out.linear", c, 2 * c);
+  if (mine("proj_out")) proj_out_ = loader.linear("proj_out", c, config_.output_channels());
   loader.finish();
+  parameter_bytes_ = loader.bytes_bound();
+}
+
+std::vector<std::string> FluxTransformer2DModel::execution_units(
+    const FluxTransformerConfig& config) {
+  std::vector<std::string> units{"time_text_embed", "context_embedder", "x_embedder"};
+  for (int64_t i = 0; i < config.num_layers; ++i)
+    units.push_back(str_cat("transformer_blocks.", i));
+  for (int64_t i = 0; i < config.num_single_layers; ++i)
+    units.push_back(str_cat("single_transformer_blocks.", i));
+  units.push_back("norm_out");
+  units.push_back("proj_out");
+  return units;
+}
+
+bool FluxTransformer2DModel::Placement::owns_tensor(const std::string& name) const {
+  for (const std::string& unit : assignment.units())
+    if (name.size() > unit.size() && name.compare(0, unit.size(), unit) == 0 &&
+        name[unit.size()] == '.')
+      return binds(unit);
+  return true;  // no unit's: bound (and reported unused) as without a placement
+}
+
+std::shared_ptr<const FluxTransformer2DModel::Placement> FluxTransformer2DModel::make_placement(
+    const FluxTransformerConfig& config, const parallel::DeviceMap& map,
+    const std::vector<std::string>& tensor_names, dist::Communicator& group) {
+  auto placement = std::make_shared<Placement>(Placement{
+      parallel::StageAssignment(map, execution_units(config), tensor_names, group.size()), &group});
+  const auto& a = placement->assignment;
+  PARADIFF_CHECK(a.owner("context_embedder") == a.owner("x_embedder"),
+                 "placement: context_embedder (rank ", a.owner("context_embedder"),
+                 ") and x_embedder (rank ", a.owner("x_embedder"),
+                 ") must be on one rank: they start the joint hidden states together");
+  for (const char* unit : {"time_text_embed", "context_embedder", "x_embedder"})
+    PARADIFF_CHECK(!a.on_disk(unit), "placement: '", unit,
+                   "' on \"disk\" is not streamed (only the blocks, norm_out and proj_out are); "
+                   "give it a rank");
+  PARADIFF_CHECK(a.owner("norm_out") == a.owner("proj_out"), "placement: norm_out (rank ",
+                 a.owner("norm_out"), ") and proj_out (rank ", a.owner("proj_out"),
+                 ") must be on one rank: they form the output head");
+  return placement;
+}
+
+FluxTransformer2DModel FluxTransformer2DModel::from_pretrained_placed(
+    const std::string& folder, DType compute, const parallel::DeviceMap& map,
+    dist::Communicator& group) {
+  const auto config = FluxTransformerConfig::load(model_config_path(folder, "transformer folder"));
+  auto weights = std::make_shared<const CheckpointWeights>(Checkpoint::open_folder(folder));
+  auto placement = make_placement(config, map, weights->names(), group);
+  const IgnoringWeights mine(
+      *weights, [p = placement](const std::string& name) { return !p->owns_tensor(name); });
+  ModuleLoader loader(mine, compute);
+  FluxTransformer2DModel model(config, loader, std::move(placement));
+  model.disk_source_ = std::move(weights);
+  return model;
 }
 
 FluxTransformer2DModel FluxTransformer2DModel::from_pretrained(const std::string& folder,
@@ -180,14 +294,66 @@ void FluxTransformer2DModel::enable_parallelism(std::shared_ptr<parallel::Device
 
 Tensor FluxTransformer2DModel::forward(const FluxTransformerInputs& in) const {
   validate_inputs(in);
-  if (!parallelism_enabled()) return forward_local(in, parallel::ForwardContext{});
+  // Under a placement the stages run in turn; with context parallelism as well, each stage is a
+  // ring/Ulysses group and every rank hands its share of the tokens to the rank with the same
+  // context-parallel index in the next stage (the stage communicator links exactly those).
+  auto run = [this](const FluxTransformerInputs& local, const parallel::ForwardContext& context) {
+    return placement_ ? forward_placed(local, context) : forward_local(local, context);
+  };
+  if (!parallelism_enabled()) return run(in, parallel::ForwardContext{});
   const auto outputs = parallel::context_parallel_forward(
       context_parallel_plan(), mesh_->context_parallel(), in.to_named(),
-      [this](const parallel::NamedTensors& local, const parallel::ForwardContext& context) {
+      [&run](const parallel::NamedTensors& local, const parallel::ForwardContext& context) {
         return parallel::NamedTensors{
-            {"sample", forward_local(FluxTransformerInputs::from_named(local), context)}};
+            {"sample", run(FluxTransformerInputs::from_named(local), context)}};
       });
   return outputs.at("sample");
+}
+
+Tensor FluxTransformer2DModel::conditioning(const FluxTransformerInputs& in) const {
+  // temb for the whole batch; timestep and guidance are scaled by 1000 inside the model.
+  auto times_1000 = [](const Tensor& t, const char* name) {
+    const Tensor f32 = as_f32(t, name);
+    Tensor out = Tensor::empty(f32.shape(), DType::F32);
+    kernels::scale(f32, 1000.0f, out);
+    return out;
+  };
+  const Tensor temb = time_text_embed_.forward(
+      times_1000(in.timestep, "timestep"),
+      config_.guidance_embeds ? times_1000(in.guidance, "guidance") : Tensor(),
+      as_f32(in.pooled_projections, "pooled_projections"));
+  Tensor silu_temb = Tensor::empty(temb.shape(), DType::F32);
+  kernels::silu(temb, silu_temb);
+  return silu_temb;
+}
+
+RotaryTables FluxTransformer2DModel::rotary_tables(const FluxTransformerInputs& in) const {
+  // Rotary tables for the joint sequence [text, image].
+  const Tensor txt_ids = ids_2d(in.txt_ids, "txt_ids"), img_ids = ids_2d(in.img_ids, "img_ids");
+  const int64_t st = txt_ids.dim(0), si = img_ids.dim(0);
+  Tensor ids = Tensor::empty({st + si, txt_ids.dim(1)}, DType::F32);
+  ids.slice(0, st).copy_from(txt_ids);
+  ids.slice(st, si).copy_from(img_ids);
+  return flux_rotary_tables(ids, config_.axes_dims_rope);
+}
+
+void FluxTransformer2DModel::embed(const Tensor& enc, const Tensor& hidden, Tensor& h) const {
+  const int64_t st = enc.dim(0);
+  Tensor h_txt = h.slice(0, st), h_img = h.slice(st, hidden.dim(0));
+  context_embedder_.forward(enc, h_txt);
+  x_embedder_.forward(hidden, h_img);
+}
+
+void FluxTransformer2DModel::output_head(const Tensor& h, int64_t text_tokens,
+                                         const Tensor& silu_row, const kernels::Linear& norm_out,
+                                         const kernels::Linear& proj_out, Tensor& out) const {
+  // AdaLayerNormContinuous: the embedding's halves are (scale, shift), in that order.
+  const int64_t c = config_.inner_dim(), si = h.dim(0) - text_tokens;
+  const Tensor emb = norm_out.forward(silu_row).reshape({2, c});
+  Tensor normed = Tensor::empty({1, si, c}, compute_);
+  kernels::layer_norm_modulate(h.slice(text_tokens, si).reshape({1, si, c}), emb.slice(1, 1),
+                               emb.slice(0, 1), 1e-6f, normed);
+  proj_out.forward(normed.reshape({si, c}), out);
 }
 
 Tensor FluxTransformer2DModel::forward_local(const FluxTransformerInputs& in,
@@ -198,50 +364,136 @@ Tensor FluxTransformer2DModel::forward_local(const FluxTransformerInputs& in,
   const Tensor enc = as_f32(in.encoder_hidden_states, "encoder_hidden_states");
   const int64_t b = hidden.dim(0), si = hidden.dim(1), st = enc.dim(1), s = st + si;
   const int64_t c = cfg.inner_dim();
-  const DType adt = compute_;
-
-  // temb for the whole batch; timestep and guidance are scaled by 1000 inside the model.
-  auto times_1000 = [](const Tensor& t, const char* name) {
-    const Tensor f32 = as_f32(t, name);
-    Tensor out = Tensor::empty(f32.shape(), DType::F32);
-    kernels::scale(f32, 1000.0f, out);
-    return out;
-  };
-  const Tensor temb =
-      time_text_embed_.forward(times_1000(in.timestep, "timestep"),
-                               cfg.guidance_embeds ? times_1000(in.guidance, "guidance") : Tensor(),
-                               as_f32(in.pooled_projections, "pooled_projections"));
-  Tensor silu_temb = Tensor::empty(temb.shape(), DType::F32);
-  kernels::silu(temb, silu_temb);
-
-  // Rotary tables for the joint sequence [text, image].
-  const Tensor txt_ids = ids_2d(in.txt_ids, "txt_ids"), img_ids = ids_2d(in.img_ids, "img_ids");
-  Tensor ids = Tensor::empty({s, txt_ids.dim(1)}, DType::F32);
-  ids.slice(0, st).copy_from(txt_ids);
-  ids.slice(st, si).copy_from(img_ids);
-  const RotaryTables rotary = flux_rotary_tables(ids, cfg.axes_dims_rope);
+  const Tensor silu_temb = conditioning(in);
+  const RotaryTables rotary = rotary_tables(in);
 
   Tensor sample = Tensor::empty({b, si, cfg.output_channels()}, DType::F32);
   // One batch element at a time: every row range of h is then a contiguous view.
   for (int64_t i = 0; i < b; ++i) {
     Tensor h = Tensor::empty({s, c}, DType::F32);
-    Tensor h_txt = h.slice(0, st), h_img = h.slice(st, si);
-    context_embedder_.forward(enc.select(i), h_txt);
-    x_embedder_.forward(hidden.select(i), h_img);
-
+    embed(enc.select(i), hidden.select(i), h);
     const Tensor silu_row = silu_temb.slice(i, 1);
-    const BlockContext ctx{st, &silu_row, &rotary, attention_.get(), &context, adt};
-    for (const auto& block : transformer_blocks_) block.forward(h, ctx);
-    for (const auto& block : single_transformer_blocks_) block.forward(h, ctx);
-
-    // AdaLayerNormContinuous: the embedding's halves are (scale, shift), in that order.
-    const Tensor emb = norm_out_.forward(silu_row).reshape({2, c});
-    Tensor normed = Tensor::empty({1, si, c}, adt);
-    kernels::layer_norm_modulate(h.slice(st, si).reshape({1, si, c}), emb.slice(1, 1),
-                                 emb.slice(0, 1), 1e-6f, normed);
+    const BlockContext ctx{st, &silu_row, &rotary, attention_.get(), &context, compute_};
+    for (const auto& block : transformer_blocks_) block->forward(h, ctx);
+    for (const auto& block : single_transformer_blocks_) block->forward(h, ctx);
     Tensor out = sample.select(i);
-    proj_out_.forward(normed.reshape({si, c}), out);
+    output_head(h, st, silu_row, norm_out_, proj_out_, out);
   }
+  return sample;
+}
+
+FluxTransformer2DModel::StreamedUnit FluxTransformer2DModel::bind_streamed(
+    const std::string& unit, const WeightSource& source) const {
+  ModuleLoader loader(source, compute_);
+  StreamedUnit out;
+  const int64_t c = config_.inner_dim();
+  if (unit.rfind("transformer_blocks.", 0) == 0)
+    out.double_block.emplace(loader, unit, config_);
+  else if (unit.rfind("single_transformer_blocks.", 0) == 0)
+    out.single_block.emplace(loader, unit, config_);
+  else if (unit == "norm_out")
+    out.linear = loader.linear("norm_out.linear", c, 2 * c);
+  else if (unit == "proj_out")
+    out.linear = loader.linear("proj_out", c, config_.output_channels());
+  else
+    throw Error(str_cat("placement: '", unit, "' cannot be streamed from disk"));
+  loader.finish();
+  return out;
+}
+
+Tensor FluxTransformer2DModel::forward_placed(const FluxTransformerInputs& in,
+                                              const parallel::ForwardContext& context) const {
+  constexpr int kHiddenTag = 0x504c;  // "PL": hidden states from one stage owner to the next
+  const auto& cfg = config_;
+  const auto& assignment = placement_->assignment;
+  dist::Communicator& group = *placement_->group;
+  const int rank = group.rank();
+  const Tensor hidden = as_f32(in.hidden_states, "hidden_states");
+  const Tensor enc = as_f32(in.encoder_hidden_states, "encoder_hidden_states");
+  const int64_t b = hidden.dim(0), si = hidden.dim(1), st = enc.dim(1), s = st + si;
+  const int64_t c = cfg.inner_dim();
+
+  // Conditioning, once per forward: SiLU(temb) from its owner to every rank; the RoPE tables
+  // from the ids every rank holds.
+  const int temb_owner = assignment.owner("time_text_embed");
+  Tensor silu_temb = rank == temb_owner ? conditioning(in) : Tensor();
+  dist::broadcast_tensor(group, silu_temb, temb_owner);
+  const RotaryTables rotary = rotary_tables(in);
+
+  // The chain of units that carry the hidden states (time_text_embed, unit 0, is not in it).
+  std::vector<parallel::Stage> chain;
+  for (size_t u = 1; u < assignment.units().size(); ++u) {
+    if (chain.empty() || chain.back().rank != assignment.owner(u))
+      chain.push_back({assignment.owner(u), u, 0});
+    ++chain.back().count;
+  }
+  const size_t first_double = 3, first_single = first_double + transformer_blocks_.size(),
+               head = first_single + single_transformer_blocks_.size();
+
+  // The "disk" units this rank runs, in order: each one's tensors are read ahead (in a
+  // background thread, while the unit before it computes) and bound just before it runs.
+  std::vector<size_t> streamed;
+  for (size_t u = 1; u < assignment.units().size(); ++u)
+    if (assignment.on_disk(u) && assignment.owner(u) == rank) streamed.push_back(u);
+  size_t next_streamed = 0;
+  std::future<std::map<std::string, Tensor>> ahead;
+  auto read_ahead = [&] {
+    if (next_streamed < streamed.size())
+      ahead = std::async(std::launch::async,
+                         [this, unit = assignment.units()[streamed[next_streamed]]] {
+                           return read_unit(*disk_source_, unit, compute_);
+                         });
+  };
+  read_ahead();
+  auto stream = [&](size_t u) {
+    PARADIFF_ASSERT(next_streamed < streamed.size() && streamed[next_streamed] == u);
+    const PrefetchedWeights source(*disk_source_, ahead.get());
+    ++next_streamed;
+    read_ahead();  // the next disk unit's tensors come in while this one computes
+    return bind_streamed(assignment.units()[u], source);
+  };
+
+  Tensor hs;  // (B, S, C) F32: the joint hidden states of the whole batch
+  Tensor sample = Tensor::empty({b, si, cfg.output_channels()}, DType::F32);
+  for (size_t k = 0; k < chain.size(); ++k) {
+    const parallel::Stage& stage = chain[k];
+    if (stage.rank != rank) continue;
+    if (k > 0) hs = dist::receive_tensor(group, chain[k - 1].rank, kHiddenTag);
+    for (size_t u = stage.first; u < stage.first + stage.count; ++u) {
+      if (u == 1) {  // context_embedder with x_embedder (one owner): start the joint states
+        hs = Tensor::empty({b, s, c}, DType::F32);
+        for (int64_t i = 0; i < b; ++i) {
+          Tensor h = hs.select(i);
+          embed(enc.select(i), hidden.select(i), h);
+        }
+      } else if (u >= first_double && u < head) {
+        const StreamedUnit disk = assignment.on_disk(u) ? stream(u) : StreamedUnit{};
+        for (int64_t i = 0; i < b; ++i) {
+          Tensor h = hs.select(i);
+          const Tensor silu_row = silu_temb.slice(i, 1);
+          const BlockContext ctx{st, &silu_row, &rotary, attention_.get(), &context, compute_};
+          if (u < first_single)
+            (disk.double_block ? *disk.double_block : *transformer_blocks_[u - first_double])
+                .forward(h, ctx);
+          else
+            (disk.single_block ? *disk.single_block : *single_transformer_blocks_[u - first_single])
+                .forward(h, ctx);
+        }
+      } else if (u == head) {  // norm_out with proj_out (one owner), each held or streamed
+        const StreamedUnit norm = assignment.on_disk(head) ? stream(head) : StreamedUnit{};
+        const StreamedUnit proj = assignment.on_disk(head + 1) ? stream(head + 1) : StreamedUnit{};
+        for (int64_t i = 0; i < b; ++i) {
+          Tensor out = sample.select(i);
+          output_head(hs.select(i), st, silu_temb.slice(i, 1),
+                      assignment.on_disk(head) ? norm.linear : norm_out_,
+                      assignment.on_disk(head + 1) ? proj.linear : proj_out_, out);
+        }
+      }
+    }
+    if (k + 1 < chain.size()) dist::send_tensor(group, hs, chain[k + 1].rank, kHiddenTag);
+  }
+  // The output from the head's owner to every rank (each steps its scheduler with it).
+  group.broadcast(sample.raw_data(), sample.nbytes(), chain.back().rank);
   return sample;
 }
 

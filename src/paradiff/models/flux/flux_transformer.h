@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "paradiff/parallel/attention_backend.h"
 #include "paradiff/parallel/context_parallel.h"
 #include "paradiff/parallel/device_mesh.h"
+#include "paradiff/parallel/placement/stage_assignment.h"
 
 namespace paradiff::models::flux {
 
@@ -61,6 +63,29 @@ class FluxTransformer2DModel {
   static FluxTransformer2DModel with_random_weights(const FluxTransformerConfig& config,
                                                     DType compute, uint64_t seed);
 
+  // Model-level placement (accelerate's device_map executed across ranks). The execution units,
+  // in the order forward runs them: time_text_embed, context_embedder, x_embedder, every
+  // transformer_blocks.i, every single_transformer_blocks.i, norm_out, proj_out.
+  static std::vector<std::string> execution_units(const FluxTransformerConfig& config);
+  // This rank of `group` binds (reads, packs, holds) only the units `map` gives it; forward()
+  // is then collective over `group`: the owner of time_text_embed computes SiLU(temb) and
+  // broadcasts it once per forward (every rank builds the RoPE tables from the ids it has); the
+  // owner of each run of consecutive units computes them for the whole batch and sends the joint
+  // hidden states (text and image rows together) to the next run's owner; the output head's
+  // owner broadcasts `sample`, so every rank returns it. context_embedder and x_embedder must
+  // share an owner, as must norm_out and proj_out. Blocks and the head may be on "disk": the
+  // main rank (0) then binds them from the checkpoint at each forward, reading the next disk
+  // unit's tensors ahead in a background thread while the current one computes; they are never
+  // held between forwards. `group` must outlive the model.
+  static FluxTransformer2DModel from_pretrained_placed(const std::string& folder, DType compute,
+                                                       const parallel::DeviceMap& map,
+                                                       dist::Communicator& group);
+  bool is_placed() const { return placement_ != nullptr; }
+  // Bytes of the parameters this process bound, in the dtype each was bound in (linear weights
+  // in the compute dtype, everything else F32), before oneDNN packs them: under a placement,
+  // this rank's share.
+  int64_t parameter_bytes() const { return parameter_bytes_; }
+
   const FluxTransformerConfig& config() const { return config_; }
   DType compute_dtype() const { return compute_; }
 
@@ -87,19 +112,57 @@ class FluxTransformer2DModel {
   Tensor forward(const FluxTransformerInputs& inputs) const;
 
  private:
+  struct Placement {
+    parallel::StageAssignment assignment;
+    dist::Communicator* group;
+    bool owns(const std::string& unit) const { return assignment.owner(unit) == group->rank(); }
+    // Owned and held: a unit on "disk" is streamed at each forward instead.
+    bool binds(const std::string& unit) const { return owns(unit) && !assignment.on_disk(unit); }
+    // Whether this rank binds a checkpoint tensor (the unit it lies under is its own).
+    bool owns_tensor(const std::string& name) const;
+  };
+  static std::shared_ptr<const Placement> make_placement(
+      const FluxTransformerConfig& config, const parallel::DeviceMap& map,
+      const std::vector<std::string>& tensor_names, dist::Communicator& group);
+  FluxTransformer2DModel(const FluxTransformerConfig& config, ModuleLoader& loader,
+                         std::shared_ptr<const Placement> placement);
+
   // The forward on this rank's tokens (all of them without context parallelism).
   Tensor forward_local(const FluxTransformerInputs& inputs,
                        const parallel::ForwardContext& context) const;
+  // The pieces of a forward, shared by the local and the placed one: SiLU(temb) (B, C) F32;
+  // the RoPE tables of [text, image]; the embedders into one batch element's h (S, C); the
+  // output head (norm_out + proj_out) from h into out (S_img, out channels).
+  Tensor conditioning(const FluxTransformerInputs& inputs) const;
+  RotaryTables rotary_tables(const FluxTransformerInputs& inputs) const;
+  void embed(const Tensor& encoder_hidden_states, const Tensor& hidden_states, Tensor& h) const;
+  void output_head(const Tensor& h, int64_t text_tokens, const Tensor& silu_row,
+                   const kernels::Linear& norm_out, const kernels::Linear& proj_out,
+                   Tensor& out) const;
+  // A unit on "disk", bound from the checkpoint for one forward.
+  struct StreamedUnit {
+    std::optional<FluxTransformerBlock> double_block;
+    std::optional<FluxSingleTransformerBlock> single_block;
+    kernels::Linear linear;  // norm_out.linear or proj_out
+  };
+  StreamedUnit bind_streamed(const std::string& unit, const WeightSource& source) const;
+  // The forward of a placed model (collective over the placement group).
+  Tensor forward_placed(const FluxTransformerInputs& inputs,
+                        const parallel::ForwardContext& context) const;
 
   FluxTransformerConfig config_;
   DType compute_;
   kernels::Linear x_embedder_, context_embedder_;
   FluxTimeTextEmbedding time_text_embed_;
-  std::vector<FluxTransformerBlock> transformer_blocks_;
-  std::vector<FluxSingleTransformerBlock> single_transformer_blocks_;
+  // Empty where a placement gives the block to another rank.
+  std::vector<std::optional<FluxTransformerBlock>> transformer_blocks_;
+  std::vector<std::optional<FluxSingleTransformerBlock>> single_transformer_blocks_;
   kernels::Linear norm_out_, proj_out_;  // AdaLayerNormContinuous: C -> 2C (scale, shift)
   std::shared_ptr<parallel::AttentionBackend> attention_;
   std::shared_ptr<parallel::DeviceMesh> mesh_;
+  std::shared_ptr<const Placement> placement_;
+  std::shared_ptr<const WeightSource> disk_source_;  // the checkpoint "disk" units stream from
+  int64_t parameter_bytes_ = 0;
 };
 
 }  // namespace paradiff::models::flux

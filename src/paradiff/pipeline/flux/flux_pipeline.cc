@@ -5,6 +5,7 @@
 
 #include "paradiff/core/logging.h"
 #include "paradiff/core/random.h"
+#include "paradiff/dist/tensor_broadcast.h"
 #include "paradiff/kernels/pointwise.h"
 #include "paradiff/models/clip/clip_text_model.h"
 #include "paradiff/models/flux/flux_transformer.h"
@@ -72,22 +73,45 @@ Conditioning FluxPipeline::encode_prompt(const std::vector<std::string>& prompts
   const bool cfg = true_cfg_for(prompts, negative_prompts, options);
   const fs::path dir(folder_);
   const DType compute = runtime_.compute;
-  auto clip_tokenizer = components_.get<CLIPTokenizer>(
-      "tokenizer", [&] { return CLIPTokenizer::from_pretrained((dir / "tokenizer").string()); });
-  auto clip = components_.get<CLIPTextModel>("text_encoder", [&] {
-    return CLIPTextModel::from_pretrained((dir / "text_encoder").string(), compute);
-  });
-  auto t5_tokenizer = components_.get<T5Tokenizer>(
-      "tokenizer_2", [&] { return T5Tokenizer::from_pretrained((dir / "tokenizer_2").string()); });
-  auto t5 = components_.get<T5EncoderModel>("text_encoder_2", [&] {
-    return T5EncoderModel::from_pretrained((dir / "text_encoder_2").string(), compute);
-  });
+  // Under a pipeline-level map each encoder runs on its owner only, which broadcasts its output;
+  // without one this process runs both.
+  const auto& ranks = runtime_.component_ranks;
+  auto owner = [&](const std::string& component) {
+    auto it = ranks.find(component);
+    PARADIFF_CHECK(it != ranks.end(), "the pipeline's device map gives no rank for ", component);
+    return it->second;
+  };
+  const bool placed = !ranks.empty();
+  const int here = placed ? runtime_.placement_group->rank() : 0;
+  const int clip_rank = placed ? owner("text_encoder") : 0;
+  const int t5_rank = placed ? owner("text_encoder_2") : 0;
+  auto pooled = [&](const std::vector<std::string>& texts) {
+    auto tokenizer = components_.get<CLIPTokenizer>(
+        "tokenizer", [&] { return CLIPTokenizer::from_pretrained((dir / "tokenizer").string()); });
+    auto clip = components_.get<CLIPTextModel>("text_encoder", [&] {
+      return CLIPTextModel::from_pretrained((dir / "text_encoder").string(), compute);
+    });
+    return clip->forward(tokenizer->encode_batch(texts)).pooler_output;
+  };
+  auto embeds = [&](const std::vector<std::string>& texts) {
+    auto tokenizer = components_.get<T5Tokenizer>("tokenizer_2", [&] {
+      return T5Tokenizer::from_pretrained((dir / "tokenizer_2").string());
+    });
+    auto t5 = components_.get<T5EncoderModel>("text_encoder_2", [&] {
+      return T5EncoderModel::from_pretrained((dir / "text_encoder_2").string(), compute);
+    });
+    return t5->forward(tokenizer->encode_batch(texts, options.max_sequence_length));
+  };
   Conditioning out;
   auto encode = [&](const std::vector<std::string>& texts, const std::string& prefix) {
-    out[prefix + "pooled_prompt_embeds"] =
-        clip->forward(clip_tokenizer->encode_batch(texts)).pooler_output;
-    out[prefix + "prompt_embeds"] =
-        t5->forward(t5_tokenizer->encode_batch(texts, options.max_sequence_length));
+    Tensor p = here == clip_rank ? pooled(texts) : Tensor();
+    Tensor e = here == t5_rank ? embeds(texts) : Tensor();
+    if (placed) {
+      dist::broadcast_tensor(*runtime_.placement_group, p, clip_rank);
+      dist::broadcast_tensor(*runtime_.placement_group, e, t5_rank);
+    }
+    out[prefix + "pooled_prompt_embeds"] = p;
+    out[prefix + "prompt_embeds"] = e;
   };
   encode(prompts, "");
   if (cfg) encode(negative_prompts, "negative_");
@@ -110,8 +134,13 @@ Tensor FluxPipeline::denoise(const Conditioning& conditioning, Tensor latents,
                              const GenerationOptions& options, const StepCallback& on_step) {
   FlowMatchEulerDiscreteScheduler scheduler = scheduler_for(latents, options);
   auto transformer = components_.get<FluxTransformer2DModel>("transformer", [&] {
-    auto model = FluxTransformer2DModel::from_pretrained(
-        (fs::path(folder_) / "transformer").string(), runtime_.compute);
+    const std::string folder = (fs::path(folder_) / "transformer").string();
+    // Placed: this rank holds only the layers the map gives it.
+    auto model = runtime_.placement_group
+                     ? FluxTransformer2DModel::from_pretrained_placed(
+                           folder, runtime_.compute, runtime_.transformer_device_map,
+                           *runtime_.placement_group)
+                     : FluxTransformer2DModel::from_pretrained(folder, runtime_.compute);
     if (runtime_.mesh) model.enable_parallelism(runtime_.mesh);
     return model;
   });

@@ -1,0 +1,68 @@
+#include "paradiff/pipeline/component_module_tree.h"
+
+#include <filesystem>
+
+#include "paradiff/core/error.h"
+#include "paradiff/io/checkpoint.h"
+#include "paradiff/io/json_config.h"
+#include "paradiff/models/flux/flux_module_tree.h"
+
+namespace paradiff::pipeline {
+
+namespace {
+
+bool is_model_class(const ModelIndex::Component& c) {
+  if (c.class_name.empty()) return false;
+  return c.class_name.find("Tokenizer") == std::string::npos &&
+         c.class_name.find("Scheduler") == std::string::npos &&
+         c.class_name.find("Processor") == std::string::npos &&
+         c.class_name.find("FeatureExtractor") == std::string::npos;
+}
+
+}  // namespace
+
+std::vector<std::string> model_components(const ModelIndex& index) {
+  std::vector<std::string> out;
+  for (const auto& [name, component] : index.components)
+    if (is_model_class(component)) out.push_back(name);
+  return out;
+}
+
+parallel::ModuleTree component_module_tree(const ModelIndex& index, const std::string& component) {
+  auto it = index.components.find(component);
+  PARADIFF_CHECK(it != index.components.end() && is_model_class(it->second), index.folder,
+                 ": model_index.json has no model component '", component, "'");
+  const std::string folder = (std::filesystem::path(index.folder) / component).string();
+  const std::string& cls = it->second.class_name;
+  if (cls == "FluxTransformer2DModel") return models::flux::flux_transformer_module_tree(folder);
+  const Checkpoint checkpoint = Checkpoint::open_folder(folder);
+  if (cls == "CLIPTextModel" || cls == "CLIPTextModelWithProjection") {
+    // transformers 5 loads "text_model.*" into a model without that module; position_ids is a
+    // non-persistent buffer the meta model has and the file lacks.
+    parallel::ModuleTree tree =
+        parallel::ModuleTree::from_checkpoint(checkpoint, SafetensorsDType::F32, "text_model.");
+    const JsonConfig config = JsonConfig::load(folder + "/config.json");
+    tree.add_tensor("embeddings.position_ids", config.get_int("max_position_embeddings", 77),
+                    SafetensorsDType::I64, parallel::TensorKind::NonPersistentBuffer);
+    return tree;
+  }
+  parallel::ModuleTree tree =
+      parallel::ModuleTree::from_checkpoint(checkpoint, SafetensorsDType::F32);
+  if (cls == "T5EncoderModel" && checkpoint.contains("shared.weight") &&
+      !checkpoint.contains("encoder.embed_tokens.weight"))
+    tree.add_tensor("encoder.embed_tokens.weight", checkpoint.info("shared.weight").numel,
+                    SafetensorsDType::F32, parallel::TensorKind::NonPersistentBuffer);
+  return tree;
+}
+
+std::vector<parallel::ComponentSize> component_sizes(const ModelIndex& index,
+                                                     SafetensorsDType dtype) {
+  std::vector<parallel::ComponentSize> out;
+  for (const std::string& name : model_components(index))
+    out.push_back(
+        {name, parallel::compute_module_sizes(component_module_tree(index, name), dtype).total(),
+         std::nullopt});
+  return out;
+}
+
+}  // namespace paradiff::pipeline

@@ -1,0 +1,149 @@
+// Placement from a pipeline folder's headers: the FLUX transformer's module tree equals the one
+// diffusers builds (the meta-model fixture), the component sizes equal the ones diffusers'
+// device_map="balanced" compares, and the plans equal diffusers' and accelerate's golden maps.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+
+#include "paradiff/engine/placement_plan.h"
+#include "paradiff/io/checkpoint.h"
+#include "paradiff/models/flux/flux_module_tree.h"
+#include "paradiff/pipeline/component_module_tree.h"
+#include "parallel/placement_test_util.h"
+#include "testing/temp_dir.h"
+#include "testing/test_util.h"
+
+namespace paradiff::engine {
+namespace {
+
+using parallel::testing::error_of;
+using parallel::testing::load_placement_fixture;
+using parallel::testing::placement_model;
+
+const std::string kTiny = "tests/fixtures/flux_pipeline/tiny";
+
+std::string tiny() {
+  return paradiff::testing::source_path(kTiny);
+}
+
+TEST(PlacementPlan, FluxTreeFromHeadersIsDiffusersMetaModel) {
+  const parallel::ModuleTree got =
+      models::flux::flux_transformer_module_tree(tiny() + "/transformer");
+  const parallel::ModuleTree& want = placement_model("tiny_transformer");
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    const auto& g = got.node(static_cast<int>(i));
+    const auto& w = want.node(static_cast<int>(i));
+    EXPECT_EQ(g.name, w.name);
+    EXPECT_EQ(g.class_name, w.class_name) << w.name;
+    ASSERT_EQ(g.tensors.size(), w.tensors.size()) << w.name;
+    for (size_t t = 0; t < w.tensors.size(); ++t) {
+      EXPECT_EQ(g.tensors[t].name, w.tensors[t].name) << w.name;
+      EXPECT_EQ(g.tensors[t].numel, w.tensors[t].numel) << w.name;
+      EXPECT_EQ(g.tensors[t].dtype, w.tensors[t].dtype) << w.name;
+    }
+  }
+  auto sorted = [](std::vector<std::string> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  EXPECT_EQ(sorted(got.no_split()), sorted(want.no_split()));
+  EXPECT_EQ(got.state_dict_names(), want.state_dict_names());
+  for (auto dtype : {SafetensorsDType::F32, SafetensorsDType::BF16}) {
+    const auto g = parallel::compute_module_sizes(got, dtype);
+    const auto w = parallel::compute_module_sizes(want, dtype);
+    EXPECT_EQ(g.keys(), w.keys());
+    for (const auto& k : w.keys()) EXPECT_EQ(g[k], w[k]) << k;
+  }
+}
+
+TEST(PlacementPlan, ComponentSizesAreDiffusers) {
+  const auto fixture = load_placement_fixture("pipeline_maps.json");
+  const auto index = pipeline::ModelIndex::load(tiny());
+  const auto sizes = pipeline::component_sizes(index, SafetensorsDType::F32);
+  int checked = 0;
+  for (const auto& c : fixture["cases"]) {
+    if (c["name"].get<std::string>().rfind("tiny/", 0) != 0) continue;
+    ASSERT_EQ(sizes.size(), c["components"].size());
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      EXPECT_EQ(sizes[i].name, c["components"][i][0].get<std::string>());
+      EXPECT_EQ(sizes[i].bytes, c["components"][i][1].get<int64_t>()) << sizes[i].name;
+    }
+    ++checked;
+  }
+  EXPECT_GT(checked, 0);
+}
+
+TEST(PlacementPlan, PipelineBalancedIsDiffusersMap) {
+  const auto fixture = load_placement_fixture("pipeline_maps.json");
+  for (const auto& c : fixture["cases"]) {
+    if (c["name"] != "tiny/3 ranks") continue;
+    PlacementOptions o;
+    o.model = tiny();
+    o.device_map = "balanced";
+    o.world_size = 3;
+    std::string budget;
+    for (const auto& e : c["max_memory"])
+      budget += (budget.empty() ? "" : ",") + std::to_string(e[0].get<int>()) + "=" +
+                std::to_string(e[1].get<int64_t>());
+    o.max_memory = budget;
+    const PlacementPlan plan = plan_placement(o);
+    ASSERT_TRUE(plan.pipeline.has_value());
+    nlohmann::ordered_json want = nlohmann::ordered_json::object();
+    for (const auto& e : c["device_map"]) want[e[0].get<std::string>()] = e[1];
+    EXPECT_EQ(placement_plan_to_json(plan)["pipeline"], want);
+    return;
+  }
+  FAIL() << "no tiny/3 ranks case";
+}
+
+TEST(PlacementPlan, TransformerMapsAreAccelerates) {
+  const auto fixture = load_placement_fixture("model_maps.json");
+  int checked = 0;
+  for (const auto& c : fixture["cases"]) {
+    if (c["model"] != "tiny_transformer" || !c["special_dtypes"].empty() || !c["user_set"])
+      continue;
+    SCOPED_TRACE(c["name"].get<std::string>());
+    PlacementOptions o;
+    o.model = tiny();
+    o.transformer_device_map = c["strategy"].get<std::string>();
+    o.dtype = c["dtype"] == "bfloat16" ? DType::BF16 : DType::F32;
+    std::string budget;
+    int ranks = 0;
+    for (const auto& e : c["max_memory"]) {
+      if (!e[0].is_number_integer() || !e[1].is_number_integer()) goto skip;
+      budget += (budget.empty() ? "" : ",") + std::to_string(e[0].get<int>()) + "=" +
+                std::to_string(e[1].get<int64_t>());
+      ranks = std::max(ranks, e[0].get<int>() + 1);
+    }
+    {
+      o.max_memory = budget;
+      o.world_size = ranks;
+      const PlacementPlan plan = plan_placement(o);
+      nlohmann::json want = nlohmann::json::object();  // keys compared, not their order
+      for (const auto& e : c["device_map"]) want[e[0].get<std::string>()] = e[1];
+      EXPECT_EQ(nlohmann::json(placement_plan_to_json(plan)["transformer"]), want);
+      ++checked;
+    }
+  skip:;
+  }
+  EXPECT_GT(checked, 0);
+}
+
+TEST(PlacementPlan, Refusals) {
+  PlacementOptions o;
+  o.model = tiny();
+  o.world_size = 2;
+  o.max_memory = "0=1GB,1=1GB";
+  o.device_map = "auto";
+  EXPECT_NE(error_of([&] { plan_placement(o); }).find("auto not supported"), std::string::npos);
+  o.device_map.clear();
+  o.max_memory = "0=16gb";
+  EXPECT_NE(error_of([&] { plan_placement(o); }).find("lowercase"), std::string::npos);
+  o.max_memory = "0=1GB,2=1GB";
+  EXPECT_NE(error_of([&] { plan_placement(o); }).find("2"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace paradiff::engine

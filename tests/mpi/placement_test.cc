@@ -1,0 +1,289 @@
+// Model-level placement executed across ranks: each rank binds only the transformer units its
+// map gives it, the stage owners hand the hidden states on, and the result equals the
+// single-process one bit for bit (same thread count per rank); the resident weight bytes per
+// rank equal the map's share.
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "mpi_world.h"
+#include "paradiff/core/memory.h"
+#include "paradiff/dist/self_communicator.h"
+#include "paradiff/engine/engine.h"
+#include "paradiff/models/flux/flux_module_tree.h"
+#include "paradiff/models/flux/flux_transformer.h"
+#include "paradiff/parallel/placement/model_device_map.h"
+#include "testing/test_util.h"
+
+namespace paradiff {
+namespace {
+
+using models::flux::FluxTransformer2DModel;
+using models::flux::FluxTransformerConfig;
+using models::flux::FluxTransformerInputs;
+
+const std::string kTiny = "tests/fixtures/flux_pipeline/tiny";
+
+void expect_bit_identical(const Tensor& got, const Tensor& want, const std::string& what) {
+  ASSERT_EQ(got.shape(), want.shape()) << what;
+  ASSERT_EQ(got.dtype(), want.dtype()) << what;
+  EXPECT_EQ(std::memcmp(got.raw_data(), want.raw_data(), got.nbytes()), 0)
+      << what << " differs from the single-process result on rank " << testing::world().rank();
+}
+
+FluxTransformerInputs random_inputs(const FluxTransformerConfig& c, int64_t batch, int64_t image,
+                                    int64_t text, std::mt19937_64& rng) {
+  FluxTransformerInputs in;
+  in.hidden_states = testing::random_normal({batch, image, c.in_channels}, DType::F32, rng);
+  in.encoder_hidden_states =
+      testing::random_normal({batch, text, c.joint_attention_dim}, DType::F32, rng);
+  in.pooled_projections = testing::random_normal({batch, c.pooled_projection_dim}, DType::F32, rng);
+  in.timestep = testing::random_uniform({batch}, DType::F32, rng, 0.0f, 1.0f);
+  in.txt_ids = Tensor::zeros({text, 3}, DType::F32);
+  in.img_ids = Tensor::zeros({image, 3}, DType::F32);
+  for (int64_t i = 0; i < image; ++i) {
+    in.img_ids.data<float>()[i * 3 + 1] = static_cast<float>(i / 5);
+    in.img_ids.data<float>()[i * 3 + 2] = static_cast<float>(i % 5);
+  }
+  if (c.guidance_embeds) in.guidance = testing::random_uniform({batch}, DType::F32, rng, 1, 5);
+  return in;
+}
+
+// The tiny pipeline's transformer (1 double, 2 single blocks): at 3 ranks an explicit map with
+// one block per rank (the head on the last rank), at 2 ranks accelerate's "auto" on a budget
+// that needs both ranks; and at each, a map that streams blocks and the head from "disk" (run by
+// rank 0, after the other stages).
+std::vector<std::pair<std::string, parallel::DeviceMap>> tiny_maps(const parallel::ModuleTree& tree,
+                                                                   int ranks) {
+  auto file = [](const std::string& name) {
+    return std::make_pair(name, parallel::read_device_map_file(
+                                    testing::source_path("tests/fixtures/placement/maps/" + name)));
+  };
+  if (ranks == 3) return {file("tiny_three_stages.json"), file("tiny_three_stages_disk.json")};
+  parallel::SizeOptions sizes;
+  sizes.dtype = SafetensorsDType::F32;
+  return {{"auto", parallel::place_model(
+                       tree, "auto", parallel::MaxMemory::parse("0=250000,1=400000", 2), 2, sizes)
+                       .device_map},
+          file("tiny_disk.json")};
+}
+
+TEST(Placement, TinyTransformerRunsSplitAndBitIdentical) {
+  auto& world = testing::world();
+  if (world.size() != 2 && world.size() != 3) GTEST_SKIP() << "runs at 2 and 3 ranks";
+  const std::string folder = testing::source_path(kTiny + "/transformer");
+  const parallel::ModuleTree tree = models::flux::flux_transformer_module_tree(folder);
+  auto rng = testing::make_rng();
+  const auto config = FluxTransformerConfig::load(folder + "/config.json");
+  const auto in = random_inputs(config, 2, 15, 6, rng);
+  for (const auto& [map_name, map] : tiny_maps(tree, world.size())) {
+    SCOPED_TRACE(map_name);
+    parallel::SizeOptions sizes;
+    sizes.dtype = SafetensorsDType::F32;
+    const auto share = parallel::bytes_per_device(tree, map, sizes);
+    int64_t mine = 0, on_disk = 0;
+    for (const auto& [device, bytes] : share.per_device) {
+      if (device.is_disk()) on_disk = bytes;
+      if (device.is_rank() && device.rank_index() == world.rank()) mine = bytes;
+    }
+    for (DType compute : {DType::F32, DType::BF16}) {
+      SCOPED_TRACE(dtype_name(compute));
+      Tensor want;
+      int64_t full_resident = 0, full_parameters = 0;
+      {
+        const int64_t before = current_bytes();
+        const auto single = FluxTransformer2DModel::from_pretrained(folder, compute);
+        full_resident = current_bytes() - before;
+        full_parameters = single.parameter_bytes();
+        want = single.forward(in);
+      }
+      const int64_t before = current_bytes();
+      const auto placed =
+          FluxTransformer2DModel::from_pretrained_placed(folder, compute, map, world);
+      const int64_t resident = current_bytes() - before;
+      // The work was split: this rank holds less than the whole model, something, and the
+      // ranks together hold exactly what one process holds (oneDNN's packed layouts included),
+      // less what stays on disk.
+      EXPECT_GT(resident, 0) << "rank " << world.rank() << " holds nothing";
+      EXPECT_LT(resident, full_resident) << "rank " << world.rank() << " holds the whole model";
+      int64_t sums[2] = {resident, placed.parameter_bytes()};
+      world.allreduce(sums, 2, dist::ReduceType::I64, dist::ReduceOp::Sum);
+      if (on_disk == 0) {
+        EXPECT_EQ(sums[0], full_resident);
+        EXPECT_EQ(sums[1], full_parameters);
+      } else {
+        EXPECT_LT(sums[0], full_resident);
+      }
+      if (compute == DType::F32) {
+        // The parameters this rank bound are exactly its share of the map (fp32: 4 bytes each);
+        // disk units are bound only while they run.
+        EXPECT_EQ(placed.parameter_bytes(), mine) << "rank " << world.rank();
+        EXPECT_EQ(sums[1], full_parameters - on_disk);
+        EXPECT_EQ(full_parameters,
+                  parallel::compute_module_sizes(tree, SafetensorsDType::F32).total());
+      }
+      world.reset_stats();
+      const int64_t before_forward = current_bytes();
+      const Tensor got = placed.forward(in);
+      expect_bit_identical(got, want, "placed forward");
+      EXPECT_EQ(current_bytes() - before_forward, got.nbytes())
+          << "streamed units must not stay resident after the forward";
+      // Hidden states crossed between the stage owners: (B, S, C) F32 per boundary.
+      int64_t sent = world.stats().bytes_sent;
+      world.allreduce(&sent, 1, dist::ReduceType::I64, dist::ReduceOp::Sum);
+      EXPECT_GE(sent, int64_t{2} * (15 + 6) * config.inner_dim() * 4 * (world.size() - 1));
+    }
+  }
+}
+
+TEST(Placement, GenerateWithTransformerDeviceMapIsBitIdentical) {
+  auto& world = testing::world();
+  if (world.size() != 2 && world.size() != 3) GTEST_SKIP() << "runs at 2 and 3 ranks";
+  const std::string model = testing::source_path(kTiny);
+  engine::GenerationRequest request;
+  request.height = 32, request.width = 48;
+  request.num_inference_steps = 2;
+  request.max_sequence_length = 8;
+  request.seed = 3;
+  request.prompt = {"a red circle", "a blue square"};
+  engine::EngineOptions options;
+  options.model = model;
+  options.transformer_device_map =
+      world.size() == 3
+          ? testing::source_path("tests/fixtures/placement/maps/tiny_three_stages.json")
+          : "auto";
+  options.max_memory = world.size() == 3 ? "" : "0=250000,1=400000";
+  engine::Engine engine(world, options);
+  EXPECT_EQ(engine.replicas(), 1);
+  EXPECT_EQ(engine.mesh().size(parallel::MeshDim::Stage), world.size());
+  engine.mesh().reset_comm_stats();
+  const auto result = engine.run(request);
+  // The stages handed hidden states on: bytes crossed the stage communicator.
+  int64_t stage_bytes = engine.mesh().comm(parallel::MeshDim::Stage).stats().bytes_sent;
+  world.allreduce(&stage_bytes, 1, dist::ReduceType::I64, dist::ReduceOp::Sum);
+  EXPECT_GT(stage_bytes, 0);
+  if (world.rank() != 0) {
+    EXPECT_TRUE(result.images.empty());
+    return;
+  }
+  EXPECT_NE(engine.placement_report().find("\"transformer\""), std::string::npos);
+  // Every rank of this job runs on this machine: one host holds the whole transformer.
+  EXPECT_NE(engine.placement_report().find("\"bytes_per_host\":{\""), std::string::npos)
+      << engine.placement_report();
+  dist::SelfCommunicator self;
+  engine::EngineOptions single_options;
+  single_options.model = model;
+  engine::Engine single(self, single_options);
+  const auto reference = single.run(request);
+  ASSERT_EQ(result.images.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    expect_bit_identical(result.images[i].latents, reference.images[i].latents, "latents");
+    expect_bit_identical(result.images[i].image, reference.images[i].image, "image");
+  }
+}
+
+}  // namespace
+}  // namespace paradiff
+
+namespace paradiff {
+namespace {
+
+// Placement composed with context parallelism: 2 stages x Ulysses 2 on 4 ranks. Each stage is a
+// Ulysses group; each rank hands its token share to its peer in the next stage.
+TEST(Placement, TwoStagesOfUlysses2MatchOneProcess) {
+  auto& world = testing::world();
+  if (world.size() != 4) GTEST_SKIP() << "runs at 4 ranks";
+  const std::string model = testing::source_path(kTiny);
+  engine::GenerationRequest request;
+  request.height = 32, request.width = 48;
+  request.num_inference_steps = 2;
+  request.max_sequence_length = 8;
+  request.seed = 3;
+  request.prompt = {"a red circle"};
+  engine::EngineOptions options;
+  options.model = model;
+  parallel::ContextParallelConfig ulysses;
+  ulysses.ulysses_degree = 2;
+  options.parallel.context_parallel_config = ulysses;
+  options.transformer_device_map = "auto";
+  options.max_memory = "0=250000,1=400000";
+  engine::Engine engine(world, options);
+  EXPECT_EQ(engine.replicas(), 1);
+  EXPECT_EQ(engine.mesh().size(parallel::MeshDim::Stage), 2);
+  EXPECT_EQ(engine.mesh().context_parallel().size(), 2);
+  engine.mesh().reset_comm_stats();
+  const auto result = engine.run(request);
+  int64_t bytes[2] = {engine.mesh().comm(parallel::MeshDim::Stage).stats().bytes_sent,
+                      engine.mesh().context_parallel().stats().bytes_sent};
+  world.allreduce(bytes, 2, dist::ReduceType::I64, dist::ReduceOp::Sum);
+  EXPECT_GT(bytes[0], 0) << "no hidden states crossed between stages";
+  EXPECT_GT(bytes[1], 0) << "no tokens moved inside the Ulysses groups";
+  if (world.rank() != 0) return;
+  dist::SelfCommunicator self;
+  engine::EngineOptions single_options;
+  single_options.model = model;
+  engine::Engine single(self, single_options);
+  const auto reference = single.run(request);
+  ASSERT_EQ(result.images.size(), 1u);
+  const double err = testing::relative_error(result.images[0].latents, reference.images[0].latents);
+  std::printf("  2 stages x ulysses 2: latents relative error %.3g\n", err);
+  EXPECT_LE(err, 1e-5);  // the context-parallel tests' tolerance
+}
+
+}  // namespace
+}  // namespace paradiff
+
+namespace paradiff {
+namespace {
+
+// Pipeline-level device_map="balanced" at 2 ranks: diffusers' deal of the tiny pipeline
+// ({vae: 0, text_encoder: 1, transformer: 1, text_encoder_2: 0}); T5 encodes on rank 0, CLIP on
+// rank 1, the transformer runs on rank 1 only, the VAE decodes on rank 0.
+TEST(Placement, PipelineBalancedIsBitIdentical) {
+  auto& world = testing::world();
+  if (world.size() != 2) GTEST_SKIP() << "runs at 2 ranks";
+  const std::string model = testing::source_path(kTiny);
+  engine::GenerationRequest request;
+  request.height = 32, request.width = 48;
+  request.num_inference_steps = 2;
+  request.max_sequence_length = 8;
+  request.seed = 3;
+  request.prompt = {"a red circle", "a blue square"};
+  engine::EngineOptions options;
+  options.model = model;
+  options.device_map = "balanced";
+  options.max_memory = "0=1200000,1=1200000";
+  engine::Engine engine(world, options);
+  EXPECT_EQ(engine.replicas(), 1);
+  engine.mesh().reset_comm_stats();
+  const auto result = engine.run(request);
+  // Every component was loaded on its owner only: each rank holds what the deal gave it (the
+  // pipeline keeps its components loaded by default).
+  const auto& cache = engine.pipeline().components();
+  const bool root = world.rank() == 0;
+  EXPECT_EQ(cache.load_count("text_encoder_2"), root ? 1 : 0);
+  EXPECT_EQ(cache.load_count("vae"), root ? 1 : 0);
+  EXPECT_EQ(cache.load_count("text_encoder"), root ? 0 : 1);
+  int64_t sent = engine.mesh().comm(parallel::MeshDim::Stage).stats().bytes_sent;
+  world.allreduce(&sent, 1, dist::ReduceType::I64, dist::ReduceOp::Sum);
+  EXPECT_GT(sent, 0);
+  if (!root) return;
+  EXPECT_NE(
+      engine.placement_report().find(
+          "\"pipeline\":{\"vae\":0,\"text_encoder\":1,\"transformer\":1,\"text_encoder_2\":0}"),
+      std::string::npos)
+      << engine.placement_report();
+  dist::SelfCommunicator self;
+  engine::EngineOptions single_options;
+  single_options.model = model;
+  engine::Engine single(self, single_options);
+  const auto reference = single.run(request);
+  ASSERT_EQ(result.images.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    expect_bit_identical(result.images[i].latents, reference.images[i].latents, "latents");
+    expect_bit_identical(result.images[i].image, reference.images[i].image, "image");
+  }
+}
+
+}  // namespace
+}  // namespace paradiff
