@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "paradiff/dist/communicator.h"
+#include "paradiff/dist/host_weights.h"
 #include "paradiff/engine/generation_request.h"
 #include "paradiff/parallel/device_mesh.h"
 #include "paradiff/pipeline/diffusion_pipeline.h"
@@ -25,6 +26,9 @@ struct EngineOptions {
   DType compute = DType::F32;
   parallel::ParallelConfig parallel;
   pipeline::ComponentCache::Policy cache_policy = pipeline::ComponentCache::Policy::KeepLoaded;
+  // Whether the ranks of one replica on one host share one copy of the transformer's prepared
+  // weights (dist/host_weights.h).
+  dist::WeightSharing share_weights = dist::WeightSharing::Auto;
 };
 
 struct GeneratedImage {
@@ -41,6 +45,14 @@ struct GenerationStats {
   int64_t peak_bytes = 0;  // largest peak allocation of any rank
   int replicas = 1;
   int64_t prompts_here = 0;  // images this rank's replica ran (padding included)
+  // What the kernel says (core/process_memory.h) after the denoising step of largest PSS (peak
+  // RSS: at the end). Per rank: largest over
+  // ranks; per host: summed over a host's ranks, largest over hosts. "Weights": the
+  // transformer's prepared weights (one copy: weight_bytes).
+  int64_t weight_bytes = 0;
+  bool shared_weights = false;  // some host's ranks shared one copy
+  int64_t rank_pss_bytes = 0, rank_weights_pss_bytes = 0, peak_rss_bytes = 0;
+  int64_t host_pss_bytes = 0, host_weights_pss_bytes = 0;
 };
 
 struct GenerationResult {
@@ -99,6 +111,9 @@ class Engine {
 
   dist::Communicator& world_;
   EngineOptions options_;
+  std::unique_ptr<dist::Communicator> host_;          // this host's ranks (memory figures)
+  std::unique_ptr<dist::Communicator> host_replica_;  // ...of this replica (they load together)
+  dist::HostWeights transformer_weights_;
   std::shared_ptr<parallel::DeviceMesh> mesh_;
   std::unique_ptr<pipeline::DiffusionPipeline> pipeline_;
 };
