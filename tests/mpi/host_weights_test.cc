@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <fstream>
 #include <random>
 #include <stdexcept>
 
@@ -91,6 +92,16 @@ TEST(HostWeights, OneCopyPerHostAndBitIdenticalOutputs) {
       EXPECT_EQ(runner.weights().arena->private_bytes(), 0u);
     }
     shared = runner.time_forwards(in, 1, false);
+    // The segment has no name in the file system (nothing in /dev/shm can outlive the job): the
+    // kernel shows it as an unlinked memfd.
+    std::ifstream maps("/proc/self/maps");
+    int mappings = 0;
+    for (std::string line; std::getline(maps, line);) {
+      if (line.find(WeightArena::kMappingName) == std::string::npos) continue;
+      ++mappings;
+      EXPECT_NE(line.find("/memfd:"), std::string::npos) << line;
+    }
+    EXPECT_GE(mappings, 1);
   }
   {
     engine::TransformerRunner runner(world, ulysses_over_world(), load, dist::WeightSharing::Off);

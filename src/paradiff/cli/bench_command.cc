@@ -200,8 +200,8 @@ int run(const Options& o, dist::Communicator& world) {
         std::string(dtype_name(compute)).c_str(), num_threads(), world.size(), bench.flops / 1e9);
     std::printf(
         "| CP Backend | Time / Iter (ms) | Steps / Sec | Peak Memory (GB) | Sent / Rank / "
-        "Step (MB) | Comm Wait | Weights | PSS / Rank (GB): weights + activations | PSS / Host "
-        "(GB): weights + activations | Peak RSS / Rank (GB) |\n"
+        "Step (MB) | Comm Wait | Weights | PSS / Rank (GB): weights + rest | PSS / Host "
+        "(GB): weights + rest | Peak RSS / Rank (GB) |\n"
         "|---|---|---|---|---|---|---|---|---|---|\n");
     std::fflush(stdout);
   }

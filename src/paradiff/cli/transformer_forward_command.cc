@@ -79,9 +79,10 @@ int run(const Options& o, dist::Communicator& world) {
       std::printf("context_parallel: ulysses=%d ring=%d rotate=%s\n", cp.ulysses_degree,
                   cp.ring_degree, cp.rotate_method.c_str());
     }
-    std::printf("weights: %lld bytes prepared, %s by the %d rank(s) of the largest host\n",
+    std::printf("weights: %lld bytes prepared, %s (%d rank(s) on the largest host)\n",
                 static_cast<long long>(timing.weight_bytes),
-                timing.shared_weights ? "one copy shared" : "one copy each", timing.host_ranks);
+                timing.shared_weights ? "one copy per host" : "one copy per rank",
+                timing.host_ranks);
     std::printf("pss_bytes_per_rank: %lld (weights %lld; largest rank, after the forwards)\n",
                 static_cast<long long>(timing.rank_pss_bytes),
                 static_cast<long long>(timing.rank_weights_pss_bytes));
