@@ -33,7 +33,7 @@ struct Options {
   int64_t heads = 8, head_dim = 128, double_layers = 4, single_layers = 8, joint_dim = 4096;
   int64_t layers = 12;  // Qwen-Image: as many blocks as FLUX's default 4 + 8, of the same FLOPs
   int threads = 0, steps = 3;
-  std::string ring_progress = "thread";
+  std::string ring_progress = "thread", share_weights = "auto";
   bool header = true;
 };
 
@@ -200,7 +200,9 @@ int run(const Options& o, dist::Communicator& world) {
         std::string(dtype_name(compute)).c_str(), num_threads(), world.size(), bench.flops / 1e9);
     std::printf(
         "| CP Backend | Time / Iter (ms) | Steps / Sec | Peak Memory (GB) | Sent / Rank / "
-        "Step (MB) | Comm Wait |\n|---|---|---|---|---|---|\n");
+        "Step (MB) | Comm Wait | Weights | PSS / Rank (GB): weights + rest | PSS / Host "
+        "(GB): weights + rest | Peak RSS / Rank (GB) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n");
     std::fflush(stdout);
   }
   const auto filter = o.modes;
@@ -211,12 +213,18 @@ int run(const Options& o, dist::Communicator& world) {
     parallel::ParallelConfig parallel;
     if (world.size() > 1) parallel.context_parallel_config = cp;
     parallel.ring_progress = parallel::parse_ring_progress(o.ring_progress);
-    engine::TransformerRunner runner(world, parallel, bench.load);
+    engine::TransformerRunner runner(world, parallel, bench.load,
+                                     dist::parse_weight_sharing(o.share_weights));
     const auto t = runner.time_forwards(bench.inputs, o.steps, /*warm_up=*/true);
     if (root) {
-      std::printf("| %s | %.1f | %.3f | %.3f | %.1f | %.0f%% |\n",
-                  row_name(cp, world.size()).c_str(), t.median_ms, 1000.0 / t.median_ms,
-                  t.peak_bytes / 1e9, t.sent_bytes_per_rank / 1e6, 100.0 * t.wait_ms / t.median_ms);
+      std::printf(
+          "| %s | %.1f | %.3f | %.3f | %.1f | %.0f%% | %s | %.3f + %.3f | %.3f + %.3f | %.3f |\n",
+          row_name(cp, world.size()).c_str(), t.median_ms, 1000.0 / t.median_ms, t.peak_bytes / 1e9,
+          t.sent_bytes_per_rank / 1e6, 100.0 * t.wait_ms / t.median_ms,
+          t.shared_weights ? str_cat("shared by ", t.host_ranks).c_str() : "per rank",
+          t.rank_weights_pss_bytes / 1e9, (t.rank_pss_bytes - t.rank_weights_pss_bytes) / 1e9,
+          t.host_weights_pss_bytes / 1e9, (t.host_pss_bytes - t.host_weights_pss_bytes) / 1e9,
+          t.rank_peak_rss_bytes / 1e9);
       std::fflush(stdout);
     }
   }
@@ -253,6 +261,11 @@ void add_bench_command(CLI::App& app, Action& action) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
   cmd->add_option("--modes", o->modes, "only these backends, e.g. \"ulysses,ring\"");
+  cmd->add_option("--share-weights", o->share_weights,
+                  "one copy of the prepared weights per host (auto: when several ranks share one)")
+      ->envname("PARADIFF_SHARE_WEIGHTS")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
   cmd->add_option("--ring-progress", o->ring_progress,
                   "p2p ring: drive transfers from a helper thread, or by tests between chunks")
       ->envname("PARADIFF_RING_PROGRESS")

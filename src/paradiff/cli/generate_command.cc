@@ -22,6 +22,7 @@ namespace fs = std::filesystem;
 
 struct Options {
   std::string model, prompt, prompts_file, output = "out.png", dtype = "fp32", save_latents;
+  std::string share_weights = "auto";
   bool prompt_given = false;  // --prompt "" is a valid (empty) prompt, as in diffusers
   std::vector<std::string> negative_prompt;
   engine::GenerationRequest request;
@@ -75,6 +76,7 @@ int run(const Options& o, dist::Communicator& world) {
   engine_options.device_map = o.device_map;
   engine_options.transformer_device_map = o.transformer_device_map;
   engine_options.max_memory = o.max_memory;
+  engine_options.share_weights = dist::parse_weight_sharing(o.share_weights);
   // A one-shot run holds one stage's weights at a time.
   engine_options.cache_policy = pipeline::ComponentCache::Policy::ReleaseAfterStage;
   check_output_folder(o.output);
@@ -116,6 +118,12 @@ int run(const Options& o, dist::Communicator& world) {
                  result.images.size(), s.total_seconds, s.encode_seconds, s.denoise_seconds,
                  s.denoise_seconds > 0 ? s.steps / s.denoise_seconds : 0.0, s.decode_seconds,
                  s.peak_bytes / 1e6);
+    std::fprintf(stderr,
+                 "memory: transformer weights %.1f MB (%s) | PSS per rank %.1f MB (weights %.1f)"
+                 " | PSS per host %.1f MB (weights %.1f) | peak RSS per rank %.1f MB\n",
+                 s.weight_bytes / 1e6, s.shared_weights ? "one copy per host" : "one copy per rank",
+                 s.rank_pss_bytes / 1e6, s.rank_weights_pss_bytes / 1e6, s.host_pss_bytes / 1e6,
+                 s.host_weights_pss_bytes / 1e6, s.peak_rss_bytes / 1e6);
   }
   return 0;
 }
@@ -152,6 +160,12 @@ void add_generate_command(CLI::App& app, Action& action) {
       ->capture_default_str();
   cmd->add_option("--dtype", o->dtype, "compute precision: fp32 or bf16")
       ->envname("PARADIFF_DTYPE")
+      ->capture_default_str();
+  cmd->add_option("--share-weights", o->share_weights,
+                  "one copy of the transformer's prepared weights per host (auto: when several "
+                  "ranks of a replica share one)")
+      ->envname("PARADIFF_SHARE_WEIGHTS")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
       ->capture_default_str();
   cmd->add_option("--threads", o->threads, "kernel threads per process")
       ->envname("PARADIFF_THREADS");

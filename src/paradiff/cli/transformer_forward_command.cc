@@ -18,7 +18,7 @@ namespace paradiff::cli {
 namespace {
 
 struct Options {
-  std::string model, config, inputs, output, dtype = "fp32";
+  std::string model, config, inputs, output, dtype = "fp32", share_weights = "auto";
   int threads = 0;
   int repeat = 0;
   ParallelOptions parallel;
@@ -60,7 +60,9 @@ int run(const Options& o, dist::Communicator& world) {
   check_output_folder(o.output);
 
   Stopwatch load;
-  engine::TransformerRunner runner(world, parallel, [&] { return load_model(o, compute); });
+  engine::TransformerRunner runner(
+      world, parallel, [&] { return load_model(o, compute); },
+      dist::parse_weight_sharing(o.share_weights));
   runner.validate_inputs(in);
   log_info("loaded ", o.model, " in ", load.seconds(), " s (", dtype_name(compute), " compute, ",
            num_threads(), " threads)");
@@ -77,6 +79,18 @@ int run(const Options& o, dist::Communicator& world) {
       std::printf("context_parallel: ulysses=%d ring=%d rotate=%s\n", cp.ulysses_degree,
                   cp.ring_degree, cp.rotate_method.c_str());
     }
+    std::printf("weights: %lld bytes prepared, %s (%d rank(s) on the largest host)\n",
+                static_cast<long long>(timing.weight_bytes),
+                timing.shared_weights ? "one copy per host" : "one copy per rank",
+                timing.host_ranks);
+    std::printf("pss_bytes_per_rank: %lld (weights %lld; largest rank, after the forwards)\n",
+                static_cast<long long>(timing.rank_pss_bytes),
+                static_cast<long long>(timing.rank_weights_pss_bytes));
+    std::printf("pss_bytes_per_host: %lld (weights %lld; summed over the host's ranks)\n",
+                static_cast<long long>(timing.host_pss_bytes),
+                static_cast<long long>(timing.host_weights_pss_bytes));
+    std::printf("peak_rss_bytes_per_rank: %lld (largest rank)\n",
+                static_cast<long long>(timing.rank_peak_rss_bytes));
     std::printf("sent_bytes_per_rank: %lld (largest rank, per forward)\n",
                 static_cast<long long>(timing.sent_bytes_per_rank));
     std::printf("expected_sent_bytes_per_rank: %lld (theoretical volume, largest rank)\n",
@@ -116,6 +130,11 @@ void add_transformer_forward_command(CLI::App& app, Action& action) {
   cmd->add_option("--repeat", opts->repeat,
                   "timed forwards after one warm-up; prints the median as forward_ms")
       ->check(CLI::Range(1, 100000));
+  cmd->add_option("--share-weights", opts->share_weights,
+                  "one copy of the prepared weights per host (auto: when several ranks share one)")
+      ->envname("PARADIFF_SHARE_WEIGHTS")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
   add_parallel_options(*cmd, opts->parallel, /*with_cfg=*/false);
   cmd->callback([opts, &action] {
     action = [opts](dist::Communicator& world) { return run(*opts, world); };

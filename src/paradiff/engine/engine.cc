@@ -5,8 +5,10 @@
 
 #include "paradiff/core/logging.h"
 #include "paradiff/core/memory.h"
+#include "paradiff/core/process_memory.h"
 #include "paradiff/core/timer.h"
 #include "paradiff/dist/host_names.h"
+#include "paradiff/dist/host_communicator.h"
 #include "paradiff/dist/tensor_broadcast.h"
 #include "paradiff/dist/tensor_transfer.h"
 #include "paradiff/engine/placement_plan.h"
@@ -20,10 +22,19 @@ namespace {
 // Tags of the messages that carry results from each replica's first rank to world rank 0.
 constexpr int kIndicesTag = 101, kLatentsTag = 102, kImagesTag = 103;
 
+// With `high`, also keeps there the largest PSS seen after a step (the transformer and the
+// step's activations are held then; a one-shot run frees the transformer when the loop ends).
 pipeline::StepCallback step_callback(const ProgressCallback& on_step,
-                                     const std::vector<int64_t>& prompts) {
-  if (!on_step) return {};
-  return [on_step, prompts](const pipeline::StepProgress& p) { return on_step(p, prompts); };
+                                     const std::vector<int64_t>& prompts,
+                                     ProcessMemory* high = nullptr) {
+  if (!on_step && high == nullptr) return {};
+  return [on_step, prompts, high](const pipeline::StepProgress& p) {
+    if (high != nullptr) {
+      const ProcessMemory now = process_memory();
+      if (now.pss_bytes > high->pss_bytes) *high = now;
+    }
+    return on_step ? on_step(p, prompts) : true;
+  };
 }
 
 }  // namespace
@@ -93,6 +104,19 @@ Engine::Engine(dist::Communicator& world, const EngineOptions& options)
   PARADIFF_CHECK(component_ranks_.empty() || pipeline_->class_name() == "FluxPipeline",
                  "--device-map balanced is executed for FluxPipeline only; ", options.model,
                  " is a ", pipeline_->class_name());
+  // The ranks of one replica on one host load the transformer together (every rank of a replica
+  // denoises), so they can share its weights; a replica that runs no prompt loads nothing, so
+  // replicas do not wait on each other. Under a placement map each rank holds other blocks: no
+  // sharing then.
+  host_ = dist::host_communicator(world);
+  if (model_map || pipeline_map) return;
+  host_replica_ = host_->split(mesh_->index(parallel::MeshDim::Data), host_->rank());
+  pipeline_->components().set_load_hook(
+      [this](const std::string& name, const std::function<void()>& load) {
+        if (name != "transformer") return load();
+        transformer_weights_ =
+            dist::load_with_host_weights(*host_replica_, options_.share_weights, load);
+      });
 }
 
 pipeline::GenerationOptions Engine::resolve(const GenerationRequest& request) const {
@@ -120,6 +144,7 @@ GenerationResult Engine::run(const GenerationRequest& request, const ProgressCal
                 "true_cfg_scale > 1 (got ", options.true_cfg_scale, ")");
 
   GenerationResult result;
+  ProcessMemory high;  // at the denoising step of largest PSS
   result.stats.replicas = replicas;
   result.stats.prompts_here = static_cast<int64_t>(mine.size());
   Stopwatch total;
@@ -170,7 +195,7 @@ GenerationResult Engine::run(const GenerationRequest& request, const ProgressCal
     for (int64_t item : mine)
       starts.push_back(start.slice(one_batch ? item : item % per_prompt, 1));
     latents = pipeline_->denoise(conditioning, concat(starts, 0), options,
-                                 step_callback(on_step, item_prompts));
+                                 step_callback(on_step, item_prompts, &high));
     result.stats.denoise_seconds = stage.seconds();
     result.stats.steps = options.num_inference_steps;
 
@@ -229,6 +254,25 @@ GenerationResult Engine::run(const GenerationRequest& request, const ProgressCal
   world_.allreduce(stage_s, 3, dist::ReduceType::F64, dist::ReduceOp::Max);
   int64_t steps = result.stats.steps;
   world_.allreduce(&steps, 1, dist::ReduceType::I64, dist::ReduceOp::Max);
+  ProcessMemory memory = high;
+  memory.peak_rss_bytes = process_memory().peak_rss_bytes;
+  int64_t host_sums[2] = {memory.pss_bytes, memory.weights_pss_bytes};
+  host_->allreduce(host_sums, 2, dist::ReduceType::I64, dist::ReduceOp::Sum);
+  int64_t figures[7] = {memory.pss_bytes,
+                        memory.weights_pss_bytes,
+                        memory.peak_rss_bytes,
+                        host_sums[0],
+                        host_sums[1],
+                        transformer_weights_.weight_bytes,
+                        transformer_weights_.shared ? 1 : 0};
+  world_.allreduce(figures, 7, dist::ReduceType::I64, dist::ReduceOp::Max);
+  result.stats.rank_pss_bytes = figures[0];
+  result.stats.rank_weights_pss_bytes = figures[1];
+  result.stats.peak_rss_bytes = figures[2];
+  result.stats.host_pss_bytes = figures[3];
+  result.stats.host_weights_pss_bytes = figures[4];
+  result.stats.weight_bytes = figures[5];
+  result.stats.shared_weights = figures[6] == 1;
   world_.barrier();
   result.stats.peak_bytes = peak;
   result.stats.encode_seconds = stage_s[0];

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "paradiff/dist/communicator.h"
+#include "paradiff/dist/host_weights.h"
 #include "paradiff/engine/generation_request.h"
 #include "paradiff/parallel/device_mesh.h"
 #include "paradiff/pipeline/diffusion_pipeline.h"
@@ -35,6 +36,9 @@ struct EngineOptions {
   // transformer map too, the transformer is placed by that map and left out of the deal.
   std::string device_map{};
   std::string max_memory{};  // "0=16GB,1=16GB"; "" = this host's available memory shared
+  // Whether the ranks of one replica on one host share one copy of the transformer's prepared
+  // weights (dist/host_weights.h).
+  dist::WeightSharing share_weights = dist::WeightSharing::Auto;
 };
 
 struct GeneratedImage {
@@ -51,6 +55,14 @@ struct GenerationStats {
   int64_t peak_bytes = 0;  // largest peak allocation of any rank
   int replicas = 1;
   int64_t prompts_here = 0;  // images this rank's replica ran (padding included)
+  // What the kernel says (core/process_memory.h) after the denoising step of largest PSS (peak
+  // RSS: at the end). Per rank: largest over
+  // ranks; per host: summed over a host's ranks, largest over hosts. "Weights": the
+  // transformer's prepared weights (one copy: weight_bytes).
+  int64_t weight_bytes = 0;
+  bool shared_weights = false;  // some host's ranks shared one copy
+  int64_t rank_pss_bytes = 0, rank_weights_pss_bytes = 0, peak_rss_bytes = 0;
+  int64_t host_pss_bytes = 0, host_weights_pss_bytes = 0;
 };
 
 struct GenerationResult {
@@ -112,6 +124,9 @@ class Engine {
 
   dist::Communicator& world_;
   EngineOptions options_;
+  std::unique_ptr<dist::Communicator> host_;          // this host's ranks (memory figures)
+  std::unique_ptr<dist::Communicator> host_replica_;  // ...of this replica (they load together)
+  dist::HostWeights transformer_weights_;
   std::shared_ptr<parallel::DeviceMesh> mesh_;
   std::unique_ptr<pipeline::DiffusionPipeline> pipeline_;
   std::string placement_report_;

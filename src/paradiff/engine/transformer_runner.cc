@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <vector>
 
+#include "paradiff/core/logging.h"
 #include "paradiff/core/memory.h"
+#include "paradiff/core/process_memory.h"
 #include "paradiff/core/timer.h"
+#include "paradiff/dist/host_communicator.h"
 #include "paradiff/io/json_config.h"
 #include "paradiff/models/weight_source.h"
 #include "paradiff/parallel/communication_volume.h"
@@ -115,7 +118,8 @@ TransformerInputs load_transformer_inputs(const std::string& class_name,
 }
 
 TransformerRunner::TransformerRunner(dist::Communicator& world,
-                                     const parallel::ParallelConfig& parallel, const Loader& load)
+                                     const parallel::ParallelConfig& parallel, const Loader& load,
+                                     dist::WeightSharing sharing)
     : world_(world) {
   mesh_ = std::make_shared<parallel::DeviceMesh>(world, parallel);
   PARADIFF_CHECK(parallel.cfg_degree == 1,
@@ -125,7 +129,12 @@ TransformerRunner::TransformerRunner(dist::Communicator& world,
                  "a transformer forward runs one input: ring_degree x ulysses_degree (",
                  parallel.ring_degree() * parallel.ulysses_degree(),
                  ") must equal the number of processes (", world.size(), ")");
-  model_ = std::make_unique<TransformerModel>(load());
+  host_ = dist::host_communicator(world);
+  weights_ = dist::load_with_host_weights(
+      *host_, sharing, [&] { model_ = std::make_unique<TransformerModel>(load()); });
+  if (weights_.arena->private_bytes() > 0)
+    log_warning("rank ", world.rank(), " loaded ", weights_.arena->private_bytes(),
+                " bytes of weights the host's first rank did not: those are not shared");
   if (mesh_->context_parallel_enabled())
     std::visit([this](auto& model) { model.enable_parallelism(mesh_); }, *model_);
 }
@@ -162,18 +171,24 @@ ForwardTiming TransformerRunner::time_forwards(const TransformerInputs& in, int 
   mesh_->reset_comm_stats();
   std::vector<double> ms;
   const int forwards = std::max(1, repeat);
+  ProcessMemory high;
   for (int i = 0; i < forwards; ++i) {
     world_.barrier();  // on the world, not a mesh communicator: not counted
     Stopwatch sw;
     timing.sample = forward(in);
     ms.push_back(sw.milliseconds());
+    const ProcessMemory now = process_memory();
+    high.pss_bytes = std::max(high.pss_bytes, now.pss_bytes);
+    high.weights_pss_bytes = std::max(high.weights_pss_bytes, now.weights_pss_bytes);
+    high.peak_rss_bytes = now.peak_rss_bytes;
   }
   std::sort(ms.begin(), ms.end());
   const auto stats = mesh_->comm_stats();
   double reduced[2] = {ms[ms.size() / 2], stats.wait_seconds * 1e3 / forwards};
   world_.allreduce(reduced, 2, dist::ReduceType::F64, dist::ReduceOp::Max);
   const int64_t sent = stats.bytes_sent / forwards, expected = expected_sent_bytes(in);
-  int64_t counts[4] = {peak_bytes(), sent, expected, sent != expected ? 1 : 0};
+  int64_t counts[4] = {peak_bytes() + weights_.weight_bytes, sent, expected,
+                       sent != expected ? 1 : 0};
   world_.allreduce(counts, 4, dist::ReduceType::I64, dist::ReduceOp::Max);
   timing.median_ms = reduced[0];
   timing.wait_ms = reduced[1];
@@ -181,6 +196,21 @@ ForwardTiming TransformerRunner::time_forwards(const TransformerInputs& in, int 
   timing.sent_bytes_per_rank = counts[1];
   timing.expected_sent_bytes_per_rank = counts[2];
   timing.every_rank_sent_expected = counts[3] == 0;
+
+  int64_t host_sums[2] = {high.pss_bytes, high.weights_pss_bytes};
+  host_->allreduce(host_sums, 2, dist::ReduceType::I64, dist::ReduceOp::Sum);
+  int64_t memory[8] = {high.pss_bytes,        high.weights_pss_bytes, high.peak_rss_bytes,
+                       host_sums[0],          host_sums[1],           host_->size(),
+                       weights_.weight_bytes, weights_.shared ? 1 : 0};
+  world_.allreduce(memory, 8, dist::ReduceType::I64, dist::ReduceOp::Max);
+  timing.rank_pss_bytes = memory[0];
+  timing.rank_weights_pss_bytes = memory[1];
+  timing.rank_peak_rss_bytes = memory[2];
+  timing.host_pss_bytes = memory[3];
+  timing.host_weights_pss_bytes = memory[4];
+  timing.host_ranks = static_cast<int>(memory[5]);
+  timing.weight_bytes = memory[6];
+  timing.shared_weights = memory[7] == 1;
   return timing;
 }
 

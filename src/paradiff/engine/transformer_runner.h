@@ -10,6 +10,7 @@
 #include <string>
 #include <variant>
 
+#include "paradiff/dist/host_weights.h"
 #include "paradiff/models/flux/flux_transformer.h"
 #include "paradiff/models/qwen_image/qwen_image_transformer.h"
 #include "paradiff/parallel/device_mesh.h"
@@ -47,6 +48,14 @@ struct ForwardTiming {
   int64_t expected_sent_bytes_per_rank = 0;  // the theoretical volume, largest over ranks
   double wait_ms = 0;                        // per forward, largest over ranks
   bool every_rank_sent_expected = true;      // each rank's count equals its own theoretical volume
+  // What the kernel says (core/process_memory.h), sampled after each timed forward (freed
+  // activations stay in the process, see core/memory.cc, so this is the forwards' high mark).
+  // Per rank: the largest over ranks; per host: summed over a host's ranks, largest over hosts.
+  int64_t weight_bytes = 0;  // the prepared weights of one copy of the model
+  int64_t rank_pss_bytes = 0, rank_weights_pss_bytes = 0, rank_peak_rss_bytes = 0;
+  int64_t host_pss_bytes = 0, host_weights_pss_bytes = 0;
+  int host_ranks = 1;           // ranks on the largest host
+  bool shared_weights = false;  // the host's ranks shared one copy of the weights
 };
 
 class TransformerRunner {
@@ -57,10 +66,14 @@ class TransformerRunner {
   // `load` and enables context parallelism when the config has it. With context parallelism the
   // world must be one group (data-parallel copies of one forward would only repeat it); without,
   // every rank computes the whole forward.
+  // `sharing`: whether the ranks of one host share one copy of the prepared weights
+  // (dist/host_weights.h).
   TransformerRunner(dist::Communicator& world, const parallel::ParallelConfig& parallel,
-                    const Loader& load);
+                    const Loader& load, dist::WeightSharing sharing = dist::WeightSharing::Auto);
 
   const TransformerModel& model() const { return *model_; }
+  const dist::HostWeights& weights() const { return weights_; }
+  dist::Communicator& host() { return *host_; }
   parallel::DeviceMesh& mesh() { return *mesh_; }
 
   // Checks that `inputs` are the loaded model's kind and fit its config; throws naming the input.
@@ -75,6 +88,8 @@ class TransformerRunner {
 
   dist::Communicator& world_;
   std::shared_ptr<parallel::DeviceMesh> mesh_;
+  std::unique_ptr<dist::Communicator> host_;
+  dist::HostWeights weights_;
   std::unique_ptr<TransformerModel> model_;
 };
 

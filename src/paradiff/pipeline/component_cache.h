@@ -21,6 +21,12 @@ class ComponentCache {
 
   explicit ComponentCache(Policy policy = Policy::KeepLoaded) : policy_(policy) {}
 
+  // Runs each load of a component (`load` builds it and keeps the result); without one, loads
+  // run as they are. The engine installs one that gives the ranks of a host one copy of the
+  // transformer's weights (dist/host_weights.h).
+  using LoadHook = std::function<void(const std::string& name, const std::function<void()>& load)>;
+  void set_load_hook(LoadHook hook) { hook_ = std::move(hook); }
+
   Policy policy() const { return policy_; }
   void set_policy(Policy policy) { policy_ = policy; }
 
@@ -29,7 +35,12 @@ class ComponentCache {
   std::shared_ptr<T> get(const std::string& name, const std::function<T()>& load) {
     auto it = entries_.find(name);
     if (it == entries_.end()) {
-      auto loaded = std::make_shared<T>(load());
+      std::shared_ptr<T> loaded;
+      const std::function<void()> build = [&] { loaded = std::make_shared<T>(load()); };
+      if (hook_)
+        hook_(name, build);
+      else
+        build();
       ++load_counts_[name];
       it = entries_.emplace(name, Entry{loaded}).first;
     }
@@ -51,6 +62,7 @@ class ComponentCache {
     std::any object;  // std::shared_ptr<T>
   };
   Policy policy_;
+  LoadHook hook_;
   std::map<std::string, Entry> entries_;
   std::map<std::string, int> load_counts_;
 };

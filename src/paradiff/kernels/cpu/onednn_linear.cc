@@ -8,6 +8,7 @@
 #include <tuple>
 #include <unordered_map>
 
+#include "paradiff/core/weight_store.h"
 #include "paradiff/kernels/cpu/onednn_context.h"
 #include "paradiff/kernels/linear.h"
 
@@ -57,13 +58,33 @@ OneDnnLinear::OneDnnLinear(const Tensor& weight, const Tensor& bias, DType compu
   packed_desc_ = pd.weights_desc();
 
   memory plain_mem(plain, engine, w.raw_data());
+  const size_t packed_bytes = packed_desc_.get_size();
+  auto pack_into = [&](void* dst) {
+    memory packed(packed_desc_, engine, dst);
+    dnnl::reorder(plain_mem, packed).execute(onednn_stream(), plain_mem, packed);
+    onednn_stream().wait();
+  };
+  if (WeightStore* store = current_weight_store()) {
+    // The store may already hold this packing (filled by another process of the host): the key
+    // covers the layout and every source value.
+    const int64_t layout[4] = {in_, out_, static_cast<int64_t>(compute_),
+                               static_cast<int64_t>(packed_bytes)};
+    const uint64_t key =
+        weight_digest(w.raw_data(), w.nbytes(), weight_digest(layout, sizeof(layout)));
+    std::shared_ptr<const std::byte> storage =
+        store->place(packed_bytes, key, [&](std::byte* dst) { pack_into(dst); });
+    // oneDNN only reads the weights; its memory object just takes a non-const pointer.
+    packed_weights_ = std::shared_ptr<memory>(
+        new memory(packed_desc_, engine, const_cast<std::byte*>(storage.get())),
+        [storage](memory* m) { delete m; });
+    return;
+  }
   // The packed copy lives in a Tensor so that it is counted in peak memory.
   auto storage = std::make_shared<Tensor>(
-      Tensor::empty({static_cast<int64_t>((packed_desc_.get_size() + 3) / 4)}, DType::F32));
+      Tensor::empty({static_cast<int64_t>((packed_bytes + 3) / 4)}, DType::F32));
+  pack_into(storage->raw_data());
   packed_weights_ = std::shared_ptr<memory>(new memory(packed_desc_, engine, storage->raw_data()),
                                             [storage](memory* m) { delete m; });
-  dnnl::reorder(plain_mem, *packed_weights_).execute(onednn_stream(), plain_mem, *packed_weights_);
-  onednn_stream().wait();
 }
 
 const dnnl::matmul& OneDnnLinear::primitive_for(int64_t m, DType out_dtype, Activation activation,
