@@ -12,6 +12,7 @@ packages=(
   libpng-dev                     # images
   libsentencepiece-dev           # T5 tokenizer
   libicu-dev                     # CLIP tokenizer: Unicode classes, NFC, lowercasing
+  libcpp-httplib-dev             # paradiff serve: the HTTP server
   libgtest-dev libgmock-dev      # tests
   libbenchmark-dev               # benchmarks
 )

@@ -94,9 +94,26 @@ GenerationResult Engine::run(const GenerationRequest& request, const ProgressCal
     stage.restart();
     // Every prompt starts from the seed's latents, as one diffusers call per prompt would: image
     // k from row k of one draw of num_images_per_prompt rows.
-    const Tensor start = pipeline_->prepare_latents(options, per_prompt);
+    // With per-prompt seeds, each prompt draws its own rows (once, however many of its images
+    // run here).
     std::vector<Tensor> starts;
-    for (int64_t item : mine) starts.push_back(start.slice(item % per_prompt, 1));
+    if (request.seeds.empty()) {
+      const Tensor start = pipeline_->prepare_latents(options, per_prompt);
+      for (int64_t item : mine) starts.push_back(start.slice(item % per_prompt, 1));
+    } else {
+      Tensor start;
+      int64_t drawn_for = -1;
+      for (int64_t item : mine) {
+        const int64_t index = item / per_prompt;
+        if (index != drawn_for) {
+          pipeline::GenerationOptions own = options;
+          own.seed = request.seeds[static_cast<size_t>(index)];
+          start = pipeline_->prepare_latents(own, per_prompt);
+          drawn_for = index;
+        }
+        starts.push_back(start.slice(item % per_prompt, 1));
+      }
+    }
     latents = pipeline_->denoise(conditioning, concat(starts, 0), options,
                                  step_callback(on_step, item_prompts));
     result.stats.denoise_seconds = stage.seconds();

@@ -49,6 +49,9 @@ void GenerationRequest::validate() const {
   PARADIFF_CHECK(num_images_per_prompt >= 1 && num_images_per_prompt <= kMaxImagesPerPrompt,
                  "num_images_per_prompt must be between 1 and ", kMaxImagesPerPrompt, ", got ",
                  num_images_per_prompt);
+  PARADIFF_CHECK(seeds.empty() || seeds.size() == prompt.size(),
+                 "seeds must be empty or one per prompt: got ", seeds.size(), " for ",
+                 prompt.size(), " prompt(s)");
 }
 
 }  // namespace paradiff::engine
