@@ -17,7 +17,9 @@ namespace {
 
 volatile std::sig_atomic_t stop_signal = 0;
 
-void on_stop_signal(int) { stop_signal = 1; }
+void on_stop_signal(int) {
+  stop_signal = 1;
+}
 
 struct Options {
   std::string model, dtype = "fp32";

@@ -23,8 +23,8 @@ struct FileCloser {
 void png_warning_handler(png_structp, png_const_charp) {}
 
 void append_bytes(png_structp png, png_bytep data, png_size_t length) {
-  static_cast<std::string*>(png_get_io_ptr(png))->append(reinterpret_cast<const char*>(data),
-                                                          length);
+  static_cast<std::string*>(png_get_io_ptr(png))
+      ->append(reinterpret_cast<const char*>(data), length);
 }
 void no_flush(png_structp) {}
 

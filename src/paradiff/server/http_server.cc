@@ -58,15 +58,23 @@ HttpServer::HttpServer(const HttpOptions& options, RequestQueue& queue, Metrics&
   add_routes();
 }
 
-HttpServer::~HttpServer() { stop(); }
+HttpServer::~HttpServer() {
+  stop();
+}
 
-std::string HttpServer::url() const { return str_cat("http://", options_.host, ":", port_, "/"); }
+std::string HttpServer::url() const {
+  return str_cat("http://", options_.host, ":", port_, "/");
+}
 
 void HttpServer::add_routes() {
-  http_->set_logger(
-      [this](const httplib::Request&, const httplib::Response& res) {
-        metrics_.count_response(res.status);
-      });
+  http_->set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+    static const char* const routes[] = {"/", "/health", "/metrics", "/v1/models",
+                                         "/v1/images/generations"};
+    std::string route = "other";
+    for (const char* known : routes)
+      if (req.path == known) route = known;
+    metrics_.count_response(route, res.status);
+  });
   http_->set_error_handler([](const httplib::Request&, httplib::Response& res) {
     if (res.body.empty() && !res.is_chunked_content_provider_)
       res.set_content(status_error(res.status), "application/json");
@@ -108,80 +116,80 @@ void HttpServer::add_routes() {
                     "application/json");
   });
 
-  http_->Post("/v1/images/generations", [this](const httplib::Request& req,
-                                                httplib::Response& res) {
-    std::shared_ptr<Job> job;
-    try {
-      ImageRequest request = parse_image_request(req.body, options_.limits);
-      if (req.has_param("stream")) {
-        const std::string v = req.get_param_value("stream");
-        request.stream = v == "1" || v == "true";
-      }
-      try {
-        resolve_(request);
-      } catch (const ApiError&) {
-        throw;
-      } catch (const Error& e) {
-        throw bad_request("", e.what());
-      }
-      job = queue_.push(std::move(request));
-    } catch (const ApiError& e) {
-      send_error(res, e);
-      return;
-    }
-    if (!job->request().stream) {
-      const Job::Snapshot done = job->wait_finished();
-      if (done.state == Job::State::Done)
-        res.set_content(images_json(done).dump(), "application/json");
-      else
-        send_error(res, *done.error);
-      return;
-    }
-    // Server-Sent Events: progress at every step, then the result (or an error). A write that
-    // fails means the client went away: the job is cancelled, which frees its slot (the engine
-    // stops at the next step once every request of its batch is cancelled).
-    res.set_header("Cache-Control", "no-cache");
-    auto seen = std::make_shared<uint64_t>(0);
-    res.set_chunked_content_provider(
-        "text/event-stream",
-        [job, seen](size_t, httplib::DataSink& sink) {
-          const Job::Snapshot s = job->wait_change(*seen, std::chrono::milliseconds(250));
-          std::string text;
-          bool finished = false;
-          if (s.version == *seen) {
-            text = ": waiting\n\n";  // a comment: finds out whether the client is still there
-          } else {
-            *seen = s.version;
-            if (s.state == Job::State::Done) {
-              json result = images_json(s);
-              result["id"] = job->name();
-              text = event("result", result);
-              finished = true;
-            } else if (s.state == Job::State::Failed) {
-              json error = json::parse(s.error->json());
-              error["id"] = job->name();
-              error["status"] = s.error->status();
-              text = event("error", error);
-              finished = true;
-            } else {
-              text = event("progress", {{"id", job->name()},
-                                        {"state", s.state == Job::State::Running ? "running"
-                                                                                 : "waiting"},
-                                        {"step", s.step},
-                                        {"total", job->request().num_inference_steps}});
-            }
+  http_->Post(
+      "/v1/images/generations", [this](const httplib::Request& req, httplib::Response& res) {
+        std::shared_ptr<Job> job;
+        try {
+          ImageRequest request = parse_image_request(req.body, options_.limits);
+          if (req.has_param("stream")) {
+            const std::string v = req.get_param_value("stream");
+            request.stream = v == "1" || v == "true";
           }
-          if (!sink.write(text.data(), text.size())) {
-            job->cancel();
-            return false;
+          try {
+            resolve_(request);
+          } catch (const ApiError&) {
+            throw;
+          } catch (const Error& e) {
+            throw bad_request("", e.what());
           }
-          if (finished) sink.done();
-          return true;
-        },
-        [job](bool success) {
-          if (!success) job->cancel();
-        });
-  });
+          job = queue_.push(std::move(request));
+        } catch (const ApiError& e) {
+          send_error(res, e);
+          return;
+        }
+        if (!job->request().stream) {
+          const Job::Snapshot done = job->wait_finished();
+          if (done.state == Job::State::Done)
+            res.set_content(images_json(done).dump(), "application/json");
+          else
+            send_error(res, *done.error);
+          return;
+        }
+        // Server-Sent Events: progress at every step, then the result (or an error). A write that
+        // fails means the client went away: the job is cancelled, which frees its slot (the engine
+        // stops at the next step once every request of its batch is cancelled).
+        res.set_header("Cache-Control", "no-cache");
+        auto seen = std::make_shared<uint64_t>(0);
+        res.set_chunked_content_provider(
+            "text/event-stream",
+            [job, seen](size_t, httplib::DataSink& sink) {
+              const Job::Snapshot s = job->wait_change(*seen, std::chrono::milliseconds(250));
+              std::string text;
+              bool finished = false;
+              if (s.version == *seen) {
+                text = ": waiting\n\n";  // a comment: finds out whether the client is still there
+              } else {
+                *seen = s.version;
+                if (s.state == Job::State::Done) {
+                  json result = images_json(s);
+                  result["id"] = job->name();
+                  text = event("result", result);
+                  finished = true;
+                } else if (s.state == Job::State::Failed) {
+                  json error = json::parse(s.error->json());
+                  error["id"] = job->name();
+                  error["status"] = s.error->status();
+                  text = event("error", error);
+                  finished = true;
+                } else {
+                  text = event("progress",
+                               {{"id", job->name()},
+                                {"state", s.state == Job::State::Running ? "running" : "waiting"},
+                                {"step", s.step},
+                                {"total", job->request().num_inference_steps}});
+                }
+              }
+              if (!sink.write(text.data(), text.size())) {
+                job->cancel();
+                return false;
+              }
+              if (finished) sink.done();
+              return true;
+            },
+            [job](bool success) {
+              if (!success) job->cancel();
+            });
+      });
 }
 
 void HttpServer::start() {
@@ -190,8 +198,8 @@ void HttpServer::start() {
   } else {
     port_ = http_->bind_to_port(options_.host, options_.port) ? options_.port : -1;
   }
-  PARADIFF_CHECK(port_ > 0, "paradiff serve cannot listen on ", options_.host, ":",
-                 options_.port, " (in use, or not an address of this machine)");
+  PARADIFF_CHECK(port_ > 0, "paradiff serve cannot listen on ", options_.host, ":", options_.port,
+                 " (in use, or not an address of this machine)");
   listener_ = std::thread([this] { http_->listen_after_bind(); });
 }
 

@@ -69,8 +69,8 @@ ImageRequest parse_image_request(const std::string& body_text, const ServerLimit
     static const std::regex shape("([0-9]{1,6})x([0-9]{1,6})");
     std::smatch m;
     if (!std::regex_match(size, m, shape) || std::stoll(m[1]) == 0 || std::stoll(m[2]) == 0)
-      throw bad_request("size", str_cat("size must be \"WIDTHxHEIGHT\" (e.g. \"512x512\"), got \"",
-                                        size, "\""));
+      throw bad_request(
+          "size", str_cat("size must be \"WIDTHxHEIGHT\" (e.g. \"512x512\"), got \"", size, "\""));
     r.width = std::stoll(m[1]);
     r.height = std::stoll(m[2]);
     check_resolved_size(r.width, r.height, limits);
@@ -103,8 +103,8 @@ ImageRequest parse_image_request(const std::string& body_text, const ServerLimit
     r.max_sequence_length = integer(body, "max_sequence_length", 1);
   if (body.contains("stream")) {
     if (!body["stream"].is_boolean())
-      throw bad_request("stream", str_cat("stream must be true or false, got ",
-                                          shown(body["stream"])));
+      throw bad_request("stream",
+                        str_cat("stream must be true or false, got ", shown(body["stream"])));
     r.stream = body["stream"].get<bool>();
   }
   return r;

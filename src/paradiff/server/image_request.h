@@ -14,11 +14,11 @@ namespace paradiff::server {
 // What this server accepts (paradiff serve's --max-* flags); beyond them: 413 (429 for the
 // queue).
 struct ServerLimits {
-  int64_t max_queue = 16;          // requests waiting (not running)
-  int64_t max_n = 4;               // images per request
-  int64_t max_steps = 50;          // num_inference_steps
+  int64_t max_queue = 16;            // requests waiting (not running)
+  int64_t max_n = 4;                 // images per request
+  int64_t max_steps = 50;            // num_inference_steps
   int64_t max_pixels = 1024 * 1024;  // width x height
-  int64_t max_batch = 4;           // waiting requests run together in one engine run
+  int64_t max_batch = 4;             // waiting requests run together in one engine run
 };
 
 struct ImageRequest {

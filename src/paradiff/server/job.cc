@@ -44,8 +44,7 @@ Job::Snapshot Job::wait_change(uint64_t seen, std::chrono::milliseconds timeout)
 
 Job::Snapshot Job::wait_finished() const {
   std::unique_lock lock(mutex_);
-  changed_.wait(lock,
-                [&] { return state_.state == State::Done || state_.state == State::Failed; });
+  changed_.wait(lock, [&] { return state_.state == State::Done || state_.state == State::Failed; });
   return state_;
 }
 

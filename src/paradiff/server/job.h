@@ -25,8 +25,8 @@ class Job {
   struct Snapshot {
     State state = State::Waiting;
     int64_t step = 0, steps = 0;
-    uint64_t version = 0;      // grows with every change
-    std::vector<std::string> png;  // Done: n PNG files' bytes
+    uint64_t version = 0;           // grows with every change
+    std::vector<std::string> png;   // Done: n PNG files' bytes
     std::optional<ApiError> error;  // Failed
   };
 

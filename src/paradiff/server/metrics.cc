@@ -4,9 +4,9 @@
 
 namespace paradiff::server {
 
-void Metrics::count_response(int status) {
+void Metrics::count_response(const std::string& route, int status) {
   std::lock_guard lock(mutex_);
-  ++responses_[status];
+  ++responses_[{route, status}];
 }
 
 void Metrics::count_batch(int64_t requests) {
@@ -33,19 +33,22 @@ std::string Metrics::render(int64_t queue_depth) const {
          "Accepted requests that ended in an error (engine error, shutdown).",
          requests_failed_.load());
   metric("paradiff_requests_cancelled_total", "counter",
-         "Accepted requests cancelled because their client went away.",
-         requests_cancelled_.load());
+         "Accepted requests cancelled because their client went away.", requests_cancelled_.load());
+  metric("paradiff_runs_stopped_total", "counter",
+         "Engine runs stopped before their last step: every request of the batch cancelled.",
+         runs_stopped_.load());
   metric("paradiff_batches_total", "counter", "Engine runs (each one batch of requests).",
          batches_.load());
   metric("paradiff_batched_requests_total", "counter", "Requests run, summed over the batches.",
          batched_requests_.load());
   metric("paradiff_last_run_steps_per_second", "gauge",
          "Denoising steps per second of the last engine run.", last_steps_per_second_.load());
-  out << "# HELP paradiff_http_responses_total HTTP responses by status.\n"
+  out << "# HELP paradiff_http_responses_total HTTP responses by route and status.\n"
       << "# TYPE paradiff_http_responses_total counter\n";
   std::lock_guard lock(mutex_);
-  for (const auto& [status, count] : responses_)
-    out << "paradiff_http_responses_total{status=\"" << status << "\"} " << count << '\n';
+  for (const auto& [key, count] : responses_)
+    out << "paradiff_http_responses_total{route=\"" << key.first << "\",status=\"" << key.second
+        << "\"} " << count << '\n';
   return out.str();
 }
 

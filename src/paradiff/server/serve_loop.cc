@@ -93,8 +93,7 @@ engine::GenerationRequest ServeLoop::batch_request(
     // Every replica must run (and so hear every step's cancel decision): repeat the last prompt
     // until each has an image; the padding's images are dropped.
     request.apply_padding = true;
-    while (static_cast<int64_t>(request.prompt.size()) * request.num_images_per_prompt <
-           replicas) {
+    while (static_cast<int64_t>(request.prompt.size()) * request.num_images_per_prompt < replicas) {
       request.prompt.push_back(request.prompt.back());
       if (!request.negative_prompt.empty() && request.negative_prompt.size() > 1)
         request.negative_prompt.push_back(request.negative_prompt.back());
@@ -147,6 +146,7 @@ void ServeLoop::execute(const engine::GenerationRequest& request,
     }
   } catch (const pipeline::GenerationCancelled& e) {
     if (!root) return;
+    metrics_->count_run_stopped();
     metrics_->count_cancelled(static_cast<int64_t>(jobs.size()));
     for (const auto& job : jobs) job->fail(ApiError(499, "cancelled", "", e.what()));
   } catch (const Error& e) {
@@ -163,8 +163,7 @@ void ServeLoop::run(const std::function<bool()>& stop_requested,
   stop_requested_ = stop_requested;
   on_stop_ = on_stop;
   if (engine_.world().rank() != 0) {
-    for (std::string message; receive_message(message);)
-      execute(deserialize_request(message), {});
+    for (std::string message; receive_message(message);) execute(deserialize_request(message), {});
     return;
   }
   while (true) {

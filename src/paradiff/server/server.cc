@@ -35,8 +35,12 @@ Server::Server(engine::Engine& engine, const HttpOptions& options) : engine_(eng
 
 Server::~Server() = default;
 
-int Server::port() const { return http_ ? http_->port() : 0; }
-std::string Server::url() const { return http_ ? http_->url() : std::string(); }
+int Server::port() const {
+  return http_ ? http_->port() : 0;
+}
+std::string Server::url() const {
+  return http_ ? http_->url() : std::string();
+}
 
 void Server::run(const std::function<bool()>& stop_requested) {
   const bool root = engine_.world().rank() == 0;

@@ -5,6 +5,8 @@ namespace paradiff::server {
 // Defined in the generated web_page_text.cc.
 extern const char* const kWebPageText;
 
-std::string_view web_page() { return kWebPageText; }
+std::string_view web_page() {
+  return kWebPageText;
+}
 
 }  // namespace paradiff::server
