@@ -125,7 +125,14 @@ void ServeLoop::execute(const engine::GenerationRequest& request,
     return cancel == 0;
   };
   try {
+    engine_.mesh().reset_comm_stats();
     const engine::GenerationResult result = engine_.run(request, on_step);
+    // Every rank says its share, so a log shows how the work was split.
+    log_info("serve: batch of ", request.prompt.size(), " prompt(s) x ",
+             request.num_images_per_prompt, " image(s): this rank's group ran ",
+             result.stats.prompts_here, " image(s) in ", result.stats.steps, " steps; sent ",
+             engine_.mesh().comm_stats().bytes_sent, " bytes; peak memory ",
+             result.stats.peak_bytes / 1000000, " MB (largest rank)");
     if (!root) return;
     std::vector<std::vector<std::string>> png(jobs.size());
     for (size_t j = 0; j < jobs.size(); ++j)
