@@ -68,6 +68,7 @@ TEST(ImageRequest, RefusalsNameTheFieldAndTheValue) {
       {R"({"prompt": "x", "num_inference_steps": 11})", 413, "num_inference_steps", "is 11"},
       {R"({"prompt": "x", "seed": -1})", 400, "seed", "got -1"},
       {R"({"prompt": "x", "guidance_scale": "high"})", 400, "guidance_scale", "\"high\""},
+      {R"({"prompt": "x", "true_cfg_scale": 1e38})", 400, "true_cfg_scale", "between -1000"},
       {R"({"prompt": "x", "stream": 1})", 400, "stream", "got 1"},
   };
   for (const Case& c : cases) {

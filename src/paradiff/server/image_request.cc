@@ -1,5 +1,6 @@
 #include "paradiff/server/image_request.h"
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <regex>
 
@@ -25,9 +26,15 @@ int64_t integer(const json& body, const char* field, int64_t lowest) {
   return v.get<int64_t>();
 }
 
-float number(const json& body, const char* field) {
+// A guidance scale: a number within +-limits.max_guidance_scale. diffusers sets no bound, but a
+// scale large enough to overflow the latents fails the run, and under mpirun a failed run ends
+// the job: refused here instead.
+float scale(const json& body, const char* field, const ServerLimits& limits) {
   const json& v = body.at(field);
-  if (!v.is_number()) throw bad_request(field, str_cat(field, " must be a number, got ", shown(v)));
+  const double bound = limits.max_guidance_scale;
+  if (!v.is_number() || std::abs(v.get<double>()) > bound)
+    throw bad_request(field, str_cat(field, " must be a number between -", bound, " and ", bound,
+                                     ", got ", shown(v)));
   return v.get<float>();
 }
 
@@ -92,8 +99,8 @@ ImageRequest parse_image_request(const std::string& body_text, const ServerLimit
                        str_cat("num_inference_steps is ", r.num_inference_steps,
                                "; this server runs at most ", limits.max_steps));
   }
-  if (body.contains("guidance_scale")) r.guidance_scale = number(body, "guidance_scale");
-  if (body.contains("true_cfg_scale")) r.true_cfg_scale = number(body, "true_cfg_scale");
+  if (body.contains("guidance_scale")) r.guidance_scale = scale(body, "guidance_scale", limits);
+  if (body.contains("true_cfg_scale")) r.true_cfg_scale = scale(body, "true_cfg_scale", limits);
   if (body.contains("seed")) r.seed = static_cast<uint64_t>(integer(body, "seed", 0));
   if (body.contains("negative_prompt") && !body["negative_prompt"].is_null()) {
     r.negative_prompt = text(body, "negative_prompt");

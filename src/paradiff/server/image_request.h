@@ -19,6 +19,7 @@ struct ServerLimits {
   int64_t max_steps = 50;            // num_inference_steps
   int64_t max_pixels = 1024 * 1024;  // width x height
   int64_t max_batch = 4;             // waiting requests run together in one engine run
+  double max_guidance_scale = 1000;  // |guidance_scale|, |true_cfg_scale|; beyond: 400
 };
 
 struct ImageRequest {

@@ -157,11 +157,14 @@ void ServeLoop::execute(const engine::GenerationRequest& request,
     metrics_->count_cancelled(static_cast<int64_t>(jobs.size()));
     for (const auto& job : jobs) job->fail(ApiError(499, "cancelled", "", e.what()));
   } catch (const Error& e) {
-    // Errors every rank meets alike (the request's own checks) leave the server serving.
-    if (!root) return;
-    log_warning("serve: the engine failed a batch of ", jobs.size(), " request(s): ", e.what());
-    metrics_->count_failed(static_cast<int64_t>(jobs.size()));
-    for (const auto& job : jobs) job->fail(ApiError(500, "engine_error", "", e.what()));
+    if (root) {
+      log_warning("serve: the engine failed a batch of ", jobs.size(), " request(s): ", e.what());
+      metrics_->count_failed(static_cast<int64_t>(jobs.size()));
+      for (const auto& job : jobs) job->fail(ApiError(500, "engine_error", "", e.what()));
+    }
+    // On one process the server goes on. With several, the other ranks may be waiting in a
+    // collective this rank will never join: the error ends the job, as any failed rank does.
+    if (world.size() > 1) throw;
   }
 }
 

@@ -24,6 +24,8 @@ class ServeLoop {
   // Runs batches until stop_requested() (asked on rank 0 between batches and at every step)
   // says so; the batch in flight then finishes, and the loop returns on every rank.
   // on_stop (rank 0) runs once, as soon as the stop is seen, before the batch in flight ends.
+  // A run that fails answers its requests with 500; on one process the loop goes on, on
+  // several the error is rethrown (ending the job: other ranks may be stuck in a collective).
   void run(const std::function<bool()>& stop_requested, const std::function<void()>& on_stop);
 
  private:

@@ -52,7 +52,17 @@ void Server::run(const std::function<bool()>& stop_requested) {
       job->fail(ApiError(503, "server_shutting_down", "",
                          "the server is shutting down; the request did not run"));
   };
-  loop.run(stop_requested, on_stop);
+  try {
+    loop.run(stop_requested, on_stop);
+  } catch (...) {
+    // A failed run under mpirun ends the job: answer what waits (503) and what ran (500)
+    // before the error goes up and brings every rank down.
+    if (root) {
+      if (!queue_->closed()) on_stop();
+      http_->stop();
+    }
+    throw;
+  }
   if (root) http_->stop();
 }
 
