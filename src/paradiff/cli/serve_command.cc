@@ -76,21 +76,21 @@ void add_serve_command(CLI::App& app, Action& action) {
   cmd->add_option("--threads", o->threads, "kernel threads per process")
       ->envname("PARADIFF_THREADS");
   cmd->add_option("--max-queue", l.max_queue, "requests that may wait; beyond: 429")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(int64_t{1}, int64_t{100000}))
       ->capture_default_str();
   cmd->add_option("--max-n", l.max_n, "images per request (n); beyond: 413")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(int64_t{1}, engine::kMaxImagesPerPrompt))
       ->capture_default_str();
   cmd->add_option("--max-steps", l.max_steps, "num_inference_steps; beyond: 413")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(int64_t{1}, int64_t{10000}))
       ->capture_default_str();
   cmd->add_option("--max-pixels", l.max_pixels, "width x height; beyond: 413")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30))
       ->capture_default_str();
   cmd->add_option("--max-batch", l.max_batch,
                   "waiting requests of the same size, steps, guidance and n run together "
                   "in one engine run (spread over the data-parallel groups)")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(int64_t{1}, int64_t{1024}))
       ->capture_default_str();
   add_parallel_options(*cmd, o->parallel, /*with_cfg=*/true);
   cmd->callback(
