@@ -209,6 +209,11 @@ TEST_F(ServerTest, BadRequestsAnswer400Or413NamingTheFieldAndEngineErrors500) {
     else
       EXPECT_EQ(error.at("param"), c.param);
   }
+  // A body over 1 MiB is refused before it is parsed.
+  auto huge = post(json{{"prompt", std::string(2 << 20, 'x')}}.dump());
+  ASSERT_TRUE(huge);
+  EXPECT_EQ(huge->status, 413);
+  EXPECT_NE(huge->body.find("too large"), std::string::npos) << huge->body;
   auto missing = client_->Get("/no/such/path");
   EXPECT_EQ(missing->status, 404);
   EXPECT_TRUE(json::parse(missing->body).contains("error"));
@@ -225,7 +230,7 @@ TEST_F(ServerTest, BadRequestsAnswer400Or413NamingTheFieldAndEngineErrors500) {
   EXPECT_EQ(
       metric("paradiff_http_responses_total{route=\"/v1/images/generations\",status=\"400\"}"), 4);
   EXPECT_EQ(
-      metric("paradiff_http_responses_total{route=\"/v1/images/generations\",status=\"413\"}"), 3);
+      metric("paradiff_http_responses_total{route=\"/v1/images/generations\",status=\"413\"}"), 4);
 }
 
 TEST_F(ServerTest, AFullQueueAnswers429AndShutdownFailsWaitingRequestsWith503) {
@@ -262,9 +267,11 @@ std::vector<std::pair<std::string, json>> parse_events(const std::string& stream
   return events;
 }
 
-TEST_F(ServerTest, StreamsProgressEventsInOrderThenTheResult) {
+TEST_F(ServerTest, StreamsProgressEventsInOrderThenTheResultOrAnError) {
   const auto red = reference_pngs(small_request("a red circle", 3, 1));
-  open();
+  ServerLimits limits;
+  limits.max_guidance_scale = 1e39;
+  open(limits);
   start_loop();
   httplib::Request req;
   req.method = "POST";
@@ -294,6 +301,25 @@ TEST_F(ServerTest, StreamsProgressEventsInOrderThenTheResult) {
   EXPECT_EQ(events.back().first, "result");
   EXPECT_EQ(decoded_images(events.back().second), red);
   EXPECT_EQ(events.back().second.at("id"), events.front().second.at("id"));
+
+  // A run that fails ends the stream with an error event (status 500, the engine's message).
+  stream.clear();
+  req.body = json{
+      {"prompt", "x"},
+      {"size", "16x16"},
+      {"num_inference_steps", 1},
+      {"max_sequence_length", 8},
+      {"guidance_scale",
+       1e38}}.dump();
+  auto failed = client_->send(req);
+  ASSERT_TRUE(failed);
+  const auto failure = parse_events(stream);
+  ASSERT_FALSE(failure.empty()) << stream;
+  EXPECT_EQ(failure.back().first, "error");
+  EXPECT_EQ(failure.back().second.at("status"), 500);
+  EXPECT_NE(failure.back().second.at("error").at("message").get<std::string>().find("NaN"),
+            std::string::npos)
+      << stream;
 }
 
 TEST_F(ServerTest, AStreamingClientThatGoesAwayCancelsItsRun) {
