@@ -357,6 +357,29 @@ TEST_F(ServerTest, AStreamingClientThatGoesAwayCancelsItsRun) {
   EXPECT_EQ(metric("paradiff_images_generated_total"), 1);
 }
 
+TEST_F(ServerTest, AStreamingClientThatGoesAwayWhileWaitingFreesItsPlace) {
+  ServerLimits limits;
+  limits.max_queue = 1;
+  open(limits);  // the loop is not running: requests wait
+  httplib::Request req;
+  req.method = "POST";
+  req.path = std::string(kPath) + "?stream=1";
+  req.body = small_body("a red circle", 1, 1);
+  req.set_header("Content-Type", "application/json");
+  req.content_receiver = [](const char*, size_t, uint64_t, uint64_t) { return false; };
+  EXPECT_FALSE(client_->send(req));  // hangs up at the first event ("waiting")
+  // The server notices at a keep-alive write and drops the request: the queue is free.
+  wait_for_depth(0);
+  Answer next;
+  std::thread a([&] { next = answer_of(post(small_body("a blue square", 1, 1))); });
+  wait_for_depth(1);
+  start_loop();
+  a.join();
+  EXPECT_EQ(next.status, 200) << next.body;
+  EXPECT_EQ(metric("paradiff_requests_cancelled_total"), 1);
+  EXPECT_EQ(metric("paradiff_batches_total"), 1);  // the dropped request never ran
+}
+
 TEST_F(ServerTest, HealthModelsAndThePageAnswer) {
   open();
   start_loop();

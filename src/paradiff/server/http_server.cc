@@ -105,7 +105,8 @@ void HttpServer::add_routes() {
                     "application/json");
   });
   http_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(metrics_.render(queue_.depth()), "text/plain; version=0.0.4");
+    const int64_t depth = queue_.depth();
+    res.set_content(metrics_.render(depth, queue_.dropped()), "text/plain; version=0.0.4");
   });
   http_->Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
     const json model = {{"id", options_.model_name},

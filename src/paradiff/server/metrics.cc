@@ -18,7 +18,7 @@ void Metrics::set_last_run(int64_t steps, double denoise_seconds) {
   last_steps_per_second_ = denoise_seconds > 0 ? static_cast<double>(steps) / denoise_seconds : 0;
 }
 
-std::string Metrics::render(int64_t queue_depth) const {
+std::string Metrics::render(int64_t queue_depth, int64_t dropped) const {
   std::ostringstream out;
   auto metric = [&](const char* name, const char* type, const char* help, auto value) {
     out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n'
@@ -33,7 +33,8 @@ std::string Metrics::render(int64_t queue_depth) const {
          "Accepted requests that ended in an error (engine error, shutdown).",
          requests_failed_.load());
   metric("paradiff_requests_cancelled_total", "counter",
-         "Accepted requests cancelled because their client went away.", requests_cancelled_.load());
+         "Accepted requests cancelled because their client went away.",
+         requests_cancelled_.load() + dropped);
   metric("paradiff_runs_stopped_total", "counter",
          "Engine runs stopped before their last step: every request of the batch cancelled.",
          runs_stopped_.load());

@@ -23,8 +23,9 @@ class Metrics {
   void set_in_flight(int64_t requests) { in_flight_ = requests; }
   void set_last_run(int64_t steps, double denoise_seconds);
 
-  // The exposition text; queue_depth is the queue's length now.
-  std::string render(int64_t queue_depth) const;
+  // The exposition text; queue_depth is the queue's length now, dropped the requests it
+  // dropped because their client went away while they waited (counted as cancelled).
+  std::string render(int64_t queue_depth, int64_t dropped) const;
 
   int64_t images_generated() const { return images_generated_; }
   int64_t requests_cancelled() const { return requests_cancelled_; }

@@ -8,8 +8,21 @@ RequestQueue::RequestQueue(int64_t capacity, int64_t max_batch)
   PARADIFF_CHECK(max_batch >= 1, "max_batch must be at least 1, got ", max_batch);
 }
 
+void RequestQueue::drop_cancelled() {
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    if ((*it)->cancelled()) {
+      (*it)->fail(ApiError(499, "cancelled", "", "the client went away before the request ran"));
+      it = waiting_.erase(it);
+      ++dropped_;
+    } else {
+      ++it;
+    }
+  }
+}
+
 std::shared_ptr<Job> RequestQueue::push(ImageRequest request) {
   std::lock_guard lock(mutex_);
+  drop_cancelled();
   if (closed_) throw ApiError(503, "server_shutting_down", "", "the server is shutting down");
   if (static_cast<int64_t>(waiting_.size()) >= capacity_)
     throw ApiError(429, "queue_full", "",
@@ -29,12 +42,7 @@ std::vector<std::shared_ptr<Job>> RequestQueue::take_batch(std::chrono::millisec
     if (!arrived_.wait_until(lock, deadline, [&] { return closed_ || !waiting_.empty(); }))
       return batch;
     if (closed_) return batch;
-    // Drop what was cancelled while waiting.
-    while (!waiting_.empty() && waiting_.front()->cancelled()) {
-      waiting_.front()->fail(
-          ApiError(499, "cancelled", "", "the client went away before the request ran"));
-      waiting_.pop_front();
-    }
+    drop_cancelled();
     if (waiting_.empty()) continue;
     batch.push_back(waiting_.front());
     waiting_.pop_front();
@@ -60,9 +68,15 @@ std::vector<std::shared_ptr<Job>> RequestQueue::close() {
   return left;
 }
 
-int64_t RequestQueue::depth() const {
+int64_t RequestQueue::depth() {
   std::lock_guard lock(mutex_);
+  drop_cancelled();
   return static_cast<int64_t>(waiting_.size());
+}
+
+int64_t RequestQueue::dropped() const {
+  std::lock_guard lock(mutex_);
+  return dropped_;
 }
 
 bool RequestQueue::closed() const {

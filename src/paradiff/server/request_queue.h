@@ -19,8 +19,8 @@ class RequestQueue {
  public:
   RequestQueue(int64_t capacity, int64_t max_batch);
 
-  // Queues the request as a new job; ApiError 429 when `capacity` requests already wait, 503
-  // once closed.
+  // Queues the request as a new job; ApiError 429 when `capacity` requests already wait (not
+  // counting those whose client went away), 503 once closed.
   std::shared_ptr<Job> push(ImageRequest request);
 
   // Waits up to `timeout` for a batch and removes it from the queue (empty: none came, or
@@ -31,15 +31,22 @@ class RequestQueue {
   // fail).
   std::vector<std::shared_ptr<Job>> close();
 
-  int64_t depth() const;
+  // Requests waiting now (those cancelled while waiting are dropped first).
+  int64_t depth();
   bool closed() const;
+  // Requests dropped because their client went away while they waited.
+  int64_t dropped() const;
 
  private:
+  // Fails and removes the waiting jobs whose client went away (the lock held): their places
+  // are free again.
+  void drop_cancelled();
+
   const int64_t capacity_, max_batch_;
   mutable std::mutex mutex_;
   std::condition_variable arrived_;
   std::deque<std::shared_ptr<Job>> waiting_;
-  int64_t next_id_ = 1;
+  int64_t next_id_ = 1, dropped_ = 0;
   bool closed_ = false;
 };
 
