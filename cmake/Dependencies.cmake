@@ -55,3 +55,13 @@ paradiff_require(ICU_FOUND "ICU" "libicu-dev")
 
 find_package(PNG QUIET)
 paradiff_require(PNG_FOUND "libpng" "libpng-dev")
+
+# paradiff serve's HTTP server. Debian's cpp-httplib is a compiled library (libcpp-httplib.so)
+# whose header declares classes whose layout depends on the package's build flags
+# (CPPHTTPLIB_OPENSSL/ZLIB/BROTLI_SUPPORT): pkg-config gives those flags, so users of the header
+# must take them from the imported target.
+find_package(PkgConfig QUIET)
+if(PkgConfig_FOUND)
+  pkg_check_modules(HTTPLIB QUIET IMPORTED_TARGET cpp-httplib)
+endif()
+paradiff_require(HTTPLIB_FOUND "cpp-httplib" "libcpp-httplib-dev")

@@ -12,10 +12,12 @@ packages=(
   libpng-dev                     # images
   libsentencepiece-dev           # T5 tokenizer
   libicu-dev                     # CLIP tokenizer: Unicode classes, NFC, lowercasing
+  libcpp-httplib-dev             # paradiff serve: the HTTP server
   libgtest-dev libgmock-dev      # tests
   libbenchmark-dev               # benchmarks
   python3-dev pybind11-dev       # the Python package's engine module
   python3-pytest python3-numpy python3-pil  # its tests
+  chromium chromium-driver       # the server's web page, tested in a real browser
   iproute2                       # tests/hosts: simulated hosts (skipped without it)
 )
 if [[ "${1:-}" == "fuzz" ]]; then

@@ -254,10 +254,22 @@ class DiffusionPipeline:
         r.output_type = getattr(_paradiff.OutputType, output_type)
         # One call with every prompt: one draw of prompts x images rows, as diffusers draws.
         r.latent_draw = _paradiff.LatentDraw.one_batch
-        if isinstance(generator, (list, tuple)):
-            if len(generator) != 1:
-                raise ValueError("a list of generators (one per image) is not supported yet; pass one generator")
+        if isinstance(generator, (list, tuple)) and len(generator) == 1:
             generator = generator[0]
+        if isinstance(generator, (list, tuple)):
+            # diffusers: one generator per image, each drawing its image's noise alone.
+            if len(generator) != len(prompts) * r.num_images_per_prompt:
+                raise ValueError(
+                    f"You have passed a list of generators of length {len(generator)}, but requested an "
+                    f"effective batch size of {len(prompts) * r.num_images_per_prompt}. Make sure the "
+                    "batch size matches the length of the generators."
+                )
+            if r.num_images_per_prompt != 1:
+                raise ValueError("a list of generators with num_images_per_prompt > 1 is not supported; "
+                                 "repeat the prompts instead")
+            r.seeds = [seed_of(g) for g in generator]
+            r.latent_draw = _paradiff.LatentDraw.per_prompt
+            return r
         seed = seed_of(generator)
         r.seed = self._engine.shared_random_seed() if seed is None else seed
         return r

@@ -66,6 +66,19 @@ def test_prompt_list_is_one_draw_as_diffusers(pipe):
     assert not np.array_equal(two[0], two[1])
 
 
+def test_list_of_generators_gives_each_image_its_own_noise(pipe):
+    # diffusers: generator=[g0, g1] draws image i's noise from g_i alone, so image i equals a call
+    # with that prompt and g_i.
+    kw = dict(height=32, width=32, num_inference_steps=2, max_sequence_length=16, output_type="latent")
+    seeds = [paradiff.Generator().manual_seed(s) for s in (8, 9)]
+    both = pipe(["a red circle", "a blue square"], generator=seeds, **kw).images
+    for k, (prompt, s) in enumerate((("a red circle", 8), ("a blue square", 9))):
+        alone = pipe(prompt, generator=paradiff.Generator().manual_seed(s), **kw).images
+        assert np.array_equal(both[k], alone[0])
+    with pytest.raises(ValueError, match="list of generators of length 2, but requested an effective batch size of 3"):
+        pipe(["a", "b", "c"], generator=seeds, **kw)
+
+
 def test_staged_workflow_equals_one_call(pipe):
     kw = dict(height=32, width=48, num_inference_steps=2, max_sequence_length=16)
     seed = lambda: paradiff.Generator().manual_seed(11)  # noqa: E731

@@ -37,6 +37,8 @@ void add_inspect_command(CLI::App& app, Action& action);
 void add_bench_command(CLI::App& app, Action& action);
 void add_compare_command(CLI::App& app, Action& action);
 void add_generate_command(CLI::App& app, Action& action);
+// paradiff serve: the HTTP server.
+void add_serve_command(CLI::App& app, Action& action);
 // encode-prompt, denoise, decode.
 void add_staged_commands(CLI::App& app, Action& action);
 

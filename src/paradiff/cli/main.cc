@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", "paradiff 0.1.0");
     paradiff::cli::Action action;
     paradiff::cli::add_generate_command(app, action);
+    paradiff::cli::add_serve_command(app, action);
     paradiff::cli::add_staged_commands(app, action);
     paradiff::cli::add_transformer_forward_command(app, action);
     paradiff::cli::add_inspect_command(app, action);

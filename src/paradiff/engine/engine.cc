@@ -7,8 +7,8 @@
 #include "paradiff/core/memory.h"
 #include "paradiff/core/process_memory.h"
 #include "paradiff/core/timer.h"
-#include "paradiff/dist/host_names.h"
 #include "paradiff/dist/host_communicator.h"
+#include "paradiff/dist/host_names.h"
 #include "paradiff/dist/tensor_broadcast.h"
 #include "paradiff/dist/tensor_transfer.h"
 #include "paradiff/engine/placement_plan.h"
@@ -186,14 +186,31 @@ GenerationResult Engine::run(const GenerationRequest& request, const ProgressCal
     result.stats.encode_seconds = stage.seconds();
 
     stage.restart();
-    // PerPrompt: every prompt starts from the seed's latents, as one diffusers call per prompt
-    // would (image k from row k of one draw of num_images_per_prompt rows). OneBatch: item i
-    // from row i of one draw for the whole request, as one diffusers call with every prompt.
-    const bool one_batch = request.latent_draw == LatentDraw::OneBatch;
-    const Tensor start = pipeline_->prepare_latents(options, one_batch ? count : per_prompt);
+    // Where each image starts (GenerationRequest::latent_draw, seeds): by default every prompt
+    // starts from the seed's latents, as one diffusers call per prompt would (image k from row k
+    // of one draw of num_images_per_prompt rows); OneBatch takes item i from row i of one draw
+    // for the whole request, as one diffusers call with every prompt; per-prompt seeds give each
+    // prompt its own draw (once, however many of its images run here).
     std::vector<Tensor> starts;
-    for (int64_t item : mine)
-      starts.push_back(start.slice(one_batch ? item : item % per_prompt, 1));
+    if (!request.seeds.empty()) {
+      Tensor start;
+      int64_t drawn_for = -1;
+      for (int64_t item : mine) {
+        const int64_t index = item / per_prompt;
+        if (index != drawn_for) {
+          pipeline::GenerationOptions own = options;
+          own.seed = request.seeds[static_cast<size_t>(index)];
+          start = pipeline_->prepare_latents(own, per_prompt);
+          drawn_for = index;
+        }
+        starts.push_back(start.slice(item % per_prompt, 1));
+      }
+    } else {
+      const bool one_batch = request.latent_draw == LatentDraw::OneBatch;
+      const Tensor start = pipeline_->prepare_latents(options, one_batch ? count : per_prompt);
+      for (int64_t item : mine)
+        starts.push_back(start.slice(one_batch ? item : item % per_prompt, 1));
+    }
     latents = pipeline_->denoise(conditioning, concat(starts, 0), options,
                                  step_callback(on_step, item_prompts, &high));
     result.stats.denoise_seconds = stage.seconds();

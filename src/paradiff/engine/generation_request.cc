@@ -49,6 +49,12 @@ void GenerationRequest::validate() const {
   PARADIFF_CHECK(num_images_per_prompt >= 1 && num_images_per_prompt <= kMaxImagesPerPrompt,
                  "num_images_per_prompt must be between 1 and ", kMaxImagesPerPrompt, ", got ",
                  num_images_per_prompt);
+  PARADIFF_CHECK(seeds.empty() || seeds.size() == prompt.size(),
+                 "seeds must be empty or one per prompt: got ", seeds.size(), " for ",
+                 prompt.size(), " prompt(s)");
+  PARADIFF_CHECK(seeds.empty() || latent_draw == LatentDraw::PerPrompt,
+                 "per-prompt seeds give each prompt its own draw: they cannot be combined with "
+                 "one draw for the whole request (latent_draw OneBatch)");
 }
 
 }  // namespace paradiff::engine

@@ -40,6 +40,10 @@ struct GenerationRequest {
   // torch.Generator().manual_seed(seed): every prompt starts from this seed's latents, as one
   // diffusers call per prompt would.
   uint64_t seed = 0;
+  // Optional: one seed per prompt (prompt p starts from seeds[p]'s latents, as its own diffusers
+  // call with that seed would); empty: `seed` for every prompt. The server batches requests with
+  // different seeds into one run this way.
+  std::vector<uint64_t> seeds;
   // Images per prompt: prompt p's image k starts from row k of ONE draw of this many rows from
   // the seed, as one diffusers call with prompt=p and num_images_per_prompt would.
   int64_t num_images_per_prompt = 1;

@@ -22,9 +22,15 @@ struct FileCloser {
 }
 void png_warning_handler(png_structp, png_const_charp) {}
 
+void append_bytes(png_structp png, png_bytep data, png_size_t length) {
+  static_cast<std::string*>(png_get_io_ptr(png))
+      ->append(reinterpret_cast<const char*>(data), length);
+}
+void no_flush(png_structp) {}
+
 }  // namespace
 
-void write_png(const std::string& path, const Tensor& image) {
+std::string encode_png(const Tensor& image) {
   PARADIFF_CHECK(image.ndim() == 3 && image.dim(0) == 3, "write_png: image must be (3, H, W), got ",
                  image.describe());
   const Tensor img = image.dtype() == DType::F32 ? image : image.to(DType::F32);
@@ -38,13 +44,12 @@ void write_png(const std::string& path, const Tensor& image) {
         v = std::isnan(v) ? 0.0f : std::min(1.0f, std::max(0.0f, v));
         rows[(y * w + x) * 3 + c] = static_cast<png_byte>(std::nearbyint(v * 255.0f));
       }
-  std::unique_ptr<FILE, FileCloser> file(std::fopen(path.c_str(), "wb"));
-  PARADIFF_CHECK(file != nullptr, path, ": cannot open for writing: ", std::strerror(errno));
+  std::string bytes;
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, png_error_handler,
                                             png_warning_handler);
   png_infop info = png_create_info_struct(png);
   try {
-    png_init_io(png, file.get());
+    png_set_write_fn(png, &bytes, append_bytes, no_flush);
     png_set_IHDR(png, info, static_cast<png_uint_32>(w), static_cast<png_uint_32>(h), 8,
                  PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
                  PNG_FILTER_TYPE_DEFAULT);
@@ -53,10 +58,19 @@ void write_png(const std::string& path, const Tensor& image) {
     png_write_end(png, nullptr);
   } catch (const Error& e) {
     png_destroy_write_struct(&png, &info);
-    throw Error(str_cat(path, ": cannot write PNG: ", e.what()));
+    throw Error(str_cat("cannot encode PNG: ", e.what()));
   }
   png_destroy_write_struct(&png, &info);
-  PARADIFF_CHECK(std::fflush(file.get()) == 0, path, ": write failed: ", std::strerror(errno));
+  return bytes;
+}
+
+void write_png(const std::string& path, const Tensor& image) {
+  const std::string bytes = encode_png(image);
+  std::unique_ptr<FILE, FileCloser> file(std::fopen(path.c_str(), "wb"));
+  PARADIFF_CHECK(file != nullptr, path, ": cannot open for writing: ", std::strerror(errno));
+  PARADIFF_CHECK(std::fwrite(bytes.data(), 1, bytes.size(), file.get()) == bytes.size() &&
+                     std::fflush(file.get()) == 0,
+                 path, ": write failed: ", std::strerror(errno));
 }
 
 Tensor read_png(const std::string& path) {

@@ -264,6 +264,7 @@ void bind_engine(py::module_& m) {
       .def_readwrite("guidance_scale", &engine::GenerationRequest::guidance_scale)
       .def_readwrite("true_cfg_scale", &engine::GenerationRequest::true_cfg_scale)
       .def_readwrite("seed", &engine::GenerationRequest::seed)
+      .def_readwrite("seeds", &engine::GenerationRequest::seeds)
       .def_readwrite("num_images_per_prompt", &engine::GenerationRequest::num_images_per_prompt)
       .def_readwrite("latent_draw", &engine::GenerationRequest::latent_draw)
       .def_readwrite("max_sequence_length", &engine::GenerationRequest::max_sequence_length)
