@@ -28,7 +28,8 @@ Engine::Engine(dist::Communicator& world, const EngineOptions& options)
   // The config is validated (inside the mesh) before the folder is even opened.
   mesh_ = std::make_shared<parallel::DeviceMesh>(world, options.parallel);
   pipeline_ = pipeline::load_pipeline(
-      options.model, pipeline::PipelineRuntime{options.compute, mesh_, options.cache_policy});
+      options.model,
+      pipeline::PipelineRuntime{options.compute, mesh_, options.cache_policy, options.variant});
 }
 
 pipeline::GenerationOptions Engine::resolve(const GenerationRequest& request) const {

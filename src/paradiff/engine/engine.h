@@ -25,6 +25,9 @@ struct EngineOptions {
   DType compute = DType::F32;
   parallel::ParallelConfig parallel;
   pipeline::ComponentCache::Policy cache_policy = pipeline::ComponentCache::Policy::KeepLoaded;
+  // diffusers' variant= ("fp16"), see PipelineRuntime::variant; initialised, so that brace-inits
+  // may omit it.
+  std::string variant = "";
 };
 
 struct GeneratedImage {

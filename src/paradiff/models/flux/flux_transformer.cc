@@ -58,9 +58,11 @@ FluxTransformer2DModel::FluxTransformer2DModel(const FluxTransformerConfig& conf
 }
 
 FluxTransformer2DModel FluxTransformer2DModel::from_pretrained(const std::string& folder,
-                                                               DType compute) {
+                                                               DType compute,
+                                                               const std::string& variant) {
   const auto config = FluxTransformerConfig::load(model_config_path(folder, "transformer folder"));
-  const CheckpointWeights weights(Checkpoint::open_folder(folder));
+  const CheckpointWeights weights(
+      Checkpoint::open_folder(folder, "diffusion_pytorch_model", variant));
   ModuleLoader loader(weights, compute);
   return FluxTransformer2DModel(config, loader);
 }

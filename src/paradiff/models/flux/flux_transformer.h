@@ -45,7 +45,8 @@ class FluxTransformer2DModel {
 
   // A diffusers folder: config.json and diffusion_pytorch_model[.safetensors | -*.safetensors
   // with .index.json].
-  static FluxTransformer2DModel from_pretrained(const std::string& folder, DType compute);
+  static FluxTransformer2DModel from_pretrained(const std::string& folder, DType compute,
+                                                const std::string& variant = {});
   // The same with diffusers' `parallel_config=` at load time: the config is validated against
   // the world before any weight is read, then the model is loaded with parallelism enabled.
   static FluxTransformer2DModel from_pretrained(const std::string& folder, DType compute,

@@ -12,6 +12,8 @@
 #include "paradiff/models/tokenizers/clip_tokenizer.h"
 #include "paradiff/models/tokenizers/t5_tokenizer.h"
 #include "paradiff/models/vae/autoencoder_kl.h"
+#include "paradiff/models/weight_source.h"
+#include "paradiff/pipeline/component_consistency.h"
 #include "paradiff/pipeline/flow_match_euler_scheduler.h"
 #include "paradiff/pipeline/flux/flux_latents.h"
 
@@ -47,9 +49,44 @@ FluxPipeline::FluxPipeline(const ModelIndex& index, const PipelineRuntime& runti
   PARADIFF_CHECK(index.class_name == "FluxPipeline", folder_, "/model_index.json names a ",
                  index.class_name, ", not a FluxPipeline");
   index.require(required_components());
-  vae_scale_factor_ =
-      models::vae::AutoencoderKLConfig::load((fs::path(folder_) / "vae" / "config.json").string())
-          .downsample_factor();
+  check_weight_files({{"text_encoder", "model"},
+                      {"text_encoder_2", "model"},
+                      {"transformer", "diffusion_pytorch_model"},
+                      {"vae", "diffusion_pytorch_model"}});
+  check_components();
+}
+
+void FluxPipeline::check_components() {
+  // Every config is read (and validated by its loader) before any weight: a folder whose
+  // components do not fit together is refused here, naming both files and keys.
+  const fs::path dir(folder_);
+  const std::string vae_file = (dir / "vae" / "config.json").string();
+  const std::string transformer_file = (dir / "transformer" / "config.json").string();
+  const std::string clip_file = (dir / "text_encoder" / "config.json").string();
+  const std::string t5_file = (dir / "text_encoder_2" / "config.json").string();
+  const auto vae = models::vae::AutoencoderKLConfig::load(
+      models::model_config_path((dir / "vae").string(), "vae folder"));
+  vae_scale_factor_ = vae.downsample_factor();
+  const auto transformer = models::flux::FluxTransformerConfig::load(
+      models::model_config_path((dir / "transformer").string(), "transformer folder"));
+  const auto clip = models::clip::CLIPTextConfig::load(
+      models::model_config_path((dir / "text_encoder").string(), "text encoder folder"));
+  const auto t5 = models::t5::T5Config::load(
+      models::model_config_path((dir / "text_encoder_2").string(), "text encoder folder"));
+  FlowMatchEulerDiscreteScheduler::from_pretrained((dir / "scheduler").string());
+  check_components_match({t5_file, "d_model", t5.d_model},
+                         {transformer_file, "joint_attention_dim", transformer.joint_attention_dim},
+                         "T5's hidden states are the transformer's text input");
+  check_components_match(
+      {clip_file, "hidden_size", clip.hidden_size},
+      {transformer_file, "pooled_projection_dim", transformer.pooled_projection_dim},
+      "CLIP's pooled output is the transformer's pooled projection input");
+  check_components_match({vae_file, "4 x latent_channels", 4 * vae.latent_channels},
+                         {transformer_file, "in_channels", transformer.in_channels},
+                         "FLUX packs 2x2 latent patches into one token");
+  check_components_match({transformer_file, "out_channels", transformer.output_channels()},
+                         {transformer_file, "in_channels", transformer.in_channels},
+                         "each step's prediction updates the packed latents");
 }
 
 std::vector<std::string> FluxPipeline::text_components() const {
@@ -72,15 +109,18 @@ Conditioning FluxPipeline::encode_prompt(const std::vector<std::string>& prompts
   const bool cfg = true_cfg_for(prompts, negative_prompts, options);
   const fs::path dir(folder_);
   const DType compute = runtime_.compute;
+  // Both tokenizers (small files) before either text encoder's weights.
   auto clip_tokenizer = components_.get<CLIPTokenizer>(
       "tokenizer", [&] { return CLIPTokenizer::from_pretrained((dir / "tokenizer").string()); });
-  auto clip = components_.get<CLIPTextModel>("text_encoder", [&] {
-    return CLIPTextModel::from_pretrained((dir / "text_encoder").string(), compute);
-  });
   auto t5_tokenizer = components_.get<T5Tokenizer>(
       "tokenizer_2", [&] { return T5Tokenizer::from_pretrained((dir / "tokenizer_2").string()); });
+  auto clip = components_.get<CLIPTextModel>("text_encoder", [&] {
+    return CLIPTextModel::from_pretrained((dir / "text_encoder").string(), compute,
+                                          variant_of("text_encoder"));
+  });
   auto t5 = components_.get<T5EncoderModel>("text_encoder_2", [&] {
-    return T5EncoderModel::from_pretrained((dir / "text_encoder_2").string(), compute);
+    return T5EncoderModel::from_pretrained((dir / "text_encoder_2").string(), compute,
+                                           variant_of("text_encoder_2"));
   });
   Conditioning out;
   auto encode = [&](const std::vector<std::string>& texts, const std::string& prefix) {
@@ -111,7 +151,7 @@ Tensor FluxPipeline::denoise(const Conditioning& conditioning, Tensor latents,
   FlowMatchEulerDiscreteScheduler scheduler = scheduler_for(latents, options);
   auto transformer = components_.get<FluxTransformer2DModel>("transformer", [&] {
     auto model = FluxTransformer2DModel::from_pretrained(
-        (fs::path(folder_) / "transformer").string(), runtime_.compute);
+        (fs::path(folder_) / "transformer").string(), runtime_.compute, variant_of("transformer"));
     if (runtime_.mesh) model.enable_parallelism(runtime_.mesh);
     return model;
   });
@@ -145,7 +185,7 @@ Tensor FluxPipeline::denoise(const Conditioning& conditioning, Tensor latents,
 Tensor FluxPipeline::decode(const Tensor& latents, const GenerationOptions& options) {
   auto vae = components_.get<AutoencoderKL>("vae", [&] {
     return AutoencoderKL::from_pretrained((fs::path(folder_) / "vae").string(),
-                                          models::vae::VaeParts::DecoderOnly);
+                                          models::vae::VaeParts::DecoderOnly, variant_of("vae"));
   });
   const int64_t h = latent_size(options.height, vae_scale_factor_);
   const int64_t w = latent_size(options.width, vae_scale_factor_);
