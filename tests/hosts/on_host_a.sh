@@ -93,7 +93,7 @@ case "$1" in
       echo "killing rank process $pid in host $SIM_HOST_B"
       kill -9 "$pid" || fail "cannot kill $pid"
       limit=30
-      message="rank 1 .* exited on signal 9"
+      message="rank 1 failed: killed by signal 9"
     else
       echo "cutting the link: $SIM_VETH_B down in host $SIM_HOST_B"
       ip -n "$SIM_HOST_B" link set "$SIM_VETH_B" down

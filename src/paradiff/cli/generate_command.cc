@@ -23,6 +23,7 @@ namespace fs = std::filesystem;
 struct Options {
   std::string model, prompt, prompts_file, output = "out.png", dtype = "fp32", save_latents;
   std::string share_weights = "auto";
+  std::string variant;
   bool prompt_given = false;  // --prompt "" is a valid (empty) prompt, as in diffusers
   std::vector<std::string> negative_prompt;
   engine::GenerationRequest request;
@@ -67,6 +68,7 @@ int run(const Options& o, dist::Communicator& world) {
   engine::EngineOptions engine_options;
   engine_options.model = o.model;
   engine_options.compute = compute_dtype(o.dtype);
+  engine_options.variant = o.variant;
   if (o.threads > 0) set_num_threads(o.threads);
   engine::GenerationRequest request = o.request;
   request.prompt = read_prompts(o);
@@ -167,6 +169,9 @@ void add_generate_command(CLI::App& app, Action& action) {
       ->envname("PARADIFF_SHARE_WEIGHTS")
       ->check(CLI::IsMember({"auto", "on", "off"}))
       ->capture_default_str();
+  cmd->add_option("--variant", o->variant,
+                  "weights variant, as diffusers' variant= (fp16 reads *.fp16.safetensors where a "
+                  "component has them)");
   cmd->add_option("--threads", o->threads, "kernel threads per process")
       ->envname("PARADIFF_THREADS");
   cmd->add_option("--output", o->output,

@@ -19,7 +19,7 @@ namespace paradiff::cli {
 namespace {
 
 struct Common {
-  std::string model, output, dtype = "fp32";
+  std::string model, output, dtype = "fp32", variant;
   int threads = 0;
   engine::GenerationRequest request;
   ParallelOptions parallel;
@@ -34,6 +34,9 @@ void add_common(CLI::App& cmd, Common& c, const char* output_help) {
       ->envname("PARADIFF_DTYPE")
       ->capture_default_str();
   cmd.add_option("--threads", c.threads, "kernel threads per process")->envname("PARADIFF_THREADS");
+  cmd.add_option("--variant", c.variant,
+                 "weights variant, as diffusers' variant= (fp16 reads *.fp16.safetensors where a "
+                 "component has them)");
 }
 
 void add_size(CLI::App& cmd, Common& c) {
@@ -46,6 +49,7 @@ engine::Engine open(const Common& c, dist::Communicator& world) {
   engine::EngineOptions options;
   options.model = c.model;
   options.compute = compute_dtype(c.dtype);
+  options.variant = c.variant;
   options.parallel = c.parallel.config();
   options.cache_policy = pipeline::ComponentCache::Policy::ReleaseAfterStage;
   if (c.threads > 0) set_num_threads(c.threads);

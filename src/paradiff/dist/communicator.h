@@ -62,7 +62,8 @@ class Communicator {
   virtual std::unique_ptr<Request> isend(const void* data, size_t bytes, int dest, int tag) = 0;
   virtual std::unique_ptr<Request> irecv(void* data, size_t bytes, int source, int tag) = 0;
 
-  // Ends every process of the job at once with `message` on stderr; never returns.
+  // Ends every process of the job at once; never returns. Prints "paradiff: rank R failed:
+  // <message>" (a world of one: "paradiff: aborting: <message>") on stderr first.
   [[noreturn]] virtual void abort(const std::string& message, int code) = 0;
 
   // True when a helper thread may drive requests (test/wait) while the calling thread computes,

@@ -56,7 +56,7 @@ int run_distributed(int argc, char** argv, const std::function<int(Communicator&
     failure = str_cat("internal error: ", e.what());
   }
   if (!failure.empty()) {
-    if (world.size() > 1) world.abort(str_cat("rank ", world.rank(), " failed: ", failure), 1);
+    if (world.size() > 1) world.abort(failure, 1);
     std::fprintf(stderr, "paradiff: error: %s\n", failure.c_str());
     return 1;
   }

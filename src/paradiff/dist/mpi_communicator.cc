@@ -195,7 +195,9 @@ std::unique_ptr<Request> MpiCommunicator::irecv(void* data, size_t bytes, int so
 }
 
 void MpiCommunicator::abort(const std::string& message, int code) {
-  std::fprintf(stderr, "paradiff: rank %d: aborting the job: %s\n", rank_, message.c_str());
+  // One line naming the rank and the reason; scripts/paradiff-run keeps the first such line and
+  // drops what OpenMPI prints after it.
+  std::fprintf(stderr, "paradiff: rank %d failed: %s\n", rank_, message.c_str());
   std::fflush(stderr);
   MPI_Abort(MPI_COMM_WORLD, code);
   std::_Exit(code);  // MPI_Abort does not return; this only satisfies [[noreturn]]

@@ -51,6 +51,7 @@ Engine::Engine(dist::Communicator& world, const EngineOptions& options)
   // The config is validated (inside the mesh) before the folder is even opened.
   mesh_ = std::make_shared<parallel::DeviceMesh>(world, config);
   pipeline::PipelineRuntime runtime{options.compute, mesh_, options.cache_policy};
+  runtime.variant = options.variant;
   if (model_map || pipeline_map) {
     PARADIFF_CHECK(
         !pipeline_map || mesh_->replica().size() == mesh_->size(parallel::MeshDim::Stage),

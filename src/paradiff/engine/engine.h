@@ -39,6 +39,9 @@ struct EngineOptions {
   // Whether the ranks of one replica on one host share one copy of the transformer's prepared
   // weights (dist/host_weights.h).
   dist::WeightSharing share_weights = dist::WeightSharing::Auto;
+  // diffusers' variant= ("fp16"), see PipelineRuntime::variant; initialised, so that brace-inits
+  // may omit it.
+  std::string variant = "";
 };
 
 struct GeneratedImage {

@@ -28,6 +28,16 @@ void check_shard_name(const std::string& index, const std::string& tensor,
                  quote_name(shard), ", which is not a file name inside the index's folder");
 }
 
+// A variant is one dot-free part of a file name ("fp16", "bf16", "ema").
+void check_variant_name(const std::string& variant) {
+  const bool ok = variant.find_first_of("./\\") == std::string::npos &&
+                  std::all_of(variant.begin(), variant.end(),
+                              [](char c) { return static_cast<unsigned char>(c) > ' '; });
+  PARADIFF_CHECK(ok, "variant ", quote_name(variant),
+                 " is not a file-name part (expected a name such as fp16 or bf16, without dots, "
+                 "slashes or spaces)");
+}
+
 }  // namespace
 
 Checkpoint Checkpoint::open(const std::string& path) {
@@ -92,27 +102,59 @@ Checkpoint Checkpoint::open(const std::string& path) {
   return ck;
 }
 
-Checkpoint Checkpoint::open_folder(const std::string& dir, const std::string& stem) {
+Checkpoint Checkpoint::open_folder(const std::string& dir, const std::string& stem,
+                                   const std::string& variant) {
+  return open(find_in_folder(dir, stem, variant));
+}
+
+std::string Checkpoint::find_in_folder(const std::string& dir, const std::string& stem,
+                                       const std::string& variant) {
   std::error_code ec;
   PARADIFF_CHECK(fs::is_directory(dir, ec), dir, ": ",
                  fs::exists(dir, ec) ? "not a directory" : "no such directory");
+  check_variant_name(variant);
   std::vector<std::string> tried;
   std::string pickle_hint;
   for (const std::string& s : {stem, std::string("model")}) {
-    for (const std::string& name : {s + ".safetensors.index.json", s + ".safetensors"}) {
+    const std::vector<std::string> names =
+        variant.empty()
+            ? std::vector<std::string>{s + ".safetensors.index.json", s + ".safetensors"}
+            : std::vector<std::string>{s + ".safetensors.index." + variant + ".json",
+                                       s + "." + variant + ".safetensors",
+                                       s + ".safetensors." + variant + ".index.json"};
+    for (const std::string& name : names) {
       if (std::find(tried.begin(), tried.end(), name) != tried.end()) continue;
       tried.push_back(name);
       const fs::path candidate = fs::path(dir) / name;
-      if (fs::exists(candidate, ec)) return open(candidate.string());
+      if (fs::exists(candidate, ec)) return candidate.string();
     }
-    for (const std::string& name : {s + ".bin", std::string("pytorch_model.bin")})
+    const std::string bin = variant.empty() ? ".bin" : "." + variant + ".bin";
+    for (const std::string& name : {s + bin, "pytorch_model" + bin})
       if (pickle_hint.empty() && fs::exists(fs::path(dir) / name, ec))
         pickle_hint = str_cat(" (found ", name,
                               ": PyTorch pickle checkpoints are not supported, only safetensors)");
   }
   std::string list;
   for (const std::string& name : tried) list += (list.empty() ? "" : ", ") + name;
-  throw Error(str_cat(dir, ": no safetensors checkpoint found; looked for ", list, pickle_hint));
+  throw Error(str_cat(dir, ": no safetensors checkpoint",
+                      variant.empty() ? std::string() : str_cat(" of variant '", variant, "'"),
+                      " found; looked for ", list, pickle_hint));
+}
+
+bool Checkpoint::folder_has_variant(const std::string& dir, const std::string& variant) {
+  check_variant_name(variant);
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return false;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    const size_t first = name.find('.');
+    if (first == std::string::npos) continue;
+    const size_t second = name.find('.', first + 1);
+    const std::string part = name.substr(
+        first + 1, second == std::string::npos ? std::string::npos : second - first - 1);
+    if (part == variant || part.starts_with(variant + "-")) return true;
+  }
+  return false;
 }
 
 std::vector<std::string> Checkpoint::names() const {

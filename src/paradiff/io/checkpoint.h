@@ -23,9 +23,25 @@ class Checkpoint {
 
   // Finds the checkpoint in a model folder: "<stem>.safetensors.index.json" (preferred, as
   // diffusers does) or "<stem>.safetensors", then the same for "model" (transformers' naming).
-  // The error lists every name it looked for.
+  // With a `variant` ("fp16"), only that variant's files, named as diffusers and transformers
+  // save them: "<stem>.safetensors.index.<variant>.json" (shards as the index names them),
+  // "<stem>.<variant>.safetensors", then diffusers' deprecated index name
+  // "<stem>.safetensors.<variant>.index.json". The error lists every name it looked for.
   static Checkpoint open_folder(const std::string& dir,
-                                const std::string& stem = "diffusion_pytorch_model");
+                                const std::string& stem = "diffusion_pytorch_model",
+                                const std::string& variant = {});
+  // The file open_folder would open (a .safetensors file or an index), without opening it; the
+  // same error when there is none.
+  static std::string find_in_folder(const std::string& dir,
+                                    const std::string& stem = "diffusion_pytorch_model",
+                                    const std::string& variant = {});
+
+  // Whether a model folder holds files of `variant`, by diffusers' rule for a pipeline's
+  // component folders: some file whose name's second dot-separated part is the variant
+  // ("model.fp16.safetensors", "model-00001-of-00002.fp16.safetensors") or starts with
+  // "<variant>-" ("model.fp16-00001-of-00002.safetensors"). A component without them is loaded
+  // from its non-variant files.
+  static bool folder_has_variant(const std::string& dir, const std::string& variant);
 
   const std::string& path() const { return path_; }  // the file or index opened
   bool is_sharded() const { return sharded_; }

@@ -23,6 +23,9 @@ class WeightSource {
   virtual bool contains(const std::string& name) const = 0;
   virtual std::vector<int64_t> shape(const std::string& name) const = 0;
   virtual Tensor read(const std::string& name, DType want) const = 0;
+  // The stored element type ("F32", "BF16", "I64"), so that a parameter stored as integers is
+  // refused rather than converted; empty where the source cannot say (a derived tensor).
+  virtual std::string stored_dtype(const std::string& /*name*/) const { return {}; }
 };
 
 // A checkpoint (single or sharded safetensors) whose names are used as they are.
@@ -37,6 +40,9 @@ class CheckpointWeights : public WeightSource {
   }
   Tensor read(const std::string& name, DType want) const override {
     return checkpoint_.read(name, want);
+  }
+  std::string stored_dtype(const std::string& name) const override {
+    return std::string(safetensors_dtype_name(checkpoint_.info(name).dtype));
   }
   const Checkpoint& checkpoint() const { return checkpoint_; }
 
@@ -62,6 +68,9 @@ class IgnoringWeights : public WeightSource {
   }
   std::vector<int64_t> shape(const std::string& name) const override { return base_.shape(name); }
   Tensor read(const std::string& name, DType want) const override { return base_.read(name, want); }
+  std::string stored_dtype(const std::string& name) const override {
+    return base_.stored_dtype(name);
+  }
 
  private:
   const WeightSource& base_;

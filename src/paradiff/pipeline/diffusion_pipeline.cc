@@ -3,10 +3,41 @@
 #include <cmath>
 #include <filesystem>
 
+#include "paradiff/core/logging.h"
+#include "paradiff/io/checkpoint.h"
 #include "paradiff/kernels/pointwise.h"
 #include "paradiff/pipeline/flux/flux_latents.h"
 
 namespace paradiff::pipeline {
+
+std::string DiffusionPipeline::component_folder(const std::string& component) const {
+  return (std::filesystem::path(folder_) / component).string();
+}
+
+std::string DiffusionPipeline::variant_of(const std::string& component) const {
+  if (runtime_.variant.empty()) return {};
+  return Checkpoint::folder_has_variant(component_folder(component), runtime_.variant)
+             ? runtime_.variant
+             : std::string();
+}
+
+void DiffusionPipeline::check_weight_files(
+    const std::map<std::string, std::string>& model_components) const {
+  if (!runtime_.variant.empty()) {
+    std::string with, without;
+    for (const auto& [c, stem] : model_components)
+      (variant_of(c).empty() ? without : with) += (c + " ");
+    PARADIFF_CHECK(!with.empty(), folder_, ": no component has files of variant '",
+                   runtime_.variant, "' (looked in ", without, "for names such as model.",
+                   runtime_.variant, ".safetensors or diffusion_pytorch_model.safetensors.index.",
+                   runtime_.variant, ".json)");
+    if (!without.empty())
+      log_info("variant '", runtime_.variant, "': no files of it in ", without,
+               "(their non-variant files are loaded, as diffusers does)");
+  }
+  for (const auto& [component, stem] : model_components)
+    Checkpoint::find_in_folder(component_folder(component), stem, variant_of(component));
+}
 
 bool DiffusionPipeline::uses_true_cfg(const GenerationOptions& options,
                                       bool has_negative_prompt) const {

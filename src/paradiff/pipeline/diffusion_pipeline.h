@@ -55,6 +55,10 @@ struct PipelineRuntime {
   // Pipeline-level placement: component -> rank of `placement_group` that loads and runs it
   // (diffusers' hf_device_map); empty: no map. encode_prompt is then collective over the group.
   std::map<std::string, int> component_ranks{};
+  // diffusers' `variant=` ("fp16"): each model component with files of that variant loads them
+  // (Checkpoint::open_folder), the others their non-variant files; refused when no component has
+  // any. Empty: the non-variant files.
+  std::string variant = "";  // a default member initializer: brace-inits may omit it
 };
 
 class DiffusionPipeline {
@@ -99,10 +103,23 @@ class DiffusionPipeline {
   ComponentCache& components() { return components_; }
   const ComponentCache& components() const { return components_; }
 
+  // The variant a model component loads: the runtime's variant where its folder has files of
+  // it, else "" (its non-variant files), as diffusers decides per component.
+  std::string variant_of(const std::string& component) const;
+  // The folder of a component ("<pipeline folder>/transformer").
+  std::string component_folder(const std::string& component) const;
+
  protected:
   DiffusionPipeline(std::string folder, const PipelineRuntime& runtime)
       : components_(runtime.cache_policy), folder_(std::move(folder)), runtime_(runtime) {}
 
+  // With a runtime variant, throws unless at least one of `model_components` has its files (as
+  // diffusers refuses a variant no component has); logs the components that fall back. Then
+  // checks that every model component has a checkpoint to load (a file name, nothing read), so
+  // a missing one is refused when the pipeline opens, not after the earlier stages ran.
+  // `model_components` maps each component to its checkpoint's file stem ("model",
+  // "diffusion_pytorch_model").
+  void check_weight_files(const std::map<std::string, std::string>& model_components) const;
   // What every pipeline's resolve shares: default and rounded sizes (multiples of
   // 2·vae_scale_factor, with diffusers' warning), 1 <= steps <= 10000,
   // 1 <= max_sequence_length <= `max_sequence_length` (named after `pipeline`), finite scales.

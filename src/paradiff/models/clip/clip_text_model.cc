@@ -81,9 +81,10 @@ CLIPTextModel::CLIPTextModel(const CLIPTextConfig& config, ModuleLoader& loader,
   loader.finish();
 }
 
-CLIPTextModel CLIPTextModel::from_pretrained(const std::string& folder, DType compute) {
+CLIPTextModel CLIPTextModel::from_pretrained(const std::string& folder, DType compute,
+                                             const std::string& variant) {
   const auto config = CLIPTextConfig::load(model_config_path(folder, "text encoder folder"));
-  const CheckpointWeights weights(Checkpoint::open_folder(folder, "model"));
+  const CheckpointWeights weights(Checkpoint::open_folder(folder, "model", variant));
   const std::string prefix =
       weights.contains("text_model.embeddings.token_embedding.weight") ? "text_model." : "";
   ModuleLoader loader(weights, compute);

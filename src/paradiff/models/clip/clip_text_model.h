@@ -36,7 +36,8 @@ class CLIPTextModel {
 
   // A transformers folder (FluxPipeline's text_encoder/): config.json and model.safetensors
   // (single or sharded), names with or without the "text_model." prefix.
-  static CLIPTextModel from_pretrained(const std::string& folder, DType compute);
+  static CLIPTextModel from_pretrained(const std::string& folder, DType compute,
+                                       const std::string& variant = {});
   static CLIPTextModel with_random_weights(const CLIPTextConfig& config, DType compute,
                                            uint64_t seed);
 

@@ -159,9 +159,10 @@ std::shared_ptr<const FluxTransformer2DModel::Placement> FluxTransformer2DModel:
 
 FluxTransformer2DModel FluxTransformer2DModel::from_pretrained_placed(
     const std::string& folder, DType compute, const parallel::DeviceMap& map,
-    dist::Communicator& group) {
+    dist::Communicator& group, const std::string& variant) {
   const auto config = FluxTransformerConfig::load(model_config_path(folder, "transformer folder"));
-  auto weights = std::make_shared<const CheckpointWeights>(Checkpoint::open_folder(folder));
+  auto weights = std::make_shared<const CheckpointWeights>(
+      Checkpoint::open_folder(folder, "diffusion_pytorch_model", variant));
   auto placement = make_placement(config, map, weights->names(), group);
   const IgnoringWeights mine(
       *weights, [p = placement](const std::string& name) { return !p->owns_tensor(name); });
@@ -172,9 +173,11 @@ FluxTransformer2DModel FluxTransformer2DModel::from_pretrained_placed(
 }
 
 FluxTransformer2DModel FluxTransformer2DModel::from_pretrained(const std::string& folder,
-                                                               DType compute) {
+                                                               DType compute,
+                                                               const std::string& variant) {
   const auto config = FluxTransformerConfig::load(model_config_path(folder, "transformer folder"));
-  const CheckpointWeights weights(Checkpoint::open_folder(folder));
+  const CheckpointWeights weights(
+      Checkpoint::open_folder(folder, "diffusion_pytorch_model", variant));
   ModuleLoader loader(weights, compute);
   return FluxTransformer2DModel(config, loader);
 }

@@ -47,7 +47,8 @@ class FluxTransformer2DModel {
 
   // A diffusers folder: config.json and diffusion_pytorch_model[.safetensors | -*.safetensors
   // with .index.json].
-  static FluxTransformer2DModel from_pretrained(const std::string& folder, DType compute);
+  static FluxTransformer2DModel from_pretrained(const std::string& folder, DType compute,
+                                                const std::string& variant = {});
   // The same with diffusers' `parallel_config=` at load time: the config is validated against
   // the world before any weight is read, then the model is loaded with parallelism enabled.
   static FluxTransformer2DModel from_pretrained(const std::string& folder, DType compute,
@@ -79,7 +80,8 @@ class FluxTransformer2DModel {
   // held between forwards. `group` must outlive the model.
   static FluxTransformer2DModel from_pretrained_placed(const std::string& folder, DType compute,
                                                        const parallel::DeviceMap& map,
-                                                       dist::Communicator& group);
+                                                       dist::Communicator& group,
+                                                       const std::string& variant = {});
   bool is_placed() const { return placement_ != nullptr; }
   // Bytes of the parameters this process bound, in the dtype each was bound in (linear weights
   // in the compute dtype, everything else F32), before oneDNN packs them: under a placement,

@@ -60,6 +60,9 @@ class TextModelWeights : public WeightSource {
   Tensor read(const std::string& name, DType want) const override {
     return base_.read(stored(name), want);
   }
+  std::string stored_dtype(const std::string& name) const override {
+    return base_.stored_dtype(stored(name));
+  }
 
  private:
   std::string canonical(const std::string& s) const {
@@ -130,14 +133,15 @@ Qwen2_5_VLTextModel::Qwen2_5_VLTextModel(const Qwen2_5_VLTextConfig& config, Mod
     inv_freq_.push_back(1.0f / std::pow(theta, static_cast<float>(2 * k) / static_cast<float>(d)));
 }
 
-Qwen2_5_VLTextModel Qwen2_5_VLTextModel::from_pretrained(const std::string& folder, DType compute) {
+Qwen2_5_VLTextModel Qwen2_5_VLTextModel::from_pretrained(const std::string& folder, DType compute,
+                                                         const std::string& variant) {
   const std::filesystem::path dir(folder);
   PARADIFF_CHECK(std::filesystem::is_directory(dir), "text encoder folder '", folder,
                  "' does not exist or is not a directory");
   PARADIFF_CHECK(std::filesystem::exists(dir / "config.json"), "text encoder folder '", folder,
                  "' has no config.json");
   const auto config = Qwen2_5_VLTextConfig::load((dir / "config.json").string());
-  const CheckpointWeights checkpoint(Checkpoint::open_folder(folder, "model"));
+  const CheckpointWeights checkpoint(Checkpoint::open_folder(folder, "model", variant));
   const TextModelWeights weights(checkpoint);
   ModuleLoader loader(weights, compute);
   return Qwen2_5_VLTextModel(config, loader);

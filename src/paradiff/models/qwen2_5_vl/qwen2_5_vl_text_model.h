@@ -55,7 +55,8 @@ class Qwen2_5_VLTextModel {
   // "visual.*"); a file with both text prefixes is refused. The vision tower ("visual.*",
   // "model.visual.*") and "lm_head.weight" are left unread; any other tensor the text model does
   // not use is an error.
-  static Qwen2_5_VLTextModel from_pretrained(const std::string& folder, DType compute);
+  static Qwen2_5_VLTextModel from_pretrained(const std::string& folder, DType compute,
+                                             const std::string& variant = {});
   static Qwen2_5_VLTextModel with_random_weights(const Qwen2_5_VLTextConfig& config, DType compute,
                                                  uint64_t seed);
 

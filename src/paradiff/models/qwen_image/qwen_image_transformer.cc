@@ -53,11 +53,12 @@ QwenImageTransformer2DModel::QwenImageTransformer2DModel(const QwenImageTransfor
   loader.finish();
 }
 
-QwenImageTransformer2DModel QwenImageTransformer2DModel::from_pretrained(const std::string& folder,
-                                                                         DType compute) {
+QwenImageTransformer2DModel QwenImageTransformer2DModel::from_pretrained(
+    const std::string& folder, DType compute, const std::string& variant) {
   const auto config =
       QwenImageTransformerConfig::load(model_config_path(folder, "transformer folder"));
-  const CheckpointWeights weights(Checkpoint::open_folder(folder));
+  const CheckpointWeights weights(
+      Checkpoint::open_folder(folder, "diffusion_pytorch_model", variant));
   ModuleLoader loader(weights, compute);
   return QwenImageTransformer2DModel(config, loader);
 }

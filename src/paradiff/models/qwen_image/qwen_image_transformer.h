@@ -51,7 +51,8 @@ class QwenImageTransformer2DModel {
 
   // A diffusers folder: config.json and diffusion_pytorch_model[.safetensors | -*.safetensors
   // with .index.json].
-  static QwenImageTransformer2DModel from_pretrained(const std::string& folder, DType compute);
+  static QwenImageTransformer2DModel from_pretrained(const std::string& folder, DType compute,
+                                                     const std::string& variant = {});
   // The same with diffusers' `parallel_config=` at load time: the mesh (and so the config) is
   // validated against the world before any weight is read, then parallelism is enabled.
   static QwenImageTransformer2DModel from_pretrained(

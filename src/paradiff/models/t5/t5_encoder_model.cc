@@ -62,9 +62,10 @@ T5EncoderModel::T5EncoderModel(const T5Config& config, ModuleLoader& loader,
   loader.finish();
 }
 
-T5EncoderModel T5EncoderModel::from_pretrained(const std::string& folder, DType compute) {
+T5EncoderModel T5EncoderModel::from_pretrained(const std::string& folder, DType compute,
+                                               const std::string& variant) {
   const auto config = T5Config::load(model_config_path(folder, "text encoder folder"));
-  const CheckpointWeights checkpoint(Checkpoint::open_folder(folder, "model"));
+  const CheckpointWeights checkpoint(Checkpoint::open_folder(folder, "model", variant));
   const std::string shared = "shared.weight", embed = "encoder.embed_tokens.weight";
   const bool has_shared = checkpoint.contains(shared), has_embed = checkpoint.contains(embed);
   if (has_shared && has_embed)

@@ -36,7 +36,8 @@ class T5EncoderModel {
   // model.safetensors.index.json with its shards. When both embedding names exist, shared.weight
   // is used (their shapes must agree); a full T5 checkpoint's decoder tensors and lm_head.weight
   // are ignored, as transformers' T5EncoderModel ignores them.
-  static T5EncoderModel from_pretrained(const std::string& folder, DType compute);
+  static T5EncoderModel from_pretrained(const std::string& folder, DType compute,
+                                        const std::string& variant = {});
   static T5EncoderModel with_random_weights(const T5Config& config, DType compute, uint64_t seed);
 
   const T5Config& config() const { return config_; }

@@ -97,7 +97,9 @@ T5Tokenizer T5Tokenizer::from_pretrained(const std::string& folder) {
     auto sp = std::make_shared<sentencepiece::SentencePieceProcessor>();
     const auto status = sp->Load(t.path_);
     PARADIFF_CHECK(status.ok(), t.path_,
-                   ": cannot load the SentencePiece model: ", status.ToString());
+                   ": cannot load the SentencePiece model (is the file truncated, or not a "
+                   "SentencePiece model?): ",
+                   status.ToString());
     PARADIFF_CHECK(sp->GetPieceSize() > 0, t.path_, ": the SentencePiece model has no pieces");
     // transformers 5 runs the same pipeline as for tokenizer.json over what it extracts from the
     // model: every piece with its score, and the normalizer's charsmap.

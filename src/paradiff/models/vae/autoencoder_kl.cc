@@ -121,14 +121,16 @@ AutoencoderKL::AutoencoderKL(const AutoencoderKLConfig& config, ModuleLoader& lo
   loader.finish();
 }
 
-AutoencoderKL AutoencoderKL::from_pretrained(const std::string& folder, VaeParts parts) {
+AutoencoderKL AutoencoderKL::from_pretrained(const std::string& folder, VaeParts parts,
+                                             const std::string& variant) {
   const std::string config_path = model_config_path(folder, "vae folder");
   const JsonConfig json = JsonConfig::load(config_path);
   const std::string cls = json.get_string("_class_name", "AutoencoderKL");
   PARADIFF_CHECK(cls == "AutoencoderKL", config_path, ": _class_name is \"", cls,
                  "\", expected \"AutoencoderKL\"");
   const auto config = AutoencoderKLConfig::from_json(json);
-  const CheckpointWeights weights(Checkpoint::open_folder(folder));
+  const CheckpointWeights weights(
+      Checkpoint::open_folder(folder, "diffusion_pytorch_model", variant));
   const IgnoringWeights part_weights(weights, other_vae_part(parts));
   ModuleLoader loader(part_weights, DType::F32);
   return AutoencoderKL(config, loader, parts);

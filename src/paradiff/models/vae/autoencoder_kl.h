@@ -57,7 +57,8 @@ class AutoencoderKL {
   // A diffusers folder: config.json and diffusion_pytorch_model.safetensors (single or
   // sharded). With DecoderOnly / EncoderOnly the other part's tensors are skipped (and not
   // reported as unused).
-  static AutoencoderKL from_pretrained(const std::string& folder, VaeParts parts = VaeParts::Both);
+  static AutoencoderKL from_pretrained(const std::string& folder, VaeParts parts = VaeParts::Both,
+                                       const std::string& variant = {});
   static AutoencoderKL with_random_weights(const AutoencoderKLConfig& config, uint64_t seed,
                                            VaeParts parts = VaeParts::Both);
 

@@ -138,14 +138,16 @@ AutoencoderKLQwenImage::AutoencoderKLQwenImage(const AutoencoderKLQwenImageConfi
 }
 
 AutoencoderKLQwenImage AutoencoderKLQwenImage::from_pretrained(const std::string& folder,
-                                                               VaeParts parts) {
+                                                               VaeParts parts,
+                                                               const std::string& variant) {
   const std::string config_path = model_config_path(folder, "vae folder");
   const JsonConfig json = JsonConfig::load(config_path);
   const std::string cls = json.get_string("_class_name", "AutoencoderKLQwenImage");
   PARADIFF_CHECK(cls == "AutoencoderKLQwenImage", config_path, ": _class_name is \"", cls,
                  "\", expected \"AutoencoderKLQwenImage\"");
   const auto config = AutoencoderKLQwenImageConfig::from_json(json);
-  const CheckpointWeights weights(Checkpoint::open_folder(folder));
+  const CheckpointWeights weights(
+      Checkpoint::open_folder(folder, "diffusion_pytorch_model", variant));
   const IgnoringWeights part_weights(weights, vae::other_vae_part(parts));
   ModuleLoader loader(part_weights, DType::F32);
   return AutoencoderKLQwenImage(config, loader, parts);

@@ -39,7 +39,8 @@ class AutoencoderKLQwenImage {
   // diffusion_pytorch_model.safetensors (single or sharded). With DecoderOnly / EncoderOnly the
   // other part's tensors are skipped (and not reported as unused).
   static AutoencoderKLQwenImage from_pretrained(const std::string& folder,
-                                                VaeParts parts = VaeParts::Both);
+                                                VaeParts parts = VaeParts::Both,
+                                                const std::string& variant = {});
   static AutoencoderKLQwenImage with_random_weights(const AutoencoderKLQwenImageConfig& config,
                                                     uint64_t seed, VaeParts parts = VaeParts::Both);
 

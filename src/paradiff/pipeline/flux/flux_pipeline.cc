@@ -13,6 +13,8 @@
 #include "paradiff/models/tokenizers/clip_tokenizer.h"
 #include "paradiff/models/tokenizers/t5_tokenizer.h"
 #include "paradiff/models/vae/autoencoder_kl.h"
+#include "paradiff/models/weight_source.h"
+#include "paradiff/pipeline/component_consistency.h"
 #include "paradiff/pipeline/flow_match_euler_scheduler.h"
 #include "paradiff/pipeline/flux/flux_latents.h"
 
@@ -48,9 +50,44 @@ FluxPipeline::FluxPipeline(const ModelIndex& index, const PipelineRuntime& runti
   PARADIFF_CHECK(index.class_name == "FluxPipeline", folder_, "/model_index.json names a ",
                  index.class_name, ", not a FluxPipeline");
   index.require(required_components());
-  vae_scale_factor_ =
-      models::vae::AutoencoderKLConfig::load((fs::path(folder_) / "vae" / "config.json").string())
-          .downsample_factor();
+  check_weight_files({{"text_encoder", "model"},
+                      {"text_encoder_2", "model"},
+                      {"transformer", "diffusion_pytorch_model"},
+                      {"vae", "diffusion_pytorch_model"}});
+  check_components();
+}
+
+void FluxPipeline::check_components() {
+  // Every config is read (and validated by its loader) before any weight: a folder whose
+  // components do not fit together is refused here, naming both files and keys.
+  const fs::path dir(folder_);
+  const std::string vae_file = (dir / "vae" / "config.json").string();
+  const std::string transformer_file = (dir / "transformer" / "config.json").string();
+  const std::string clip_file = (dir / "text_encoder" / "config.json").string();
+  const std::string t5_file = (dir / "text_encoder_2" / "config.json").string();
+  const auto vae = models::vae::AutoencoderKLConfig::load(
+      models::model_config_path((dir / "vae").string(), "vae folder"));
+  vae_scale_factor_ = vae.downsample_factor();
+  const auto transformer = models::flux::FluxTransformerConfig::load(
+      models::model_config_path((dir / "transformer").string(), "transformer folder"));
+  const auto clip = models::clip::CLIPTextConfig::load(
+      models::model_config_path((dir / "text_encoder").string(), "text encoder folder"));
+  const auto t5 = models::t5::T5Config::load(
+      models::model_config_path((dir / "text_encoder_2").string(), "text encoder folder"));
+  FlowMatchEulerDiscreteScheduler::from_pretrained((dir / "scheduler").string());
+  check_components_match({t5_file, "d_model", t5.d_model},
+                         {transformer_file, "joint_attention_dim", transformer.joint_attention_dim},
+                         "T5's hidden states are the transformer's text input");
+  check_components_match(
+      {clip_file, "hidden_size", clip.hidden_size},
+      {transformer_file, "pooled_projection_dim", transformer.pooled_projection_dim},
+      "CLIP's pooled output is the transformer's pooled projection input");
+  check_components_match({vae_file, "4 x latent_channels", 4 * vae.latent_channels},
+                         {transformer_file, "in_channels", transformer.in_channels},
+                         "FLUX packs 2x2 latent patches into one token");
+  check_components_match({transformer_file, "out_channels", transformer.output_channels()},
+                         {transformer_file, "in_channels", transformer.in_channels},
+                         "each step's prediction updates the packed latents");
 }
 
 std::vector<std::string> FluxPipeline::text_components() const {
@@ -85,20 +122,31 @@ Conditioning FluxPipeline::encode_prompt(const std::vector<std::string>& prompts
   const int here = placed ? runtime_.placement_group->rank() : 0;
   const int clip_rank = placed ? owner("text_encoder") : 0;
   const int t5_rank = placed ? owner("text_encoder_2") : 0;
-  auto pooled = [&](const std::vector<std::string>& texts) {
-    auto tokenizer = components_.get<CLIPTokenizer>(
+  auto clip_tokenizer = [&] {
+    return components_.get<CLIPTokenizer>(
         "tokenizer", [&] { return CLIPTokenizer::from_pretrained((dir / "tokenizer").string()); });
+  };
+  auto t5_tokenizer = [&] {
+    return components_.get<T5Tokenizer>("tokenizer_2", [&] {
+      return T5Tokenizer::from_pretrained((dir / "tokenizer_2").string());
+    });
+  };
+  // The tokenizers this rank needs (small files) before either text encoder's weights.
+  if (here == clip_rank) clip_tokenizer();
+  if (here == t5_rank) t5_tokenizer();
+  auto pooled = [&](const std::vector<std::string>& texts) {
+    auto tokenizer = clip_tokenizer();
     auto clip = components_.get<CLIPTextModel>("text_encoder", [&] {
-      return CLIPTextModel::from_pretrained((dir / "text_encoder").string(), compute);
+      return CLIPTextModel::from_pretrained((dir / "text_encoder").string(), compute,
+                                            variant_of("text_encoder"));
     });
     return clip->forward(tokenizer->encode_batch(texts)).pooler_output;
   };
   auto embeds = [&](const std::vector<std::string>& texts) {
-    auto tokenizer = components_.get<T5Tokenizer>("tokenizer_2", [&] {
-      return T5Tokenizer::from_pretrained((dir / "tokenizer_2").string());
-    });
+    auto tokenizer = t5_tokenizer();
     auto t5 = components_.get<T5EncoderModel>("text_encoder_2", [&] {
-      return T5EncoderModel::from_pretrained((dir / "text_encoder_2").string(), compute);
+      return T5EncoderModel::from_pretrained((dir / "text_encoder_2").string(), compute,
+                                             variant_of("text_encoder_2"));
     });
     return t5->forward(tokenizer->encode_batch(texts, options.max_sequence_length));
   };
@@ -139,8 +187,9 @@ Tensor FluxPipeline::denoise(const Conditioning& conditioning, Tensor latents,
     auto model = runtime_.placement_group
                      ? FluxTransformer2DModel::from_pretrained_placed(
                            folder, runtime_.compute, runtime_.transformer_device_map,
-                           *runtime_.placement_group)
-                     : FluxTransformer2DModel::from_pretrained(folder, runtime_.compute);
+                           *runtime_.placement_group, variant_of("transformer"))
+                     : FluxTransformer2DModel::from_pretrained(folder, runtime_.compute,
+                                                               variant_of("transformer"));
     if (runtime_.mesh) model.enable_parallelism(runtime_.mesh);
     return model;
   });
@@ -188,7 +237,7 @@ Tensor FluxPipeline::denoise(const Conditioning& conditioning, Tensor latents,
 Tensor FluxPipeline::decode(const Tensor& latents, const GenerationOptions& options) {
   auto vae = components_.get<AutoencoderKL>("vae", [&] {
     return AutoencoderKL::from_pretrained((fs::path(folder_) / "vae").string(),
-                                          models::vae::VaeParts::DecoderOnly);
+                                          models::vae::VaeParts::DecoderOnly, variant_of("vae"));
   });
   const int64_t h = latent_size(options.height, vae_scale_factor_);
   const int64_t w = latent_size(options.width, vae_scale_factor_);

@@ -17,7 +17,9 @@ namespace paradiff::pipeline {
 class FluxPipeline : public DiffusionPipeline {
  public:
   // Checks the folder before any heavy work: model_index.json names a FluxPipeline whose
-  // components are the classes paradiff runs, and every component folder exists.
+  // components are the classes paradiff runs, every component folder exists, every config is
+  // valid and the components fit one another (T5 d_model = joint_attention_dim, CLIP
+  // hidden_size = pooled_projection_dim, 4 x VAE latent_channels = in_channels = out_channels).
   FluxPipeline(const ModelIndex& index, const PipelineRuntime& runtime);
   FluxPipeline(const std::string& folder, DType compute);
 
@@ -47,6 +49,9 @@ class FluxPipeline : public DiffusionPipeline {
   std::vector<std::string> text_components() const override;
   std::vector<std::string> denoise_components() const override;
   std::vector<std::string> decode_components() const override;
+
+ private:
+  void check_components();
 };
 
 }  // namespace paradiff::pipeline

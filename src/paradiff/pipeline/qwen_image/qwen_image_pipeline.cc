@@ -12,6 +12,8 @@
 #include "paradiff/models/qwen_image/qwen_image_transformer.h"
 #include "paradiff/models/tokenizers/qwen2_tokenizer.h"
 #include "paradiff/models/vae_qwen_image/autoencoder_kl_qwen_image.h"
+#include "paradiff/models/weight_source.h"
+#include "paradiff/pipeline/component_consistency.h"
 #include "paradiff/pipeline/flow_match_euler_scheduler.h"
 #include "paradiff/pipeline/flux/flux_latents.h"
 
@@ -52,9 +54,14 @@ QwenImagePipeline::QwenImagePipeline(const ModelIndex& index, const PipelineRunt
   PARADIFF_CHECK(index.class_name == "QwenImagePipeline", folder_, "/model_index.json names a ",
                  index.class_name, ", not a QwenImagePipeline");
   index.require(required_components());
+  check_weight_files({{"text_encoder", "model"},
+                      {"transformer", "diffusion_pytorch_model"},
+                      {"vae", "diffusion_pytorch_model"}});
   const fs::path dir(folder_);
-  vae_scale_factor_ = AutoencoderKLQwenImageConfig::load((dir / "vae" / "config.json").string())
-                          .spatial_compression_ratio();
+  const std::string vae_file = (dir / "vae" / "config.json").string();
+  const auto vae = AutoencoderKLQwenImageConfig::load(
+      models::model_config_path((dir / "vae").string(), "vae folder"));
+  vae_scale_factor_ = vae.spatial_compression_ratio();
   const auto transformer =
       QwenImageTransformerConfig::load((dir / "transformer" / "config.json").string());
   PARADIFF_CHECK(transformer.in_channels % 4 == 0, folder_,
@@ -62,8 +69,23 @@ QwenImagePipeline::QwenImagePipeline(const ModelIndex& index, const PipelineRunt
                  "latent channels), got ",
                  transformer.in_channels);
   latent_channels_ = transformer.in_channels / 4;
-  const auto scheduler = FlowMatchEulerDiscreteSchedulerConfig::load(
-      (dir / "scheduler" / "scheduler_config.json").string());
+  const std::string transformer_file = (dir / "transformer" / "config.json").string();
+  // Every config is read (and validated) before any weight; the components must fit together.
+  check_components_match({vae_file, "4 x z_dim", 4 * vae.z_dim},
+                         {transformer_file, "in_channels", transformer.in_channels},
+                         "Qwen-Image packs 2x2 latent patches into one token");
+  check_components_match(
+      {transformer_file, "patch_size^2 x out_channels", transformer.output_channels()},
+      {transformer_file, "in_channels", transformer.in_channels},
+      "each step's prediction updates the packed latents");
+  const std::string text_file =
+      models::model_config_path((dir / "text_encoder").string(), "text encoder folder");
+  const auto text = models::qwen2_5_vl::Qwen2_5_VLTextConfig::load(text_file);
+  check_components_match({text_file, "hidden_size", text.hidden_size},
+                         {transformer_file, "joint_attention_dim", transformer.joint_attention_dim},
+                         "the text encoder's hidden states are the transformer's text input");
+  const auto scheduler =
+      FlowMatchEulerDiscreteScheduler::from_pretrained((dir / "scheduler").string()).config();
   // diffusers' QwenImagePipeline calls scheduler.step without a generator, so stochastic
   // sampling would draw from torch's global RNG, which cannot be reproduced.
   PARADIFF_CHECK(!scheduler.stochastic_sampling, folder_,
@@ -99,7 +121,8 @@ Conditioning QwenImagePipeline::encode_prompt(const std::vector<std::string>& pr
   auto tokenizer = components_.get<Qwen2Tokenizer>(
       "tokenizer", [&] { return Qwen2Tokenizer::from_pretrained((dir / "tokenizer").string()); });
   auto text_encoder = components_.get<Qwen2_5_VLTextModel>("text_encoder", [&] {
-    return Qwen2_5_VLTextModel::from_pretrained((dir / "text_encoder").string(), runtime_.compute);
+    return Qwen2_5_VLTextModel::from_pretrained((dir / "text_encoder").string(), runtime_.compute,
+                                                variant_of("text_encoder"));
   });
   Conditioning out;
   auto encode = [&](const std::vector<std::string>& texts, const std::string& prefix) {
@@ -130,7 +153,7 @@ Tensor QwenImagePipeline::denoise(const Conditioning& conditioning, Tensor laten
   FlowMatchEulerDiscreteScheduler scheduler = scheduler_for(latents, options);
   auto transformer = components_.get<QwenImageTransformer2DModel>("transformer", [&] {
     auto model = QwenImageTransformer2DModel::from_pretrained(
-        (fs::path(folder_) / "transformer").string(), runtime_.compute);
+        (fs::path(folder_) / "transformer").string(), runtime_.compute, variant_of("transformer"));
     if (runtime_.mesh) model.enable_parallelism(runtime_.mesh);
     return model;
   });
@@ -169,7 +192,8 @@ Tensor QwenImagePipeline::denoise(const Conditioning& conditioning, Tensor laten
 Tensor QwenImagePipeline::decode(const Tensor& latents, const GenerationOptions& options) {
   auto vae = components_.get<AutoencoderKLQwenImage>("vae", [&] {
     return AutoencoderKLQwenImage::from_pretrained((fs::path(folder_) / "vae").string(),
-                                                   models::vae_qwen_image::VaeParts::DecoderOnly);
+                                                   models::vae_qwen_image::VaeParts::DecoderOnly,
+                                                   variant_of("vae"));
   });
   const int64_t h = latent_size(options.height, vae_scale_factor_);
   const int64_t w = latent_size(options.width, vae_scale_factor_);
