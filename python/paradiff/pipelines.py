@@ -53,6 +53,36 @@ def _to_pil(images):
             for im in images]
 
 
+def _optional_str(value, what):
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, got {type(value).__name__}")
+    return value or ""
+
+
+def _map_argument(value):
+    """transformer_device_map: a strategy ("auto", "balanced", "balanced_low_0", "sequential"), a
+    path to a JSON map, or a dict {module: rank or "disk"} (written to a temporary JSON file)."""
+    if value is None or isinstance(value, str):
+        return value or ""
+    if isinstance(value, dict):
+        import tempfile
+
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump(value, f)
+            return f.name
+    raise TypeError(f"transformer_device_map must be a str or a dict, got {type(value).__name__}")
+
+
+def _max_memory_argument(value):
+    """accelerate's max_memory dict ({0: "16GB", 1: "16GB", "disk": "100GB"}) in the engine's
+    written form "0=16GB,1=16GB,disk=100GB"; a str is taken as that form."""
+    if value is None or isinstance(value, str):
+        return value or ""
+    if isinstance(value, dict):
+        return ",".join(f"{key}={size}" for key, size in value.items())
+    raise TypeError(f"max_memory must be a dict or a str, got {type(value).__name__}")
+
+
 class ImagePipelineOutput:
     """``images``: a list of PIL images (output_type="pil"), a (B, H, W, 3) float32 array in
     [0, 1] ("np"), or the final packed latents (B, tokens, channels) ("latent")."""
@@ -81,6 +111,15 @@ class _Component:
         path = os.path.join(self._pipeline._folder, self.name, "config.json")
         with open(path, encoding="utf-8") as f:
             return json.load(f)
+
+    @property
+    def hf_device_map(self):
+        """The transformer's model-level map {module: rank} (accelerate's cleaned form) when
+        placed; None otherwise."""
+        report = self._pipeline._placement_report
+        if self.name != "transformer" or not report or not report.get("transformer"):
+            return None
+        return dict(report["transformer"])
 
     def enable_parallelism(self, config=None, cp_plan=None):
         """Splits each image across the job's processes (diffusers'
@@ -118,7 +157,12 @@ class DiffusionPipeline:
         "bfloat16" (or torch's dtypes). ``parallel_config``: a ParallelConfig for the job's
         processes (collective: call on every process). ``keep_loaded=False`` frees each stage's
         weights after use, as the CLI does. A component passed as ``None`` (``vae=None``) is not
-        used: a call that needs it is refused."""
+        used: a call that needs it is refused. ``variant="fp16"`` reads ``*.fp16.safetensors``
+        where a component has them. ``device_map="balanced"`` (components dealt to the job's
+        processes, each loaded only by its owner), ``transformer_device_map`` (the transformer's
+        blocks over the processes: "auto", "balanced", "balanced_low_0", "sequential", a JSON
+        file or a dict) and ``max_memory`` ({rank: "16GB"}) place the pipeline as diffusers and
+        accelerate do; the placed pipeline spans the job's processes."""
         folder = os.fspath(pretrained_model_name_or_path)
         if not os.path.isdir(folder):
             raise ValueError(
@@ -155,20 +199,23 @@ class DiffusionPipeline:
             raise ValueError("use_safetensors=False: paradiff reads safetensors files only")
         for ignored in ("low_cpu_mem_usage",):
             kwargs.pop(ignored, None)
-        for key in ("device_map", "max_memory", "variant"):
-            if kwargs.get(key) is not None:
-                raise ValueError(f"{key}= is not supported by paradiff's Python package yet")
-            kwargs.pop(key, None)
+        placement = {
+            "variant": _optional_str(kwargs.pop("variant", None), "variant"),
+            "device_map": _optional_str(kwargs.pop("device_map", None), "device_map"),
+            "transformer_device_map": _map_argument(kwargs.pop("transformer_device_map", None)),
+            "max_memory": _max_memory_argument(kwargs.pop("max_memory", None)),
+        }
         if kwargs:
             raise TypeError(f"from_pretrained() got unexpected keyword argument(s): {', '.join(sorted(kwargs))}")
         if parallel_config is not None and not isinstance(parallel_config, ParallelConfig):
             raise TypeError(
                 f"parallel_config must be a paradiff.ParallelConfig, got {type(parallel_config).__name__}"
             )
-        return target(folder, _dtype_name(torch_dtype), parallel_config, keep_loaded, disabled)
+        return target(folder, _dtype_name(torch_dtype), parallel_config, keep_loaded, disabled, placement)
 
-    def __init__(self, folder, dtype, parallel_config, keep_loaded, disabled):
+    def __init__(self, folder, dtype, parallel_config, keep_loaded, disabled, placement):
         self._folder = folder
+        self._placement = placement
         self._dtype = dtype
         self._keep_loaded = keep_loaded
         self._disabled = frozenset(disabled)
@@ -184,8 +231,15 @@ class DiffusionPipeline:
             setattr(self, name, None if name in self._disabled else _Component(self, name))
 
     def _open(self):
-        native = None if self._parallel_config is None else self._parallel_config._native()
-        self._engine = _paradiff.Engine(self._folder, self._dtype, native, self._keep_loaded)
+        placed = bool(self._placement["device_map"] or self._placement["transformer_device_map"])
+        config = self._parallel_config
+        if config is None and placed:
+            config = ParallelConfig()  # a placement spans the job's processes
+        native = None if config is None else config._native()
+        self._engine = _paradiff.Engine(self._folder, self._dtype, native, self._keep_loaded,
+                                        **self._placement)
+        report = self._engine.placement_report
+        self._placement_report = json.loads(report) if report else None
 
     def _set_parallel_config(self, config):
         self._parallel_config = config
@@ -211,6 +265,24 @@ class DiffusionPipeline:
     @property
     def parallel_config(self):
         return self._parallel_config
+
+    @property
+    def hf_device_map(self):
+        """diffusers' pipeline-level map, {component: rank}, under device_map="balanced"; None
+        without one (as diffusers has no attribute then)."""
+        report = self._placement_report
+        return dict(report["pipeline"]) if report and report.get("pipeline") else None
+
+    @property
+    def placement(self):
+        """The whole placement as `paradiff inspect --json` prints it (maps, bytes per rank and per
+        host, the reserved largest layer, bytes crossing ranks per step); None without one."""
+        return self._placement_report
+
+    def reset_device_map(self):
+        """Back to every process loading what it needs (diffusers' reset_device_map)."""
+        self._placement = dict(self._placement, device_map="", transformer_device_map="", max_memory="")
+        self._open()
 
     def to(self, device=None, dtype=None):
         """Only the CPU: paradiff's processes are CPU processes. A dtype re-opens the pipeline."""

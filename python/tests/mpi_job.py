@@ -54,6 +54,19 @@ elif scenario == "errors_then_work":
     latents = pipe(PROMPTS[0], generator=paradiff.Generator().manual_seed(0), output_type="latent", **KW).images
     save(latents=latents, message=message)
 
+elif scenario == "placed":
+    # diffusers' device_map="balanced" (components dealt to the two processes) and the
+    # transformer's blocks over them: every process opens and calls the pipeline alike.
+    pipe = paradiff.FluxPipeline.from_pretrained(model, device_map="balanced")
+    pipe.set_progress_bar_config(disable=True)
+    balanced = pipe(PROMPTS[0], generator=paradiff.Generator().manual_seed(0), output_type="latent", **KW).images
+    owners = sorted(set(pipe.hf_device_map.values()))
+    pipe = paradiff.FluxPipeline.from_pretrained(model, transformer_device_map="balanced")
+    pipe.set_progress_bar_config(disable=True)
+    blocks = pipe(PROMPTS[0], generator=paradiff.Generator().manual_seed(0), output_type="latent", **KW).images
+    block_owners = sorted(set(pipe.transformer.hf_device_map.values()))
+    save(balanced=balanced, blocks=blocks, owners=owners, block_owners=block_owners)
+
 elif scenario == "rank_fails":
     # Rank 1's script fails; rank 0 waits for it at a barrier. The job must end, not hang.
     if state.process_index == 1:

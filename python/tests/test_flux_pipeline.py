@@ -139,6 +139,30 @@ def test_stats_report_the_run(pipe):
     assert s["peak_bytes"] > 0 and s["bytes_sent"] == 0  # one process: nothing sent
 
 
+def test_variant_reads_the_variant_files(pipe, flux_folder):
+    # tests/fixtures/flux_pipeline/tiny_fp16: the tiny pipeline saved by diffusers with
+    # variant="fp16" (fp16 weights in *.fp16.safetensors).
+    fp16 = paradiff.FluxPipeline.from_pretrained(flux_folder + "_fp16", variant="fp16")
+    fp16.set_progress_bar_config(disable=True)
+    kw = dict(height=32, width=32, num_inference_steps=2, max_sequence_length=16, output_type="latent")
+    a = pipe("x", generator=paradiff.Generator().manual_seed(1), **kw).images
+    b = fp16("x", generator=paradiff.Generator().manual_seed(1), **kw).images
+    assert 0 < np.abs(a - b).max() < 1e-2
+    with pytest.raises(paradiff.ParadiffError, match="variant"):
+        paradiff.FluxPipeline.from_pretrained(flux_folder, variant="fp8")
+
+
+def test_placement_arguments_are_checked(flux_folder):
+    with pytest.raises(paradiff.ParadiffError, match="auto"):
+        paradiff.FluxPipeline.from_pretrained(flux_folder, device_map="auto")
+    with pytest.raises(paradiff.ParadiffError, match="16gb"):
+        paradiff.FluxPipeline.from_pretrained(flux_folder, device_map="balanced", max_memory={0: "16gb"})
+    alone = paradiff.FluxPipeline.from_pretrained(flux_folder, device_map="balanced")
+    assert set(alone.hf_device_map.values()) == {0} and alone.placement["world_size"] == 1
+    alone.reset_device_map()
+    assert alone.hf_device_map is None and alone.transformer.hf_device_map is None
+
+
 def test_components_and_config(pipe, flux_folder):
     assert pipe.transformer.config["_class_name"] == "FluxTransformer2DModel"
     assert pipe.vae_scale_factor == 2 ** (len(pipe.vae.config["block_out_channels"]) - 1)

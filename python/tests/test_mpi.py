@@ -85,6 +85,17 @@ def test_same_error_everywhere_is_an_exception_and_the_job_goes_on(flux_folder, 
     assert np.array_equal(r0["latents"], r1["latents"])
 
 
+def test_placed_pipelines_equal_one_process_bit_for_bit(flux_folder, single, tmp_path):
+    mpirun("placed", flux_folder, tmp_path)
+    r0, r1 = ranks(tmp_path)
+    want = single(PROMPTS[0], generator=paradiff.Generator().manual_seed(0), output_type="latent", **KW).images
+    for r in (r0, r1):
+        assert np.array_equal(r["balanced"], want)
+        assert np.array_equal(r["blocks"], want)
+        # The maps used both processes: the work was split.
+        assert r["owners"].tolist() == [0, 1] and r["block_owners"].tolist() == [0, 1]
+
+
 def test_a_failed_rank_ends_the_job(flux_folder, tmp_path):
     start = time.monotonic()
     done = mpirun("rank_fails", flux_folder, tmp_path, check=False, timeout=120)

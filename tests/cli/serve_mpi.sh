@@ -33,7 +33,7 @@ server=""
 ranks=""
 cleanup() {
   # Whatever is still running of this test's job: mpirun and its ranks, by their ids.
-  for pid in $server $ranks; do kill -KILL "$pid" 2>/dev/null || true; done
+  for pid in $server ${launcher:-} $ranks; do kill -KILL "$pid" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 
@@ -49,8 +49,11 @@ start_server() {
     sleep 0.05
   done
   [[ -n "$url" ]] || fail "no 'listening on' line within 60 s"
-  ranks=$(pgrep -P "$server" | tr '\n' ' ')
-  echo "server at $url, mpirun $server, ranks: $ranks"
+  # paradiff-run runs mpirun as one side of a pipeline (the other filters its stderr): the ranks
+  # are mpirun's children.
+  launcher=$(pgrep -P "$server" -x mpirun | head -1) || true
+  ranks=$(pgrep -P "${launcher:-$server}" | tr '\n' ' ')
+  echo "server at $url, mpirun ${launcher:-$server}, ranks: $ranks"
   [[ $(wc -w <<<"$ranks") -eq 2 ]] || fail "expected 2 rank processes, found '$ranks'"
 }
 

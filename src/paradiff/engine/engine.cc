@@ -87,6 +87,7 @@ Engine::Engine(dist::Communicator& world, const EngineOptions& options)
       placement_report_ = placement_plan_to_json(plan).dump();
     }
     dist::broadcast_string(world, maps_json, 0);
+    dist::broadcast_string(world, placement_report_, 0);
     const auto maps = nlohmann::ordered_json::parse(maps_json);
     if (maps.contains("transformer")) {
       runtime.transformer_device_map = parallel::device_map_from_json(maps["transformer"]);

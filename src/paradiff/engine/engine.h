@@ -91,8 +91,8 @@ class Engine {
   parallel::DeviceMesh& mesh() { return *mesh_; }
   pipeline::DiffusionPipeline& pipeline() { return *pipeline_; }
   const EngineOptions& options() const { return options_; }
-  // The transformer's placement as `paradiff inspect --json` shows it (on world rank 0; empty
-  // elsewhere and without a placement).
+  // The placement as `paradiff inspect --json` shows it (on every rank; empty without a
+  // placement).
   const std::string& placement_report() const { return placement_report_; }
   int replicas() const { return mesh_->size(parallel::MeshDim::Data); }
 

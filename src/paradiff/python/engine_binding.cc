@@ -90,9 +90,15 @@ engine::ProgressCallback step_callback(bool progress, const py::object& callback
 class PyEngine {
  public:
   PyEngine(const std::string& model, const std::string& dtype,
-           std::optional<parallel::ParallelConfig> parallel, bool keep_loaded) {
+           std::optional<parallel::ParallelConfig> parallel, bool keep_loaded,
+           const std::string& variant, const std::string& device_map,
+           const std::string& transformer_device_map, const std::string& max_memory) {
     engine::EngineOptions options;
     options.model = model;
+    options.variant = variant;
+    options.device_map = device_map;
+    options.transformer_device_map = transformer_device_map;
+    options.max_memory = max_memory;
     options.compute = parse_dtype(dtype);
     PARADIFF_CHECK(options.compute == DType::F32 || options.compute == DType::BF16,
                    "torch_dtype must be float32 or bfloat16, got '", dtype, "'");
@@ -112,6 +118,7 @@ class PyEngine {
   int world_size() { return engine().world().size(); }
   int replicas() { return engine().replicas(); }
   std::string describe_parallel() { return engine().options().parallel.describe(); }
+  std::string placement_report() { return engine().placement_report(); }
 
   py::dict resolve(const engine::GenerationRequest& request) {
     const auto o = engine().resolve(request);
@@ -297,8 +304,12 @@ void bind_engine(py::module_& m) {
 
   py::class_<PyEngine>(m, "Engine")
       .def(py::init<const std::string&, const std::string&, std::optional<parallel::ParallelConfig>,
-                    bool>(),
-           py::arg("model"), py::arg("dtype"), py::arg("parallel_config"), py::arg("keep_loaded"))
+                    bool, const std::string&, const std::string&, const std::string&,
+                    const std::string&>(),
+           py::arg("model"), py::arg("dtype"), py::arg("parallel_config"), py::arg("keep_loaded"),
+           py::arg("variant") = "", py::arg("device_map") = "",
+           py::arg("transformer_device_map") = "", py::arg("max_memory") = "")
+      .def_property_readonly("placement_report", &PyEngine::placement_report)
       .def_property_readonly("class_name", &PyEngine::class_name)
       .def_property_readonly("vae_scale_factor", &PyEngine::vae_scale_factor)
       .def_property_readonly("world_rank", &PyEngine::world_rank)

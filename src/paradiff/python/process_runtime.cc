@@ -53,7 +53,7 @@ void abort_job_if_parallel(const std::string& message) {
   State& s = state();
   if (!s.runtime || s.ended) return;
   dist::Communicator& world = s.runtime->world();
-  if (world.size() > 1) world.abort(str_cat("rank ", world.rank(), " failed: ", message), 1);
+  if (world.size() > 1) world.abort(message, 1);  // "paradiff: rank R failed: <message>"
 }
 
 engine::Engine& EngineHandle::get() {
