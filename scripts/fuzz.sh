@@ -12,6 +12,7 @@
 #   tokenizer_json        tokenizer.json as CLIP, Qwen2 (BPE) and T5 (Unigram) read it
 #   precompiled_charsmap  SentencePiece's charsmap normalizer, any blob and text
 #   tokenizer_text        the fixture tokenizers' text path, any bytes as a prompt
+#   png                   PNG reading, any bytes as a whole file
 #   config_json           config.json as every component's config reads it (transformers, VAEs,
 #                         text encoders, the scheduler)
 #
@@ -32,12 +33,12 @@ command -v "$cxx" >/dev/null || {
   echo "fuzz.sh: $cxx not found: install the Debian packages clang and libclang-rt-dev" >&2
   exit 1
 }
-targets=(safetensors_header tokenizer_json precompiled_charsmap tokenizer_text config_json)
+targets=(safetensors_header tokenizer_json precompiled_charsmap tokenizer_text config_json png)
 
 flags=(-std=c++20 -O1 -g -fno-omit-frame-pointer -Wall -Wextra -Wno-unknown-pragmas
        -fsanitize=address,undefined -fno-sanitize-recover=undefined -I"$root/src")
-libs=(-licuuc -licudata -lsentencepiece)
-sources=(io/json_config.cc io/safetensors.cc pipeline/flow_match_euler_scheduler.cc)
+libs=(-licuuc -licudata -lsentencepiece -lpng)
+sources=(io/json_config.cc io/safetensors.cc io/png.cc pipeline/flow_match_euler_scheduler.cc)
 for f in "$root"/src/paradiff/core/*.cc "$root"/src/paradiff/models/tokenizers/*.cc \
     "$root"/src/paradiff/models/*/*_config.cc; do
   [[ $f == */core/threads.cc ]] || sources+=("${f#"$root"/src/paradiff/}")
@@ -115,8 +116,15 @@ while IFS= read -r -d '' config; do
   cp "$config" "$out/seeds/config_json/$(echo "${config#"$root"/}" | tr / _)"
 done < <(find "$root/tests/fixtures" "$root/models" -name '*config*.json' -print0)
 
+# The repository's small PNGs (the docs' images are larger than max_len), as seeds.
+mkdir -p "$out/seeds/png"
+while IFS= read -r -d '' image; do
+  cp "$image" "$out/seeds/png/$(echo "${image#"$root"/}" | tr / _)"
+done < <(find "$root/docs" "$root/tests" "$root/models" -name '*.png' -size -64k -print0)
+
 declare -A max_len=([safetensors_header]=4096 [tokenizer_json]=16384
-                    [precompiled_charsmap]=300000 [tokenizer_text]=2048 [config_json]=16384)
+                    [precompiled_charsmap]=300000 [tokenizer_text]=2048 [config_json]=16384
+                    [png]=65536)
 declare -A dict=([safetensors_header]=safetensors_header.dict [tokenizer_json]=tokenizer_json.dict)
 status=0
 for t in "${selected[@]}"; do

@@ -73,15 +73,36 @@ void write_png(const std::string& path, const Tensor& image) {
                  path, ": write failed: ", std::strerror(errno));
 }
 
-Tensor read_png(const std::string& path) {
-  std::unique_ptr<FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
-  PARADIFF_CHECK(file != nullptr, path, ": cannot open: ", std::strerror(errno));
+namespace {
+
+struct MemoryReader {
+  std::string_view bytes;
+  size_t offset = 0;
+};
+
+void read_bytes(png_structp png, png_bytep out, png_size_t length) {
+  auto* reader = static_cast<MemoryReader*>(png_get_io_ptr(png));
+  if (length > reader->bytes.size() - reader->offset) png_error(png, "the file ends early");
+  std::memcpy(out, reader->bytes.data() + reader->offset, length);
+  reader->offset += length;
+}
+
+}  // namespace
+
+Tensor decode_png(std::string_view bytes, const std::string& name) {
+  PARADIFF_CHECK(
+      bytes.size() >= 8 && png_sig_cmp(reinterpret_cast<png_const_bytep>(bytes.data()), 0, 8) == 0,
+      name, ": not a PNG file (no PNG signature)");
   png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, nullptr, png_error_handler,
                                            png_warning_handler);
   png_infop info = png_create_info_struct(png);
+  MemoryReader reader{bytes};
   Tensor out;
   try {
-    png_init_io(png, file.get());
+    png_set_read_fn(png, &reader, read_bytes);
+    // A header may claim any size: refuse what no pipeline uses before libpng allocates it.
+    png_set_user_limits(png, kMaxPngSide, kMaxPngSide);
+    png_set_chunk_malloc_max(png, 64u << 20);
     png_read_png(png, info, PNG_TRANSFORM_STRIP_16 | PNG_TRANSFORM_PACKING | PNG_TRANSFORM_EXPAND,
                  nullptr);
     const int64_t w = png_get_image_width(png, info), h = png_get_image_height(png, info);
@@ -96,10 +117,21 @@ Tensor read_png(const std::string& path) {
         for (int64_t c = 0; c < 3; ++c) p[(c * h + y) * w + x] = rows[y][x * channels + c] / 255.0f;
   } catch (const Error& e) {
     png_destroy_read_struct(&png, &info, nullptr);
-    throw Error(str_cat(path, ": cannot read PNG: ", e.what()));
+    throw Error(str_cat(name, ": cannot read PNG: ", e.what()));
   }
   png_destroy_read_struct(&png, &info, nullptr);
   return out;
+}
+
+Tensor read_png(const std::string& path) {
+  std::unique_ptr<FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
+  PARADIFF_CHECK(file != nullptr, path, ": cannot open: ", std::strerror(errno));
+  std::string bytes;
+  char buffer[1 << 16];
+  for (size_t n; (n = std::fread(buffer, 1, sizeof(buffer), file.get())) > 0;)
+    bytes.append(buffer, n);
+  PARADIFF_CHECK(!std::ferror(file.get()), path, ": read failed: ", std::strerror(errno));
+  return decode_png(bytes, path);
 }
 
 }  // namespace paradiff
