@@ -380,6 +380,27 @@ TEST_F(ServerTest, AStreamingClientThatGoesAwayWhileWaitingFreesItsPlace) {
   EXPECT_EQ(metric("paradiff_batches_total"), 1);  // the dropped request never ran
 }
 
+TEST_F(ServerTest, APlainClientThatGoesAwayWhileWaitingFreesItsPlace) {
+  ServerLimits limits;
+  limits.max_queue = 1;
+  open(limits);  // the loop is not running: requests wait
+  // A client that stops waiting for its (non-streamed) answer after 300 ms and closes the
+  // connection; the server sees the hang-up within 250 ms and drops the request.
+  httplib::Client impatient("127.0.0.1", server_->port());
+  impatient.set_read_timeout(0, 300000);
+  EXPECT_FALSE(impatient.Post(kPath, small_body("a red circle", 1, 1), "application/json"));
+  impatient.stop();
+  wait_for_depth(0);
+  Answer next;
+  std::thread a([&] { next = answer_of(post(small_body("a blue square", 1, 1))); });
+  wait_for_depth(1);
+  start_loop();
+  a.join();
+  EXPECT_EQ(next.status, 200) << next.body;
+  EXPECT_EQ(metric("paradiff_requests_cancelled_total"), 1);
+  EXPECT_EQ(metric("paradiff_batches_total"), 1);  // the dropped request never ran
+}
+
 TEST_F(ServerTest, HealthModelsAndThePageAnswer) {
   open();
   start_loop();

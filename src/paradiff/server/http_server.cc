@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "paradiff/server/base64.h"
+#include "paradiff/server/connection_watch.h"
 #include "paradiff/server/web_page.h"
 
 namespace paradiff::server {
@@ -139,7 +140,17 @@ void HttpServer::add_routes() {
           return;
         }
         if (!job->request().stream) {
-          const Job::Snapshot done = job->wait_finished();
+          // One body at the end: while waiting, look every 250 ms whether the client hung up; if
+          // it did, cancel the job (freeing its place) and answer nobody.
+          const ConnectionWatch client(req.remote_addr, req.remote_port);
+          Job::Snapshot done = job->wait_change(0, std::chrono::milliseconds(0));
+          while (done.state != Job::State::Done && done.state != Job::State::Failed) {
+            if (client.hung_up()) {
+              job->cancel();
+              return;
+            }
+            done = job->wait_change(done.version, std::chrono::milliseconds(250));
+          }
           if (done.state == Job::State::Done)
             res.set_content(images_json(done).dump(), "application/json");
           else
