@@ -38,7 +38,7 @@ targets=(safetensors_header tokenizer_json precompiled_charsmap tokenizer_text c
 flags=(-std=c++20 -O1 -g -fno-omit-frame-pointer -Wall -Wextra -Wno-unknown-pragmas
        -fsanitize=address,undefined -fno-sanitize-recover=undefined -I"$root/src")
 libs=(-licuuc -licudata -lsentencepiece -lpng)
-sources=(io/json_config.cc io/safetensors.cc io/png.cc pipeline/flow_match_euler_scheduler.cc)
+sources=(io/base64.cc io/json_config.cc io/safetensors.cc io/png.cc pipeline/flow_match_euler_scheduler.cc)
 for f in "$root"/src/paradiff/core/*.cc "$root"/src/paradiff/models/tokenizers/*.cc \
     "$root"/src/paradiff/models/*/*_config.cc; do
   [[ $f == */core/threads.cc ]] || sources+=("${f#"$root"/src/paradiff/}")

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "paradiff/core/error.h"
+#include "paradiff/io/base64.h"
 #include "paradiff/models/tokenizers/clip_tokenizer.h"
 #include "paradiff/models/tokenizers/precompiled_charsmap.h"
 #include "paradiff/models/tokenizers/t5_tokenizer.h"
@@ -324,7 +325,7 @@ TEST(TokenizerJson, PrecompiledCharsmapNormalizesGraphemeClustersAsTransformers)
   // composes, and a cluster whose first character has a replacement loses the rest (the
   // reference's behaviour, kept on purpose).
   const auto j = read_json(fixture("t5_json/tokenizer.json"));
-  const auto blob = decode_base64(j["normalizer"]["precompiled_charsmap"].get<std::string>(), "t");
+  const auto blob = base64_decode(j["normalizer"]["precompiled_charsmap"].get<std::string>(), "t");
   const auto m = PrecompiledCharsmap::parse(blob, "t");
   EXPECT_EQ(encode_utf8(m.normalize(U"ＡＢｃ ①")), "ABc 1");
   EXPECT_EQ(encode_utf8(m.normalize(U"cafe\u0301")), "caf\u00e9");
@@ -333,14 +334,14 @@ TEST(TokenizerJson, PrecompiledCharsmapNormalizesGraphemeClustersAsTransformers)
 }
 
 TEST(TokenizerJson, Base64DecodesAndRefuses) {
-  EXPECT_EQ(decode_base64("", "x"), "");
-  EXPECT_EQ(decode_base64("TWFu", "x"), "Man");
-  EXPECT_EQ(decode_base64("TWE=", "x"), "Ma");
-  EXPECT_EQ(decode_base64("TQ==", "x"), "M");
-  EXPECT_THROW(decode_base64("TQ=", "x"), Error);
-  EXPECT_THROW(decode_base64("T=Q=", "x"), Error);
-  EXPECT_THROW(decode_base64("TQ==TWFu", "x"), Error);
-  EXPECT_THROW(decode_base64("T\xffQ=", "x"), Error);
+  EXPECT_EQ(base64_decode("", "x"), "");
+  EXPECT_EQ(base64_decode("TWFu", "x"), "Man");
+  EXPECT_EQ(base64_decode("TWE=", "x"), "Ma");
+  EXPECT_EQ(base64_decode("TQ==", "x"), "M");
+  EXPECT_THROW(base64_decode("TQ=", "x"), Error);
+  EXPECT_THROW(base64_decode("T=Q=", "x"), Error);
+  EXPECT_THROW(base64_decode("TQ==TWFu", "x"), Error);
+  EXPECT_THROW(base64_decode("T\xffQ=", "x"), Error);
 }
 
 }  // namespace

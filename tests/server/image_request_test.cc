@@ -5,8 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "paradiff/io/base64.h"
 #include "paradiff/server/api_error.h"
-#include "paradiff/server/base64.h"
 #include "paradiff/server/request_queue.h"
 
 namespace paradiff::server {

@@ -17,8 +17,8 @@
 #include <thread>
 
 #include "paradiff/dist/self_communicator.h"
+#include "paradiff/io/base64.h"
 #include "paradiff/io/png.h"
-#include "paradiff/server/base64.h"
 #include "testing/temp_dir.h"
 #include "testing/test_util.h"
 
@@ -86,7 +86,7 @@ Answer answer_of(const httplib::Result& res) {
 
 std::vector<std::string> decoded_images(const json& answer) {
   std::vector<std::string> png;
-  for (const auto& item : answer.at("data")) png.push_back(base64_decode(item.at("b64_json")));
+  for (const auto& item : answer.at("data")) png.push_back(base64_decode(item.at("b64_json").get<std::string>()));
   return png;
 }
 

@@ -6,7 +6,7 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
-#include "paradiff/server/base64.h"
+#include "paradiff/io/base64.h"
 #include "paradiff/server/connection_watch.h"
 #include "paradiff/server/web_page.h"
 

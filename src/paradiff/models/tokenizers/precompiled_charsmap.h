@@ -34,8 +34,5 @@ class PrecompiledCharsmap {
   std::string normalized_;
 };
 
-// Standard base64 (RFC 4648, with padding) as tokenizer.json stores the charsmap; errors name
-// `where`.
-std::string decode_base64(std::string_view text, const std::string& where);
 
 }  // namespace paradiff::models::tokenizers

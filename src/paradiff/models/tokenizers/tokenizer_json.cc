@@ -6,6 +6,7 @@
 #include <set>
 
 #include "paradiff/core/error.h"
+#include "paradiff/io/base64.h"
 #include "paradiff/models/tokenizers/precompiled_charsmap.h"
 
 namespace paradiff::models::tokenizers {
@@ -98,7 +99,7 @@ TokenizerJsonModel read_tokenizer_json(const JsonConfig& file, const std::string
               " must be a base64 string");
           if (out.precompiled_charsmap) return;  // transformers takes the first
           out.precompiled_charsmap =
-              decode_base64(v["precompiled_charsmap"].get_ref<const std::string&>(), at);
+              base64_decode(v["precompiled_charsmap"].get_ref<const std::string&>(), at);
           PrecompiledCharsmap::parse(*out.precompiled_charsmap, at);  // check it
         });
   }
