@@ -13,6 +13,8 @@
 #   precompiled_charsmap  SentencePiece's charsmap normalizer, any blob and text
 #   tokenizer_text        the fixture tokenizers' text path, any bytes as a prompt
 #   png                   PNG reading, any bytes as a whole file
+#   tokenizer_files       the legacy vocab.json + merges.txt (split at the first NUL) as CLIP
+#                         and Qwen2 read them
 #   config_json           config.json as every component's config reads it (transformers, VAEs,
 #                         text encoders, the scheduler)
 #
@@ -33,7 +35,8 @@ command -v "$cxx" >/dev/null || {
   echo "fuzz.sh: $cxx not found: install the Debian packages clang and libclang-rt-dev" >&2
   exit 1
 }
-targets=(safetensors_header tokenizer_json precompiled_charsmap tokenizer_text config_json png)
+targets=(safetensors_header tokenizer_json precompiled_charsmap tokenizer_text config_json png
+         tokenizer_files)
 
 flags=(-std=c++20 -O1 -g -fno-omit-frame-pointer -Wall -Wextra -Wno-unknown-pragmas
        -fsanitize=address,undefined -fno-sanitize-recover=undefined -I"$root/src")
@@ -122,9 +125,16 @@ while IFS= read -r -d '' image; do
   cp "$image" "$out/seeds/png/$(echo "${image#"$root"/}" | tr / _)"
 done < <(find "$root/docs" "$root/tests" "$root/models" -name '*.png' -size -64k -print0)
 
+# The legacy BPE fixtures (CLIP's and Qwen2's vocab.json + NUL + merges.txt).
+mkdir -p "$out/seeds/tokenizer_files"
+for dir in "$root/tests/fixtures/flux_pipeline/tiny/tokenizer" "$root/tests/fixtures/tokenizers/qwen2_legacy"; do
+  { cat "$dir/vocab.json"; printf '\0'; cat "$dir/merges.txt"; } \
+    >"$out/seeds/tokenizer_files/$(basename "$(dirname "$dir")")_$(basename "$dir")"
+done
+
 declare -A max_len=([safetensors_header]=4096 [tokenizer_json]=16384
                     [precompiled_charsmap]=300000 [tokenizer_text]=2048 [config_json]=16384
-                    [png]=65536)
+                    [png]=65536 [tokenizer_files]=65536)
 declare -A dict=([safetensors_header]=safetensors_header.dict [tokenizer_json]=tokenizer_json.dict)
 status=0
 for t in "${selected[@]}"; do
