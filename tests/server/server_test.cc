@@ -86,7 +86,8 @@ Answer answer_of(const httplib::Result& res) {
 
 std::vector<std::string> decoded_images(const json& answer) {
   std::vector<std::string> png;
-  for (const auto& item : answer.at("data")) png.push_back(base64_decode(item.at("b64_json").get<std::string>()));
+  for (const auto& item : answer.at("data"))
+    png.push_back(base64_decode(item.at("b64_json").get<std::string>()));
   return png;
 }
 

@@ -139,5 +139,4 @@ std::u32string PrecompiledCharsmap::normalize(std::u32string_view text) const {
   return out;
 }
 
-
 }  // namespace paradiff::models::tokenizers

@@ -34,5 +34,4 @@ class PrecompiledCharsmap {
   std::string normalized_;
 };
 
-
 }  // namespace paradiff::models::tokenizers
