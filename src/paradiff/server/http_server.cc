@@ -68,7 +68,9 @@ std::string HttpServer::url() const {
 }
 
 void HttpServer::add_routes() {
-  http_->set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+  // Counted before the response is written (httplib's logger runs after), so a client that has
+  // its answer always finds it in /metrics.
+  http_->set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     static const char* const routes[] = {"/", "/health", "/metrics", "/v1/models",
                                          "/v1/images/generations"};
     std::string route = "other";
