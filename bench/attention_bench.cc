@@ -31,6 +31,7 @@ Tensor random_tensor(const paradiff::Shape& shape, DType dtype, std::mt19937& rn
 }  // namespace
 
 int main() {
+  paradiff::bench::print_machine_header();
   constexpr int64_t kB = 1, kH = 2, kS = 4096, kD = 128;
   constexpr int64_t kM = 4096, kK = 1024, kN = 2048;
   const double flops = 4.0 * kB * kH * kS * kS * kD;

@@ -4,13 +4,31 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <string>
+#include <thread>
 #include <vector>
 
+#include "paradiff/core/cpu_isa.h"
 #include "paradiff/core/timer.h"
 #include "paradiff/kernels/cpu/onednn_reference.h"
 
 namespace paradiff::bench {
+
+void print_machine_header() {
+  std::string model = "unknown CPU";
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  for (std::string line; std::getline(cpuinfo, line);) {
+    if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos) {
+      model = line.substr(line.find(':') + 2);
+      break;
+    }
+  }
+  std::printf("machine: %s, %u cpu(s) | %s\n", model.c_str(), std::thread::hardware_concurrency(),
+              cpu_isa_summary().c_str());
+}
 
 double time_median(const std::function<void()>& fn, int min_reps, double min_seconds) {
   fn();  // warm-up: page faults, primitive creation, caches

@@ -11,6 +11,10 @@ namespace paradiff::bench {
 
 // Median seconds of `fn` over repetitions: at least `min_reps` runs and at least `min_seconds` of
 // total time, after one warm-up run.
+// Prints "machine: <CPU model from /proc/cpuinfo>, <logical CPUs> cpu(s) | isa: ..." (the
+// instruction-set level the kernels run at, core/cpu_isa.h): the first line of every benchmark.
+void print_machine_header();
+
 double time_median(const std::function<void()>& fn, int min_reps = 3, double min_seconds = 0.5);
 
 // GFLOP/s of a standalone oneDNN matmul (M x K) * (K x N) -> f32, operands in `dtype`, weights in

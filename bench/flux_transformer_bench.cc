@@ -32,6 +32,7 @@ Tensor filled(const Shape& shape, float scale, uint64_t seed) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  paradiff::bench::print_machine_header();
   const int64_t image_tokens = argc > 1 ? std::atoll(argv[1]) : 4096;
   const int64_t text_tokens = argc > 2 ? std::atoll(argv[2]) : 256;
   FluxTransformerConfig config;

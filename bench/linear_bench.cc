@@ -12,6 +12,7 @@
 using namespace paradiff;
 
 int main() {
+  paradiff::bench::print_machine_header();
   const int64_t m = 4096, k = 3072, n = 3072;
   const double flops = 2.0 * m * k * n;
   std::mt19937 rng(1);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "paradiff/cli/commands.h"
+#include "paradiff/core/cpu_isa.h"
 #include "paradiff/core/logging.h"
 #include "paradiff/core/threads.h"
 #include "paradiff/core/timer.h"
@@ -195,9 +196,10 @@ int run(const Options& o, dist::Communicator& world) {
   if (root && o.header) {
     std::printf(
         "model: %s, %lld image + %lld text tokens, %s compute, %d thread(s) per rank, %d "
-        "rank(s); %.1f GFLOP per step\n",
+        "rank(s); %.1f GFLOP per step; %s\n",
         bench.description.c_str(), (long long)o.image_tokens, (long long)o.text_tokens,
-        std::string(dtype_name(compute)).c_str(), num_threads(), world.size(), bench.flops / 1e9);
+        std::string(dtype_name(compute)).c_str(), num_threads(), world.size(), bench.flops / 1e9,
+        cpu_isa_summary().c_str());
     std::printf(
         "| CP Backend | Time / Iter (ms) | Steps / Sec | Peak Memory (GB) | Sent / Rank / "
         "Step (MB) | Comm Wait | Weights | PSS / Rank (GB): weights + rest | PSS / Host "

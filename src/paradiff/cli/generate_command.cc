@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "paradiff/cli/commands.h"
+#include "paradiff/core/cpu_isa.h"
 #include "paradiff/core/logging.h"
 #include "paradiff/core/threads.h"
 #include "paradiff/engine/engine.h"
@@ -116,10 +117,10 @@ int run(const Options& o, dist::Communicator& world) {
     const auto& s = result.stats;
     std::fprintf(stderr,
                  "summary: %zu image(s) in %.1f s | encode %.1f s, denoise %.1f s (%.2f steps/s),"
-                 " decode %.1f s | peak memory %.1f MB per rank (largest)\n",
+                 " decode %.1f s | peak memory %.1f MB per rank (largest) | %s\n",
                  result.images.size(), s.total_seconds, s.encode_seconds, s.denoise_seconds,
                  s.denoise_seconds > 0 ? s.steps / s.denoise_seconds : 0.0, s.decode_seconds,
-                 s.peak_bytes / 1e6);
+                 s.peak_bytes / 1e6, cpu_isa_summary().c_str());
     std::fprintf(stderr,
                  "memory: transformer weights %.1f MB (%s) | PSS per rank %.1f MB (weights %.1f)"
                  " | PSS per host %.1f MB (weights %.1f) | peak RSS per rank %.1f MB\n",
