@@ -2,6 +2,7 @@
 // runs the tests on every rank, and fails on every rank if any rank failed.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <random>
 #include <string>
@@ -13,7 +14,25 @@ namespace paradiff::testing {
 
 namespace {
 dist::Communicator* g_world = nullptr;
-}
+
+// What a rank other than 0 prints: only its failures, each with the rank and the test's name.
+class FailurePrinter : public ::testing::EmptyTestEventListener {
+ public:
+  explicit FailurePrinter(int rank) : rank_(rank) {}
+  void OnTestPartResult(const ::testing::TestPartResult& result) override {
+    if (!result.failed()) return;
+    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
+    std::fprintf(stderr, "rank %d: %s.%s failed at %s:%d\n%s\n", rank_,
+                 test != nullptr ? test->test_suite_name() : "?",
+                 test != nullptr ? test->name() : "?",
+                 result.file_name() != nullptr ? result.file_name() : "?", result.line_number(),
+                 result.message());
+  }
+
+ private:
+  int rank_;
+};
+}  // namespace
 
 dist::Communicator& world() {
   return *g_world;
@@ -47,6 +66,7 @@ int main(int argc, char** argv) {
     // Only rank 0 prints the run; other ranks report their own failures.
     auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
     delete listeners.Release(listeners.default_result_printer());
+    listeners.Append(new paradiff::testing::FailurePrinter(world.rank()));
   }
   int64_t failed = RUN_ALL_TESTS() != 0 ? 1 : 0;
   world.allreduce(&failed, 1, paradiff::dist::ReduceType::I64, paradiff::dist::ReduceOp::Max);

@@ -7,6 +7,7 @@
 #include "paradiff/core/error.h"
 #include "paradiff/io/json_config.h"
 #include "paradiff/models/flux/flux_config.h"
+#include "paradiff/models/qwen_image/qwen_image_config.h"
 #include "paradiff/pipeline/component_module_tree.h"
 #include "paradiff/pipeline/model_index.h"
 
@@ -87,11 +88,11 @@ PlacementPlan plan_placement(const PlacementOptions& o) {
 
   if (!o.transformer_device_map.empty()) {
     const auto t = index.components.find("transformer");
-    PARADIFF_CHECK(t != index.components.end() && t->second.class_name == "FluxTransformer2DModel",
+    const std::string cls = t == index.components.end() ? "" : t->second.class_name;
+    PARADIFF_CHECK(cls == "FluxTransformer2DModel" || cls == "QwenImageTransformer2DModel",
                    "--transformer-device-map: model-level placement is implemented for "
-                   "FluxTransformer2DModel; ",
-                   o.model, "'s transformer is ",
-                   t == index.components.end() ? std::string("absent") : t->second.class_name);
+                   "FluxTransformer2DModel and QwenImageTransformer2DModel; ",
+                   o.model, "'s transformer is ", cls.empty() ? std::string("absent") : cls);
     const parallel::ModuleTree tree = pipeline::component_module_tree(index, "transformer");
     parallel::SizeOptions sizes;
     sizes.dtype = dtype;
@@ -105,13 +106,19 @@ PlacementPlan plan_placement(const PlacementOptions& o) {
                                              sizes, plan.user_set_max_memory);
     for (const auto& [device, bytes] : plan.transformer->bytes.per_device)
       per_rank[device] += bytes;
-    const auto config =
-        models::flux::FluxTransformerConfig::load(index.folder + "/transformer/config.json");
+    const std::string config_path = index.folder + "/transformer/config.json";
     parallel::ActivationShape shape;
     shape.tokens = image_tokens(index, o) + o.text_tokens;
-    shape.width = config.inner_dim();
+    if (cls == "FluxTransformer2DModel") {
+      const auto config = models::flux::FluxTransformerConfig::load(config_path);
+      shape.width = config.inner_dim();
+      shape.output_width = config.output_channels();
+    } else {
+      const auto config = models::qwen_image::QwenImageTransformerConfig::load(config_path);
+      shape.width = config.inner_dim();
+      shape.output_width = config.output_channels();
+    }
     shape.element_bytes = 4;  // the residual stream is fp32 in both compute dtypes
-    shape.output_width = config.output_channels();
     plan.traffic = parallel::step_traffic(tree, plan.transformer->device_map, shape);
     // The output returns for the image tokens only.
     for (auto& b : plan.traffic->boundaries)

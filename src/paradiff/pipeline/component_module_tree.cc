@@ -6,6 +6,7 @@
 #include "paradiff/io/checkpoint.h"
 #include "paradiff/io/json_config.h"
 #include "paradiff/models/flux/flux_module_tree.h"
+#include "paradiff/models/qwen_image/qwen_image_module_tree.h"
 
 namespace paradiff::pipeline {
 
@@ -35,6 +36,8 @@ parallel::ModuleTree component_module_tree(const ModelIndex& index, const std::s
   const std::string folder = (std::filesystem::path(index.folder) / component).string();
   const std::string& cls = it->second.class_name;
   if (cls == "FluxTransformer2DModel") return models::flux::flux_transformer_module_tree(folder);
+  if (cls == "QwenImageTransformer2DModel")
+    return models::qwen_image::qwen_image_transformer_module_tree(folder);
   const Checkpoint checkpoint = Checkpoint::open_folder(folder);
   if (cls == "CLIPTextModel" || cls == "CLIPTextModelWithProjection") {
     // transformers 5 loads "text_model.*" into a model without that module; position_ids is a

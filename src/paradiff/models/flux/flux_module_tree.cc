@@ -1,76 +1,21 @@
 #include "paradiff/models/flux/flux_module_tree.h"
 
-#include <set>
-
 #include "paradiff/core/error.h"
+#include "paradiff/models/module_tree_builder.h"
 #include "paradiff/models/weight_source.h"
 
 namespace paradiff::models::flux {
 
 namespace {
 
-// Adds modules and their parameters in the order diffusers' __init__ creates them.
-class TreeBuilder {
- public:
-  TreeBuilder(const Checkpoint& checkpoint, SafetensorsDType as_created)
-      : checkpoint_(checkpoint), as_created_(as_created) {}
-
-  void module(const std::string& name, const std::string& class_name) {
-    tree_.add_module(name, class_name);
-  }
-  // A module with parameters `locals` ("weight", "bias"), each required.
-  void with_params(const std::string& name, const std::string& class_name,
-                   std::initializer_list<const char*> locals) {
-    module(name, class_name);
-    for (const char* local : locals) {
-      const std::string full = name + "." + local;
-      PARADIFF_CHECK(checkpoint_.contains(full), checkpoint_.path(), ": tensor '", full,
-                     "' is missing (FluxTransformer2DModel defines it)");
-      tree_.add_tensor(full, checkpoint_.info(full).numel, as_created_);
-      used_.insert(full);
-    }
-  }
-  void linear(const std::string& name) { with_params(name, "Linear", {"weight", "bias"}); }
-  void rms_norm(const std::string& name) { with_params(name, "RMSNorm", {"weight"}); }
-
-  parallel::ModuleTree finish() {
-    for (const std::string& name : checkpoint_.names())
-      PARADIFF_CHECK(used_.count(name) != 0, checkpoint_.path(), ": tensor '", name,
-                     "' belongs to no module of FluxTransformer2DModel");
-    return std::move(tree_);
-  }
-
- private:
-  const Checkpoint& checkpoint_;
-  SafetensorsDType as_created_;
-  parallel::ModuleTree tree_;
-  std::set<std::string> used_;
-};
-
-void timestep_embedding(TreeBuilder& b, const std::string& name) {
-  b.module(name, "TimestepEmbedding");
-  b.linear(name + ".linear_1");
-  b.module(name + ".act", "SiLU");
-  b.linear(name + ".linear_2");
-}
-
-void ada_layer_norm_zero(TreeBuilder& b, const std::string& name, const std::string& cls) {
+void ada_layer_norm_zero(ModuleTreeBuilder& b, const std::string& name, const std::string& cls) {
   b.module(name, cls);
   b.module(name + ".silu", "SiLU");
   b.linear(name + ".linear");
   b.module(name + ".norm", "LayerNorm");
 }
 
-void feed_forward(TreeBuilder& b, const std::string& name) {
-  b.module(name, "FeedForward");
-  b.module(name + ".net", "ModuleList");
-  b.module(name + ".net.0", "GELU");
-  b.linear(name + ".net.0.proj");
-  b.module(name + ".net.1", "Dropout");
-  b.linear(name + ".net.2");
-}
-
-void attention_qkv(TreeBuilder& b, const std::string& name) {
+void attention_qkv(ModuleTreeBuilder& b, const std::string& name) {
   b.module(name, "FluxAttention");
   b.rms_norm(name + ".norm_q");
   b.rms_norm(name + ".norm_k");
@@ -79,7 +24,7 @@ void attention_qkv(TreeBuilder& b, const std::string& name) {
   b.linear(name + ".to_v");
 }
 
-void double_block(TreeBuilder& b, const std::string& p) {
+void double_block(ModuleTreeBuilder& b, const std::string& p) {
   b.module(p, "FluxTransformerBlock");
   ada_layer_norm_zero(b, p + ".norm1", "AdaLayerNormZero");
   ada_layer_norm_zero(b, p + ".norm1_context", "AdaLayerNormZero");
@@ -94,12 +39,12 @@ void double_block(TreeBuilder& b, const std::string& p) {
   b.linear(p + ".attn.add_v_proj");
   b.linear(p + ".attn.to_add_out");
   b.module(p + ".norm2", "LayerNorm");
-  feed_forward(b, p + ".ff");
+  b.feed_forward(p + ".ff");
   b.module(p + ".norm2_context", "LayerNorm");
-  feed_forward(b, p + ".ff_context");
+  b.feed_forward(p + ".ff_context");
 }
 
-void single_block(TreeBuilder& b, const std::string& p) {
+void single_block(ModuleTreeBuilder& b, const std::string& p) {
   b.module(p, "FluxSingleTransformerBlock");
   ada_layer_norm_zero(b, p + ".norm", "AdaLayerNormZeroSingle");
   b.linear(p + ".proj_mlp");
@@ -113,14 +58,14 @@ void single_block(TreeBuilder& b, const std::string& p) {
 parallel::ModuleTree flux_transformer_module_tree(const FluxTransformerConfig& config,
                                                   const Checkpoint& checkpoint,
                                                   SafetensorsDType as_created) {
-  TreeBuilder b(checkpoint, as_created);
+  ModuleTreeBuilder b(checkpoint, "FluxTransformer2DModel", as_created);
   b.module("", "FluxTransformer2DModel");
   b.module("pos_embed", "FluxPosEmbed");
   b.module("time_text_embed", config.guidance_embeds ? "CombinedTimestepGuidanceTextProjEmbeddings"
                                                      : "CombinedTimestepTextProjEmbeddings");
   b.module("time_text_embed.time_proj", "Timesteps");
-  timestep_embedding(b, "time_text_embed.timestep_embedder");
-  if (config.guidance_embeds) timestep_embedding(b, "time_text_embed.guidance_embedder");
+  b.timestep_embedding("time_text_embed.timestep_embedder");
+  if (config.guidance_embeds) b.timestep_embedding("time_text_embed.guidance_embedder");
   b.module("time_text_embed.text_embedder", "PixArtAlphaTextProjection");
   b.linear("time_text_embed.text_embedder.linear_1");
   b.module("time_text_embed.text_embedder.act_1", "SiLU");
@@ -138,9 +83,7 @@ parallel::ModuleTree flux_transformer_module_tree(const FluxTransformerConfig& c
   b.linear("norm_out.linear");
   b.module("norm_out.norm", "LayerNorm");
   b.linear("proj_out");
-  parallel::ModuleTree tree = b.finish();
-  tree.set_no_split({"FluxTransformerBlock", "FluxSingleTransformerBlock"});
-  return tree;
+  return b.finish({"FluxTransformerBlock", "FluxSingleTransformerBlock"});
 }
 
 parallel::ModuleTree flux_transformer_module_tree(const std::string& folder) {

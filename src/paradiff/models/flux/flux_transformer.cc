@@ -1,7 +1,6 @@
 #include "paradiff/models/flux/flux_transformer.h"
 
 #include <filesystem>
-#include <future>
 #include <map>
 
 #include "paradiff/core/logging.h"
@@ -36,47 +35,6 @@ Tensor ids_2d(const Tensor& ids, const char* name) {
   return t;
 }
 
-// A "disk" unit's tensors read from the checkpoint: a linear weight (2-D) in the compute dtype,
-// everything else F32, as ModuleLoader binds them. A tensor the file holds in that dtype is a
-// view of the mapping; its pages are touched so that it is in memory when the unit runs.
-std::map<std::string, Tensor> read_unit(const WeightSource& source, const std::string& unit,
-                                        DType compute) {
-  std::map<std::string, Tensor> out;
-  for (const std::string& name : source.names()) {
-    if (name.rfind(unit + ".", 0) != 0) continue;
-    Tensor t = source.read(name, source.shape(name).size() == 2 ? compute : DType::F32);
-    const auto* bytes = static_cast<const volatile unsigned char*>(t.raw_data());
-    unsigned sum = 0;
-    for (size_t i = 0; i < t.nbytes(); i += 4096) sum += bytes[i];
-    (void)sum;
-    out.emplace(name, std::move(t));
-  }
-  return out;
-}
-
-// The tensors read ahead for one unit; a dtype other than the one read falls back to the file.
-class PrefetchedWeights : public WeightSource {
- public:
-  PrefetchedWeights(const WeightSource& base, std::map<std::string, Tensor> ready)
-      : base_(base), ready_(std::move(ready)) {}
-  std::string describe() const override { return base_.describe(); }
-  std::vector<std::string> names() const override {
-    std::vector<std::string> out;
-    for (const auto& [name, t] : ready_) out.push_back(name);
-    return out;
-  }
-  bool contains(const std::string& name) const override { return ready_.count(name) != 0; }
-  std::vector<int64_t> shape(const std::string& name) const override { return base_.shape(name); }
-  Tensor read(const std::string& name, DType want) const override {
-    const Tensor& t = ready_.at(name);
-    return t.dtype() == want ? t : base_.read(name, want);
-  }
-
- private:
-  const WeightSource& base_;
-  std::map<std::string, Tensor> ready_;
-};
-
 }  // namespace
 
 FluxTransformer2DModel::FluxTransformer2DModel(const FluxTransformerConfig& config,
@@ -85,7 +43,7 @@ FluxTransformer2DModel::FluxTransformer2DModel(const FluxTransformerConfig& conf
 
 FluxTransformer2DModel::FluxTransformer2DModel(const FluxTransformerConfig& config,
                                                ModuleLoader& loader,
-                                               std::shared_ptr<const Placement> placement)
+                                               std::shared_ptr<const UnitPlacement> placement)
     : config_(config),
       compute_(loader.compute_dtype()),
       attention_(parallel::make_local_attention()),
@@ -129,31 +87,16 @@ std::vector<std::string> FluxTransformer2DModel::execution_units(
   return units;
 }
 
-bool FluxTransformer2DModel::Placement::owns_tensor(const std::string& name) const {
-  for (const std::string& unit : assignment.units())
-    if (name.size() > unit.size() && name.compare(0, unit.size(), unit) == 0 &&
-        name[unit.size()] == '.')
-      return binds(unit);
-  return true;  // no unit's: bound (and reported unused) as without a placement
-}
-
-std::shared_ptr<const FluxTransformer2DModel::Placement> FluxTransformer2DModel::make_placement(
+std::shared_ptr<const UnitPlacement> FluxTransformer2DModel::make_placement(
     const FluxTransformerConfig& config, const parallel::DeviceMap& map,
     const std::vector<std::string>& tensor_names, dist::Communicator& group) {
-  auto placement = std::make_shared<Placement>(Placement{
-      parallel::StageAssignment(map, execution_units(config), tensor_names, group.size()), &group});
-  const auto& a = placement->assignment;
-  PARADIFF_CHECK(a.owner("context_embedder") == a.owner("x_embedder"),
-                 "placement: context_embedder (rank ", a.owner("context_embedder"),
-                 ") and x_embedder (rank ", a.owner("x_embedder"),
-                 ") must be on one rank: they start the joint hidden states together");
+  auto placement =
+      std::make_shared<UnitPlacement>(map, execution_units(config), tensor_names, group);
+  placement->require_one_owner({"context_embedder", "x_embedder"},
+                               "they start the joint hidden states together");
   for (const char* unit : {"time_text_embed", "context_embedder", "x_embedder"})
-    PARADIFF_CHECK(!a.on_disk(unit), "placement: '", unit,
-                   "' on \"disk\" is not streamed (only the blocks, norm_out and proj_out are); "
-                   "give it a rank");
-  PARADIFF_CHECK(a.owner("norm_out") == a.owner("proj_out"), "placement: norm_out (rank ",
-                 a.owner("norm_out"), ") and proj_out (rank ", a.owner("proj_out"),
-                 ") must be on one rank: they form the output head");
+    placement->require_not_on_disk(unit, "the blocks, norm_out and proj_out");
+  placement->require_one_owner({"norm_out", "proj_out"}, "they form the output head");
   return placement;
 }
 
@@ -165,7 +108,7 @@ FluxTransformer2DModel FluxTransformer2DModel::from_pretrained_placed(
       Checkpoint::open_folder(folder, "diffusion_pytorch_model", variant));
   auto placement = make_placement(config, map, weights->names(), group);
   const IgnoringWeights mine(
-      *weights, [p = placement](const std::string& name) { return !p->owns_tensor(name); });
+      *weights, [p = placement](const std::string& name) { return !p->binds_tensor(name); });
   ModuleLoader loader(mine, compute);
   FluxTransformer2DModel model(config, loader, std::move(placement));
   model.disk_source_ = std::move(weights);
@@ -408,8 +351,8 @@ Tensor FluxTransformer2DModel::forward_placed(const FluxTransformerInputs& in,
                                               const parallel::ForwardContext& context) const {
   constexpr int kHiddenTag = 0x504c;  // "PL": hidden states from one stage owner to the next
   const auto& cfg = config_;
-  const auto& assignment = placement_->assignment;
-  dist::Communicator& group = *placement_->group;
+  const auto& assignment = placement_->assignment();
+  dist::Communicator& group = placement_->group();
   const int rank = group.rank();
   const Tensor hidden = as_f32(in.hidden_states, "hidden_states");
   const Tensor enc = as_f32(in.encoder_hidden_states, "encoder_hidden_states");
@@ -424,37 +367,14 @@ Tensor FluxTransformer2DModel::forward_placed(const FluxTransformerInputs& in,
   const RotaryTables rotary = rotary_tables(in);
 
   // The chain of units that carry the hidden states (time_text_embed, unit 0, is not in it).
-  std::vector<parallel::Stage> chain;
-  for (size_t u = 1; u < assignment.units().size(); ++u) {
-    if (chain.empty() || chain.back().rank != assignment.owner(u))
-      chain.push_back({assignment.owner(u), u, 0});
-    ++chain.back().count;
-  }
+  const std::vector<parallel::Stage> chain = hidden_state_chain(assignment, 1);
   const size_t first_double = 3, first_single = first_double + transformer_blocks_.size(),
                head = first_single + single_transformer_blocks_.size();
 
   // The "disk" units this rank runs, in order: each one's tensors are read ahead (in a
   // background thread, while the unit before it computes) and bound just before it runs.
-  std::vector<size_t> streamed;
-  for (size_t u = 1; u < assignment.units().size(); ++u)
-    if (assignment.on_disk(u) && assignment.owner(u) == rank) streamed.push_back(u);
-  size_t next_streamed = 0;
-  std::future<std::map<std::string, Tensor>> ahead;
-  auto read_ahead = [&] {
-    if (next_streamed < streamed.size())
-      ahead = std::async(std::launch::async,
-                         [this, unit = assignment.units()[streamed[next_streamed]]] {
-                           return read_unit(*disk_source_, unit, compute_);
-                         });
-  };
-  read_ahead();
-  auto stream = [&](size_t u) {
-    PARADIFF_ASSERT(next_streamed < streamed.size() && streamed[next_streamed] == u);
-    const PrefetchedWeights source(*disk_source_, ahead.get());
-    ++next_streamed;
-    read_ahead();  // the next disk unit's tensors come in while this one computes
-    return bind_streamed(assignment.units()[u], source);
-  };
+  UnitStreamer streamer(assignment, rank, 1, *disk_source_, compute_);
+  auto stream = [&](size_t u) { return bind_streamed(assignment.units()[u], streamer.next(u)); };
 
   Tensor hs;  // (B, S, C) F32: the joint hidden states of the whole batch
   Tensor sample = Tensor::empty({b, si, cfg.output_channels()}, DType::F32);

@@ -11,10 +11,10 @@
 #include "paradiff/models/flux/flux_blocks.h"
 #include "paradiff/models/flux/flux_config.h"
 #include "paradiff/models/flux/flux_embeddings.h"
+#include "paradiff/models/unit_placement.h"
 #include "paradiff/parallel/attention_backend.h"
 #include "paradiff/parallel/context_parallel.h"
 #include "paradiff/parallel/device_mesh.h"
-#include "paradiff/parallel/placement/stage_assignment.h"
 
 namespace paradiff::models::flux {
 
@@ -114,20 +114,11 @@ class FluxTransformer2DModel {
   Tensor forward(const FluxTransformerInputs& inputs) const;
 
  private:
-  struct Placement {
-    parallel::StageAssignment assignment;
-    dist::Communicator* group;
-    bool owns(const std::string& unit) const { return assignment.owner(unit) == group->rank(); }
-    // Owned and held: a unit on "disk" is streamed at each forward instead.
-    bool binds(const std::string& unit) const { return owns(unit) && !assignment.on_disk(unit); }
-    // Whether this rank binds a checkpoint tensor (the unit it lies under is its own).
-    bool owns_tensor(const std::string& name) const;
-  };
-  static std::shared_ptr<const Placement> make_placement(
+  static std::shared_ptr<const UnitPlacement> make_placement(
       const FluxTransformerConfig& config, const parallel::DeviceMap& map,
       const std::vector<std::string>& tensor_names, dist::Communicator& group);
   FluxTransformer2DModel(const FluxTransformerConfig& config, ModuleLoader& loader,
-                         std::shared_ptr<const Placement> placement);
+                         std::shared_ptr<const UnitPlacement> placement);
 
   // The forward on this rank's tokens (all of them without context parallelism).
   Tensor forward_local(const FluxTransformerInputs& inputs,
@@ -162,7 +153,7 @@ class FluxTransformer2DModel {
   kernels::Linear norm_out_, proj_out_;  // AdaLayerNormContinuous: C -> 2C (scale, shift)
   std::shared_ptr<parallel::AttentionBackend> attention_;
   std::shared_ptr<parallel::DeviceMesh> mesh_;
-  std::shared_ptr<const Placement> placement_;
+  std::shared_ptr<const UnitPlacement> placement_;
   std::shared_ptr<const WeightSource> disk_source_;  // the checkpoint "disk" units stream from
   int64_t parameter_bytes_ = 0;
 };

@@ -3,6 +3,8 @@
 #include <filesystem>
 
 #include "paradiff/core/logging.h"
+#include "paradiff/dist/tensor_broadcast.h"
+#include "paradiff/dist/tensor_transfer.h"
 #include "paradiff/io/checkpoint.h"
 #include "paradiff/io/safetensors.h"
 #include "paradiff/kernels/activations.h"
@@ -36,21 +38,73 @@ std::vector<int64_t> valid_text_tokens(const Tensor& mask, int64_t b, int64_t te
 
 QwenImageTransformer2DModel::QwenImageTransformer2DModel(const QwenImageTransformerConfig& config,
                                                          ModuleLoader& loader)
+    : QwenImageTransformer2DModel(config, loader, nullptr) {}
+
+QwenImageTransformer2DModel::QwenImageTransformer2DModel(
+    const QwenImageTransformerConfig& config, ModuleLoader& loader,
+    std::shared_ptr<const UnitPlacement> placement)
     : config_(config),
       compute_(loader.compute_dtype()),
-      attention_(parallel::make_local_attention()) {
+      attention_(parallel::make_local_attention()),
+      placement_(std::move(placement)) {
   config_.validate("transformer config");
+  // Without a placement this process binds every unit.
+  auto mine = [this](const std::string& unit) { return !placement_ || placement_->binds(unit); };
   const int64_t c = config_.inner_dim();
-  img_in_ = loader.linear("img_in", config_.in_channels, c);
-  txt_norm_ = loader.parameter("txt_norm.weight", Shape{config_.joint_attention_dim});
-  txt_in_ = loader.linear("txt_in", config_.joint_attention_dim, c);
-  time_text_embed_ = QwenTimestepProjEmbeddings(loader, "time_text_embed", c);
-  transformer_blocks_.reserve(config_.num_layers);
-  for (int64_t i = 0; i < config_.num_layers; ++i)
-    transformer_blocks_.emplace_back(loader, str_cat("transformer_blocks.", i), config_);
-  norm_out_ = loader.linear("norm_out.linear", c, 2 * c);
-  proj_out_ = loader.linear("proj_out", c, config_.output_channels());
+  if (mine("img_in")) img_in_ = loader.linear("img_in", config_.in_channels, c);
+  if (mine("txt_norm"))
+    txt_norm_ = loader.parameter("txt_norm.weight", Shape{config_.joint_attention_dim});
+  if (mine("txt_in")) txt_in_ = loader.linear("txt_in", config_.joint_attention_dim, c);
+  if (mine("time_text_embed"))
+    time_text_embed_ = QwenTimestepProjEmbeddings(loader, "time_text_embed", c);
+  transformer_blocks_.resize(static_cast<size_t>(config_.num_layers));
+  for (int64_t i = 0; i < config_.num_layers; ++i) {
+    const std::string name = str_cat("transformer_blocks.", i);
+    if (mine(name)) transformer_blocks_[static_cast<size_t>(i)].emplace(loader, name, config_);
+  }
+  if (mine("norm_out")) norm_out_ = loader.linear("norm_out.linear", c, 2 * c);
+  if (mine("proj_out")) proj_out_ = loader.linear("proj_out", c, config_.output_channels());
   loader.finish();
+  parameter_bytes_ = loader.bytes_bound();
+}
+
+std::vector<std::string> QwenImageTransformer2DModel::execution_units(
+    const QwenImageTransformerConfig& config) {
+  std::vector<std::string> units{"time_text_embed", "txt_norm", "txt_in", "img_in"};
+  for (int64_t i = 0; i < config.num_layers; ++i)
+    units.push_back(str_cat("transformer_blocks.", i));
+  units.push_back("norm_out");
+  units.push_back("proj_out");
+  return units;
+}
+
+std::shared_ptr<const UnitPlacement> QwenImageTransformer2DModel::make_placement(
+    const QwenImageTransformerConfig& config, const parallel::DeviceMap& map,
+    const std::vector<std::string>& tensor_names, dist::Communicator& group) {
+  auto placement =
+      std::make_shared<UnitPlacement>(map, execution_units(config), tensor_names, group);
+  placement->require_one_owner({"txt_norm", "txt_in", "img_in"},
+                               "they start the joint hidden states together");
+  for (const char* unit : {"time_text_embed", "txt_norm", "txt_in", "img_in"})
+    placement->require_not_on_disk(unit, "the blocks, norm_out and proj_out");
+  placement->require_one_owner({"norm_out", "proj_out"}, "they form the output head");
+  return placement;
+}
+
+QwenImageTransformer2DModel QwenImageTransformer2DModel::from_pretrained_placed(
+    const std::string& folder, DType compute, const parallel::DeviceMap& map,
+    dist::Communicator& group, const std::string& variant) {
+  const auto config =
+      QwenImageTransformerConfig::load(model_config_path(folder, "transformer folder"));
+  auto weights = std::make_shared<const CheckpointWeights>(
+      Checkpoint::open_folder(folder, "diffusion_pytorch_model", variant));
+  auto placement = make_placement(config, map, weights->names(), group);
+  const IgnoringWeights mine(
+      *weights, [p = placement](const std::string& name) { return !p->binds_tensor(name); });
+  ModuleLoader loader(mine, compute);
+  QwenImageTransformer2DModel model(config, loader, std::move(placement));
+  model.disk_source_ = std::move(weights);
+  return model;
 }
 
 QwenImageTransformer2DModel QwenImageTransformer2DModel::from_pretrained(
@@ -195,59 +249,153 @@ Tensor QwenImageTransformer2DModel::forward(const QwenImageTransformerInputs& in
         {"image_positions", image_pos},
         {"text_positions", text_positions(valid, text_start)}};
     Tensor out = sample.select(i);
+    // Under a placement the stages run in turn; with context parallelism as well, each stage is
+    // a ring/Ulysses group and every rank hands its share of the tokens to the rank with the same
+    // context-parallel index in the next stage (the stage communicator links exactly those).
+    auto run = [this](const parallel::NamedTensors& local,
+                      const parallel::ForwardContext& context) {
+      return placement_ ? forward_placed(local, context) : forward_local(local, context);
+    };
     if (!parallelism_enabled()) {
-      out.copy_from(forward_local(named, parallel::ForwardContext{}).select(0));
+      out.copy_from(run(named, parallel::ForwardContext{}).select(0));
       continue;
     }
     const auto outputs = parallel::context_parallel_forward(
         context_parallel_plan(), mesh_->context_parallel(), named,
-        [this](const parallel::NamedTensors& local, const parallel::ForwardContext& context) {
-          return parallel::NamedTensors{{"sample", forward_local(local, context)}};
+        [&run](const parallel::NamedTensors& local, const parallel::ForwardContext& context) {
+          return parallel::NamedTensors{{"sample", run(local, context)}};
         });
     out.copy_from(outputs.at("sample").select(0));
   }
   return sample;
 }
 
-Tensor QwenImageTransformer2DModel::forward_local(const parallel::NamedTensors& local,
-                                                  const parallel::ForwardContext& context) const {
-  const auto& cfg = config_;
-  const Tensor hidden = local.at("hidden_states").select(0);       // (n_img, in)
-  const Tensor enc = local.at("encoder_hidden_states").select(0);  // (n_txt, joint)
-  const int64_t si = hidden.dim(0), st = enc.dim(0), s = st + si, c = cfg.inner_dim();
-  const DType adt = compute_;
-
+Tensor QwenImageTransformer2DModel::conditioning(const parallel::NamedTensors& local) const {
   const Tensor temb = time_text_embed_.forward(local.at("timestep"));
   Tensor silu_temb = Tensor::empty(temb.shape(), DType::F32);
   kernels::silu(temb, silu_temb);
+  return silu_temb;
+}
 
-  // Rotary tables for this rank's rows [text, image].
-  Tensor positions = Tensor::empty({s, 3}, DType::F32);
-  positions.slice(0, st).copy_from(local.at("text_positions"));
-  positions.slice(st, si).copy_from(local.at("image_positions"));
-  const RotaryTables rotary = qwen_rotary_tables(positions, cfg.axes_dims_rope);
+RotaryTables QwenImageTransformer2DModel::rotary_tables(const parallel::NamedTensors& local) const {
+  const Tensor& text = local.at("text_positions");
+  const Tensor& image = local.at("image_positions");
+  const int64_t st = text.dim(0), si = image.dim(0);
+  Tensor positions = Tensor::empty({st + si, 3}, DType::F32);
+  positions.slice(0, st).copy_from(text);
+  positions.slice(st, si).copy_from(image);
+  return qwen_rotary_tables(positions, config_.axes_dims_rope);
+}
 
-  Tensor h = Tensor::empty({s, c}, DType::F32);
+void QwenImageTransformer2DModel::embed(const parallel::NamedTensors& local, Tensor& h) const {
+  const Tensor hidden = local.at("hidden_states").select(0);       // (n_img, in)
+  const Tensor enc = local.at("encoder_hidden_states").select(0);  // (n_txt, joint)
+  const int64_t si = hidden.dim(0), st = enc.dim(0);
   Tensor h_txt = h.slice(0, st), h_img = h.slice(st, si);
   if (st > 0) {
     // txt_norm (RMSNorm, eps 1e-6) then txt_in.
-    Tensor normed = Tensor::empty(enc.shape(), adt);
+    Tensor normed = Tensor::empty(enc.shape(), compute_);
     kernels::rms_norm(enc, txt_norm_, 1e-6f, normed);
     txt_in_.forward(normed, h_txt);
   }
   img_in_.forward(hidden, h_img);
+}
 
-  const BlockContext ctx{st, &silu_temb, &rotary, attention_.get(), &context, adt};
-  for (const auto& block : transformer_blocks_) block.forward(h, ctx);
-
+Tensor QwenImageTransformer2DModel::output_head(const Tensor& h, int64_t text_tokens,
+                                                const Tensor& silu_temb,
+                                                const kernels::Linear& norm_out,
+                                                const kernels::Linear& proj_out) const {
   // AdaLayerNormContinuous: the embedding's halves are (scale, shift), in that order.
-  const Tensor emb = norm_out_.forward(silu_temb).reshape({2, c});
-  Tensor normed = Tensor::empty({1, si, c}, adt);
-  kernels::layer_norm_modulate(h_img.reshape({1, si, c}), emb.slice(1, 1), emb.slice(0, 1), 1e-6f,
-                               normed);
-  Tensor sample = Tensor::empty({1, si, cfg.output_channels()}, DType::F32);
+  const int64_t c = config_.inner_dim(), si = h.dim(0) - text_tokens;
+  const Tensor emb = norm_out.forward(silu_temb).reshape({2, c});
+  Tensor normed = Tensor::empty({1, si, c}, compute_);
+  kernels::layer_norm_modulate(h.slice(text_tokens, si).reshape({1, si, c}), emb.slice(1, 1),
+                               emb.slice(0, 1), 1e-6f, normed);
+  Tensor sample = Tensor::empty({1, si, config_.output_channels()}, DType::F32);
   Tensor out = sample.select(0);
-  proj_out_.forward(normed.reshape({si, c}), out);
+  proj_out.forward(normed.reshape({si, c}), out);
+  return sample;
+}
+
+Tensor QwenImageTransformer2DModel::forward_local(const parallel::NamedTensors& local,
+                                                  const parallel::ForwardContext& context) const {
+  const int64_t si = local.at("hidden_states").dim(1);
+  const int64_t st = local.at("encoder_hidden_states").dim(1);
+  const Tensor silu_temb = conditioning(local);
+  const RotaryTables rotary = rotary_tables(local);
+  Tensor h = Tensor::empty({st + si, config_.inner_dim()}, DType::F32);
+  embed(local, h);
+  const BlockContext ctx{st, &silu_temb, &rotary, attention_.get(), &context, compute_};
+  for (const auto& block : transformer_blocks_) block->forward(h, ctx);
+  return output_head(h, st, silu_temb, norm_out_, proj_out_);
+}
+
+QwenImageTransformer2DModel::StreamedUnit QwenImageTransformer2DModel::bind_streamed(
+    const std::string& unit, const WeightSource& source) const {
+  ModuleLoader loader(source, compute_);
+  StreamedUnit out;
+  const int64_t c = config_.inner_dim();
+  if (unit.rfind("transformer_blocks.", 0) == 0)
+    out.block.emplace(loader, unit, config_);
+  else if (unit == "norm_out")
+    out.linear = loader.linear("norm_out.linear", c, 2 * c);
+  else if (unit == "proj_out")
+    out.linear = loader.linear("proj_out", c, config_.output_channels());
+  else
+    throw Error(str_cat("placement: '", unit, "' cannot be streamed from disk"));
+  loader.finish();
+  return out;
+}
+
+Tensor QwenImageTransformer2DModel::forward_placed(const parallel::NamedTensors& local,
+                                                   const parallel::ForwardContext& context) const {
+  constexpr int kHiddenTag = 0x504c;  // "PL": hidden states from one stage owner to the next
+  const auto& assignment = placement_->assignment();
+  dist::Communicator& group = placement_->group();
+  const int rank = group.rank();
+  const int64_t si = local.at("hidden_states").dim(1);
+  const int64_t st = local.at("encoder_hidden_states").dim(1);
+
+  // Conditioning: SiLU(temb) from its owner to every rank; the RoPE tables from the positions
+  // every rank holds.
+  const int temb_owner = assignment.owner("time_text_embed");
+  Tensor silu_temb = rank == temb_owner ? conditioning(local) : Tensor();
+  dist::broadcast_tensor(group, silu_temb, temb_owner);
+  const RotaryTables rotary = rotary_tables(local);
+
+  // The chain of units that carry the hidden states (time_text_embed, unit 0, is not in it):
+  // txt_norm, txt_in, img_in (1-3), the blocks, norm_out and proj_out.
+  const std::vector<parallel::Stage> chain = hidden_state_chain(assignment, 1);
+  const size_t first_block = 4, head = first_block + transformer_blocks_.size();
+  // The "disk" units this rank runs, read ahead while the unit before each computes.
+  UnitStreamer streamer(assignment, rank, 1, *disk_source_, compute_);
+  auto stream = [&](size_t u) { return bind_streamed(assignment.units()[u], streamer.next(u)); };
+
+  Tensor h;  // (n_txt + n_img, C) F32: the joint hidden states
+  Tensor sample = Tensor::empty({1, si, config_.output_channels()}, DType::F32);
+  for (size_t k = 0; k < chain.size(); ++k) {
+    const parallel::Stage& stage = chain[k];
+    if (stage.rank != rank) continue;
+    if (k > 0) h = dist::receive_tensor(group, chain[k - 1].rank, kHiddenTag);
+    for (size_t u = stage.first; u < stage.first + stage.count; ++u) {
+      if (u == 1) {  // txt_norm with txt_in and img_in (one owner): start the joint states
+        h = Tensor::empty({st + si, config_.inner_dim()}, DType::F32);
+        embed(local, h);
+      } else if (u >= first_block && u < head) {
+        const StreamedUnit disk = assignment.on_disk(u) ? stream(u) : StreamedUnit{};
+        const BlockContext ctx{st, &silu_temb, &rotary, attention_.get(), &context, compute_};
+        (disk.block ? *disk.block : *transformer_blocks_[u - first_block]).forward(h, ctx);
+      } else if (u == head) {  // norm_out with proj_out (one owner), each held or streamed
+        const StreamedUnit norm = assignment.on_disk(head) ? stream(head) : StreamedUnit{};
+        const StreamedUnit proj = assignment.on_disk(head + 1) ? stream(head + 1) : StreamedUnit{};
+        sample = output_head(h, st, silu_temb, assignment.on_disk(head) ? norm.linear : norm_out_,
+                             assignment.on_disk(head + 1) ? proj.linear : proj_out_);
+      }
+    }
+    if (k + 1 < chain.size()) dist::send_tensor(group, h, chain[k + 1].rank, kHiddenTag);
+  }
+  // The output from the head's owner to every rank (each steps its scheduler with it).
+  group.broadcast(sample.raw_data(), sample.nbytes(), chain.back().rank);
   return sample;
 }
 

@@ -12,12 +12,14 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "paradiff/models/qwen_image/qwen_image_blocks.h"
 #include "paradiff/models/qwen_image/qwen_image_config.h"
 #include "paradiff/models/qwen_image/qwen_image_pos_embed.h"
+#include "paradiff/models/unit_placement.h"
 #include "paradiff/parallel/attention_backend.h"
 #include "paradiff/parallel/context_parallel.h"
 #include "paradiff/parallel/device_mesh.h"
@@ -62,6 +64,29 @@ class QwenImageTransformer2DModel {
   static QwenImageTransformer2DModel with_random_weights(const QwenImageTransformerConfig& config,
                                                          DType compute, uint64_t seed);
 
+  // Model-level placement (accelerate's device_map executed across ranks). The execution units,
+  // in the order forward runs them: time_text_embed, txt_norm, txt_in, img_in, every
+  // transformer_blocks.i, norm_out, proj_out.
+  static std::vector<std::string> execution_units(const QwenImageTransformerConfig& config);
+  // This rank of `group` binds (reads, packs, holds) only the units `map` gives it; forward() is
+  // then collective over `group`. Per batch element: the owner of time_text_embed computes
+  // SiLU(temb) and broadcasts it (every rank builds the RoPE tables from the positions it has);
+  // the owner of each run of consecutive units computes them and sends the joint hidden states
+  // (text and image rows) to the next run's owner; the head's owner broadcasts `sample`, so
+  // every rank returns it. txt_norm, txt_in and img_in must share an owner, as must norm_out and
+  // proj_out. Blocks and the head may be on "disk": the main rank (0) then binds them from the
+  // checkpoint at each use, reading the next disk unit's tensors ahead while the current one
+  // computes; they are never held between uses. `group` must outlive the model.
+  static QwenImageTransformer2DModel from_pretrained_placed(const std::string& folder,
+                                                            DType compute,
+                                                            const parallel::DeviceMap& map,
+                                                            dist::Communicator& group,
+                                                            const std::string& variant = {});
+  bool is_placed() const { return placement_ != nullptr; }
+  // Bytes of the parameters this process bound, in the dtype each was bound in, before oneDNN
+  // packs them: under a placement, this rank's share.
+  int64_t parameter_bytes() const { return parameter_bytes_; }
+
   const QwenImageTransformerConfig& config() const { return config_; }
   DType compute_dtype() const { return compute_; }
 
@@ -86,20 +111,47 @@ class QwenImageTransformer2DModel {
   Tensor forward(const QwenImageTransformerInputs& inputs) const;
 
  private:
+  QwenImageTransformer2DModel(const QwenImageTransformerConfig& config, ModuleLoader& loader,
+                              std::shared_ptr<const UnitPlacement> placement);
+  static std::shared_ptr<const UnitPlacement> make_placement(
+      const QwenImageTransformerConfig& config, const parallel::DeviceMap& map,
+      const std::vector<std::string>& tensor_names, dist::Communicator& group);
+
   // One batch element on this rank's tokens: hidden_states (1, n_img, in), encoder_hidden_states
   // (1, n_txt, joint), timestep (1), image_positions (n_img, 3), text_positions (n_txt, 3).
   Tensor forward_local(const parallel::NamedTensors& local,
                        const parallel::ForwardContext& context) const;
+  // The same under a placement (collective over the placement group).
+  Tensor forward_placed(const parallel::NamedTensors& local,
+                        const parallel::ForwardContext& context) const;
+  // The pieces of a forward, shared by both: SiLU(temb) (1, C) F32; the RoPE tables of this
+  // rank's rows [text, image]; txt_norm + txt_in and img_in into h (n_txt + n_img, C); the output
+  // head (norm_out + proj_out) from the image rows of h into sample (1, n_img, out channels).
+  Tensor conditioning(const parallel::NamedTensors& local) const;
+  RotaryTables rotary_tables(const parallel::NamedTensors& local) const;
+  void embed(const parallel::NamedTensors& local, Tensor& h) const;
+  Tensor output_head(const Tensor& h, int64_t text_tokens, const Tensor& silu_temb,
+                     const kernels::Linear& norm_out, const kernels::Linear& proj_out) const;
+  // A unit on "disk", bound from the checkpoint for one use.
+  struct StreamedUnit {
+    std::optional<QwenImageTransformerBlock> block;
+    kernels::Linear linear;  // norm_out.linear or proj_out
+  };
+  StreamedUnit bind_streamed(const std::string& unit, const WeightSource& source) const;
 
   QwenImageTransformerConfig config_;
   DType compute_;
   kernels::Linear img_in_, txt_in_;
   Tensor txt_norm_;  // RMSNorm weight (joint_attention_dim) F32
   QwenTimestepProjEmbeddings time_text_embed_;
-  std::vector<QwenImageTransformerBlock> transformer_blocks_;
+  // Empty where a placement gives the block to another rank.
+  std::vector<std::optional<QwenImageTransformerBlock>> transformer_blocks_;
   kernels::Linear norm_out_, proj_out_;  // AdaLayerNormContinuous: C -> 2C (scale, shift)
   std::shared_ptr<parallel::AttentionBackend> attention_;
   std::shared_ptr<parallel::DeviceMesh> mesh_;
+  std::shared_ptr<const UnitPlacement> placement_;
+  std::shared_ptr<const WeightSource> disk_source_;  // the checkpoint "disk" units stream from
+  int64_t parameter_bytes_ = 0;
 };
 
 }  // namespace paradiff::models::qwen_image

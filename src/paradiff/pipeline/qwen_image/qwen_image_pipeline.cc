@@ -152,8 +152,14 @@ Tensor QwenImagePipeline::denoise(const Conditioning& conditioning, Tensor laten
                                   const GenerationOptions& options, const StepCallback& on_step) {
   FlowMatchEulerDiscreteScheduler scheduler = scheduler_for(latents, options);
   auto transformer = components_.get<QwenImageTransformer2DModel>("transformer", [&] {
-    auto model = QwenImageTransformer2DModel::from_pretrained(
-        (fs::path(folder_) / "transformer").string(), runtime_.compute, variant_of("transformer"));
+    const std::string folder = (fs::path(folder_) / "transformer").string();
+    // Placed: this rank holds only the layers the map gives it.
+    auto model = runtime_.placement_group
+                     ? QwenImageTransformer2DModel::from_pretrained_placed(
+                           folder, runtime_.compute, runtime_.transformer_device_map,
+                           *runtime_.placement_group, variant_of("transformer"))
+                     : QwenImageTransformer2DModel::from_pretrained(folder, runtime_.compute,
+                                                                    variant_of("transformer"));
     if (runtime_.mesh) model.enable_parallelism(runtime_.mesh);
     return model;
   });

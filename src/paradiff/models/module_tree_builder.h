@@ -1,0 +1,46 @@
+// Builds a model's module tree as placement sees it (parallel::ModuleTree) the way the model's
+// Python class creates it: modules in definition order with their class names (so accelerate's
+// no-split blocks are recognised), each parameter with its element count from the checkpoint's
+// headers. No weights are read. A model's *_module_tree.cc calls it in its __init__ order.
+#pragma once
+
+#include <initializer_list>
+#include <set>
+#include <string>
+
+#include "paradiff/io/checkpoint.h"
+#include "paradiff/parallel/placement/module_sizes.h"
+
+namespace paradiff::models {
+
+class ModuleTreeBuilder {
+ public:
+  // `model_class` names the model in messages; every (floating) parameter counts as
+  // `as_created`, the dtype the meta model is built in.
+  ModuleTreeBuilder(const Checkpoint& checkpoint, std::string model_class,
+                    SafetensorsDType as_created);
+
+  // A module without parameters of its own.
+  void module(const std::string& name, const std::string& class_name);
+  // A module with parameters `locals` ("weight", "bias"), each required in the checkpoint.
+  void with_params(const std::string& name, const std::string& class_name,
+                   std::initializer_list<const char*> locals);
+  void linear(const std::string& name) { with_params(name, "Linear", {"weight", "bias"}); }
+  void rms_norm(const std::string& name) { with_params(name, "RMSNorm", {"weight"}); }
+  // diffusers' TimestepEmbedding (linear_1, SiLU, linear_2).
+  void timestep_embedding(const std::string& name);
+  // diffusers' FeedForward with a tanh-GELU projection (net.0.proj, Dropout, net.2).
+  void feed_forward(const std::string& name);
+
+  // The tree, with `no_split` classes; throws naming a checkpoint tensor no module defined.
+  parallel::ModuleTree finish(std::initializer_list<const char*> no_split);
+
+ private:
+  const Checkpoint& checkpoint_;
+  std::string model_class_;
+  SafetensorsDType as_created_;
+  parallel::ModuleTree tree_;
+  std::set<std::string> used_;
+};
+
+}  // namespace paradiff::models

@@ -1,0 +1,220 @@
+// Model-level placement of QwenImageTransformer2DModel executed across ranks: each rank binds
+// only the units its map gives it, the stage owners hand each batch element's hidden states on
+// (masked text dropped first, so elements differ in length), "disk" units stream from the
+// checkpoint, and the result equals the single-process one bit for bit (same thread count per
+// rank). Through the engine: the Qwen-Image pipeline with true CFG, placed alone at 2 and 3
+// ranks, and placed stages inside cfg-parallel groups at 4.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <fstream>
+
+#include "mpi_world.h"
+#include "paradiff/core/memory.h"
+#include "paradiff/dist/self_communicator.h"
+#include "paradiff/engine/engine.h"
+#include "paradiff/models/qwen_image/qwen_image_module_tree.h"
+#include "paradiff/models/qwen_image/qwen_image_transformer.h"
+#include "paradiff/parallel/placement/model_device_map.h"
+#include "testing/temp_dir.h"
+#include "testing/test_util.h"
+
+namespace paradiff {
+namespace {
+
+using models::qwen_image::QwenImageTransformer2DModel;
+using models::qwen_image::QwenImageTransformerConfig;
+using models::qwen_image::QwenImageTransformerInputs;
+
+void expect_refused(const std::string& folder, const nlohmann::ordered_json& map,
+                    const std::string& needle) {
+  try {
+    QwenImageTransformer2DModel::from_pretrained_placed(
+        folder, DType::F32, parallel::device_map_from_json(map), testing::world());
+    ADD_FAILURE() << "the map " << map.dump() << " was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+void expect_bit_identical(const Tensor& got, const Tensor& want, const std::string& what) {
+  ASSERT_EQ(got.shape(), want.shape()) << what;
+  ASSERT_EQ(got.dtype(), want.dtype()) << what;
+  EXPECT_EQ(std::memcmp(got.raw_data(), want.raw_data(), got.nbytes()), 0)
+      << what << " differs from the single-process result on rank " << testing::world().rank();
+}
+
+// Units dealt round the ranks: the timestep embedding on the last rank, the embedders on rank 0,
+// block i on rank (i + 1) % world, the head on the last rank; with `disk`, the even blocks and
+// the head are streamed instead (run by rank 0) and the odd blocks go to the last rank.
+parallel::DeviceMap round_robin_map(const QwenImageTransformerConfig& config, int world,
+                                    bool disk) {
+  nlohmann::ordered_json map;
+  map["time_text_embed"] = world - 1;
+  for (const char* unit : {"txt_norm", "img_in", "txt_in"}) map[unit] = 0;
+  for (int64_t i = 0; i < config.num_layers; ++i) {
+    const std::string name = str_cat("transformer_blocks.", i);
+    if (disk)
+      map[name] = i % 2 == 0 ? nlohmann::ordered_json("disk") : nlohmann::ordered_json(world - 1);
+    else
+      map[name] = static_cast<int>((i + 1) % world);
+  }
+  for (const char* unit : {"norm_out", "proj_out"}) {
+    if (disk)
+      map[unit] = "disk";
+    else
+      map[unit] = world - 1;
+  }
+  return parallel::device_map_from_json(map);
+}
+
+TEST(QwenImagePlacement, TransformerRunsSplitAndBitIdentical) {
+  auto& world = testing::world();
+  if (world.size() != 2 && world.size() != 3) GTEST_SKIP() << "runs at 2 and 3 ranks";
+  // The pipeline's tiny transformer (2 blocks) on random inputs whose two elements keep 5 and 2
+  // of their 7 text tokens.
+  const std::string folder =
+      testing::source_path("tests/fixtures/qwen_image_pipeline/tiny/transformer");
+  const auto config = QwenImageTransformerConfig::load(folder + "/config.json");
+  const parallel::ModuleTree tree = models::qwen_image::qwen_image_transformer_module_tree(folder);
+  auto rng = testing::make_rng();
+  QwenImageTransformerInputs in;
+  in.hidden_states = testing::random_normal({2, 12, config.in_channels}, DType::F32, rng);
+  in.encoder_hidden_states =
+      testing::random_normal({2, 7, config.joint_attention_dim}, DType::F32, rng);
+  in.timestep = testing::random_uniform({2}, DType::F32, rng, 0.0f, 1.0f);
+  in.img_shapes.assign(2, {{1, 3, 4}});
+  in.encoder_hidden_states_mask = Tensor::zeros({2, 7}, DType::F32);
+  for (int64_t j : {0, 1, 2, 3, 4, 7 + 2, 7 + 5})
+    in.encoder_hidden_states_mask.data<float>()[j] = 1;
+
+  for (bool disk : {false, true}) {
+    SCOPED_TRACE(disk ? "with disk units" : "ranks only");
+    const parallel::DeviceMap map = round_robin_map(config, world.size(), disk);
+    parallel::SizeOptions sizes;
+    sizes.dtype = SafetensorsDType::F32;
+    const auto share = parallel::bytes_per_device(tree, map, sizes);
+    int64_t mine = 0, on_disk = 0;
+    for (const auto& [device, bytes] : share.per_device) {
+      if (device.is_disk()) on_disk = bytes;
+      if (device.is_rank() && device.rank_index() == world.rank()) mine = bytes;
+    }
+    for (DType compute : {DType::F32, DType::BF16}) {
+      SCOPED_TRACE(dtype_name(compute));
+      Tensor want;
+      int64_t full_resident = 0, full_parameters = 0;
+      {
+        const int64_t before = current_bytes();
+        const auto single = QwenImageTransformer2DModel::from_pretrained(folder, compute);
+        full_resident = current_bytes() - before;
+        full_parameters = single.parameter_bytes();
+        want = single.forward(in);
+      }
+      const int64_t before = current_bytes();
+      const auto placed =
+          QwenImageTransformer2DModel::from_pretrained_placed(folder, compute, map, world);
+      const int64_t resident = current_bytes() - before;
+      EXPECT_TRUE(placed.is_placed());
+      // The work was split: this rank holds something but less than the whole model, and the
+      // ranks together hold what one process holds, less what stays on disk.
+      EXPECT_GT(resident, 0) << "rank " << world.rank() << " holds nothing";
+      EXPECT_LT(resident, full_resident) << "rank " << world.rank() << " holds the whole model";
+      int64_t sums[2] = {resident, placed.parameter_bytes()};
+      world.allreduce(sums, 2, dist::ReduceType::I64, dist::ReduceOp::Sum);
+      if (on_disk == 0) {
+        EXPECT_EQ(sums[0], full_resident);
+        EXPECT_EQ(sums[1], full_parameters);
+      } else {
+        EXPECT_LT(sums[0], full_resident);
+      }
+      if (compute == DType::F32) {
+        // The parameters bound are exactly this rank's share of the map (4 bytes each), and the
+        // module tree's total is the model's.
+        EXPECT_EQ(placed.parameter_bytes(), mine) << "rank " << world.rank();
+        EXPECT_EQ(sums[1], full_parameters - on_disk);
+        EXPECT_EQ(full_parameters,
+                  parallel::compute_module_sizes(tree, SafetensorsDType::F32).total());
+      }
+      world.reset_stats();
+      const int64_t before_forward = current_bytes();
+      const Tensor got = placed.forward(in);
+      expect_bit_identical(got, want, "placed forward");
+      EXPECT_EQ(current_bytes() - before_forward, got.nbytes())
+          << "streamed units must not stay resident after the forward";
+      // Hidden states crossed between the owners: at least (text + image rows) x C x 4 bytes per
+      // element and boundary of the chain.
+      int64_t sent = world.stats().bytes_sent;
+      world.allreduce(&sent, 1, dist::ReduceType::I64, dist::ReduceOp::Sum);
+      EXPECT_GE(sent, int64_t{(5 + 12) + (2 + 12)} * config.inner_dim() * 4);
+    }
+  }
+}
+
+TEST(QwenImagePlacement, ARefusedMapNamesTheUnitsAndRanks) {
+  auto& world = testing::world();
+  if (world.size() != 2) GTEST_SKIP() << "runs at 2 ranks";
+  const std::string folder =
+      testing::source_path("tests/fixtures/qwen_image_pipeline/tiny/transformer");
+  expect_refused(folder, {{"", 0}, {"img_in", 1}},
+                 "txt_norm (rank 0) and img_in (rank 1) must be on one rank");
+  expect_refused(folder, {{"", 0}, {"proj_out", 1}},
+                 "norm_out (rank 0) and proj_out (rank 1) must be on one rank");
+  expect_refused(folder, {{"", 0}, {"txt_in", "disk"}}, "'txt_in' on \"disk\" is not streamed");
+}
+
+engine::GenerationRequest qwen_request() {
+  engine::GenerationRequest r;
+  r.prompt = {"a small blue house by a lake", "a red kite"};
+  r.negative_prompt = {"blurry, low quality", ""};
+  r.true_cfg_scale = 4.0f;
+  r.height = 32, r.width = 24;
+  r.num_inference_steps = 2;
+  r.seed = 42;
+  return r;
+}
+
+// Through the engine: --transformer-device-map on the Qwen-Image pipeline, alone (2 and 3
+// stages) or as 2 stages inside each of 2 cfg-parallel groups (4 ranks).
+TEST(QwenImagePlacement, PipelineWithTransformerDeviceMapEqualsOneProcess) {
+  auto& world = testing::world();
+  const std::string model = testing::source_path("tests/fixtures/qwen_image_pipeline/tiny");
+  engine::EngineOptions options;
+  options.model = model;
+  const int stages = world.size() == 4 ? 2 : world.size();
+  if (world.size() == 4) options.parallel.cfg_degree = 2;
+  const auto config = QwenImageTransformerConfig::load(model + "/transformer/config.json");
+  const testing::TempDir dir;
+  const std::string map_path = dir.file("map.json");
+  {
+    std::ofstream out(map_path);
+    out << parallel::device_map_to_json(round_robin_map(config, stages, false)).dump();
+  }
+  options.transformer_device_map = map_path;
+  engine::Engine engine(world, options);
+  EXPECT_EQ(engine.replicas(), 1);
+  EXPECT_EQ(engine.mesh().size(parallel::MeshDim::Stage), stages);
+  engine.mesh().reset_comm_stats();
+  const auto request = qwen_request();
+  const auto result = engine.run(request);
+  int64_t bytes[2] = {engine.mesh().comm(parallel::MeshDim::Stage).stats().bytes_sent,
+                      engine.mesh().comm(parallel::MeshDim::Cfg).stats().bytes_sent};
+  world.allreduce(bytes, 2, dist::ReduceType::I64, dist::ReduceOp::Sum);
+  EXPECT_GT(bytes[0], 0) << "no hidden states crossed between stages";
+  if (world.size() == 4) {
+    EXPECT_GT(bytes[1], 0) << "the cfg groups exchanged nothing";
+  }
+  if (world.rank() != 0) return;
+  dist::SelfCommunicator self;
+  engine::EngineOptions single_options;
+  single_options.model = model;
+  engine::Engine single(self, single_options);
+  const auto reference = single.run(request);
+  ASSERT_EQ(result.images.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    expect_bit_identical(result.images[i].latents, reference.images[i].latents, "latents");
+    expect_bit_identical(result.images[i].image, reference.images[i].image, "image");
+  }
+}
+
+}  // namespace
+}  // namespace paradiff
