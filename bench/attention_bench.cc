@@ -10,12 +10,14 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <limits>
 #include <random>
 #include <string>
 
 #include "bench_util.h"
 #include "paradiff/core/cpu_isa.h"
 #include "paradiff/core/tensor.h"
+#include "paradiff/core/timer.h"
 #include "paradiff/kernels/attention.h"
 
 namespace {
@@ -78,6 +80,35 @@ int main() {
                   gemm, gflops / gemm, peak, gflops / peak);
       std::fflush(stdout);
     }
+  }
+
+  // bf16 against f32 on the same values (rounded to bf16 for both), timed alternately, best of
+  // kRounds each: a shared machine's load then weighs on both alike, and the ratio is the figure
+  // to compare across levels (bf16 widened to f32 should cost what f32 costs).
+  constexpr int kRounds = 7;
+  std::printf("\nbf16 / f32 time on the same values, alternating runs, best of %d each\n", kRounds);
+  std::printf("%7s %9s %9s %9s\n", "threads", "f32 ms", "bf16 ms", "bf16/f32");
+  const paradiff::Shape shape{kB, kS, kH, kD};
+  const Tensor q16 = random_tensor(shape, DType::BF16, rng);
+  const Tensor k16 = random_tensor(shape, DType::BF16, rng);
+  const Tensor v16 = random_tensor(shape, DType::BF16, rng);
+  const Tensor q32 = q16.to(DType::F32), k32 = k16.to(DType::F32), v32 = v16.to(DType::F32);
+  Tensor out32 = Tensor::empty(shape, DType::F32), out16 = Tensor::empty(shape, DType::BF16);
+  for (int threads : {1, 2}) {
+    omp_set_num_threads(threads);
+    double best32 = std::numeric_limits<double>::infinity(), best16 = best32;
+    paradiff::kernels::attention(q32, k32, v32, out32);  // warm-up
+    paradiff::kernels::attention(q16, k16, v16, out16);
+    for (int round = 0; round < kRounds; ++round) {
+      paradiff::Stopwatch f32_time;
+      paradiff::kernels::attention(q32, k32, v32, out32);
+      best32 = std::min(best32, f32_time.seconds());
+      paradiff::Stopwatch bf16_time;
+      paradiff::kernels::attention(q16, k16, v16, out16);
+      best16 = std::min(best16, bf16_time.seconds());
+    }
+    std::printf("%7d %9.2f %9.2f %9.2f\n", threads, best32 * 1e3, best16 * 1e3, best16 / best32);
+    std::fflush(stdout);
   }
   return 0;
 }

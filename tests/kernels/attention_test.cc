@@ -492,6 +492,23 @@ TEST(AttentionTile, EveryLevelMatchesTheDoubleReference) {
   }
 }
 
+TEST(AttentionTile, PortableTilesCanComputeBf16InF32Too) {
+  // The portable packing and load_q_tile widen bf16 into the f32 layout as the SIMD levels do (the
+  // portable level itself keeps the bf16 pair layout).
+  attention_detail::TileKernels widened = attention_detail::tile_kernels_for(CpuIsa::Portable);
+  widened.bf16_pairs = false;
+  auto rng = make_rng();
+  const Tensor q = random_uniform({2, 50, 2, 13}, DType::BF16, rng);
+  const Tensor k = random_uniform({2, 70, 2, 13}, DType::BF16, rng);
+  const Tensor v = random_uniform({2, 70, 2, 13}, DType::BF16, rng);
+  Tensor out = Tensor::empty(q.shape(), DType::F32);
+  Tensor lse = Tensor::empty({2, 50, 2}, DType::F32);
+  attention_detail::attend(widened, q, k, v, out, &lse, -0.3f);
+  const Reference ref = reference(q, k, v, -0.3);
+  EXPECT_LE(relative_error(out, ref.out), 1e-5);
+  EXPECT_LE(lse_error(lse, ref.lse), 1e-5);
+}
+
 TEST(AttentionTile, Bf16IsComputedInF32WhereTheCpuHasNoBf16) {
   // At the avx512 and avx2 levels bf16 attention is f32 arithmetic on exactly widened inputs:
   // f32-accurate (large scores too, with the running max moving), where the bf16 pair tiles are
