@@ -103,12 +103,12 @@ template <bool kTail>
 PARADIFF_INLINE float softmax_row(float* sc, float* m_row, float* l, const Block& b) {
   const __m256 cv = _mm256_set1_ps(b.c);
   const __m256 neg_inf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
-  __m256 s[kVecs], t[kVecs];
+  // The scores stay in scratch (reloaded on the rare rescale): 8 t vectors are half the ymm file.
+  __m256 t[kVecs];
   __m256 m = _mm256_set1_ps(*m_row);
 #pragma GCC unroll 8
   for (int c = 0; c < kVecs; ++c) {
-    s[c] = _mm256_loadu_ps(sc + 8 * c);
-    t[c] = _mm256_fmsub_ps(s[c], cv, m);
+    t[c] = _mm256_fmsub_ps(_mm256_loadu_ps(sc + 8 * c), cv, m);
     // Padded keys: t = -inf (not s, which would give -inf - m = NaN while m is -inf).
     if constexpr (kTail) t[c] = _mm256_blendv_ps(neg_inf, t[c], b.valid[c]);
   }
@@ -121,12 +121,15 @@ PARADIFF_INLINE float softmax_row(float* sc, float* m_row, float* l, const Block
   // the first block, where m = -inf): p then stays below 2^threshold, harmless in f32.
   if (_mm256_movemask_ps(_mm256_cmp_ps(tmax, _mm256_set1_ps(kRescaleThreshold), _CMP_GT_OQ)) != 0)
       [[unlikely]] {
-    if constexpr (kTail)
+    // The block's scores, padded keys as -inf.
+    auto score = [&](int c) {
+      const __m256 s = _mm256_loadu_ps(sc + 8 * c);
+      if constexpr (kTail) return _mm256_blendv_ps(neg_inf, s, b.valid[c]);
+      return s;
+    };
+    __m256 smax = score(0);
 #pragma GCC unroll 8
-      for (int c = 0; c < kVecs; ++c) s[c] = _mm256_blendv_ps(neg_inf, s[c], b.valid[c]);
-    __m256 smax = s[0];
-#pragma GCC unroll 8
-    for (int c = 1; c < kVecs; ++c) smax = _mm256_max_ps(smax, s[c]);
+    for (int c = 1; c < kVecs; ++c) smax = _mm256_max_ps(smax, score(c));
     // m is kept as the exact float subtracted in t, so that the rescale factor 2^(m_old -
     // m_new) matches the exponents already applied.
     const float m_old = *m_row, m_new = hmax(smax) * b.c;
@@ -134,7 +137,7 @@ PARADIFF_INLINE float softmax_row(float* sc, float* m_row, float* l, const Block
     *m_row = m_new;
     m = _mm256_set1_ps(m_new);
 #pragma GCC unroll 8
-    for (int c = 0; c < kVecs; ++c) t[c] = _mm256_fmsub_ps(s[c], cv, m);
+    for (int c = 0; c < kVecs; ++c) t[c] = _mm256_fmsub_ps(score(c), cv, m);
     lv = _mm256_mul_ps(lv, _mm256_set1_ps(alpha));
   }
   __m256 sum = _mm256_setzero_ps();
