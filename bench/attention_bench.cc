@@ -9,16 +9,19 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <limits>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "bench_util.h"
 #include "paradiff/core/cpu_isa.h"
 #include "paradiff/core/tensor.h"
 #include "paradiff/core/timer.h"
 #include "paradiff/kernels/attention.h"
+#include "paradiff/kernels/cpu/attention_tile.h"
 
 namespace {
 
@@ -109,6 +112,42 @@ int main() {
     }
     std::printf("%7d %9.2f %9.2f %9.2f\n", threads, best32 * 1e3, best16 * 1e3, best16 / best32);
     std::fflush(stdout);
+  }
+
+  // Every SIMD tile implementation this CPU can run, whatever PARADIFF_MAX_ISA says, on the same
+  // values, round-robin, best of kRounds each: the levels compared under the same load.
+  namespace detail = paradiff::kernels::attention_detail;
+  using paradiff::CpuIsa;
+  std::vector<CpuIsa> levels;
+  for (CpuIsa level : {CpuIsa::Avx2, CpuIsa::Avx512, CpuIsa::Avx512Bf16})
+    if (level <= paradiff::hardware_cpu_isa()) levels.push_back(level);
+  const int threads = 2;
+  omp_set_num_threads(threads);
+  std::printf("\nevery level's tiles, %d threads, round-robin, best of %d each\n", threads,
+              kRounds);
+  std::printf("%-12s %-5s %-30s %9s %9s %9s\n", "level", "dtype", "tiles", "ms", "GFLOP/s",
+              "bf16/f32");
+  const float scale = 1.0f / std::sqrt(static_cast<float>(kD));
+  std::vector<double> best(levels.size() * 2, std::numeric_limits<double>::infinity());
+  for (int round = 0; round <= kRounds; ++round) {  // round 0 warms up
+    for (size_t i = 0; i < levels.size(); ++i) {
+      const detail::TileKernels& kernels = detail::tile_kernels_for(levels[i]);
+      paradiff::Stopwatch f32_time;
+      detail::attend(kernels, q32, k32, v32, out32, nullptr, scale);
+      if (round > 0) best[2 * i] = std::min(best[2 * i], f32_time.seconds());
+      paradiff::Stopwatch bf16_time;
+      detail::attend(kernels, q16, k16, v16, out16, nullptr, scale);
+      if (round > 0) best[2 * i + 1] = std::min(best[2 * i + 1], bf16_time.seconds());
+    }
+  }
+  for (size_t i = 0; i < levels.size(); ++i) {
+    const detail::TileKernels& kernels = detail::tile_kernels_for(levels[i]);
+    const std::string level(paradiff::cpu_isa_name(levels[i]));
+    std::printf("%-12s %-5s %-30s %9.2f %9.1f\n", level.c_str(), "f32",
+                std::string(kernels.f32).c_str(), best[2 * i] * 1e3, flops / best[2 * i] / 1e9);
+    std::printf("%-12s %-5s %-30s %9.2f %9.1f %9.2f\n", level.c_str(), "bf16",
+                std::string(kernels.bf16).c_str(), best[2 * i + 1] * 1e3,
+                flops / best[2 * i + 1] / 1e9, best[2 * i + 1] / best[2 * i]);
   }
   return 0;
 }
