@@ -27,3 +27,12 @@ endfunction()
 
 # The variant files (paths under src/paradiff/).
 set(kernel_dir ${PROJECT_SOURCE_DIR}/src/paradiff/kernels/cpu)
+
+# Attention tiles (kernels/cpu/attention_tile.h's tile_kernels() picks one per level; the
+# portable tiles, attention_tile_portable.cc, keep the build's flags). Elsewhere than x86-64 these
+# files compile to nothing.
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
+  paradiff_isa_source(${kernel_dir}/attention_tile_avx2.cc avx2)
+  paradiff_isa_source(${kernel_dir}/attention_tile_avx512.cc avx512)
+  paradiff_isa_source(${kernel_dir}/attention_tile_avx512_bf16.cc avx512_bf16)
+endif()

@@ -11,13 +11,18 @@
 #include <string>
 #include <vector>
 
+#include "paradiff/core/cpu_isa.h"
 #include "paradiff/kernels/attention_merge.h"
+#include "paradiff/kernels/cpu/attention_tile.h"
 #include "testing/test_util.h"
 
 #if defined(__AVX512F__)
 // GCC 12 reports its own _mm512_undefined_ps() as uninitialised once inlined (bug 105593).
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include "paradiff/kernels/cpu/attention_exp_avx512.h"
+#endif
+#if defined(__AVX2__) && defined(__FMA__)
+#include "paradiff/kernels/cpu/attention_exp_avx2.h"
 #endif
 
 namespace paradiff::kernels {
@@ -347,6 +352,184 @@ TEST(AttentionExp, Exp2IsAccurateToAFewUlp) {
   EXPECT_TRUE(std::isnan(got[8]));
 }
 #endif
+
+#if defined(__AVX2__) && defined(__FMA__)
+TEST(AttentionExp, Avx2Exp2IsAccurateToAFewUlp) {
+  double worst = 0.0;
+  alignas(32) float t[8], got[8];
+  for (int64_t i = 0; i < 252 * 4096; i += 8) {  // t in [-125, 127)
+    for (int k = 0; k < 8; ++k) t[k] = -125.0f + static_cast<float>(i + k) / 4096.0f;
+    _mm256_store_ps(got, attention_detail::exp2_approx(_mm256_load_ps(t)));
+    for (int k = 0; k < 8; ++k) {
+      const double want = std::exp2(static_cast<double>(t[k]));
+      worst = std::max(worst, std::abs(got[k] - want) / want);
+    }
+  }
+  EXPECT_LE(worst, 2.5e-7);
+  const float inf = std::numeric_limits<float>::infinity();
+  const float special[8] = {-inf, -1000.0f, 128.0f, 1000.0f, inf, NAN, -NAN, 0.0f};
+  std::copy(special, special + 8, t);
+  _mm256_store_ps(got, attention_detail::exp2_approx(_mm256_load_ps(t)));
+  EXPECT_EQ(got[0], std::exp2(-125.0f));  // clamped: a normal float, never a denormal
+  EXPECT_EQ(got[1], std::exp2(-125.0f));
+  EXPECT_EQ(got[2], inf);
+  EXPECT_EQ(got[3], inf);
+  EXPECT_EQ(got[4], inf);
+  EXPECT_TRUE(std::isnan(got[5]));
+  EXPECT_TRUE(std::isnan(got[6]));
+  EXPECT_EQ(got[7], 1.0f);
+}
+#endif
+
+// What kernels::attention runs at each instruction-set level (attention_tile.h).
+struct ExpectedTiles {
+  std::string f32, bf16;
+  bool bf16_in_f32;  // bf16 inputs widened and computed in f32
+};
+ExpectedTiles expected_tiles(CpuIsa level) {
+  switch (level) {
+    case CpuIsa::Amx:
+    case CpuIsa::Avx512Bf16:
+      return {"avx512 f32", "avx512_bf16 bf16 (vdpbf16ps)", false};
+    case CpuIsa::Avx512:
+      return {"avx512 f32", "avx512 f32 (bf16 widened)", true};
+    case CpuIsa::Avx2:
+      return {"avx2 f32", "avx2 f32 (bf16 widened)", true};
+    case CpuIsa::Portable:
+      break;
+  }
+  return {"portable f32", "portable bf16", false};
+}
+
+// Every level this CPU can run, and the active one (PARADIFF_MAX_ISA lowers it).
+std::vector<CpuIsa> levels_of_this_cpu() {
+  std::vector<CpuIsa> levels;
+  for (CpuIsa level : {CpuIsa::Portable, CpuIsa::Avx2, CpuIsa::Avx512, CpuIsa::Avx512Bf16})
+    if (level <= hardware_cpu_isa()) levels.push_back(level);
+  return levels;
+}
+
+TEST(AttentionTile, SelectsTheImplementationOfTheActiveLevel) {
+  const CpuIsa level = active_cpu_isa();
+  SCOPED_TRACE(cpu_isa_summary());
+  const ExpectedTiles want = expected_tiles(level);
+  EXPECT_EQ(attention_tile_implementation(DType::F32), want.f32);
+  EXPECT_EQ(attention_tile_implementation(DType::BF16), want.bf16);
+  EXPECT_EQ(&attention_detail::tile_kernels(), &attention_detail::tile_kernels_for(level));
+  for (CpuIsa l : levels_of_this_cpu()) {
+    SCOPED_TRACE(cpu_isa_name(l));
+    EXPECT_EQ(attention_detail::tile_kernels_for(l).f32, expected_tiles(l).f32);
+    EXPECT_EQ(attention_detail::tile_kernels_for(l).bf16, expected_tiles(l).bf16);
+  }
+}
+
+// kernels::attention's output for these inputs with one level's tiles.
+Tensor attend_at(CpuIsa level, const Tensor& q, const Tensor& k, const Tensor& v, DType out_dtype,
+                 Tensor* lse = nullptr, float scale = 0.0f) {
+  Tensor out = Tensor::empty(q.shape(), out_dtype);
+  if (scale == 0.0f) scale = 1.0f / std::sqrt(static_cast<float>(q.dim(3)));
+  attention_detail::attend(attention_detail::tile_kernels_for(level), q, k, v, out, lse, scale);
+  return out;
+}
+
+TEST(AttentionTile, AttentionRunsTheActiveLevelsTiles) {
+  // Bit for bit what the active level's tiles give, and (where the CPU has several levels) not
+  // what the others give: the dispatch really runs the selected implementation.
+  auto rng = make_rng();
+  for (DType dtype : {DType::F32, DType::BF16}) {
+    SCOPED_TRACE(dtype_name(dtype));
+    const Tensor q = random_uniform({1, 100, 2, 40}, dtype, rng);
+    const Tensor k = random_uniform({1, 150, 2, 40}, dtype, rng);
+    const Tensor v = random_uniform({1, 150, 2, 40}, dtype, rng);
+    Tensor out = Tensor::empty(q.shape(), DType::F32);
+    attention(q, k, v, out);
+    const Tensor want = attend_at(active_cpu_isa(), q, k, v, DType::F32);
+    EXPECT_EQ(std::memcmp(out.raw_data(), want.raw_data(), out.nbytes()), 0);
+    for (CpuIsa level : levels_of_this_cpu()) {
+      const ExpectedTiles tiles = expected_tiles(level);
+      if ((dtype == DType::F32 ? tiles.f32 : tiles.bf16) == attention_tile_implementation(dtype))
+        continue;  // the same tiles as the active level's
+      const Tensor other = attend_at(level, q, k, v, DType::F32);
+      EXPECT_NE(std::memcmp(out.raw_data(), other.raw_data(), out.nbytes()), 0)
+          << "the tiles of " << cpu_isa_name(level) << " give the same bits";
+    }
+  }
+}
+
+TEST(AttentionTile, EveryLevelMatchesTheDoubleReference) {
+  // Each implementation this CPU can run, whatever the cap, on shapes with ragged tiles, blocks
+  // and head dims. bf16 inputs widened to f32 are exact, so those levels are f32-accurate for
+  // bf16 inputs too; the bf16 pair levels round P to bf16.
+  const AttentionCase cases[] = {
+      {2, 3, 33, 7, 24, DType::F32, DType::F32, 0.0f},
+      {1, 3, 130, 257, 40, DType::F32, DType::F32, 0.3f},
+      {2, 1, 97, 130, 72, DType::F32, DType::BF16, -0.2f},
+      {1, 2, 60, 100, 161, DType::F32, DType::F32, 0.0f},
+      {1, 1, 47, 129, 13, DType::BF16, DType::F32, 0.0f},
+      {2, 3, 33, 7, 24, DType::BF16, DType::F32, 0.0f},
+      {1, 3, 130, 257, 40, DType::BF16, DType::F32, 0.3f},
+      {2, 1, 97, 130, 72, DType::BF16, DType::BF16, -0.2f},
+      {1, 2, 60, 100, 161, DType::BF16, DType::F32, 0.0f},
+      {1, 1, 49, 515, 128, DType::BF16, DType::F32, 0.0f},
+  };
+  auto rng = make_rng();
+  for (const AttentionCase& c : cases) {
+    SCOPED_TRACE(::testing::PrintToString(c));
+    const Tensor q = random_uniform({c.b, c.sq, c.h, c.d}, c.dtype, rng);
+    const Tensor k = random_uniform({c.b, c.skv, c.h, c.d}, c.dtype, rng);
+    const Tensor v = random_uniform({c.b, c.skv, c.h, c.d}, c.dtype, rng);
+    const Reference ref = reference(q, k, v, c.scale);
+    for (CpuIsa level : levels_of_this_cpu()) {
+      SCOPED_TRACE(cpu_isa_name(level));
+      Tensor lse = Tensor::empty({c.b, c.sq, c.h}, DType::F32);
+      const Tensor out = attend_at(level, q, k, v, c.out_dtype, &lse, c.scale);
+      const bool f32_math = c.dtype == DType::F32 || expected_tiles(level).bf16_in_f32;
+      double tol = f32_math ? 1e-5 : 1e-2;
+      if (c.out_dtype == DType::BF16) tol = std::max(tol, 4e-3);
+      EXPECT_LE(relative_error(out, ref.out), tol);
+      EXPECT_LE(lse_error(lse, ref.lse), 1e-5);
+    }
+  }
+}
+
+TEST(AttentionTile, PortableTilesCanComputeBf16InF32Too) {
+  // The portable packing and load_q_tile widen bf16 into the f32 layout as the SIMD levels do (the
+  // portable level itself keeps the bf16 pair layout).
+  attention_detail::TileKernels widened = attention_detail::tile_kernels_for(CpuIsa::Portable);
+  widened.bf16_pairs = false;
+  auto rng = make_rng();
+  const Tensor q = random_uniform({2, 50, 2, 13}, DType::BF16, rng);
+  const Tensor k = random_uniform({2, 70, 2, 13}, DType::BF16, rng);
+  const Tensor v = random_uniform({2, 70, 2, 13}, DType::BF16, rng);
+  Tensor out = Tensor::empty(q.shape(), DType::F32);
+  Tensor lse = Tensor::empty({2, 50, 2}, DType::F32);
+  attention_detail::attend(widened, q, k, v, out, &lse, -0.3f);
+  const Reference ref = reference(q, k, v, -0.3);
+  EXPECT_LE(relative_error(out, ref.out), 1e-5);
+  EXPECT_LE(lse_error(lse, ref.lse), 1e-5);
+}
+
+TEST(AttentionTile, Bf16IsComputedInF32WhereTheCpuHasNoBf16) {
+  // At the avx512 and avx2 levels bf16 attention is f32 arithmetic on exactly widened inputs:
+  // f32-accurate (large scores too, with the running max moving), where the bf16 pair tiles are
+  // only bf16-accurate. Run through kernels::attention, so it checks the active level's choice.
+  auto rng = make_rng();
+  const int64_t b = 1, sq = 100, skv = 300, h = 2, d = 72;
+  const Tensor q = random_uniform({b, sq, h, d}, DType::BF16, rng, -8.0f, 8.0f);
+  const Tensor k = random_uniform({b, skv, h, d}, DType::BF16, rng, -8.0f, 8.0f);
+  const Tensor v = random_uniform({b, skv, h, d}, DType::BF16, rng);
+  Tensor out = Tensor::empty(q.shape(), DType::F32);
+  Tensor lse = Tensor::empty({b, sq, h}, DType::F32);
+  attention(q, k, v, out, &lse);
+  const Reference ref = reference(q, k, v, 0.0);
+  const double err = relative_error(out, ref.out);
+  SCOPED_TRACE(str_cat(attention_tile_implementation(DType::BF16), ": error ", err));
+  if (expected_tiles(active_cpu_isa()).bf16_in_f32)
+    EXPECT_LE(err, 1e-5);  // measured ~5e-7; the bf16 pair tiles give ~5e-4
+  else
+    EXPECT_LE(err, 1e-2);
+  EXPECT_LE(lse_error(lse, ref.lse), 1e-5);
+}
 
 TEST(AttentionMerge, HandlesEmptySidesWithoutNan) {
   // Rows: (a, b) = (finite, finite), (finite, empty), (empty, finite), (empty, empty).

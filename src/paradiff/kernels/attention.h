@@ -4,6 +4,8 @@
 // over K/V blocks (see attention_merge.h).
 #pragma once
 
+#include <string_view>
+
 #include "paradiff/core/tensor.h"
 
 namespace paradiff::kernels {
@@ -17,15 +19,21 @@ namespace paradiff::kernels {
 // Non-causal, no mask. Skv == 0 is defined as an empty softmax: out = 0 and lse = -inf, the
 // identity element of merge_attention.
 //
-// Precision: F32 inputs compute in f32 throughout. BF16 inputs compute Q K^T and P V as bf16
-// products with f32 accumulation (P is rounded to bf16 for the P V product, as in flash
-// attention on accelerators); the softmax is f32.
+// Precision: F32 inputs compute in f32 throughout. BF16 inputs, where the CPU has native bf16
+// dot products (active_cpu_isa() avx512_bf16 or amx, and the portable level), compute Q K^T and
+// P V as bf16 products with f32 accumulation (P is rounded to bf16 for the P V product, as in
+// flash attention on accelerators); at the avx512 and avx2 levels they are widened to f32 (exactly)
+// and computed in f32 throughout. The softmax is f32 in every case; out is rounded to its dtype.
 //
 // Threads: OpenMP over (batch, head, query tile), as many as omp_get_max_threads(). Scratch: a
 // packed copy of K and V for the heads in flight (as many heads as fit in 16 MiB, at least one)
 // plus a few tens of KiB per thread, all from allocate_bytes so that peak accounting sees it.
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
                Tensor* lse = nullptr, float scale = 0.0f);
+
+// What the CPU attention runs for q, k, v of `dtype` at active_cpu_isa(), for benchmark headers
+// and tests: e.g. "avx512_bf16 bf16 (vdpbf16ps)", "avx2 f32 (bf16 widened)", "avx512 f32".
+std::string_view attention_tile_implementation(DType dtype);
 
 // Per-device body, chosen in attention.cc (cpu/attention.cc: the tiles of cpu/attention_tile.h).
 namespace impl {

@@ -1,5 +1,6 @@
 // CPU body of kernels::attention (attention.cc checks the inputs): packs K/V per head and spreads
-// query tiles over the OpenMP threads. The arithmetic is in the tile kernels (attention_tile*.cc).
+// query tiles over the OpenMP threads. The arithmetic is in the tile kernels (attention_tile*.cc),
+// the implementation of the active instruction-set level (attention_tile.h's tile_kernels()).
 #include "paradiff/kernels/attention.h"
 
 #include <omp.h>
@@ -18,6 +19,7 @@ namespace {
 using attention_detail::HeadLayout;
 using attention_detail::kTileRows;
 using attention_detail::TileArgs;
+using attention_detail::TileKernels;
 
 // Packed K/V held at once, beyond one head: 16 MiB, small next to a FLUX block's activations.
 constexpr size_t kPackBudget = size_t{16} << 20;
@@ -31,9 +33,20 @@ void write_empty(Tensor& out, Tensor* lse) {
 
 }  // namespace
 
+std::string_view attention_tile_implementation(DType dtype) {
+  const auto& kernels = attention_detail::tile_kernels();
+  return dtype == DType::BF16 ? kernels.bf16 : kernels.f32;
+}
+
 template <>
 void impl::attention<DeviceKind::CPU>(const Tensor& q, const Tensor& k, const Tensor& v,
                                       Tensor& out, Tensor* lse, float scale) {
+  if (scale == 0.0f) scale = 1.0f / std::sqrt(static_cast<float>(q.dim(3)));
+  attention_detail::attend(attention_detail::tile_kernels(), q, k, v, out, lse, scale);
+}
+
+void attention_detail::attend(const TileKernels& kernels, const Tensor& q, const Tensor& k,
+                              const Tensor& v, Tensor& out, Tensor* lse, float scale) {
   const int64_t batch = q.dim(0), sq = q.dim(1), heads = q.dim(2), d = q.dim(3);
   const int64_t skv = k.dim(1);
   if (batch * sq * heads == 0) return;
@@ -41,16 +54,19 @@ void impl::attention<DeviceKind::CPU>(const Tensor& q, const Tensor& k, const Te
     write_empty(out, lse);
     return;
   }
-  if (scale == 0.0f) scale = 1.0f / std::sqrt(static_cast<float>(d));
 
-  const HeadLayout layout = attention_detail::make_head_layout(q.dtype(), skv, d);
+  const HeadLayout layout =
+      attention_detail::make_head_layout(q.dtype(), skv, d, kernels.bf16_pairs);
+  const bool pairs = layout.packed == DType::BF16;
+  const auto pack_fn = pairs ? kernels.pack_bf16_pairs : kernels.pack_f32;
+  const auto tile_fn = pairs ? kernels.tile_bf16_pairs : kernels.tile_f32;
   const int64_t bh = batch * heads;
   const int64_t tiles = (sq + kTileRows - 1) / kTileRows;
   const int threads = std::max(1, omp_get_max_threads());
   // Heads packed at a time. Each group costs two barriers, and a barrier stalls every thread
   // when one is slow or preempted, so groups are as large as kPackBudget allows (and at least
   // large enough to give every thread tiles); the budget bounds the extra memory.
-  const size_t head_bytes = layout.head_bytes();
+  const size_t head_bytes = attention_detail::head_bytes(layout);
   const int64_t by_threads = (4 * threads + tiles - 1) / tiles;
   const auto by_budget = static_cast<int64_t>(kPackBudget / std::max<size_t>(head_bytes, 1));
   const int64_t group = std::clamp<int64_t>(std::max(by_threads, by_budget), 1, bh);
@@ -58,8 +74,6 @@ void impl::attention<DeviceKind::CPU>(const Tensor& q, const Tensor& k, const Te
   const size_t scratch_bytes = (attention_detail::tile_scratch_bytes(layout) + 63) / 64 * 64;
   const std::shared_ptr<std::byte> scratch = allocate_bytes(scratch_bytes * threads);
 
-  const auto tile_fn = q.dtype() == DType::F32 ? attention_detail::attend_tile_f32
-                                               : attention_detail::attend_tile_bf16;
   const size_t es = dtype_size(q.dtype()), out_es = dtype_size(out.dtype());
   const int64_t row = heads * d;  // elements between consecutive tokens
   const auto* qp = static_cast<const std::byte*>(q.raw_data());
@@ -81,8 +95,7 @@ void impl::attention<DeviceKind::CPU>(const Tensor& q, const Tensor& k, const Te
         const int64_t head = g0 + item / layout.blocks, blk = item % layout.blocks;
         const int64_t b = head / heads, h = head % heads;
         const size_t first = static_cast<size_t>((b * skv * heads + h) * d) * es;
-        attention_detail::pack_block(layout, kp + first, vp + first, row, blk,
-                                     packed.get() + (head - g0) * head_bytes);
+        pack_fn(layout, kp + first, vp + first, row, blk, packed.get() + (head - g0) * head_bytes);
       }
       // (implicit barrier: the group is packed before any tile reads it)
 #pragma omp for schedule(dynamic, 1)

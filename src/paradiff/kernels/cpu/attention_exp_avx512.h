@@ -1,11 +1,13 @@
 // A vectorised 2^t for the softmax of the attention tile kernels: 16 lanes, about 1e-7 relative
 // error (float rounding of a degree-6 polynomial whose own error is 2e-8), no table, no branch.
-// Include only where __AVX512F__ is defined.
+// Include only where __AVX512F__ is defined. Internal linkage: every file that includes it (the
+// variant files of cmake/KernelIsa.cmake, a test) keeps its own copy, compiled for its own level.
 #pragma once
 
 #include <immintrin.h>
 
 namespace paradiff::kernels::attention_detail {
+namespace {
 
 // 2^t for t <= 127 (the softmax uses t = s - max + a few). t below -125 gives 2^-125 instead of
 // a smaller number or 0, so the result is always a normal float (no denormal slow paths); callers
@@ -27,4 +29,5 @@ inline __m512 exp2_approx(__m512 t) {
   return _mm512_scalef_ps(p, n);
 }
 
+}  // namespace
 }  // namespace paradiff::kernels::attention_detail

@@ -1,5 +1,6 @@
 // The parts of the attention tile that do not depend on the instruction set: the packed layout's
-// geometry, the scratch, loading the query rows and writing the normalised output.
+// geometry, the scratch, loading the query rows, writing the normalised output, and the table of
+// implementations per level. Compiled for the build's target, not for a level.
 #include "paradiff/kernels/cpu/attention_tile.h"
 
 #include <algorithm>
@@ -20,18 +21,23 @@ size_t align64(size_t bytes) {
 
 }  // namespace
 
-HeadLayout make_head_layout(DType dtype, int64_t skv, int64_t d) {
+HeadLayout make_head_layout(DType dtype, int64_t skv, int64_t d, bool bf16_pairs) {
   HeadLayout l{};
   l.dtype = dtype;
+  l.packed = dtype == DType::BF16 && bf16_pairs ? DType::BF16 : DType::F32;
   l.skv = skv;
   l.d = d;
   l.blocks = (skv + kKvBlock - 1) / kKvBlock;
-  l.dq = dtype == DType::BF16 ? round_up(d, 2) : d;
+  l.dq = l.packed == DType::BF16 ? round_up(d, 2) : d;
   l.dv = round_up(d, 16);
   l.k_block = l.dq * kKvBlock;
   l.v_block = kKvBlock * l.dv;
-  l.elem_size = dtype_size(dtype);
+  l.elem_size = dtype_size(l.packed);
   return l;
+}
+
+size_t head_bytes(const HeadLayout& layout) {
+  return static_cast<size_t>(layout.blocks * (layout.k_block + layout.v_block)) * layout.elem_size;
 }
 
 const void* packed_k(const HeadLayout& layout, const void* packed_head, int64_t block) {
@@ -71,7 +77,17 @@ size_t tile_scratch_bytes(const HeadLayout& layout) {
 
 void load_q_tile(const TileArgs& args, const TileScratch& s) {
   const HeadLayout& l = *args.layout;
-  if (l.dtype == DType::F32) {
+  if (l.dtype == DType::BF16 && l.packed == DType::F32) {
+    // Widened to f32 (exact); flipping the sign bit first negates exactly.
+    const uint16_t flip = args.negate_q ? 0x8000u : 0u;
+    for (int64_t r = 0; r < args.rows; ++r) {
+      const uint16_t* src = static_cast<const uint16_t*>(args.q) + r * args.q_stride;
+      float* dst = static_cast<float*>(s.q) + r * l.dq;
+#pragma omp simd
+      for (int64_t i = 0; i < l.d; ++i)
+        dst[i] = std::bit_cast<float>(static_cast<uint32_t>(src[i] ^ flip) << 16);
+    }
+  } else if (l.dtype == DType::F32) {
     const float sign = args.negate_q ? -1.0f : 1.0f;
     for (int64_t r = 0; r < args.rows; ++r) {
       const float* src = static_cast<const float*>(args.q) + r * args.q_stride;
@@ -117,6 +133,62 @@ void write_tile(const TileArgs& args, const TileScratch& s, const float* l_total
       args.lse[r * args.lse_stride] = static_cast<float>(static_cast<double>(s.m[r]) * M_LN2 +
                                                          std::log(static_cast<double>(l_total[r])));
   }
+}
+
+namespace {
+
+constexpr TileKernels kPortable{CpuIsa::Portable,
+                                "portable f32",
+                                "portable bf16",
+                                true,
+                                isa_portable::pack_f32,
+                                isa_portable::tile_f32,
+                                isa_portable::pack_bf16_pairs,
+                                isa_portable::tile_bf16_pairs};
+#if defined(__x86_64__)
+constexpr TileKernels kAvx2{CpuIsa::Avx2,
+                            "avx2 f32",
+                            "avx2 f32 (bf16 widened)",
+                            false,
+                            isa_avx2::pack_f32,
+                            isa_avx2::tile_f32,
+                            nullptr,
+                            nullptr};
+constexpr TileKernels kAvx512{CpuIsa::Avx512,
+                              "avx512 f32",
+                              "avx512 f32 (bf16 widened)",
+                              false,
+                              isa_avx512::pack_f32,
+                              isa_avx512::tile_f32,
+                              nullptr,
+                              nullptr};
+// f32 inputs gain nothing from AVX512_BF16: they run the avx512 f32 tiles.
+constexpr TileKernels kAvx512Bf16{CpuIsa::Avx512Bf16,
+                                  "avx512 f32",
+                                  "avx512_bf16 bf16 (vdpbf16ps)",
+                                  true,
+                                  isa_avx512::pack_f32,
+                                  isa_avx512::tile_f32,
+                                  isa_avx512_bf16::pack_bf16_pairs,
+                                  isa_avx512_bf16::tile_bf16_pairs};
+#endif
+
+}  // namespace
+
+const TileKernels& tile_kernels_for(CpuIsa level) {
+#if defined(__x86_64__)
+  if (level >= CpuIsa::Avx512Bf16) return kAvx512Bf16;  // Amx included: no AMX tiles here
+  if (level == CpuIsa::Avx512) return kAvx512;
+  if (level == CpuIsa::Avx2) return kAvx2;
+#else
+  (void)level;
+#endif
+  return kPortable;
+}
+
+const TileKernels& tile_kernels() {
+  static const TileKernels& kernels = tile_kernels_for(active_cpu_isa());
+  return kernels;
 }
 
 }  // namespace paradiff::kernels::attention_detail

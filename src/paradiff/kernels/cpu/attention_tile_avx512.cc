@@ -1,56 +1,17 @@
-// AVX-512 tile kernels of kernels::attention. For each 64-key block, each group of 6 query rows
-// of the tile does, while the block's packed K and V sit in L1/L2:
-//   1. S = Q K^T in a 6-row x 64-key register tile (24 accumulators; K vectors shared by the 6
-//      rows, Q elements broadcast),
-//   2. the online softmax on those registers before they leave: t = s*c - m (c = scale*log2 e),
-//      p = 2^t, lane-wise running sums, P stored (as bf16 for bf16 inputs). The running max m
-//      moves only when a score passes it by 2^8, so the common path has no horizontal max and
-//      nothing to rescale,
-//   3. O = alpha * O + P V in 6-row x 64-dim register tiles, the rare rescale fused into
-//      loading O.
-// bf16 uses vdpbf16ps (pairs of bf16 products summed into f32 lanes) for both products, f32 uses
-// vfmadd231ps. Nothing of size Sq x Skv is ever stored. Also here: the packing of K/V blocks.
-#include "paradiff/kernels/cpu/attention_tile.h"
-
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+// The avx512 level of the attention tiles (cmake/KernelIsa.cmake compiles this file for it): f32
+// tiles (vfmadd231ps) and the packing into the f32 layout, from f32 inputs or from bf16 inputs
+// widened exactly to f32 (AVX-512 without AVX512_BF16 computes bf16 attention in f32). The
+// avx512_bf16 level runs these for f32 inputs too. The tile kernel is attention_tile_avx512.h.
 
 // GCC 12's AVX-512 headers build _mm512_undefined_ps() from a self-initialised variable, which
 // -Wuninitialized reports once max/scalef/roundscale are inlined here (GCC bug 105593, fixed in
 // 13). The pragma must precede the header's first inclusion.
 #pragma GCC diagnostic ignored "-Wuninitialized"
-#include <immintrin.h>
-
-#include <algorithm>
-#include <array>
-#include <cmath>
-#include <cstring>
-#include <limits>
-#include <utility>
-
-#include "paradiff/kernels/cpu/attention_exp_avx512.h"
+#if defined(__x86_64__)  // elsewhere the portable tiles serve every level
+#include "paradiff/kernels/cpu/attention_tile_avx512.h"
 
 namespace paradiff::kernels::attention_detail {
 namespace {
-
-#define PARADIFF_INLINE inline __attribute__((always_inline))
-
-constexpr int kVecs = kKvBlock / 16;  // score vectors per row and block
-constexpr int kQkRows = 6;            // Q K^T register tile: 6 x kVecs accumulators
-constexpr int kPvRows = 6;            // P V register tile: kPvRows x kPvVecs accumulators
-constexpr int kPvVecs = 4;
-// log2 domain: p may reach 2^8 before the running max is moved.
-constexpr float kRescaleThreshold = 8.0f;
-static_assert(kKvBlock == 64, "the softmax below is written for 4 vectors per block row");
-
-// What every step of one K/V block needs.
-struct Block {
-  const void* k;
-  const void* v;
-  int64_t dq, dv;
-  int64_t keys;  // valid keys in the block, 1..kKvBlock
-  float c;       // scale * log2(e): scores go to the log2 domain in one FMA
-  __mmask16 valid[kVecs];
-};
 
 struct F32Ops {
   using Elem = float;
@@ -99,282 +60,25 @@ struct F32Ops {
   }
 };
 
-#if defined(__AVX512BF16__)
-struct Bf16Ops {
-  using Elem = uint16_t;
-
-  static PARADIFF_INLINE __m512bh load_bh(const uint16_t* p) {
-    return reinterpret_cast<__m512bh>(_mm512_loadu_si512(p));
-  }
-  // Two consecutive bf16 as one 32-bit pattern, broadcast to all 16 lanes.
-  static PARADIFF_INLINE __m512bh broadcast_pair(const uint16_t* p) {
-    int32_t pair;
-    std::memcpy(&pair, p, sizeof pair);
-    return reinterpret_cast<__m512bh>(_mm512_set1_epi32(pair));
-  }
-
-  template <int R>
-  static PARADIFF_INLINE void qk(const uint16_t* q, int64_t dq, const uint16_t* kb,
-                                 __m512 (&acc)[R][kVecs]) {
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r)
-#pragma GCC unroll 16
-      for (int c = 0; c < kVecs; ++c) acc[r][c] = _mm512_setzero_ps();
-    const int64_t pairs = dq / 2;
-    for (int64_t i = 0; i < pairs; ++i) {
-      const uint16_t* kr = kb + i * (2 * kKvBlock);
-      __m512bh kv[kVecs];
-#pragma GCC unroll 16
-      for (int c = 0; c < kVecs; ++c) kv[c] = load_bh(kr + 32 * c);
-#pragma GCC unroll 16
-      for (int r = 0; r < R; ++r) {
-        const __m512bh qb = broadcast_pair(q + r * dq + 2 * i);
-#pragma GCC unroll 16
-        for (int c = 0; c < kVecs; ++c) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], kv[c], qb);
-      }
-    }
-  }
-
-  static PARADIFF_INLINE void store_p(uint16_t* p, const __m512 (&pv)[kVecs]) {
-    // cvtne2ps_pbh(a, b) puts b's 16 values first: keys stay in order.
-    _mm512_storeu_si512(p, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(pv[1], pv[0])));
-    _mm512_storeu_si512(p + 32, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(pv[3], pv[2])));
-  }
-
-  template <int R, int NV>
-  static PARADIFF_INLINE void pv(__m512 (&acc)[R][NV], const uint16_t* p, const uint16_t* vb,
-                                 int64_t dv, int64_t d0, int64_t keys) {
-    const int64_t pairs = (keys + 1) / 2;  // an odd tail pairs with a zero P and a zero V row
-    for (int64_t jp = 0; jp < pairs; ++jp) {
-      const uint16_t* vr = vb + jp * (2 * dv) + 2 * d0;
-      __m512bh vv[NV];
-#pragma GCC unroll 16
-      for (int v = 0; v < NV; ++v) vv[v] = load_bh(vr + 32 * v);
-#pragma GCC unroll 16
-      for (int r = 0; r < R; ++r) {
-        const __m512bh pb = broadcast_pair(p + r * kKvBlock + 2 * jp);
-#pragma GCC unroll 16
-        for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], vv[v], pb);
-      }
-    }
-  }
-};
-#endif
-
-// Q K^T and the online softmax for R rows starting at r0.
-template <class Ops, int R, bool kTail>
-void qk_softmax(const TileScratch& s, int64_t r0, const Block& b) {
-  using E = typename Ops::Elem;
-  __m512 acc[R][kVecs];
-  Ops::template qk<R>(static_cast<const E*>(s.q) + r0 * b.dq, b.dq, static_cast<const E*>(b.k),
-                      acc);
-  const __m512 cv = _mm512_set1_ps(b.c);
-  const __m512 neg_inf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-  const __m512 threshold = _mm512_set1_ps(kRescaleThreshold);
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) {
-    const int64_t row = r0 + r;
-    // t = scale * log2(e) * s - m: the exponent of p, in one FMA per vector.
-    __m512 t[kVecs];
-    __m512 m = _mm512_set1_ps(s.m[row]);
-#pragma GCC unroll 16
-    for (int c = 0; c < kVecs; ++c) {
-      t[c] = _mm512_fmsub_ps(acc[r][c], cv, m);
-      if constexpr (kTail) t[c] = _mm512_mask_mov_ps(neg_inf, b.valid[c], t[c]);
-    }
-    const __m512 tmax = _mm512_max_ps(_mm512_max_ps(t[0], t[1]), _mm512_max_ps(t[2], t[3]));
-    float alpha = 1.0f;
-    // The running max m moves only when a score exceeds it by more than the threshold (always
-    // on the first block, where m = -inf): p then stays below 2^threshold, harmless in f32 and
-    // bf16, and the common path needs no horizontal max and rescales nothing.
-    if (_mm512_cmp_ps_mask(tmax, threshold, _CMP_GT_OQ) != 0) [[unlikely]] {
-      if constexpr (kTail)
-#pragma GCC unroll 16
-        for (int c = 0; c < kVecs; ++c)
-          acc[r][c] = _mm512_mask_mov_ps(neg_inf, b.valid[c], acc[r][c]);
-      const __m512 smax =
-          _mm512_max_ps(_mm512_max_ps(acc[r][0], acc[r][1]), _mm512_max_ps(acc[r][2], acc[r][3]));
-      // m is kept as the exact float subtracted in t, so that the rescale factor 2^(m_old -
-      // m_new) matches the exponents already applied.
-      const float m_old = s.m[row], m_new = _mm512_reduce_max_ps(smax) * b.c;
-      alpha = std::exp2(m_old - m_new);  // 0 on the first block (m_old = -inf)
-      s.m[row] = m_new;
-      m = _mm512_set1_ps(m_new);
-#pragma GCC unroll 16
-      for (int c = 0; c < kVecs; ++c) t[c] = _mm512_fmsub_ps(acc[r][c], cv, m);
-      float* l = s.l + row * 16;
-      _mm512_storeu_ps(l, _mm512_mul_ps(_mm512_loadu_ps(l), _mm512_set1_ps(alpha)));
-    }
-    s.alpha[row] = alpha;
-    __m512 p[kVecs];
-#pragma GCC unroll 16
-    for (int c = 0; c < kVecs; ++c) {
-      p[c] = exp2_approx(t[c]);
-      if constexpr (kTail) p[c] = _mm512_maskz_mov_ps(b.valid[c], p[c]);
-    }
-    const __m512 sum = _mm512_add_ps(_mm512_add_ps(p[0], p[1]), _mm512_add_ps(p[2], p[3]));
-    float* l = s.l + row * 16;
-    _mm512_storeu_ps(l, _mm512_add_ps(_mm512_loadu_ps(l), sum));
-    Ops::store_p(static_cast<E*>(s.p) + r * kKvBlock, p);  // P of this group only
-  }
-}
-
-// O[r0 : r0+R, d0 : d0+16*NV] = alpha * O + P V for one block.
-template <class Ops, int R, int NV>
-void pv_step(const TileScratch& s, int64_t r0, int64_t d0, const Block& b, bool rescale) {
-  using E = typename Ops::Elem;
-  __m512 acc[R][NV];
-  float* o = s.o + r0 * b.dv + d0;
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) {
-    const __m512 alpha = _mm512_set1_ps(s.alpha[r0 + r]);
-#pragma GCC unroll 16
-    for (int v = 0; v < NV; ++v) {
-      acc[r][v] = _mm512_loadu_ps(o + r * b.dv + 16 * v);
-      if (rescale) acc[r][v] = _mm512_mul_ps(acc[r][v], alpha);
-    }
-  }
-  Ops::template pv<R, NV>(acc, static_cast<const E*>(s.p), static_cast<const E*>(b.v), b.dv, d0,
-                          b.keys);
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 16
-    for (int v = 0; v < NV; ++v) _mm512_storeu_ps(o + r * b.dv + 16 * v, acc[r][v]);
-}
-
-using QkFn = void (*)(const TileScratch&, int64_t, const Block&);
-using PvFn = void (*)(const TileScratch&, int64_t, int64_t, const Block&, bool);
-
-// Tables indexed by the register-tile size, for the ragged edges of a tile.
-template <class Ops, bool kTail, size_t... I>
-constexpr std::array<QkFn, sizeof...(I)> qk_table(std::index_sequence<I...>) {
-  return {&qk_softmax<Ops, static_cast<int>(I) + 1, kTail>...};
-}
-template <class Ops, size_t... I>
-constexpr std::array<PvFn, sizeof...(I)> pv_table(std::index_sequence<I...>) {
-  return {&pv_step<Ops, static_cast<int>(I / kPvVecs) + 1, static_cast<int>(I % kPvVecs) + 1>...};
-}
-
-template <class Ops>
-void attend_tile(const TileArgs& a) {
-  static constexpr auto qk_full = qk_table<Ops, false>(std::make_index_sequence<kQkRows>());
-  static constexpr auto qk_tail = qk_table<Ops, true>(std::make_index_sequence<kQkRows>());
-  static constexpr auto pv_fns = pv_table<Ops>(std::make_index_sequence<kPvRows * kPvVecs>());
-
-  const HeadLayout& layout = *a.layout;
-  const TileScratch s = carve_scratch(layout, a.scratch);
-  load_q_tile(a, s);
-  const int64_t rows = a.rows;
-  for (int64_t r = 0; r < rows; ++r) {
-    s.m[r] = -std::numeric_limits<float>::infinity();
-    _mm512_storeu_ps(s.l + r * 16, _mm512_setzero_ps());
-  }
-  std::memset(s.o, 0, static_cast<size_t>(rows * layout.dv) * sizeof(float));
-
-  Block b{};
-  b.dq = layout.dq;
-  b.dv = layout.dv;
-  b.c = a.scale * static_cast<float>(M_LOG2E);
-  for (int64_t blk = 0; blk < layout.blocks; ++blk) {
-    b.k = packed_k(layout, a.packed_head, blk);
-    b.v = packed_v(layout, a.packed_head, blk);
-    b.keys = std::min(kKvBlock, layout.skv - blk * kKvBlock);
-#pragma GCC unroll 16
-    for (int c = 0; c < kVecs; ++c) {
-      const int64_t n = std::clamp<int64_t>(b.keys - 16 * c, 0, 16);
-      b.valid[c] = static_cast<__mmask16>((1u << n) - 1u);
-    }
-    const auto& qk = b.keys < kKvBlock ? qk_tail : qk_full;
-    for (int64_t r0 = 0; r0 < rows; r0 += kQkRows) {
-      const int64_t n = std::min<int64_t>(kQkRows, rows - r0);
-      qk[n - 1](s, r0, b);
-      bool rescale = false;
-      for (int64_t r = 0; r < n; ++r) rescale |= s.alpha[r0 + r] != 1.0f;
-      for (int64_t d0 = 0; d0 < layout.dv; d0 += 16 * kPvVecs) {
-        const int64_t nv = std::min<int64_t>(kPvVecs, (layout.dv - d0) / 16);
-        pv_fns[(n - 1) * kPvVecs + (nv - 1)](s, r0, d0, b, rescale);
-      }
-    }
-  }
-
-  float l_total[kTileRows];
-  for (int64_t r = 0; r < rows; ++r)
-    l_total[r] = _mm512_reduce_add_ps(_mm512_loadu_ps(s.l + r * 16));
-  write_tile(a, s, l_total);
-}
-
-// Transposes a 16 x 16 matrix of 32-bit elements held in 16 registers, in place.
-PARADIFF_INLINE void transpose16x16(__m512i (&r)[16]) {
-  __m512i t[16];
-  for (int i = 0; i < 16; i += 2) {  // within 128-bit lanes: pairs of rows
-    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-  }
-  // u[4g + k], lane L: rows 4g..4g+3 of column 4L + k.
-  __m512i u[16];
-  for (int g = 0; g < 4; ++g) {
-    u[4 * g + 0] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);
-    u[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
-    u[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
-    u[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
-  }
-  // Column 4L + k: lane L of u[k], u[4 + k], u[8 + k], u[12 + k] (a 4 x 4 transpose of lanes).
-  for (int k = 0; k < 4; ++k) {
-    const __m512i v0 = _mm512_shuffle_i32x4(u[k], u[4 + k], 0x44);
-    const __m512i v1 = _mm512_shuffle_i32x4(u[k], u[4 + k], 0xee);
-    const __m512i v2 = _mm512_shuffle_i32x4(u[8 + k], u[12 + k], 0x44);
-    const __m512i v3 = _mm512_shuffle_i32x4(u[8 + k], u[12 + k], 0xee);
-    r[k] = _mm512_shuffle_i32x4(v0, v2, 0x88);
-    r[4 + k] = _mm512_shuffle_i32x4(v0, v2, 0xdd);
-    r[8 + k] = _mm512_shuffle_i32x4(v1, v3, 0x88);
-    r[12 + k] = _mm512_shuffle_i32x4(v1, v3, 0xdd);
-  }
-}
-
-// The K block as a transpose of 32-bit elements: out[i][j] (row stride kKvBlock) = element i
-// of key row j, for keys j < keys and 32-bit columns i < cols. load(j, i0) returns 16 elements
-// i0.. of key row j with those past the row's end zeroed (and not read).
-template <typename Load>
-PARADIFF_INLINE void transpose_k(int64_t keys, int64_t cols, int32_t* out, Load load) {
-  for (int64_t j0 = 0; j0 < keys; j0 += 16) {
-    for (int64_t i0 = 0; i0 < cols; i0 += 16) {
-      __m512i r[16];
-#pragma GCC unroll 16
-      for (int j = 0; j < 16; ++j) r[j] = j0 + j < keys ? load(j0 + j, i0) : _mm512_setzero_si512();
-      transpose16x16(r);
-      const int64_t n = std::min<int64_t>(16, cols - i0);
-      for (int64_t i = 0; i < n; ++i) _mm512_storeu_si512(out + (i0 + i) * kKvBlock + j0, r[i]);
-    }
-  }
-}
-
-__mmask16 first_n16(int64_t n) {
-  return n >= 16 ? static_cast<__mmask16>(0xffffu) : static_cast<__mmask16>((1u << n) - 1u);
-}
-__mmask32 first_n32(int64_t n) {
-  return n >= 32 ? static_cast<__mmask32>(0xffffffffu) : static_cast<__mmask32>((1u << n) - 1u);
-}
-
 }  // namespace
 
-// The same layout as the portable packing (see attention_tile.h), with the K transposes done by
-// 16 x 16 register transposes and the bf16 V pairs interleaved 16 dims at a time.
-void pack_block(const HeadLayout& layout, const void* k, const void* v, int64_t stride,
-                int64_t block, void* packed_head) {
-  auto* kp = const_cast<void*>(packed_k(layout, packed_head, block));
-  auto* vp = const_cast<void*>(packed_v(layout, packed_head, block));
-  const size_t es = layout.elem_size;
+namespace isa_avx512 {
+
+// The f32 layout of attention_tile.h: K transposed by 16 x 16 register transposes (bf16 rows
+// widened to f32 as they are loaded), V rows copied (or widened) into rows of dv.
+void pack_f32(const HeadLayout& layout, const void* k, const void* v, int64_t stride, int64_t block,
+              void* packed_head) {
+  float* kb = static_cast<float*>(const_cast<void*>(packed_k(layout, packed_head, block)));
+  float* vb = static_cast<float*>(const_cast<void*>(packed_v(layout, packed_head, block)));
   // Zero first: padded keys and padded d must contribute exactly nothing.
-  std::memset(kp, 0, static_cast<size_t>(layout.k_block) * es);
-  std::memset(vp, 0, static_cast<size_t>(layout.v_block) * es);
+  std::memset(kb, 0, static_cast<size_t>(layout.k_block) * sizeof(float));
+  std::memset(vb, 0, static_cast<size_t>(layout.v_block) * sizeof(float));
   const int64_t first = block * kKvBlock;
   const int64_t keys = std::min(kKvBlock, layout.skv - first);
   const int64_t d = layout.d, dv = layout.dv;
   if (layout.dtype == DType::F32) {
     const float* ks = static_cast<const float*>(k) + first * stride;
     const float* vs = static_cast<const float*>(v) + first * stride;
-    float* kb = static_cast<float*>(kp);
-    float* vb = static_cast<float*>(vp);
     transpose_k(keys, d, reinterpret_cast<int32_t*>(kb), [&](int64_t j, int64_t i0) {
       return _mm512_maskz_loadu_epi32(first_n16(d - i0), ks + j * stride + i0);
     });
@@ -382,43 +86,26 @@ void pack_block(const HeadLayout& layout, const void* k, const void* v, int64_t 
       std::memcpy(vb + j * dv, vs + j * stride, static_cast<size_t>(d) * sizeof(float));
     return;
   }
+  // bf16: the 16 bits of a bf16 are the high half of the f32 of the same value.
   const uint16_t* ks = static_cast<const uint16_t*>(k) + first * stride;
   const uint16_t* vs = static_cast<const uint16_t*>(v) + first * stride;
-  uint16_t* kb = static_cast<uint16_t*>(kp);
-  uint16_t* vb = static_cast<uint16_t*>(vp);
-  // K: element (key j, dim i) at [i/2][j][i%2]: the transpose of the rows read as pairs. The
-  // loads are masked per bf16, so an odd D never reads past a row (or the tensor).
-  transpose_k(keys, layout.dq / 2, reinterpret_cast<int32_t*>(kb), [&](int64_t j, int64_t i0) {
-    return _mm512_maskz_loadu_epi16(first_n32(d - 2 * i0), ks + j * stride + 2 * i0);
-  });
-  // V: element (key j, dim i) at [j/2][i][j%2]: two key rows interleaved, 16 dims at a time.
-  for (int64_t j = 0; j < keys; j += 2) {
-    const uint16_t* even = vs + j * stride;
-    const uint16_t* odd = j + 1 < keys ? even + stride : nullptr;
-    uint16_t* dst = vb + j * dv;  // = (j / 2) * (2 * dv)
-    for (int64_t i = 0; i < d; i += 16) {
-      const __mmask16 valid = first_n16(d - i);
-      const __m512i lo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(valid, even + i));
-      const __m512i hi = odd != nullptr
-                             ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(valid, odd + i))
-                             : _mm512_setzero_si512();
-      _mm512_storeu_si512(dst + 2 * i, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
-    }
-  }
+  auto widen16 = [](const uint16_t* p, int64_t n) {
+    return _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(first_n16(n), p)), 16);
+  };
+  transpose_k(keys, d, reinterpret_cast<int32_t*>(kb),
+              [&](int64_t j, int64_t i0) { return widen16(ks + j * stride + i0, d - i0); });
+  for (int64_t j = 0; j < keys; ++j)
+    for (int64_t i = 0; i < d; i += 16)
+      _mm512_storeu_si512(vb + j * dv + i, widen16(vs + j * stride + i, d - i));
 }
 
-void attend_tile_f32(const TileArgs& args) {
+void tile_f32(const TileArgs& args) {
   attend_tile<F32Ops>(args);
 }
 
-#if defined(__AVX512BF16__)
-void attend_tile_bf16(const TileArgs& args) {
-  attend_tile<Bf16Ops>(args);
-}
-#endif
+}  // namespace isa_avx512
+}  // namespace paradiff::kernels::attention_detail
 
 #undef PARADIFF_INLINE
 
-}  // namespace paradiff::kernels::attention_detail
-
-#endif  // __AVX512F__ && __AVX512BW__ && __AVX512VL__
+#endif  // __x86_64__

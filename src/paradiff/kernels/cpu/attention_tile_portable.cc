@@ -1,7 +1,7 @@
-// Portable tile kernels of kernels::attention, compiled where the AVX-512 ones are not (no
-// AVX-512 F/BW/VL, or no AVX512_BF16 for bf16). Same packed layout, same online softmax, same
-// rounding of P to bf16; plain loops that the compiler may vectorise. Correct, not fast. The
-// packing here (a plain transpose) serves where attention_tile_avx512.cc is not compiled.
+// The portable level of the attention tiles: what runs where the CPU has no AVX2 (or is not x86),
+// compiled for the build's target. Same packed layouts as the SIMD levels, same online softmax,
+// bf16 inputs in the bf16 pair layout with P rounded to bf16 (as the avx512_bf16 tiles); plain
+// loops that the compiler may vectorise. Correct, not fast.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -11,8 +11,10 @@
 #include "paradiff/kernels/cpu/attention_tile.h"
 
 namespace paradiff::kernels::attention_detail {
+namespace {
 
-#if !(defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__))
+// Packs one block in either layout of attention_tile.h by plain loops (bf16 inputs widened for
+// the f32 layout).
 void pack_block(const HeadLayout& layout, const void* k, const void* v, int64_t stride,
                 int64_t block, void* packed_head) {
   auto* kp = const_cast<void*>(packed_k(layout, packed_head, block));
@@ -24,7 +26,18 @@ void pack_block(const HeadLayout& layout, const void* k, const void* v, int64_t 
   const int64_t first = block * kKvBlock;
   const int64_t keys = std::min(kKvBlock, layout.skv - first);
   const int64_t d = layout.d, dv = layout.dv;
-  if (layout.dtype == DType::F32) {
+  if (layout.dtype == DType::BF16 && layout.packed == DType::F32) {
+    const uint16_t* ks = static_cast<const uint16_t*>(k) + first * stride;
+    const uint16_t* vs = static_cast<const uint16_t*>(v) + first * stride;
+    float* kb = static_cast<float*>(kp);
+    float* vb = static_cast<float*>(vp);
+    for (int64_t j = 0; j < keys; ++j) {
+      for (int64_t i = 0; i < d; ++i) {
+        kb[i * kKvBlock + j] = bf16_to_float(bf16{ks[j * stride + i]});
+        vb[j * dv + i] = bf16_to_float(bf16{vs[j * stride + i]});
+      }
+    }
+  } else if (layout.dtype == DType::F32) {
     const float* ks = static_cast<const float*>(k) + first * stride;
     const float* vs = static_cast<const float*>(v) + first * stride;
     float* kb = static_cast<float*>(kp);
@@ -50,12 +63,6 @@ void pack_block(const HeadLayout& layout, const void* k, const void* v, int64_t 
     }
   }
 }
-
-#endif
-
-#if !(defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
-      defined(__AVX512BF16__))
-namespace {
 
 // Element (key j, dim i) of a packed K block, and (key j, dim i) of a packed V block.
 template <typename E>
@@ -138,16 +145,26 @@ void attend_tile_portable(const TileArgs& a) {
 
 }  // namespace
 
-#if !(defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__))
-void attend_tile_f32(const TileArgs& args) {
+namespace isa_portable {
+
+void pack_f32(const HeadLayout& layout, const void* k, const void* v, int64_t stride, int64_t block,
+              void* packed_head) {
+  pack_block(layout, k, v, stride, block, packed_head);
+}
+
+void tile_f32(const TileArgs& args) {
   attend_tile_portable<float>(args);
 }
-#endif
 
-void attend_tile_bf16(const TileArgs& args) {
+void pack_bf16_pairs(const HeadLayout& layout, const void* k, const void* v, int64_t stride,
+                     int64_t block, void* packed_head) {
+  pack_block(layout, k, v, stride, block, packed_head);
+}
+
+void tile_bf16_pairs(const TileArgs& args) {
   attend_tile_portable<uint16_t>(args);
 }
 
-#endif
+}  // namespace isa_portable
 
 }  // namespace paradiff::kernels::attention_detail
