@@ -49,48 +49,92 @@ double onednn_matmul_gflops(int64_t m, int64_t k, int64_t n, DType dtype) {
 }
 
 namespace {
-// Horizontal sum through memory: GCC 12's _mm512_reduce_add_ps trips -Wuninitialized (GCC bug
-// 105593), which -Werror turns into a build failure.
-float horizontal_sum(__m512 v) {
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, v);
+
+constexpr int kFmaIters = 10'000'000;
+// Independent accumulators: enough to cover the FMA latency on every pipe (24 of the 32 zmm; 12
+// of the 16 ymm at AVX2).
+constexpr int kChains = 24;
+constexpr int kChainsAvx2 = 12;
+
+// Each loop is compiled for its own level (target attributes), whatever the build targets, and
+// sums its accumulators through memory (GCC 12's reduce intrinsics trip -Wuninitialized).
+__attribute__((noinline)) float fma_loop_scalar() {
+  float acc[8];
+  for (int i = 0; i < 8; ++i) acc[i] = 0.001f * i;
+  for (int it = 0; it < kFmaIters; ++it)
+    for (float& a : acc) a = a * 0.999f + 0.0001f;
   float s = 0;
-  for (float x : lanes) s += x;
+  for (float a : acc) s += a;
   return s;
 }
 
-constexpr int kFmaIters = 10'000'000;
-// Independent accumulators: enough to cover the FMA latency on every pipe (24 of the 32 zmm).
-constexpr int kChains = 24;
+__attribute__((noinline, target("avx2,fma"))) float fma_loop_avx2() {
+  __m256 acc[kChainsAvx2];
+  for (int i = 0; i < kChainsAvx2; ++i) acc[i] = _mm256_set1_ps(0.001f * i);
+  const __m256 a = _mm256_set1_ps(0.999f), b = _mm256_set1_ps(0.0001f);
+  for (int it = 0; it < kFmaIters; ++it)
+#pragma GCC unroll 12
+    for (int i = 0; i < kChainsAvx2; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
+  alignas(32) float lanes[8];
+  float s = 0;
+  for (int i = 0; i < kChainsAvx2; ++i) {
+    _mm256_store_ps(lanes, acc[i]);
+    for (float x : lanes) s += x;
+  }
+  return s;
+}
 
-__attribute__((noinline)) float fma_loop_f32() {
+__attribute__((noinline, target("avx512f"))) float fma_loop_avx512() {
   __m512 acc[kChains];
   for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_ps(0.001f * i);
   const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(0.0001f);
   for (int it = 0; it < kFmaIters; ++it)
 #pragma GCC unroll 24
     for (int i = 0; i < kChains; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
-  __m512 s = acc[0];
-  for (int i = 1; i < kChains; ++i) s = _mm512_add_ps(s, acc[i]);
-  return horizontal_sum(s);
+  alignas(64) float lanes[16];
+  float s = 0;
+  for (int i = 0; i < kChains; ++i) {
+    _mm512_store_ps(lanes, acc[i]);
+    for (float x : lanes) s += x;
+  }
+  return s;
 }
 
-#if defined(__AVX512BF16__)
-__attribute__((noinline)) float fma_loop_bf16() {
+__attribute__((noinline, target("avx512f,avx512bf16"))) float fma_loop_bf16() {
   __m512 acc[kChains];
   for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_ps(0.001f * i);
   const __m512bh a = _mm512_cvtne2ps_pbh(_mm512_set1_ps(0.01f), _mm512_set1_ps(0.02f));
   for (int it = 0; it < kFmaIters; ++it)
 #pragma GCC unroll 24
     for (int i = 0; i < kChains; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, a);
-  __m512 s = acc[0];
-  for (int i = 1; i < kChains; ++i) s = _mm512_add_ps(s, acc[i]);
-  return horizontal_sum(s);
+  alignas(64) float lanes[16];
+  float s = 0;
+  for (int i = 0; i < kChains; ++i) {
+    _mm512_store_ps(lanes, acc[i]);
+    for (float x : lanes) s += x;
+  }
+  return s;
 }
-#endif
+
+// The loop of the active level and the flops one pass of it performs (per thread).
+struct FmaLoop {
+  float (*run)();
+  double flops;
+};
+
+FmaLoop fma_loop_for(DType dtype) {
+  const CpuIsa isa = active_cpu_isa();
+  constexpr double iters = kFmaIters;
+  // Per instruction: lanes x 2 flops (FMA), or 16 lanes x 2 pairs x 2 flops (bf16 dot).
+  if (dtype == DType::BF16 && native_bf16()) return {fma_loop_bf16, 64.0 * kChains * iters};
+  if (isa >= CpuIsa::Avx512) return {fma_loop_avx512, 32.0 * kChains * iters};
+  if (isa >= CpuIsa::Avx2) return {fma_loop_avx2, 16.0 * kChainsAvx2 * iters};
+  return {fma_loop_scalar, 2.0 * 8 * iters};
+}
 }  // namespace
 
 double fma_peak_gflops(DType dtype) {
+  const FmaLoop loop = fma_loop_for(dtype);
   volatile float sink = 0;
   Stopwatch sw;
   int threads = 1;
@@ -98,16 +142,10 @@ double fma_peak_gflops(DType dtype) {
   {
 #pragma omp single
     threads = omp_get_num_threads();
-#if defined(__AVX512BF16__)
-    sink = dtype == DType::BF16 ? fma_loop_bf16() : fma_loop_f32();
-#else
-    sink = fma_loop_f32();
-#endif
+    sink = loop.run();
   }
   (void)sink;
-  // Per instruction: 16 lanes x 2 flops (f32 FMA) or 16 lanes x 2 pairs x 2 flops (bf16 dot).
-  const double flops_per_instr = dtype == DType::BF16 ? 64.0 : 32.0;
-  return flops_per_instr * kChains * kFmaIters * threads / sw.seconds() / 1e9;
+  return loop.flops * threads / sw.seconds() / 1e9;
 }
 
 }  // namespace paradiff::bench

@@ -22,8 +22,11 @@ double time_median(const std::function<void()>& fn, int min_reps = 3, double min
 // "oneDNN standalone rate" that paradiff's linear and attention are measured against.
 double onednn_matmul_gflops(int64_t m, int64_t k, int64_t n, DType dtype);
 
-// GFLOP/s of a register-resident FMA loop on every thread: the machine's arithmetic peak for
-// f32 (vfmadd) or bf16 (vdpbf16ps, 2 flops per bf16 pair product-add).
+// GFLOP/s of a register-resident FMA loop on every thread: the arithmetic peak of the active
+// instruction-set level (core/cpu_isa.h, PARADIFF_MAX_ISA): f32 FMAs on zmm at avx512 and above,
+// on ymm at avx2 (scalar multiply-adds below); for bf16, vdpbf16ps (2 flops per bf16 pair
+// product-add) only where bf16 is native (avx512_bf16, amx). Where it is not, bf16 is computed
+// in fp32, so the bf16 peak is the fp32 one.
 double fma_peak_gflops(DType dtype);
 
 }  // namespace paradiff::bench

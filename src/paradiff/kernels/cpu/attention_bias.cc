@@ -7,26 +7,36 @@
 #include <cmath>
 #include <limits>
 
+#include "paradiff/kernels/cpu/isa_prelude.h"
+
+// Cold (text encoders, once per prompt): one version, built for the build's baseline with the
+// portable level's helpers.
+namespace paradiff::kernels::isa_portable {
 #include "paradiff/kernels/cpu/row_io.h"
 #include "paradiff/kernels/cpu/vec_math.h"
+}  // namespace paradiff::kernels::isa_portable
 
 namespace paradiff::kernels {
 
 namespace {
 
+using isa_portable::load_row;
+using isa_portable::store_row;
+
 // p[j] = exp(s[j] - max) for j < n; returns the sum.
 float exp_and_sum(float* s, int64_t n, float max) {
   float sum = 0.0f;
   int64_t j = 0;
-#if defined(__AVX512F__)
-  const __m512 m = _mm512_set1_ps(max);
-  __m512 acc = _mm512_setzero_ps();
-  for (; j + 16 <= n; j += 16) {
-    const __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(s + j), m));
-    _mm512_storeu_ps(s + j, e);
-    acc = _mm512_add_ps(acc, e);
+#if defined(PARADIFF_VEC_LANES)
+  using namespace isa_portable;
+  const VecF m = vset(max);
+  VecF acc = vset(0.0f);
+  for (; j + kLanes <= n; j += kLanes) {
+    const VecF e = vexp(vsub(vload(s + j), m));
+    vstore(s + j, e);
+    acc = vadd(acc, e);
   }
-  sum = _mm512_reduce_add_ps(acc);
+  sum = vsum(acc);
 #endif
   for (; j < n; ++j) {
     s[j] = std::exp(s[j] - max);

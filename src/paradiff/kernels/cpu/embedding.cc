@@ -4,9 +4,18 @@
 #include <cmath>
 #include <vector>
 
+#include "paradiff/kernels/cpu/isa_prelude.h"
+
+// Cold (a lookup per prompt, one-off setup): one version, built for the build's baseline with the
+// portable level's helpers.
+namespace paradiff::kernels::isa_portable {
 #include "paradiff/kernels/cpu/row_io.h"
+}  // namespace paradiff::kernels::isa_portable
 
 namespace paradiff::kernels {
+
+using isa_portable::load_row;
+using isa_portable::store_row;
 
 template <>
 void impl::embedding<DeviceKind::CPU>(const Tensor& table, const Tensor& ids, Tensor& out) {

@@ -1,4 +1,5 @@
-// CPU body of group_norm.h: per-thread channel sums in double, then one affine pass.
+// CPU body of group_norm.h: per-thread channel sums in double, then one affine pass, both by
+// group_norm_body.h's variant for the active instruction-set level; the statistics in between here.
 #include "paradiff/kernels/group_norm.h"
 
 #include <omp.h>
@@ -7,40 +8,16 @@
 #include <cmath>
 #include <vector>
 
-#include "paradiff/kernels/cpu/vec_math.h"
+#include "paradiff/kernels/cpu/isa_dispatch.h"
 
 namespace paradiff::kernels {
 
-namespace {
-
-// Below this many elements one thread is faster than waking a team.
-constexpr int64_t kParallelMin = 1 << 15;
-
-// y = (x - mean)·a + b over one row of c channels, then SiLU if asked. The mean is subtracted
-// first, as a float pair (hi + lo, about 48 bits), rather than folded into b: groups whose
-// spread is small next to their mean stay accurate.
-inline void affine_row(const float* x, const float* m, const float* lo, const float* a,
-                       const float* b, int64_t c, bool silu, float* y) {
-  int64_t i = 0;
-#if defined(__AVX512F__)
-  const __m512 one = _mm512_set1_ps(1.0f);
-  for (; i + 16 <= c; i += 16) {
-    __m512 v =
-        _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
-    if (silu) {
-      const __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), v));
-      v = _mm512_div_ps(v, _mm512_add_ps(one, e));
-    }
-    _mm512_storeu_ps(y + i, v);
-  }
-#endif
-  for (; i < c; ++i) {
-    const float v = ((x[i] - m[i]) - lo[i]) * a[i] + b[i];
-    y[i] = silu ? silu_scalar(v) : v;
-  }
-}
-
-}  // namespace
+PARADIFF_ISA_DECLARE(void group_norm_sums(const float* src, int64_t rows, int64_t positions,
+                                          int64_t c, int threads, double* sums, double* squares,
+                                          int64_t stride))
+PARADIFF_ISA_DECLARE(void group_norm_apply(const float* src, int64_t rows, int64_t positions,
+                                           int64_t c, const float* a, const float* b, bool silu,
+                                           float* dst))
 
 template <>
 void impl::group_norm<DeviceKind::CPU>(const Tensor& x, int64_t num_groups, const Tensor& gamma,
@@ -58,27 +35,11 @@ void impl::group_norm<DeviceKind::CPU>(const Tensor& x, int64_t num_groups, cons
   const int threads = omp_get_max_threads();
   const size_t stride = static_cast<size_t>(n * c);
   std::vector<double> sums(stride * threads, 0.0), squares(stride * threads, 0.0);
-#pragma omp parallel num_threads(threads) if (x.numel() > kParallelMin)
-  {
-    const size_t t = static_cast<size_t>(omp_get_thread_num());
-    double* s = sums.data() + t * stride;
-    double* q = squares.data() + t * stride;
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* row = src + r * c;
-      double* sr = s + (r / positions) * c;
-      double* qr = q + (r / positions) * c;
-#pragma omp simd
-      for (int64_t i = 0; i < c; ++i) {
-        const double v = row[i];
-        sr[i] += v;
-        qr[i] += v * v;
-      }
-    }
-  }
+  PARADIFF_ISA_SELECT_NO_BF16(group_norm_sums)
+  (src, rows, positions, c, threads, sums.data(), squares.data(), static_cast<int64_t>(stride));
 
-  // Per (n, channel) mean (hi, lo), scale a = gamma·rstd and shift b = beta.
-  std::vector<float> m(stride), lo(stride), a(stride), b(stride);
+  // Per (n, channel) scale a = gamma·rstd and shift b = beta - mean·a.
+  std::vector<float> a(stride), b(stride);
   const double count = static_cast<double>(positions) * static_cast<double>(per_group);
   for (int64_t bn = 0; bn < n; ++bn) {
     for (int64_t g = 0; g < num_groups; ++g) {
@@ -101,12 +62,8 @@ void impl::group_norm<DeviceKind::CPU>(const Tensor& x, int64_t num_groups, cons
     }
   }
 
-#pragma omp parallel for schedule(static) if (x.numel() > kParallelMin)
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t bn = r / positions;
-    affine_row(src + r * c, m.data() + bn * c, lo.data() + bn * c, a.data() + bn * c,
-               b.data() + bn * c, c, silu, dst + r * c);
-  }
+  PARADIFF_ISA_SELECT_NO_BF16(group_norm_apply)
+  (src, rows, positions, c, a.data(), b.data(), silu, dst);
 }
 
 }  // namespace paradiff::kernels

@@ -1,51 +1,29 @@
-// CPU bodies of layer_norm.h: one row per OpenMP iteration, the statistics in double.
+// CPU bodies of layer_norm.h: the rows are normalised by layer_norm_body.h's variant for the
+// active instruction-set level.
 #include "paradiff/kernels/layer_norm.h"
 
-#include <cmath>
+#include <omp.h>
+
 #include <vector>
 
-#include "paradiff/kernels/cpu/row_io.h"
+#include "paradiff/kernels/cpu/isa_dispatch.h"
 
 namespace paradiff::kernels {
 
+PARADIFF_ISA_DECLARE(void layer_norm_rows(const void* x, DType x_dtype, const float* shift,
+                                          const float* scale, int64_t rows, int64_t rows_per_batch,
+                                          int64_t c, float eps, float* scratch, int threads,
+                                          void* out, DType out_dtype))
+
 namespace {
 
-// Normalises `rows` rows of width c; row r uses modulation row r / rows_per_batch.
 void normalize_rows(const Tensor& x, const float* shift, const float* scale, int64_t rows,
                     int64_t rows_per_batch, int64_t c, float eps, Tensor& out) {
-#pragma omp parallel
-  {
-    std::vector<float> buf(static_cast<size_t>(c));
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-      float* v = buf.data();
-      load_row(x.raw_data(), x.dtype(), r * c, c, v);
-      // Two-pass mean/variance in double for the sums: rows are short (C <= ~20k), and this
-      // keeps fp32 LayerNorm within rounding of the double reference.
-      double sum = 0.0;
-#pragma omp simd reduction(+ : sum)
-      for (int64_t i = 0; i < c; ++i) sum += v[i];
-      const float mean = static_cast<float>(sum / c);
-      double sq = 0.0;
-#pragma omp simd reduction(+ : sq)
-      for (int64_t i = 0; i < c; ++i) {
-        const float d = v[i] - mean;
-        sq += static_cast<double>(d) * d;
-      }
-      const float inv = static_cast<float>(1.0 / std::sqrt(sq / c + eps));
-      if (shift != nullptr) {
-        const int64_t b = r / rows_per_batch;
-        const float* sh = shift + b * c;
-        const float* sc = scale + b * c;
-#pragma omp simd
-        for (int64_t i = 0; i < c; ++i) v[i] = (v[i] - mean) * inv * (1.0f + sc[i]) + sh[i];
-      } else {
-#pragma omp simd
-        for (int64_t i = 0; i < c; ++i) v[i] = (v[i] - mean) * inv;
-      }
-      store_row(v, out.raw_data(), out.dtype(), r * c, c);
-    }
-  }
+  const int threads = omp_get_max_threads();
+  std::vector<float> scratch(static_cast<size_t>(threads * c));
+  PARADIFF_ISA_SELECT(layer_norm_rows)
+  (x.raw_data(), x.dtype(), shift, scale, rows, rows_per_batch, c, eps, scratch.data(), threads,
+   out.raw_data(), out.dtype());
 }
 
 }  // namespace

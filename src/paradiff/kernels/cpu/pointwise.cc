@@ -1,73 +1,73 @@
-// CPU bodies of pointwise.h: chunks of the flattened tensors, computed in fp32.
+// CPU bodies of pointwise.h: each operation runs pointwise_body.h's variant for the active
+// instruction-set level (fill stays here: a plain store).
 #include "paradiff/kernels/pointwise.h"
 
 #include <algorithm>
-#include <cmath>
+#include <initializer_list>
 
-#include "paradiff/kernels/cpu/row_io.h"
+#include "paradiff/kernels/cpu/isa_dispatch.h"
 
 namespace paradiff::kernels {
 
+#define PARADIFF_POINTWISE_FN(name)                                                            \
+  void pointwise_##name(const void* a, DType a_dtype, const void* b, DType b_dtype, int64_t n, \
+                        const float* p, void* out, DType out_dtype)
+PARADIFF_ISA_DECLARE(PARADIFF_POINTWISE_FN(gelu_erf))
+PARADIFF_ISA_DECLARE(PARADIFF_POINTWISE_FN(quick_gelu))
+PARADIFF_ISA_DECLARE(PARADIFF_POINTWISE_FN(relu))
+PARADIFF_ISA_DECLARE(PARADIFF_POINTWISE_FN(multiply))
+PARADIFF_ISA_DECLARE(PARADIFF_POINTWISE_FN(add))
+PARADIFF_ISA_DECLARE(PARADIFF_POINTWISE_FN(scale))
+PARADIFF_ISA_DECLARE(PARADIFF_POINTWISE_FN(divide_scalar))
+PARADIFF_ISA_DECLARE(PARADIFF_POINTWISE_FN(add_scalar))
+PARADIFF_ISA_DECLARE(PARADIFF_POINTWISE_FN(exp))
+PARADIFF_ISA_DECLARE(PARADIFF_POINTWISE_FN(clamp))
+PARADIFF_ISA_DECLARE(PARADIFF_POINTWISE_FN(scale_shift_clamp))
+#undef PARADIFF_POINTWISE_FN
+PARADIFF_ISA_DECLARE(bool all_finite_chunks(const void* x, DType dtype, int64_t n))
+
 namespace {
 
-constexpr int64_t kChunk = 4096;
+using PointwiseFn = void(const void*, DType, const void*, DType, int64_t, const float*, void*,
+                         DType);
 
-// Applies fn to chunks of the flattened tensors in fp32: fn(a, b, n) writes its result into a;
-// b is the second operand's chunk or nullptr.
-template <typename Fn>
-void chunked(const Tensor& a, const Tensor* b, Tensor& out, Fn fn) {
-  const int64_t n = a.numel();
-  const int64_t chunks = (n + kChunk - 1) / kChunk;
-#pragma omp parallel for schedule(static) if (chunks > 1)
-  for (int64_t c = 0; c < chunks; ++c) {
-    alignas(64) float buf_a[kChunk];
-    alignas(64) float buf_b[kChunk];
-    const int64_t begin = c * kChunk, len = std::min(kChunk, n - begin);
-    load_row(a.raw_data(), a.dtype(), begin, len, buf_a);
-    if (b != nullptr) load_row(b->raw_data(), b->dtype(), begin, len, buf_b);
-    fn(buf_a, b != nullptr ? buf_b : nullptr, len);
-    store_row(buf_a, out.raw_data(), out.dtype(), begin, len);
-  }
+// out = fn(x) elementwise, with the operation's scalars.
+void unary(PointwiseFn* fn, const Tensor& x, Tensor& out, std::initializer_list<float> p = {}) {
+  fn(x.raw_data(), x.dtype(), nullptr, DType::F32, x.numel(), p.begin(), out.raw_data(),
+     out.dtype());
+}
+
+// out = fn(a, b) elementwise.
+void binary(PointwiseFn* fn, const Tensor& a, const Tensor& b, Tensor& out) {
+  fn(a.raw_data(), a.dtype(), b.raw_data(), b.dtype(), a.numel(), nullptr, out.raw_data(),
+     out.dtype());
 }
 
 }  // namespace
 
 template <>
 void impl::gelu_erf<DeviceKind::CPU>(const Tensor& x, Tensor& out) {
-  chunked(x, nullptr, out, [](float* v, const float*, int64_t n) {
-    for (int64_t i = 0; i < n; ++i)
-      v[i] = 0.5f * v[i] * (1.0f + std::erf(v[i] * 0.70710678118654752f));
-  });
+  unary(PARADIFF_ISA_SELECT(pointwise_gelu_erf), x, out);
 }
 
 template <>
 void impl::quick_gelu<DeviceKind::CPU>(const Tensor& x, Tensor& out) {
-  chunked(x, nullptr, out, [](float* v, const float*, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) v[i] = v[i] / (1.0f + std::exp(-1.702f * v[i]));
-  });
+  unary(PARADIFF_ISA_SELECT(pointwise_quick_gelu), x, out);
 }
 
 template <>
 void impl::relu<DeviceKind::CPU>(const Tensor& x, Tensor& out) {
-  chunked(x, nullptr, out, [](float* v, const float*, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) v[i] = v[i] > 0.0f ? v[i] : (v[i] == v[i] ? 0.0f : v[i]);
-  });
+  unary(PARADIFF_ISA_SELECT(pointwise_relu), x, out);
 }
 
 template <>
 void impl::multiply<DeviceKind::CPU>(const Tensor& a, const Tensor& b, Tensor& out) {
-  chunked(a, &b, out, [](float* v, const float* w, int64_t n) {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) v[i] *= w[i];
-  });
+  binary(PARADIFF_ISA_SELECT(pointwise_multiply), a, b, out);
 }
 
 template <>
 void impl::add<DeviceKind::CPU>(const Tensor& a, const Tensor& b, Tensor& out) {
-  chunked(a, &b, out, [](float* v, const float* w, int64_t n) {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) v[i] += w[i];
-  });
+  binary(PARADIFF_ISA_SELECT(pointwise_add), a, b, out);
 }
 
 template <>
@@ -80,66 +80,38 @@ void impl::fill<DeviceKind::CPU>(Tensor& out, float value) {
 
 template <>
 void impl::scale<DeviceKind::CPU>(const Tensor& x, float s, Tensor& out) {
-  chunked(x, nullptr, out, [s](float* v, const float*, int64_t n) {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) v[i] *= s;
-  });
+  unary(PARADIFF_ISA_SELECT(pointwise_scale), x, out, {s});
 }
 
 template <>
 void impl::divide_scalar<DeviceKind::CPU>(const Tensor& x, float s, Tensor& out) {
-  chunked(x, nullptr, out, [s](float* v, const float*, int64_t n) {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) v[i] /= s;
-  });
+  unary(PARADIFF_ISA_SELECT(pointwise_divide_scalar), x, out, {s});
 }
 
 template <>
 void impl::add_scalar<DeviceKind::CPU>(const Tensor& x, float s, Tensor& out) {
-  chunked(x, nullptr, out, [s](float* v, const float*, int64_t n) {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) v[i] += s;
-  });
+  unary(PARADIFF_ISA_SELECT(pointwise_add_scalar), x, out, {s});
 }
 
 template <>
 void impl::exp<DeviceKind::CPU>(const Tensor& x, Tensor& out) {
-  chunked(x, nullptr, out, [](float* v, const float*, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) v[i] = std::exp(v[i]);
-  });
+  unary(PARADIFF_ISA_SELECT(pointwise_exp), x, out);
 }
 
 template <>
 void impl::clamp<DeviceKind::CPU>(const Tensor& x, float lo, float hi, Tensor& out) {
-  chunked(x, nullptr, out, [lo, hi](float* v, const float*, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) v[i] = std::clamp(v[i], lo, hi);
-  });
+  unary(PARADIFF_ISA_SELECT(pointwise_clamp), x, out, {lo, hi});
 }
 
 template <>
 void impl::scale_shift_clamp<DeviceKind::CPU>(const Tensor& x, float scale, float shift, float lo,
                                               float hi, Tensor& out) {
-  chunked(x, nullptr, out, [=](float* v, const float*, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) {
-      const float scaled = v[i] * scale;
-      v[i] = std::clamp(scaled + shift, lo, hi);
-    }
-  });
+  unary(PARADIFF_ISA_SELECT(pointwise_scale_shift_clamp), x, out, {scale, shift, lo, hi});
 }
 
 template <>
 bool impl::all_finite<DeviceKind::CPU>(const Tensor& x) {
-  const int64_t n = x.numel();
-  const int64_t chunks = (n + kChunk - 1) / kChunk;
-  bool finite = true;
-#pragma omp parallel for schedule(static) reduction(&& : finite) if (chunks > 1)
-  for (int64_t c = 0; c < chunks; ++c) {
-    alignas(64) float buf[kChunk];
-    const int64_t begin = c * kChunk, len = std::min(kChunk, n - begin);
-    load_row(x.raw_data(), x.dtype(), begin, len, buf);
-    for (int64_t i = 0; i < len; ++i) finite = finite && std::isfinite(buf[i]);
-  }
-  return finite;
+  return PARADIFF_ISA_SELECT(all_finite_chunks)(x.raw_data(), x.dtype(), x.numel());
 }
 
 }  // namespace paradiff::kernels

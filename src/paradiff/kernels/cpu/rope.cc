@@ -1,52 +1,32 @@
-// CPU bodies of rope.h: one (batch, token) per OpenMP iteration, in fp32.
+// CPU bodies of rope.h: the tables in double here; the rotation by rope_body.h's variant for the
+// active instruction-set level.
 #include "paradiff/kernels/rope.h"
+
+#include <omp.h>
 
 #include <cmath>
 #include <vector>
 
-#include "paradiff/kernels/cpu/row_io.h"
+#include "paradiff/kernels/cpu/isa_dispatch.h"
 
 namespace paradiff::kernels {
+
+PARADIFF_ISA_DECLARE(void rope_rows(const void* x, DType x_dtype, const float* weight, float eps,
+                                    const float* cos, const float* sin, int64_t b, int64_t s,
+                                    int64_t h, int64_t d, float* scratch, int threads, void* out,
+                                    DType out_dtype))
 
 namespace {
 
 // One kernel for both entry points: with `weight` set, each row is RMS-normalised first.
-void rope_rows(const Tensor& x, const float* weight, float eps, const Tensor& cos,
-               const Tensor& sin, Tensor& out) {
+void rotate_rows(const Tensor& x, const float* weight, float eps, const Tensor& cos,
+                 const Tensor& sin, Tensor& out) {
   const int64_t b = x.dim(0), s = x.dim(1), h = x.dim(2), d = x.dim(3);
-  const float* cs = cos.data<float>();
-  const float* sn = sin.data<float>();
-#pragma omp parallel
-  {
-    std::vector<float> in(static_cast<size_t>(d)), res(static_cast<size_t>(d));
-#pragma omp for collapse(2) schedule(static)
-    for (int64_t bi = 0; bi < b; ++bi) {
-      for (int64_t si = 0; si < s; ++si) {
-        const float* c = cs + si * d;
-        const float* sv = sn + si * d;
-        for (int64_t hi = 0; hi < h; ++hi) {
-          const int64_t offset = ((bi * s + si) * h + hi) * d;
-          float* v = in.data();
-          load_row(x.raw_data(), x.dtype(), offset, d, v);
-          if (weight != nullptr) {
-            double sq = 0.0;
-#pragma omp simd reduction(+ : sq)
-            for (int64_t i = 0; i < d; ++i) sq += static_cast<double>(v[i]) * v[i];
-            const float inv = static_cast<float>(1.0 / std::sqrt(sq / d + eps));
-#pragma omp simd
-            for (int64_t i = 0; i < d; ++i) v[i] = v[i] * inv * weight[i];
-          }
-          float* r = res.data();
-#pragma omp simd
-          for (int64_t k = 0; k < d; k += 2) {
-            r[k] = v[k] * c[k] - v[k + 1] * sv[k];
-            r[k + 1] = v[k + 1] * c[k + 1] + v[k] * sv[k + 1];
-          }
-          store_row(r, out.raw_data(), out.dtype(), offset, d);
-        }
-      }
-    }
-  }
+  const int threads = omp_get_max_threads();
+  std::vector<float> scratch(static_cast<size_t>(threads * 2 * d));
+  PARADIFF_ISA_SELECT(rope_rows)
+  (x.raw_data(), x.dtype(), weight, eps, cos.data<float>(), sin.data<float>(), b, s, h, d,
+   scratch.data(), threads, out.raw_data(), out.dtype());
 }
 
 }  // namespace
@@ -82,13 +62,13 @@ void impl::rope_tables<DeviceKind::CPU>(const Tensor& positions,
 template <>
 void impl::apply_rope<DeviceKind::CPU>(const Tensor& x, const Tensor& cos, const Tensor& sin,
                                        Tensor& out) {
-  rope_rows(x, nullptr, 0.0f, cos, sin, out);
+  rotate_rows(x, nullptr, 0.0f, cos, sin, out);
 }
 
 template <>
 void impl::rms_norm_rope<DeviceKind::CPU>(const Tensor& x, const Tensor& weight, float eps,
                                           const Tensor& cos, const Tensor& sin, Tensor& out) {
-  rope_rows(x, weight.data<float>(), eps, cos, sin, out);
+  rotate_rows(x, weight.data<float>(), eps, cos, sin, out);
 }
 
 }  // namespace paradiff::kernels
