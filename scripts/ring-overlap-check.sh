@@ -3,8 +3,9 @@
 # makes two hosts (scripts/simulated-hosts.sh: network namespaces joined by a veth pair whose rate
 # tc's token bucket caps), runs `paradiff bench` with one rank per host over OpenMPI's TCP
 # transport for Ulysses, ring p2p (progress thread), ring p2p (tests between chunks), ring
-# alltoall and ring allgather, prints one markdown table, and removes the hosts on exit, failure
-# or interruption. Needs root; exits 77 when the namespaces (or the rate cap) cannot be made.
+# alltoall and ring allgather (two bench runs, one per --ring-progress, each timing Ulysses too:
+# a ring row's "vs Ulysses" is against its own run's), prints one markdown table, and removes the
+# hosts on exit, failure or interruption. Needs root; exits 77 when the namespaces (or the rate cap) cannot be made.
 #
 #   scripts/ring-overlap-check.sh [--rate 1gbit] [--steps 3] [--dtype fp32] [--image-tokens 4096]
 #       [--text-tokens 256] [--double-layers 2] [--single-layers 4]
@@ -93,7 +94,7 @@ bench() {  # bench OUTPUT RING_PROGRESS MODES
 }
 load_before=$(uptime)
 bench "$tmp/thread" thread ulysses,ring
-bench "$tmp/test" test ring
+bench "$tmp/test" test ulysses,ring
 load_after=$(uptime)
 
 # A bench row's cells (| name | ms | steps/s | peak GB | sent MB | wait | ...): name, ms, MB, wait.
@@ -101,9 +102,13 @@ row() {
   awk -F'|' -v name="$2" '{ n = $2; gsub(/^ +| +$/, "", n) } n == name {
     for (i = 3; i <= 7; i++) gsub(/^ +| +$/, "", $i); print $3 "|" $6 "|" $7; exit }' "$1"
 }
-ulysses=$(row "$tmp/thread" "ulysses 2")
-[[ -n "$ulysses" ]] || { cat "$tmp/thread" >&2; echo "ring-overlap-check: no Ulysses row" >&2; exit 1; }
-ulysses_ms=${ulysses%%|*}
+# Each run's own Ulysses row is the reference for its ring rows (the load changes between runs).
+ulysses_ms() {
+  local cells
+  cells=$(row "$1" "ulysses 2")
+  [[ -n "$cells" ]] || { cat "$1" >&2; echo "ring-overlap-check: no Ulysses row" >&2; exit 1; }
+  echo "${cells%%|*}"
+}
 
 echo "model: $(sed -n 's/^model: //p' "$tmp/thread")"
 cpu() { sed -n "s/^$1[[:space:]]*: //p" /proc/cpuinfo | head -1; }
@@ -114,11 +119,15 @@ echo "link: veth pair between two network namespaces, tc tbf rate $rate each way
 echo "load before: ${load_before##*load average: }; after: ${load_after##*load average: }"
 echo "link bytes (both directions, warm-up + $steps forwards per backend):" \
   "thread run $(cat "$tmp/thread.link"), test run $(cat "$tmp/test.link")"
+echo "two bench runs (--ring-progress thread, then test), each with its own Ulysses reference:" \
+  "ulysses 2 took $(ulysses_ms "$tmp/thread") ms in the first, $(ulysses_ms "$tmp/test") ms in" \
+  "the second"
 echo
 echo "| Mode | Time / Step (ms) | vs Ulysses | Sent / Rank / Step (MB) | Comm Wait |"
 echo "|---|---|---|---|---|"
-print_row() {  # print_row LABEL FILE BENCH_ROW_NAME
-  local cells ms mb wait
+print_row() {  # print_row LABEL FILE BENCH_ROW_NAME: time against FILE's Ulysses
+  local cells ms mb wait reference
+  reference=$(ulysses_ms "$2")
   cells=$(row "$2" "$3")
   if [[ -z "$cells" ]]; then
     cat "$2" >&2
@@ -126,7 +135,7 @@ print_row() {  # print_row LABEL FILE BENCH_ROW_NAME
     exit 1
   fi
   IFS='|' read -r ms mb wait <<<"$cells"
-  printf '| %s | %s | %.2fx | %s | %s |\n' "$1" "$ms" "$(awk -v a="$ms" -v b="$ulysses_ms" \
+  printf '| %s | %s | %.2fx | %s | %s |\n' "$1" "$ms" "$(awk -v a="$ms" -v b="$reference" \
     'BEGIN { print a / b }')" "$mb" "$wait"
 }
 print_row "ulysses 2" "$tmp/thread" "ulysses 2"
