@@ -44,7 +44,7 @@ fi
 # packet must fit or tbf drops it); packets queue at most 50 ms before being dropped.
 burst_bytes=0
 if [[ -n "$rate" ]]; then
-  if ! [[ "$rate" =~ ^([1-9][0-9]*)(bit|kbit|mbit|gbit)$ ]]; then
+  if ! [[ "$rate" =~ ^([1-9][0-9]{0,8})(bit|kbit|mbit|gbit)$ ]]; then
     echo "simulated-hosts: --rate '$rate' is not a rate such as 1gbit, 100mbit or 500kbit" >&2
     exit 2
   fi
@@ -113,11 +113,14 @@ for ns in "$host_a" "$host_b"; do
 done
 ip -n "$host_a" link set "$veth_a" up
 ip -n "$host_b" link set "$veth_b" up
-if [[ -n "$rate" ]]; then
-  tc -n "$host_a" qdisc add dev "$veth_a" root tbf rate "$rate" burst "$burst_bytes" latency 50ms
-  tc -n "$host_b" qdisc add dev "$veth_b" root tbf rate "$rate" burst "$burst_bytes" latency 50ms
-fi
 set +e
+if [[ -n "$rate" ]]; then
+  for end in "$host_a $veth_a" "$host_b $veth_b"; do
+    read -r ns dev <<<"$end"
+    tc -n "$ns" qdisc add dev "$dev" root tbf rate "$rate" burst "$burst_bytes" latency 50ms \
+      2>"$workdir/err" || skip "cannot cap $dev at $rate: $(cat "$workdir/err") (sch_tbf?)"
+  done
+fi
 printf '%s slots=%s\n%s slots=%s\n' "$host_a" "$slots" "$host_b" "$slots" >"$workdir/hostfile"
 
 export SIM_HOST_A=$host_a SIM_HOST_B=$host_b SIM_VETH_A=$veth_a SIM_VETH_B=$veth_b
