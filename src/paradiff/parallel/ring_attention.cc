@@ -14,9 +14,12 @@ namespace paradiff::parallel {
 
 namespace {
 
-// Query chunks per block while a transfer is in flight: each boundary is a chance for MPI to
-// progress the rendezvous protocol of large messages.
-constexpr int64_t kProgressChunks = 4;
+// Query rows per chunk while a transfer is in flight without a progress thread: each boundary is
+// a chance for MPI to progress the rendezvous protocol of large messages. Over TCP a test only
+// moves what the socket buffers hold (a few MB, tens of ms at 1 Gbit/s), and the handshake needs
+// a test on each side before the bulk starts, so a few chunks per block would leave much of the
+// transfer to the final wait (docs/benchmarks.md, "Overlap").
+constexpr int64_t kProgressRows = 128;
 
 // Drives requests from a helper thread while the calling thread computes: shared-memory
 // transports copy large messages in fragments, and only MPI calls move them along, so without
@@ -82,7 +85,7 @@ void RingAttention::accumulate(const Tensor& q, const Tensor& kv, int64_t block_
   Tensor part = first && part_dtype == DType::F32 ? acc : Tensor::empty({s, h, d}, part_dtype);
   Tensor part_lse = first ? acc_lse : Tensor::empty({s, h}, DType::F32);
   const int64_t chunks =
-      in_flight.empty() ? 1 : std::min<int64_t>(kProgressChunks, std::max<int64_t>(s, 1));
+      in_flight.empty() ? 1 : std::max<int64_t>(1, (s + kProgressRows - 1) / kProgressRows);
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t begin = s * c / chunks, end = s * (c + 1) / chunks;
     if (end > begin) {
