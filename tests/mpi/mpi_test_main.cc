@@ -19,18 +19,32 @@ dist::Communicator* g_world = nullptr;
 class FailurePrinter : public ::testing::EmptyTestEventListener {
  public:
   explicit FailurePrinter(int rank) : rank_(rank) {}
+  void OnTestStart(const ::testing::TestInfo& test) override {
+    test_ = std::string(test.test_suite_name()) + "." + test.name();
+  }
+  void OnTestEnd(const ::testing::TestInfo&) override { test_ = "(no test)"; }
+  // (Called with gtest's lock held: UnitTest's accessors would deadlock here.)
   void OnTestPartResult(const ::testing::TestPartResult& result) override {
     if (!result.failed()) return;
-    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
-    std::fprintf(stderr, "rank %d: %s.%s failed at %s:%d\n%s\n", rank_,
-                 test != nullptr ? test->test_suite_name() : "?",
-                 test != nullptr ? test->name() : "?",
+    std::fprintf(stderr, "rank %d: %s failed at %s:%d\n%s\n", rank_, test_.c_str(),
                  result.file_name() != nullptr ? result.file_name() : "?", result.line_number(),
                  result.message());
+  }
+  // Failures outside any test (an environment, a static initialiser) have no test to name.
+  void OnTestProgramEnd(const ::testing::UnitTest& unit) override {
+    const ::testing::TestResult& ad_hoc = unit.ad_hoc_test_result();
+    for (int i = 0; i < ad_hoc.total_part_count(); ++i)
+      if (ad_hoc.GetTestPartResult(i).failed())
+        std::fprintf(stderr, "rank %d: failure outside any test: %s\n", rank_,
+                     ad_hoc.GetTestPartResult(i).message());
+    if (!unit.Passed())
+      std::fprintf(stderr, "rank %d: %d test(s) failed of %d run\n", rank_,
+                   unit.failed_test_count(), unit.test_to_run_count());
   }
 
  private:
   int rank_;
+  std::string test_ = "(no test)";
 };
 }  // namespace
 

@@ -46,7 +46,8 @@ void expect_bit_identical(const Tensor& got, const Tensor& want, const std::stri
 
 // Units dealt round the ranks: the timestep embedding on the last rank, the embedders on rank 0,
 // block i on rank (i + 1) % world, the head on the last rank; with `disk`, the even blocks and
-// the head are streamed instead (run by rank 0) and the odd blocks go to the last rank.
+// the head are streamed instead (run by rank 0) and the odd blocks go to rank 1, so that every
+// rank still holds something.
 parallel::DeviceMap round_robin_map(const QwenImageTransformerConfig& config, int world,
                                     bool disk) {
   nlohmann::ordered_json map;
@@ -55,7 +56,7 @@ parallel::DeviceMap round_robin_map(const QwenImageTransformerConfig& config, in
   for (int64_t i = 0; i < config.num_layers; ++i) {
     const std::string name = str_cat("transformer_blocks.", i);
     if (disk)
-      map[name] = i % 2 == 0 ? nlohmann::ordered_json("disk") : nlohmann::ordered_json(world - 1);
+      map[name] = i % 2 == 0 ? nlohmann::ordered_json("disk") : nlohmann::ordered_json(1);
     else
       map[name] = static_cast<int>((i + 1) % world);
   }
