@@ -1,19 +1,23 @@
-// linear(x, W, b) at M=4096, K=N=3072 (one FLUX-sized projection), fp32 and bf16, 1 and 2
-// threads: GFLOP/s and the ratio to a standalone oneDNN GEMM and to the FMA peak, both measured
-// in the same run. Prints figures; asserts nothing.
+// linear(x, W, b) in fp32 and bf16, 1 and 2 threads, on two FLUX shapes: M=4096, K=N=3072 (one
+// projection of the image tokens) and M=2, K=3072, N=18432 (a double block's adaLN modulation
+// for batch 2, bound by reading the weights). GFLOP/s, the ratio to a standalone oneDNN GEMM in
+// the dtype the layer really computes in and to the FMA peak of that arithmetic, both measured in
+// the same run, and bf16's time against fp32's. Each bf16 row names its path (kernels/
+// gemm_mode.h): "bf16" (native) or "bf16 stored, f32 computed". Prints figures; asserts nothing.
 #include <omp.h>
 
 #include <cstdio>
 #include <random>
+#include <string>
 
 #include "bench_util.h"
 #include "paradiff/kernels/linear.h"
 
 using namespace paradiff;
 
-int main() {
-  paradiff::bench::print_machine_header();
-  const int64_t m = 4096, k = 3072, n = 3072;
+namespace {
+
+void run_shape(int64_t m, int64_t k, int64_t n) {
   const double flops = 2.0 * m * k * n;
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> dist(-1, 1);
@@ -22,31 +26,48 @@ int main() {
   for (Tensor* t : {&w, &x, &b})
     for (int64_t i = 0; i < t->numel(); ++i) t->data<float>()[i] = dist(rng);
 
-  std::printf("linear M=%lld K=%lld N=%lld (bias, f32 output)\n", (long long)m, (long long)k,
+  std::printf("\nlinear M=%lld K=%lld N=%lld (bias, f32 output)\n", (long long)m, (long long)k,
               (long long)n);
-  std::printf("%-6s %-7s %-22s %10s %10s %12s %10s\n", "dtype", "threads", "case", "ms", "GFLOP/s",
-              "vs oneDNN", "vs peak");
-  for (DType dtype : {DType::F32, DType::BF16}) {
-    kernels::Linear lin(w, b, dtype);
-    const Tensor x_in = x.to(dtype);
-    Tensor y = Tensor::empty({m, n}, DType::F32);
-    for (int threads : {1, 2}) {
-      omp_set_num_threads(threads);
-      const double peak = bench::fma_peak_gflops(dtype);
-      const double onednn = bench::onednn_matmul_gflops(m, k, n, dtype);
+  std::printf("%-5s %-26s %-3s %-24s %9s %9s %9s %8s %8s\n", "dtype", "path (weights MB)", "thr",
+              "case", "ms", "GFLOP/s", "vs oneDNN", "vs peak", "vs f32");
+  const kernels::Linear f32(w, b, DType::F32), bf16(w, b, DType::BF16);
+  Tensor y = Tensor::empty({m, n}, DType::F32);
+  const Tensor x_b = x.to(DType::BF16);
+  for (int threads : {1, 2}) {
+    omp_set_num_threads(threads);
+    double f32_seconds = 0;
+    for (const kernels::Linear* lin : {&f32, &bf16}) {
+      // The reference rates are those of the arithmetic the layer runs.
+      const DType arith = kernels::gemm_operand_dtype(lin->mode());
+      const double peak = bench::fma_peak_gflops(arith);
+      const double onednn = bench::onednn_matmul_gflops(m, k, n, arith);
+      const std::string path = std::string(kernels::gemm_mode_name(lin->mode())) + " (" +
+                               std::to_string(lin->weight_bytes() >> 20) + ")";
+      const std::string dtype(dtype_name(lin->compute_dtype()));
       auto row = [&](const char* name, double seconds) {
         const double rate = flops / seconds / 1e9;
-        std::printf("%-6s %-7d %-22s %10.2f %10.1f %11.1f%% %9.1f%%\n",
-                    std::string(dtype_name(dtype)).c_str(), threads, name, seconds * 1e3, rate,
-                    100 * rate / onednn, 100 * rate / peak);
+        std::printf("%-5s %-26s %-3d %-24s %9.2f %9.1f %8.1f%% %7.1f%%", dtype.c_str(),
+                    path.c_str(), threads, name, seconds * 1e3, rate, 100 * rate / onednn,
+                    100 * rate / peak);
+        if (f32_seconds > 0) std::printf(" %7.2fx", f32_seconds / seconds);
+        std::printf("\n");
       };
       row("oneDNN standalone", flops / (onednn * 1e9));
-      row("paradiff linear", bench::time_median([&] { lin.forward(x_in, y); }));
-      if (dtype == DType::BF16)
-        row("  (f32 input, converted)", bench::time_median([&] { lin.forward(x, y); }));
-      std::printf("%-6s %-7d %-22s %10s %10.1f\n", std::string(dtype_name(dtype)).c_str(), threads,
-                  "FMA-loop peak", "", peak);
+      const double seconds = bench::time_median([&] { lin->forward(x, y); });
+      if (lin == &f32) f32_seconds = seconds;
+      row(lin == &f32 ? "paradiff linear" : "paradiff linear, f32 in", seconds);
+      if (lin == &bf16)
+        row("paradiff linear, bf16 in", bench::time_median([&] { lin->forward(x_b, y); }));
     }
   }
+}
+
+}  // namespace
+
+int main() {
+  paradiff::bench::print_machine_header();
+  std::printf("vs f32: fp32 layer's time / this row's time, same thread count (> 1 is faster)\n");
+  run_shape(4096, 3072, 3072);
+  run_shape(2, 3072, 18432);
   return 0;
 }
