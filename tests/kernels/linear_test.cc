@@ -71,7 +71,9 @@ TEST_P(LinearTest, MatchesDoubleReferenceInF32AndBf16) {
 INSTANTIATE_TEST_SUITE_P(OddSizes, LinearTest,
                          ::testing::Values(LinearCase{1, 1, 1, 1}, LinearCase{1, 7, 13, 5},
                                            LinearCase{2, 33, 65, 129}, LinearCase{1, 130, 96, 257},
-                                           LinearCase{3, 17, 300, 48}));
+                                           LinearCase{3, 17, 300, 48},
+                                           // few rows, many columns (the direct bf16 path)
+                                           LinearCase{2, 1, 70, 1100}));
 
 // A bf16 layer runs native bf16 where the active level has it and otherwise keeps bf16 weights
 // (half the bytes of fp32) and computes in fp32 (ctest runs this under PARADIFF_MAX_ISA=avx2 and

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <vector>
 
 #include "paradiff/core/error.h"
 #include "paradiff/core/tensor.h"
@@ -79,9 +80,77 @@ Bf16StoredWeights::Layout Bf16StoredWeights::read_layout(const dnnl::memory::des
 namespace {
 
 // Rows handled by one pass of multiply_rows; more rows are done in several passes.
-constexpr int64_t kRowsPerPass = 8;
-// Columns of one task: a tile's accumulators (kRowsPerPass x kTileColumns floats) stay in L1.
-constexpr int64_t kTileColumns = 64;
+constexpr int64_t kRowsPerPass = 4;
+// Columns of one task. Blocked layouts (oneDNN's AVX-512 fp32 packing): a block's 64-column
+// runs, contiguous for the whole of K. Row-major weights (its AVX2 packing): 512 columns, so
+// that each k reads 1 KiB of a row rather than one cache line per page.
+constexpr int64_t kRun = 64;
+constexpr int64_t kMaxTile = 512;
+
+// Row starts of the tile a thread works on, kept for its next tiles.
+std::vector<const uint16_t*>& rows_buffer() {
+  thread_local std::vector<const uint16_t*> rows;
+  return rows;
+}
+
+inline float widen_one(uint16_t v) {
+  return std::bit_cast<float>(static_cast<uint32_t>(v) << 16);
+}
+
+// 16 lanes as GCC/Clang vector types: one zmm, or two ymm on AVX2 (never passed by value, so
+// the calling convention does not depend on the target).
+typedef float F32x16 __attribute__((vector_size(64)));
+typedef uint32_t U32x16 __attribute__((vector_size(64)));
+typedef uint16_t U16x16 __attribute__((vector_size(32)));
+
+// y[m, j] = sum_k x[m, k] w(k, j) for m < NR, j < len, where w(k, j) = row[k][j]: `row[k]` is
+// the bf16 run of row k of this tile. K goes in chunks whose weights stay in L1/L2 while every
+// column group of the tile passes over them; within a chunk the NR x V x 16 accumulators live in
+// registers (at least 4 independent FMA chains, at most 8 ymm or zmm registers).
+template <int NR>
+void tile_product(const float* x, int64_t ldx, int64_t k_count, const uint16_t* const* row,
+                  int64_t len, float* y, int64_t ldy) {
+  constexpr int V = NR == 1 ? 4 : NR == 2 ? 2 : 1;  // vectors of 16 per row
+  constexpr int64_t kWidth = 16 * V;
+  constexpr int64_t kChunkRows = 128;
+  alignas(64) float sums[NR][kMaxTile] = {};
+  const int64_t vec_len = len / kWidth * kWidth;
+  for (int64_t k0 = 0; k0 < k_count; k0 += kChunkRows) {
+    const int64_t k1 = std::min(k_count, k0 + kChunkRows);
+    for (int64_t c = 0; c < vec_len; c += kWidth) {
+      F32x16 acc[NR][V];
+      for (int m = 0; m < NR; ++m)
+        for (int v = 0; v < V; ++v) std::memcpy(&acc[m][v], &sums[m][c + 16 * v], 64);
+      for (int64_t k = k0; k < k1; ++k) {
+        const uint16_t* p = row[k] + c;
+        F32x16 w[V];
+#pragma GCC unroll 4
+        for (int v = 0; v < V; ++v) {
+          U16x16 raw;
+          std::memcpy(&raw, p + 16 * v, sizeof(raw));
+          const U32x16 bits = __builtin_convertvector(raw, U32x16) << 16;
+          std::memcpy(&w[v], &bits, sizeof(bits));
+        }
+#pragma GCC unroll 4
+        for (int m = 0; m < NR; ++m) {
+          const float xv = x[m * ldx + k];
+#pragma GCC unroll 4
+          for (int v = 0; v < V; ++v) acc[m][v] += xv * w[v];
+        }
+      }
+      for (int m = 0; m < NR; ++m)
+        for (int v = 0; v < V; ++v) std::memcpy(&sums[m][c + 16 * v], &acc[m][v], 64);
+    }
+    for (int64_t k = k0; k < k1; ++k) {  // the last columns, fewer than kWidth
+      const uint16_t* p = row[k];
+      for (int m = 0; m < NR; ++m) {
+        const float xv = x[m * ldx + k];
+        for (int64_t c = vec_len; c < len; ++c) sums[m][c] += xv * widen_one(p[c]);
+      }
+    }
+  }
+  for (int m = 0; m < NR; ++m) std::copy_n(sums[m], len, y + m * ldy);
+}
 
 }  // namespace
 
@@ -89,34 +158,43 @@ void Bf16StoredWeights::multiply_rows(const float* x, int64_t rows, float* y) co
   PARADIFF_CHECK(layout_.readable, "bf16-stored weights: multiply_rows on an unreadable layout");
   const Layout l = layout_;
   const auto* w = reinterpret_cast<const uint16_t*>(storage_.get());
-  const int64_t tiles_per_block = (std::min(l.bn, l.n) + kTileColumns - 1) / kTileColumns;
+  const int64_t tile = l.bn > kRun ? kMaxTile : kRun;
+  const int64_t tiles_per_block = (std::min(l.bn, l.n) + tile - 1) / tile;
   const int64_t blocks = (l.n + l.bn - 1) / l.bn;
   const int64_t tiles = blocks * tiles_per_block;
   for (int64_t r0 = 0; r0 < rows; r0 += kRowsPerPass) {
-    const int64_t nr = std::min(kRowsPerPass, rows - r0);
+    const int nr = static_cast<int>(std::min(kRowsPerPass, rows - r0));
 #pragma omp parallel for schedule(static) if (tiles > 1 && l.k * l.n > (1 << 15))
     for (int64_t t = 0; t < tiles; ++t) {
       const int64_t block = t / tiles_per_block;
-      const int64_t j0 = (t % tiles_per_block) * kTileColumns;  // first column within the block
+      const int64_t j0 = (t % tiles_per_block) * tile;  // first column within the block
       const int64_t n0 = block * l.bn + j0;
       if (n0 >= l.n || j0 >= l.bn) continue;
-      const int64_t len = std::min({kTileColumns, l.bn - j0, l.n - n0});
-      alignas(64) float acc[kRowsPerPass][kTileColumns] = {};
-      for (int64_t k = 0; k < l.k; ++k) {
-        const uint16_t* p = w + (k / l.bk) * l.sk + block * l.sn + (k % l.bk) * l.bn + j0;
-        for (int64_t m = 0; m < nr; ++m) {
-          const float xv = x[(r0 + m) * l.k + k];
-          float* a = acc[m];
-          if (len == kTileColumns) {  // the common case, with a length the compiler knows
-            for (int64_t j = 0; j < kTileColumns; ++j)
-              a[j] += xv * std::bit_cast<float>(static_cast<uint32_t>(p[j]) << 16);
-          } else {
-            for (int64_t j = 0; j < len; ++j)
-              a[j] += xv * std::bit_cast<float>(static_cast<uint32_t>(p[j]) << 16);
-          }
-        }
+      const int64_t len = std::min({tile, l.bn - j0, l.n - n0});
+      // Where each row of the tile starts (no division per row in the loops).
+      std::vector<const uint16_t*>& row = rows_buffer();
+      row.resize(static_cast<size_t>(l.k));
+      const uint16_t* base = w + block * l.sn + j0;
+      for (int64_t k = 0, kb = 0, kr = 0; k < l.k; ++k) {
+        row[k] = base + kb * l.sk + kr * l.bn;
+        if (++kr == l.bk) kr = 0, ++kb;
       }
-      for (int64_t m = 0; m < nr; ++m) std::copy_n(acc[m], len, y + (r0 + m) * l.n + n0);
+      const float* xr = x + r0 * l.k;
+      float* yr = y + r0 * l.n + n0;
+      switch (nr) {
+        case 1:
+          tile_product<1>(xr, l.k, l.k, row.data(), len, yr, l.n);
+          break;
+        case 2:
+          tile_product<2>(xr, l.k, l.k, row.data(), len, yr, l.n);
+          break;
+        case 3:
+          tile_product<3>(xr, l.k, l.k, row.data(), len, yr, l.n);
+          break;
+        default:
+          tile_product<4>(xr, l.k, l.k, row.data(), len, yr, l.n);
+          break;
+      }
     }
   }
 }
