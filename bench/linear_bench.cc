@@ -1,9 +1,10 @@
-// linear(x, W, b) in fp32 and bf16, 1 and 2 threads, on two FLUX shapes: M=4096, K=N=3072 (one
-// projection of the image tokens) and M=2, K=3072, N=18432 (a double block's adaLN modulation
-// for batch 2, bound by reading the weights). GFLOP/s, the ratio to a standalone oneDNN GEMM in
-// the dtype the layer really computes in and to the FMA peak of that arithmetic, both measured in
-// the same run, and bf16's time against fp32's. Each bf16 row names its path (kernels/
-// gemm_mode.h): "bf16" (native) or "bf16 stored, f32 computed". Prints figures; asserts nothing.
+// linear(x, W, b) in fp32 and bf16, 1 and 2 threads, on three FLUX shapes: M=4096, K=N=3072 (one
+// projection of the image tokens), M=512 (the same for the text tokens) and M=2, K=3072,
+// N=18432 (a double block's adaLN modulation for batch 2, bound by reading the weights). GFLOP/s,
+// the ratio to a standalone oneDNN GEMM in the dtype the layer really computes in and to the FMA
+// peak of that arithmetic, both measured in the same run, and bf16's time against fp32's. Each bf16
+// row names its path (kernels/ gemm_mode.h): "bf16" (native) or "bf16 stored, f32 computed". Prints
+// figures; asserts nothing.
 #include <omp.h>
 
 #include <algorithm>
@@ -30,8 +31,9 @@ double cpu_seconds() {
   return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
-// fp32 time / bf16 time from `pairs` alternating runs, the fastest of each: other load on the
-// machine hits both alike, so this ratio is steadier than two separate medians.
+// fp32 CPU time / bf16 CPU time (the process's, all threads) from `pairs` alternating runs, the
+// fastest of each: time a loaded machine gives to other processes is not counted, and both see
+// the same conditions, so this ratio is steadier than two separate wall-clock medians.
 double interleaved_speedup(const std::function<void()>& f32, const std::function<void()>& bf16,
                            int pairs) {
   f32();
@@ -93,7 +95,7 @@ void run_shape(int64_t m, int64_t k, int64_t n) {
     }
     const int pairs = m >= 1024 ? 5 : 30;
     std::printf(
-        "bf16 vs f32, %d threads, fastest of %d alternating runs: %.2fx (f32 in), "
+        "bf16 vs f32, %d threads, fastest of %d alternating runs (CPU time): %.2fx (f32 in), "
         "%.2fx (bf16 in)\n",
         threads, pairs,
         interleaved_speedup([&] { f32.forward(x, y); }, [&] { bf16.forward(x, y); }, pairs),
@@ -105,12 +107,14 @@ void run_shape(int64_t m, int64_t k, int64_t n) {
 
 int main(int argc, char** argv) {
   paradiff::bench::print_machine_header();
-  std::printf("vs f32: fp32 layer's time / this row's time, same thread count (> 1 is faster)\n");
+  std::printf(
+      "vs f32: fp32 layer's time / this row's time, same thread count (> 1: bf16 faster)\n");
   if (argc == 4) {  // linear_bench M K N: that shape only
     run_shape(std::atoll(argv[1]), std::atoll(argv[2]), std::atoll(argv[3]));
     return 0;
   }
   run_shape(4096, 3072, 3072);
+  run_shape(512, 3072, 3072);  // the text stream's projections (512 T5 tokens)
   run_shape(2, 3072, 18432);
   return 0;
 }
