@@ -27,3 +27,8 @@ endfunction()
 
 # The variant files (paths under src/paradiff/).
 set(kernel_dir ${PROJECT_SOURCE_DIR}/src/paradiff/kernels/cpu)
+
+# bf16 stored, fp32 computed (kernels/gemm_mode.h): the widening and few-row loops of
+# cpu/bf16_stored_weights.cc, one file per level (body: cpu/bf16_rows_body.h).
+paradiff_isa_source(${kernel_dir}/bf16_rows_avx2.cc avx2)
+paradiff_isa_source(${kernel_dir}/bf16_rows_avx512.cc avx512)

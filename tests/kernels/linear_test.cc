@@ -7,6 +7,7 @@
 #include "paradiff/core/cpu_isa.h"
 #include "paradiff/core/memory.h"
 #include "paradiff/core/threads.h"
+#include "paradiff/kernels/cpu/bf16_rows_kernel.h"
 #include "testing/test_util.h"
 
 namespace paradiff::kernels {
@@ -97,6 +98,11 @@ TEST(Linear, Bf16StoredInBf16AndComputedInF32WithoutNativeBf16) {
   if (lb.mode() == GemmMode::Bf16StoredF32) {
     EXPECT_EQ(lb.weight_bytes() * 2, f32.weight_bytes());  // the fp32 packing, stored in bf16
   }
+  // Its loops run at the active level (cpu/bf16_rows_avx2.cc, cpu/bf16_rows_avx512.cc).
+  const CpuIsa isa = active_cpu_isa();
+  EXPECT_EQ(cpu::bf16_rows_kernel_level(), isa >= CpuIsa::Avx512 ? "avx512"
+                                           : isa >= CpuIsa::Avx2 ? "avx2"
+                                                                 : "portable");
 
   // The arithmetic: x = 1 + 2^-9 is not a bf16 value (8 significant bits) and W = 1 is. In fp32
   // every output is 16 (1 + 2^-9) exactly; bf16 operands round x to 1 first and give 16.

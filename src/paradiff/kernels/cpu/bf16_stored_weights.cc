@@ -1,13 +1,31 @@
 #include "paradiff/kernels/cpu/bf16_stored_weights.h"
 
 #include <algorithm>
-#include <bit>
 #include <cstring>
 #include <vector>
 
+#include "paradiff/core/cpu_isa.h"
 #include "paradiff/core/error.h"
 #include "paradiff/core/tensor.h"
+#include "paradiff/kernels/cpu/bf16_rows_kernel.h"
 #include "paradiff/kernels/cpu/onednn_context.h"
+
+// The portable copy of the loops, compiled for the build's target (the x86 levels have their own
+// files: bf16_rows_avx2.cc, bf16_rows_avx512.cc).
+namespace paradiff::kernels::cpu::isa_portable {
+
+#include "paradiff/kernels/cpu/bf16_rows_body.h"
+
+void widen(const uint16_t* src, uint32_t* dst, int64_t begin, int64_t end) {
+  widen_range(src, dst, begin, end);
+}
+
+void rows_tile(int rows, const float* x, int64_t ldx, int64_t k_count, const uint16_t* const* row,
+               int64_t len, float* y, int64_t ldy) {
+  tile_rows(rows, x, ldx, k_count, row, len, y, ldy);
+}
+
+}  // namespace paradiff::kernels::cpu::isa_portable
 
 namespace paradiff::kernels::cpu {
 
@@ -15,6 +33,25 @@ namespace {
 
 // Elements per OpenMP chunk: large enough that a chunk's stores stream, small enough to balance.
 constexpr int64_t kChunk = 1 << 16;
+
+// The loops of the active instruction-set level (core/cpu_isa.h), chosen once.
+struct LevelKernels {
+  decltype(&isa_portable::widen) widen;
+  decltype(&isa_portable::rows_tile) rows_tile;
+  std::string_view level;
+};
+
+const LevelKernels& level_kernels() {
+  static const LevelKernels kernels = []() -> LevelKernels {
+#if defined(__x86_64__)
+    if (active_cpu_isa() >= CpuIsa::Avx512)
+      return {isa_avx512::widen, isa_avx512::rows_tile, "avx512"};
+    if (active_cpu_isa() >= CpuIsa::Avx2) return {isa_avx2::widen, isa_avx2::rows_tile, "avx2"};
+#endif
+    return {isa_portable::widen, isa_portable::rows_tile, "portable"};
+  }();
+  return kernels;
+}
 
 Tensor& scratch() {
   thread_local Tensor buffer;
@@ -30,8 +67,7 @@ void widen_bf16(const bf16* src, float* dst, int64_t count) {
 #pragma omp parallel for schedule(static) if (chunks > 1)
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t end = std::min(count, (c + 1) * kChunk);
-    // A plain loop: the compiler vectorises it for the build's target (zero-extend, shift).
-    for (int64_t i = c * kChunk; i < end; ++i) out[i] = static_cast<uint32_t>(in[i]) << 16;
+    level_kernels().widen(in, out, c * kChunk, end);
   }
 }
 
@@ -85,7 +121,7 @@ constexpr int64_t kRowsPerPass = 4;
 // runs, contiguous for the whole of K. Row-major weights (its AVX2 packing): 512 columns, so
 // that each k reads 1 KiB of a row rather than one cache line per page.
 constexpr int64_t kRun = 64;
-constexpr int64_t kMaxTile = 512;
+constexpr int64_t kTileColumns = 512;  // the body's kMaxTile
 
 // Row starts of the tile a thread works on, kept for its next tiles.
 std::vector<const uint16_t*>& rows_buffer() {
@@ -93,112 +129,8 @@ std::vector<const uint16_t*>& rows_buffer() {
   return rows;
 }
 
-inline float widen_one(uint16_t v) {
-  return std::bit_cast<float>(static_cast<uint32_t>(v) << 16);
-}
-
 // 16 lanes as GCC/Clang vector types: one zmm, or two ymm on AVX2 (never passed by value, so
 // the calling convention does not depend on the target).
-typedef float F32x16 __attribute__((vector_size(64)));
-typedef uint16_t U16x32 __attribute__((vector_size(64)));
-
-// 32 bf16 values (one 64-byte load) as two vectors of 16 floats, by interleaving them with zeros
-// within each 128-bit lane (vpunpcklwd / vpunpckhwd): a bf16 is the high half of its float. The
-// columns come out permuted: `lo` holds columns {0-3, 8-11, 16-19, 24-27}, `hi` the others
-// (column_of below); the sums are put back in order once, at the end.
-#define PARADIFF_UNPACK_LANE(l, o)                                                                 \
-  8 * l + o, 32 + 8 * l + o, 8 * l + o + 1, 32 + 8 * l + o + 1, 8 * l + o + 2, 32 + 8 * l + o + 2, \
-      8 * l + o + 3, 32 + 8 * l + o + 3
-#define PARADIFF_UNPACK(o)                                                            \
-  PARADIFF_UNPACK_LANE(0, o), PARADIFF_UNPACK_LANE(1, o), PARADIFF_UNPACK_LANE(2, o), \
-      PARADIFF_UNPACK_LANE(3, o)
-
-// The column (within its group of 32) of element e of the pair of vectors (e < 16: lo).
-constexpr int64_t column_of(int64_t e) {
-  return e < 16 ? 8 * (e / 4) + e % 4 : 8 * ((e - 16) / 4) + 4 + (e - 16) % 4;
-}
-
-// y[m, j] = sum_k x[m, k] w(k, j) for m < NR, j < len, where w(k, j) = row[k][j]: `row[k]` is
-// the bf16 run of row k of this tile. K goes in chunks whose weights stay in L1/L2 while every
-// column group of the tile passes over them; within a chunk the NR x V x 16 accumulators live in
-// registers (at least 4 independent FMA chains, at most 8 zmm or 16 ymm registers).
-template <int NR>
-void tile_product(const float* x, int64_t ldx, int64_t k_count, const uint16_t* const* row,
-                  int64_t len, float* y, int64_t ldy) {
-  constexpr int G = NR == 1 ? 2 : 1;  // groups of 32 columns per pass
-  constexpr int V = 2 * G;            // vectors of 16 per row
-  constexpr int64_t kWidth = 32 * G;
-  constexpr int64_t kChunkRows = 128;
-  alignas(64) float sums[NR][kMaxTile] = {};  // vector part in the unpack order
-  const int64_t vec_len = len / 32 * 32;
-  const int64_t wide_len = len / kWidth * kWidth;
-  const U16x32 zero = {};
-  for (int64_t k0 = 0; k0 < k_count; k0 += kChunkRows) {
-    const int64_t k1 = std::min(k_count, k0 + kChunkRows);
-    for (int64_t c = 0; c < vec_len; c += kWidth) {
-      const int groups = c < wide_len ? G : 1;  // a last single group when 32 remain
-      F32x16 acc[NR][V];
-      for (int m = 0; m < NR; ++m)
-        for (int v = 0; v < V; ++v)
-          if (v < 2 * groups) std::memcpy(&acc[m][v], &sums[m][c + 16 * v], 64);
-      if (groups == G) {
-        for (int64_t k = k0; k < k1; ++k) {
-          const uint16_t* p = row[k] + c;
-          F32x16 w[V];
-#pragma GCC unroll 2
-          for (int g = 0; g < G; ++g) {
-            U16x32 raw;
-            std::memcpy(&raw, p + 32 * g, sizeof(raw));
-            const U16x32 lo = __builtin_shufflevector(zero, raw, PARADIFF_UNPACK(0));
-            const U16x32 hi = __builtin_shufflevector(zero, raw, PARADIFF_UNPACK(4));
-            std::memcpy(&w[2 * g], &lo, 64);
-            std::memcpy(&w[2 * g + 1], &hi, 64);
-          }
-#pragma GCC unroll 4
-          for (int m = 0; m < NR; ++m) {
-            const float xv = x[m * ldx + k];
-#pragma GCC unroll 4
-            for (int v = 0; v < V; ++v) acc[m][v] += xv * w[v];
-          }
-        }
-      } else {
-        for (int64_t k = k0; k < k1; ++k) {
-          U16x32 raw;
-          std::memcpy(&raw, row[k] + c, sizeof(raw));
-          const U16x32 lo = __builtin_shufflevector(zero, raw, PARADIFF_UNPACK(0));
-          const U16x32 hi = __builtin_shufflevector(zero, raw, PARADIFF_UNPACK(4));
-          F32x16 w0, w1;
-          std::memcpy(&w0, &lo, 64);
-          std::memcpy(&w1, &hi, 64);
-          for (int m = 0; m < NR; ++m) {
-            const float xv = x[m * ldx + k];
-            acc[m][0] += xv * w0;
-            acc[m][1] += xv * w1;
-          }
-        }
-      }
-      for (int m = 0; m < NR; ++m)
-        for (int v = 0; v < V; ++v)
-          if (v < 2 * groups) std::memcpy(&sums[m][c + 16 * v], &acc[m][v], 64);
-    }
-    for (int64_t k = k0; k < k1; ++k) {  // the last columns, fewer than 32
-      const uint16_t* p = row[k];
-      for (int m = 0; m < NR; ++m) {
-        const float xv = x[m * ldx + k];
-        for (int64_t c = vec_len; c < len; ++c) sums[m][c] += xv * widen_one(p[c]);
-      }
-    }
-  }
-  for (int m = 0; m < NR; ++m) {
-    float* out = y + m * ldy;
-    for (int64_t c = 0; c < vec_len; c += 32)
-      for (int64_t e = 0; e < 32; ++e) out[c + column_of(e)] = sums[m][c + e];
-    std::copy(sums[m] + vec_len, sums[m] + len, out + vec_len);
-  }
-}
-
-#undef PARADIFF_UNPACK
-#undef PARADIFF_UNPACK_LANE
 
 }  // namespace
 
@@ -206,7 +138,7 @@ void Bf16StoredWeights::multiply_rows(const float* x, int64_t rows, float* y) co
   PARADIFF_CHECK(layout_.readable, "bf16-stored weights: multiply_rows on an unreadable layout");
   const Layout l = layout_;
   const auto* w = reinterpret_cast<const uint16_t*>(storage_.get());
-  const int64_t tile = l.bn > kRun ? kMaxTile : kRun;
+  const int64_t tile = l.bn > kRun ? kTileColumns : kRun;
   const int64_t tiles_per_block = (std::min(l.bn, l.n) + tile - 1) / tile;
   const int64_t blocks = (l.n + l.bn - 1) / l.bn;
   const int64_t tiles = blocks * tiles_per_block;
@@ -229,20 +161,7 @@ void Bf16StoredWeights::multiply_rows(const float* x, int64_t rows, float* y) co
       }
       const float* xr = x + r0 * l.k;
       float* yr = y + r0 * l.n + n0;
-      switch (nr) {
-        case 1:
-          tile_product<1>(xr, l.k, l.k, row.data(), len, yr, l.n);
-          break;
-        case 2:
-          tile_product<2>(xr, l.k, l.k, row.data(), len, yr, l.n);
-          break;
-        case 3:
-          tile_product<3>(xr, l.k, l.k, row.data(), len, yr, l.n);
-          break;
-        default:
-          tile_product<4>(xr, l.k, l.k, row.data(), len, yr, l.n);
-          break;
-      }
+      level_kernels().rows_tile(nr, xr, l.k, l.k, row.data(), len, yr, l.n);
     }
   }
 }
@@ -266,6 +185,10 @@ dnnl::memory Bf16StoredWeights::widened() const {
   widen_bf16(reinterpret_cast<const bf16*>(storage_.get()), buffer.data<float>(),
              static_cast<int64_t>(bytes / 4));
   return dnnl::memory(desc_, onednn_engine(), buffer.raw_data());
+}
+
+std::string_view bf16_rows_kernel_level() {
+  return level_kernels().level;
 }
 
 size_t widening_scratch_bytes() {
