@@ -38,7 +38,9 @@ void Linear::forward(const Tensor& x, Tensor& out, Activation activation, bool a
   PARADIFF_CHECK(device == device_, "linear: input ", x.describe(),
                  " is not on the layer's device ", device_name(device_));
   if (m == 0) return;
-  impl_->forward(x.as(gemm_operand_dtype(mode_)), out, activation, accumulate);
+  // bf16 activations of a layer computed in fp32 reach the device as they are (it widens them).
+  impl_->forward(mode_ == GemmMode::Bf16StoredF32 ? x : x.as(gemm_operand_dtype(mode_)), out,
+                 activation, accumulate);
 }
 
 size_t Linear::weight_bytes() const {

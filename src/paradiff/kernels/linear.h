@@ -18,8 +18,9 @@ enum class Activation { None, GeluTanh, Silu };
 
 class Linear {
  public:
-  // What a device provides: the prepared weights and the GEMM. Inputs reach it checked, x
-  // already in the mode's operand dtype (gemm_operand_dtype) and with at least one row.
+  // What a device provides: the prepared weights and the GEMM. Inputs reach it checked, with at
+  // least one row, x in the mode's operand dtype (gemm_operand_dtype), except in
+  // GemmMode::Bf16StoredF32 where x may also be bf16 (the device widens it).
   class Impl {
    public:
     virtual ~Impl() = default;

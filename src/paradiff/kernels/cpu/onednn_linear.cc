@@ -194,9 +194,14 @@ const dnnl::matmul& OneDnnLinear::primitive_for(int64_t m, DType out_dtype, Acti
   return primitives_.emplace(key, dnnl::matmul(pd)).first->second;
 }
 
-void OneDnnLinear::forward(const Tensor& src, Tensor& out, Activation activation,
+void OneDnnLinear::forward(const Tensor& x, Tensor& out, Activation activation,
                            bool accumulate) const {
-  const int64_t m = src.numel() / in_;
+  const int64_t m = x.numel() / in_;
+  Tensor src = x;
+  if (widened_ && x.dtype() == DType::BF16) {  // widened with the level's own loop
+    src = Tensor::empty(x.shape(), DType::F32);
+    cpu::widen_bf16(x.data<bf16>(), src.data<float>(), x.numel());
+  }
   if (widened_ && m <= kDirectRows && bf16_weights_.rows_readable()) {
     forward_rows(src, out, activation, accumulate);
     return;
