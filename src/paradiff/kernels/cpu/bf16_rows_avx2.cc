@@ -8,6 +8,7 @@
 #if defined(__x86_64__)
 namespace paradiff::kernels::cpu::isa_avx2 {
 
+#define PARADIFF_BF16_ROWS_VECTOR_BYTES 32  // ymm
 #include "paradiff/kernels/cpu/bf16_rows_body.h"
 
 void widen(const uint16_t* src, uint32_t* dst, int64_t begin, int64_t end) {

@@ -23,60 +23,73 @@ inline float widen_one(uint16_t v) {
   return f;
 }
 
-typedef float F32x16 __attribute__((vector_size(64)));
-typedef uint16_t U16x32 __attribute__((vector_size(64)));
+// Vectors of PARADIFF_BF16_ROWS_VECTOR_BYTES (64: zmm, the default; 32: ymm, which the AVX2 file
+// defines: wider GCC vectors would be split into scalar code there).
+#ifndef PARADIFF_BF16_ROWS_VECTOR_BYTES
+#define PARADIFF_BF16_ROWS_VECTOR_BYTES 64
+#endif
+constexpr int kVectorBytes = PARADIFF_BF16_ROWS_VECTOR_BYTES;
+typedef float F32xV __attribute__((vector_size(PARADIFF_BF16_ROWS_VECTOR_BYTES)));
+typedef uint16_t U16xV __attribute__((vector_size(PARADIFF_BF16_ROWS_VECTOR_BYTES)));
+constexpr int64_t kFloats = kVectorBytes / 4;   // floats per vector
+constexpr int64_t kGroup = 2 * kFloats;         // bf16 values per load: one group of columns
+constexpr int kU16 = static_cast<int>(kGroup);  // shufflevector's index of the second operand
 
-// 32 bf16 values (one 64-byte load) as two vectors of 16 floats, by interleaving them with zeros
-// within each 128-bit lane (vpunpcklwd / vpunpckhwd): a bf16 is the high half of its float. The
-// columns come out permuted: `lo` holds columns {0-3, 8-11, 16-19, 24-27}, `hi` the others
-// (column_of below); the sums are put back in order once, at the end.
-#define PARADIFF_UNPACK_LANE(l, o)                                                                 \
-  8 * l + o, 32 + 8 * l + o, 8 * l + o + 1, 32 + 8 * l + o + 1, 8 * l + o + 2, 32 + 8 * l + o + 2, \
-      8 * l + o + 3, 32 + 8 * l + o + 3
+// kGroup bf16 values (one load) as two vectors of floats, by interleaving them with zeros within
+// each 128-bit lane (vpunpcklwd / vpunpckhwd): a bf16 is the high half of its float. The columns
+// come out permuted: `lo` holds columns {0-3, 8-11, ...}, `hi` {4-7, 12-15, ...} (column_of);
+// the sums are put back in order once, at the end.
+#define PARADIFF_UNPACK_LANE(l, o)                                                 \
+  8 * l + o, kU16 + 8 * l + o, 8 * l + o + 1, kU16 + 8 * l + o + 1, 8 * l + o + 2, \
+      kU16 + 8 * l + o + 2, 8 * l + o + 3, kU16 + 8 * l + o + 3
+#if PARADIFF_BF16_ROWS_VECTOR_BYTES == 32
+#define PARADIFF_UNPACK(o) PARADIFF_UNPACK_LANE(0, o), PARADIFF_UNPACK_LANE(1, o)
+#else
 #define PARADIFF_UNPACK(o)                                                            \
   PARADIFF_UNPACK_LANE(0, o), PARADIFF_UNPACK_LANE(1, o), PARADIFF_UNPACK_LANE(2, o), \
       PARADIFF_UNPACK_LANE(3, o)
+#endif
 
-// The column (within its group of 32) of element e of the pair of vectors (e < 16: lo).
+// The column (within its group) of element e of the pair of vectors (e < kFloats: lo).
 constexpr int64_t column_of(int64_t e) {
-  return e < 16 ? 8 * (e / 4) + e % 4 : 8 * ((e - 16) / 4) + 4 + (e - 16) % 4;
+  return e < kFloats ? 8 * (e / 4) + e % 4 : 8 * ((e - kFloats) / 4) + 4 + (e - kFloats) % 4;
 }
 
 // y[m, j] = sum_k x[m, k] w(k, j) for m < NR, j < len, where w(k, j) = row[k][j]: `row[k]` is
 // the bf16 run of row k of this tile. K goes in chunks whose weights stay in L1/L2 while every
-// column group of the tile passes over them; within a chunk the NR x V x 16 accumulators live in
-// registers (at least 4 independent FMA chains, at most 8 zmm or 16 ymm registers).
+// column group of the tile passes over them; within a chunk the NR x V accumulators live in
+// registers (at least 4 independent FMA chains, at most 8).
 template <int NR>
 void tile_product(const float* x, int64_t ldx, int64_t k_count, const uint16_t* const* row,
                   int64_t len, float* y, int64_t ldy) {
-  constexpr int G = NR == 1 ? 2 : 1;  // groups of 32 columns per pass
-  constexpr int V = 2 * G;            // vectors of 16 per row
-  constexpr int64_t kWidth = 32 * G;
+  constexpr int G = NR == 1 ? 2 : 1;  // groups of columns per pass
+  constexpr int V = 2 * G;            // vectors per row
+  constexpr int64_t kWidth = kGroup * G;
   constexpr int64_t kChunkRows = 128;
   alignas(64) float sums[NR][kMaxTile] = {};  // vector part in the unpack order
-  const int64_t vec_len = len / 32 * 32;
+  const int64_t vec_len = len / kGroup * kGroup;
   const int64_t wide_len = len / kWidth * kWidth;
-  const U16x32 zero = {};
+  const U16xV zero = {};
   for (int64_t k0 = 0; k0 < k_count; k0 += kChunkRows) {
     const int64_t k1 = k0 + kChunkRows < k_count ? k0 + kChunkRows : k_count;
     for (int64_t c = 0; c < vec_len; c += kWidth) {
-      const int groups = c < wide_len ? G : 1;  // a last single group when 32 remain
-      F32x16 acc[NR][V];
+      const int groups = c < wide_len ? G : 1;  // a last single group
+      F32xV acc[NR][V];
       for (int m = 0; m < NR; ++m)
         for (int v = 0; v < V; ++v)
-          if (v < 2 * groups) std::memcpy(&acc[m][v], &sums[m][c + 16 * v], 64);
+          if (v < 2 * groups) std::memcpy(&acc[m][v], &sums[m][c + kFloats * v], kVectorBytes);
       if (groups == G) {
         for (int64_t k = k0; k < k1; ++k) {
           const uint16_t* p = row[k] + c;
-          F32x16 w[V];
+          F32xV w[V];
 #pragma GCC unroll 2
           for (int g = 0; g < G; ++g) {
-            U16x32 raw;
-            std::memcpy(&raw, p + 32 * g, sizeof(raw));
-            const U16x32 lo = __builtin_shufflevector(zero, raw, PARADIFF_UNPACK(0));
-            const U16x32 hi = __builtin_shufflevector(zero, raw, PARADIFF_UNPACK(4));
-            std::memcpy(&w[2 * g], &lo, 64);
-            std::memcpy(&w[2 * g + 1], &hi, 64);
+            U16xV raw;
+            std::memcpy(&raw, p + kGroup * g, sizeof(raw));
+            const U16xV lo = __builtin_shufflevector(zero, raw, PARADIFF_UNPACK(0));
+            const U16xV hi = __builtin_shufflevector(zero, raw, PARADIFF_UNPACK(4));
+            std::memcpy(&w[2 * g], &lo, kVectorBytes);
+            std::memcpy(&w[2 * g + 1], &hi, kVectorBytes);
           }
 #pragma GCC unroll 4
           for (int m = 0; m < NR; ++m) {
@@ -87,13 +100,13 @@ void tile_product(const float* x, int64_t ldx, int64_t k_count, const uint16_t* 
         }
       } else {
         for (int64_t k = k0; k < k1; ++k) {
-          U16x32 raw;
+          U16xV raw;
           std::memcpy(&raw, row[k] + c, sizeof(raw));
-          const U16x32 lo = __builtin_shufflevector(zero, raw, PARADIFF_UNPACK(0));
-          const U16x32 hi = __builtin_shufflevector(zero, raw, PARADIFF_UNPACK(4));
-          F32x16 w0, w1;
-          std::memcpy(&w0, &lo, 64);
-          std::memcpy(&w1, &hi, 64);
+          const U16xV lo = __builtin_shufflevector(zero, raw, PARADIFF_UNPACK(0));
+          const U16xV hi = __builtin_shufflevector(zero, raw, PARADIFF_UNPACK(4));
+          F32xV w0, w1;
+          std::memcpy(&w0, &lo, kVectorBytes);
+          std::memcpy(&w1, &hi, kVectorBytes);
           for (int m = 0; m < NR; ++m) {
             const float xv = x[m * ldx + k];
             acc[m][0] += xv * w0;
@@ -103,9 +116,9 @@ void tile_product(const float* x, int64_t ldx, int64_t k_count, const uint16_t* 
       }
       for (int m = 0; m < NR; ++m)
         for (int v = 0; v < V; ++v)
-          if (v < 2 * groups) std::memcpy(&sums[m][c + 16 * v], &acc[m][v], 64);
+          if (v < 2 * groups) std::memcpy(&sums[m][c + kFloats * v], &acc[m][v], kVectorBytes);
     }
-    for (int64_t k = k0; k < k1; ++k) {  // the last columns, fewer than 32
+    for (int64_t k = k0; k < k1; ++k) {  // the last columns, fewer than kGroup
       const uint16_t* p = row[k];
       for (int m = 0; m < NR; ++m) {
         const float xv = x[m * ldx + k];
@@ -115,14 +128,15 @@ void tile_product(const float* x, int64_t ldx, int64_t k_count, const uint16_t* 
   }
   for (int m = 0; m < NR; ++m) {
     float* out = y + m * ldy;
-    for (int64_t c = 0; c < vec_len; c += 32)
-      for (int64_t e = 0; e < 32; ++e) out[c + column_of(e)] = sums[m][c + e];
+    for (int64_t c = 0; c < vec_len; c += kGroup)
+      for (int64_t e = 0; e < kGroup; ++e) out[c + column_of(e)] = sums[m][c + e];
     for (int64_t c = vec_len; c < len; ++c) out[c] = sums[m][c];
   }
 }
 
 #undef PARADIFF_UNPACK
 #undef PARADIFF_UNPACK_LANE
+#undef PARADIFF_BF16_ROWS_VECTOR_BYTES
 
 }  // namespace
 
