@@ -14,6 +14,10 @@ void widen(const uint16_t* src, uint32_t* dst, int64_t begin, int64_t end) {
   widen_range(src, dst, begin, end);
 }
 
+int rows_per_tile() {
+  return max_rows();
+}
+
 void rows_tile(int rows, const float* x, int64_t ldx, int64_t k_count, const uint16_t* const* row,
                int64_t len, float* y, int64_t ldy) {
   tile_rows(rows, x, ldx, k_count, row, len, y, ldy);

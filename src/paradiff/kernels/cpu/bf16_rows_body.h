@@ -58,7 +58,7 @@ constexpr int64_t column_of(int64_t e) {
 // y[m, j] = sum_k x[m, k] w(k, j) for m < NR, j < len, where w(k, j) = row[k][j]: `row[k]` is
 // the bf16 run of row k of this tile. K goes in chunks whose weights stay in L1/L2 while every
 // column group of the tile passes over them; within a chunk the NR x V accumulators live in
-// registers (at least 4 independent FMA chains, at most 8).
+// registers (at least 4 independent FMA chains, at most 16).
 template <int NR>
 void tile_product(const float* x, int64_t ldx, int64_t k_count, const uint16_t* const* row,
                   int64_t len, float* y, int64_t ldy) {
@@ -91,7 +91,7 @@ void tile_product(const float* x, int64_t ldx, int64_t k_count, const uint16_t* 
             std::memcpy(&w[2 * g], &lo, kVectorBytes);
             std::memcpy(&w[2 * g + 1], &hi, kVectorBytes);
           }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
           for (int m = 0; m < NR; ++m) {
             const float xv = x[m * ldx + k];
 #pragma GCC unroll 4
@@ -107,6 +107,7 @@ void tile_product(const float* x, int64_t ldx, int64_t k_count, const uint16_t* 
           F32xV w0, w1;
           std::memcpy(&w0, &lo, kVectorBytes);
           std::memcpy(&w1, &hi, kVectorBytes);
+#pragma GCC unroll 8
           for (int m = 0; m < NR; ++m) {
             const float xv = x[m * ldx + k];
             acc[m][0] += xv * w0;
@@ -140,22 +141,38 @@ void tile_product(const float* x, int64_t ldx, int64_t k_count, const uint16_t* 
 
 }  // namespace
 
-// y[m, j] = sum_k x[m, k] row[k][j] for m < rows (1..4), j < len (<= 512), in fp32: one tile of
-// Bf16StoredWeights::multiply_rows. x: rows x k_count (row stride ldx); y: row stride ldy.
+// Rows one tile_rows call takes at most: 8 with zmm (16 accumulators of 32 registers), 4 with
+// ymm (8 of 16).
+inline int max_rows() {
+  return kVectorBytes == 64 ? 8 : 4;
+}
+
+// y[m, j] = sum_k x[m, k] row[k][j] for m < rows (1..max_rows()), j < len (<= 512), in fp32: one
+// tile of Bf16StoredWeights::multiply_rows. x: rows x k_count (row stride ldx); y: row stride ldy.
 inline void tile_rows(int rows, const float* x, int64_t ldx, int64_t k_count,
                       const uint16_t* const* row, int64_t len, float* y, int64_t ldy) {
   switch (rows) {
     case 1:
-      tile_product<1>(x, ldx, k_count, row, len, y, ldy);
-      break;
+      return tile_product<1>(x, ldx, k_count, row, len, y, ldy);
     case 2:
-      tile_product<2>(x, ldx, k_count, row, len, y, ldy);
-      break;
+      return tile_product<2>(x, ldx, k_count, row, len, y, ldy);
     case 3:
-      tile_product<3>(x, ldx, k_count, row, len, y, ldy);
-      break;
+      return tile_product<3>(x, ldx, k_count, row, len, y, ldy);
+    case 4:
+      return tile_product<4>(x, ldx, k_count, row, len, y, ldy);
     default:
-      tile_product<4>(x, ldx, k_count, row, len, y, ldy);
       break;
+  }
+  if constexpr (kVectorBytes == 64) {
+    switch (rows) {
+      case 5:
+        return tile_product<5>(x, ldx, k_count, row, len, y, ldy);
+      case 6:
+        return tile_product<6>(x, ldx, k_count, row, len, y, ldy);
+      case 7:
+        return tile_product<7>(x, ldx, k_count, row, len, y, ldy);
+      default:
+        return tile_product<8>(x, ldx, k_count, row, len, y, ldy);
+    }
   }
 }

@@ -7,11 +7,13 @@
 
 namespace paradiff::kernels::cpu {
 
-#define PARADIFF_BF16_ROWS_ENTRY_POINTS                                         \
-  /* dst[i] = src[i] << 16 for i in [begin, end) (bf16 to f32 bit patterns) */  \
-  void widen(const uint16_t* src, uint32_t* dst, int64_t begin, int64_t end);   \
-  /* y[m, j] = sum_k x[m, k] row[k][j] for m < rows (1..4), j < len (<= 512) */ \
-  void rows_tile(int rows, const float* x, int64_t ldx, int64_t k_count,        \
+#define PARADIFF_BF16_ROWS_ENTRY_POINTS                                                       \
+  /* dst[i] = src[i] << 16 for i in [begin, end) (bf16 to f32 bit patterns) */                \
+  void widen(const uint16_t* src, uint32_t* dst, int64_t begin, int64_t end);                 \
+  /* rows one rows_tile call takes at most */                                                 \
+  int rows_per_tile();                                                                        \
+  /* y[m, j] = sum_k x[m, k] row[k][j] for m < rows (1..rows_per_tile()), j < len (<= 512) */ \
+  void rows_tile(int rows, const float* x, int64_t ldx, int64_t k_count,                      \
                  const uint16_t* const* row, int64_t len, float* y, int64_t ldy);
 
 namespace isa_avx2 {

@@ -20,6 +20,10 @@ void widen(const uint16_t* src, uint32_t* dst, int64_t begin, int64_t end) {
   widen_range(src, dst, begin, end);
 }
 
+int rows_per_tile() {
+  return max_rows();
+}
+
 void rows_tile(int rows, const float* x, int64_t ldx, int64_t k_count, const uint16_t* const* row,
                int64_t len, float* y, int64_t ldy) {
   tile_rows(rows, x, ldx, k_count, row, len, y, ldy);
@@ -38,6 +42,7 @@ constexpr int64_t kChunk = 1 << 16;
 struct LevelKernels {
   decltype(&isa_portable::widen) widen;
   decltype(&isa_portable::rows_tile) rows_tile;
+  int rows_per_tile;
   std::string_view level;
 };
 
@@ -45,10 +50,12 @@ const LevelKernels& level_kernels() {
   static const LevelKernels kernels = []() -> LevelKernels {
 #if defined(__x86_64__)
     if (active_cpu_isa() >= CpuIsa::Avx512)
-      return {isa_avx512::widen, isa_avx512::rows_tile, "avx512"};
-    if (active_cpu_isa() >= CpuIsa::Avx2) return {isa_avx2::widen, isa_avx2::rows_tile, "avx2"};
+      return {isa_avx512::widen, isa_avx512::rows_tile, isa_avx512::rows_per_tile(), "avx512"};
+    if (active_cpu_isa() >= CpuIsa::Avx2)
+      return {isa_avx2::widen, isa_avx2::rows_tile, isa_avx2::rows_per_tile(), "avx2"};
 #endif
-    return {isa_portable::widen, isa_portable::rows_tile, "portable"};
+    return {isa_portable::widen, isa_portable::rows_tile, isa_portable::rows_per_tile(),
+            "portable"};
   }();
   return kernels;
 }
@@ -115,8 +122,6 @@ Bf16StoredWeights::Layout Bf16StoredWeights::read_layout(const dnnl::memory::des
 
 namespace {
 
-// Rows handled by one pass of multiply_rows; more rows are done in several passes.
-constexpr int64_t kRowsPerPass = 4;
 // Columns of one task. Blocked layouts (oneDNN's AVX-512 fp32 packing): a block's 64-column
 // runs, contiguous for the whole of K. Row-major weights (its AVX2 packing): 512 columns, so
 // that each k reads 1 KiB of a row rather than one cache line per page.
@@ -142,8 +147,10 @@ void Bf16StoredWeights::multiply_rows(const float* x, int64_t rows, float* y) co
   const int64_t tiles_per_block = (std::min(l.bn, l.n) + tile - 1) / tile;
   const int64_t blocks = (l.n + l.bn - 1) / l.bn;
   const int64_t tiles = blocks * tiles_per_block;
-  for (int64_t r0 = 0; r0 < rows; r0 += kRowsPerPass) {
-    const int nr = static_cast<int>(std::min(kRowsPerPass, rows - r0));
+  // Rows in passes of the level's tile height, each pass reading the weights once.
+  const int64_t per_pass = level_kernels().rows_per_tile;
+  for (int64_t r0 = 0; r0 < rows; r0 += per_pass) {
+    const int nr = static_cast<int>(std::min(per_pass, rows - r0));
 #pragma omp parallel for schedule(static) if (tiles > 1 && l.k * l.n > (1 << 15))
     for (int64_t t = 0; t < tiles; ++t) {
       const int64_t block = t / tiles_per_block;
@@ -189,6 +196,10 @@ dnnl::memory Bf16StoredWeights::widened() const {
 
 std::string_view bf16_rows_kernel_level() {
   return level_kernels().level;
+}
+
+int64_t Bf16StoredWeights::direct_rows() {
+  return 4 * level_kernels().rows_per_tile;
 }
 
 size_t widening_scratch_bytes() {

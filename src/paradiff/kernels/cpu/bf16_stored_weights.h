@@ -3,9 +3,8 @@
 // bf16 -> f32 pass (a 16-bit shift per element, exact) into a per-thread scratch buffer that the
 // fp32 primitive then reads as its prepacked weights. The layout is a permutation of the values
 // plus zero padding, so narrowing the packed fp32 copy of bf16-rounded weights is exact.
-// For a few rows (M = 1, 2: the timestep and modulation layers), where a GEMM only streams its
-// weights, multiply_rows reads the bf16 storage directly instead: a quarter of the bytes that
-// widening and an fp32 GEMM would move.
+// For a few rows (M = 1, 2: the timestep and modulation layers; short prompts), where a GEMM only
+// streams its weights, multiply_rows reads the bf16 storage directly instead (direct_rows()).
 #pragma once
 
 #include <dnnl.hpp>
@@ -45,6 +44,10 @@ class Bf16StoredWeights {
   // blocks of bk rows x bn columns with the columns innermost, as oneDNN packs fp32 matmul
   // weights).
   bool rows_readable() const { return layout_.readable; }
+  // Up to this many rows multiply_rows beats widening and an fp32 GEMM: it reads the 2-byte
+  // weights once per pass of the level's tile height (8 rows with AVX-512, 4 with AVX2), while
+  // widening moves 2 + 4 bytes per weight and the fp32 GEMM reads 4 more. Four passes.
+  static int64_t direct_rows();
   // y[m, n] = sum_k x[m, k] W[k, n] for m < rows in fp32 arithmetic, straight from the bf16
   // storage; x: rows x K, y: rows x N (overwritten), both f32 row-major. rows_readable() only.
   void multiply_rows(const float* x, int64_t rows, float* y) const;

@@ -25,10 +25,6 @@ namespace {
 // Rows used to ask oneDNN for its preferred weight layout. The layout depends on K, N and the
 // dtype, not on M (checked for M = 1 ... 4096 with oneDNN 2.6), so one packing serves all calls.
 constexpr int64_t kLayoutQueryRows = 512;
-// Up to this many rows a widened layer multiplies straight from its bf16 storage: such GEMMs
-// only stream the weights, and reading 2 bytes per weight beats widening (2 + 4) and an fp32
-// GEMM reading 4 more.
-constexpr int64_t kDirectRows = 4;
 
 class OneDnnLinear final : public Linear::Impl {
  public:
@@ -202,7 +198,8 @@ void OneDnnLinear::forward(const Tensor& x, Tensor& out, Activation activation,
     src = Tensor::empty(x.shape(), DType::F32);
     cpu::widen_bf16(x.data<bf16>(), src.data<float>(), x.numel());
   }
-  if (widened_ && m <= kDirectRows && bf16_weights_.rows_readable()) {
+  // Few rows: straight from the bf16 storage (cpu::Bf16StoredWeights::direct_rows()).
+  if (widened_ && m <= cpu::Bf16StoredWeights::direct_rows() && bf16_weights_.rows_readable()) {
     forward_rows(src, out, activation, accumulate);
     return;
   }
