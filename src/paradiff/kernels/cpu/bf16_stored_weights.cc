@@ -134,9 +134,6 @@ std::vector<const uint16_t*>& rows_buffer() {
   return rows;
 }
 
-// 16 lanes as GCC/Clang vector types: one zmm, or two ymm on AVX2 (never passed by value, so
-// the calling convention does not depend on the target).
-
 }  // namespace
 
 void Bf16StoredWeights::multiply_rows(const float* x, int64_t rows, float* y) const {
