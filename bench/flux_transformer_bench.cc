@@ -1,7 +1,9 @@
 // One FluxTransformer2DModel forward of a mid-size config (inner 1024 = 8 heads x 128, 4 double
 // + 8 single blocks, 4096 image + 256 text tokens, random weights), fp32 and bf16 compute, 1 and
-// 2 threads: ms, achieved GFLOP/s (FLOPs counted by FluxTransformerConfig::forward_flops) and the
-// ratio to the bf16 GEMM rate measured in the same run. Prints figures; asserts nothing.
+// 2 threads: ms, achieved GFLOP/s (FLOPs counted by FluxTransformerConfig::forward_flops), the
+// ratio to the rate of a GEMM in the arithmetic the layers really run (bf16 where it is native,
+// fp32 where bf16 is stored and computed in fp32: kernels/gemm_mode.h) measured in the same run,
+// and bf16's time against fp32's. Prints figures; asserts nothing.
 //
 // Sizes can be changed: flux_transformer_bench [image_tokens] [text_tokens] [double] [single]
 #include <omp.h>
@@ -9,7 +11,11 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include <map>
+#include <string>
+
 #include "bench_util.h"
+#include "paradiff/kernels/gemm_mode.h"
 #include "paradiff/models/flux/flux_transformer.h"
 
 using namespace paradiff;
@@ -66,20 +72,27 @@ int main(int argc, char** argv) {
       (long long)config.attention_head_dim, (long long)config.num_layers,
       (long long)config.num_single_layers, (long long)image_tokens, (long long)text_tokens,
       flops / 1e9);
-  std::printf("%-6s %-7s %10s %10s %22s\n", "dtype", "threads", "ms", "GFLOP/s",
-              "vs bf16 GEMM (same run)");
+  std::printf("%-6s %-27s %-7s %10s %10s %26s %8s\n", "dtype", "linear/conv path", "threads", "ms",
+              "GFLOP/s", "vs GEMM of that arithmetic", "vs f32");
+  std::map<int, double> f32_seconds;
   for (DType compute : {DType::F32, DType::BF16}) {
     const auto model = FluxTransformer2DModel::with_random_weights(config, compute, 7);
+    const kernels::GemmMode mode = kernels::gemm_mode_for(compute);
+    const DType arithmetic = kernels::gemm_operand_dtype(mode);
     for (int threads : {1, 2}) {
       omp_set_num_threads(threads);
-      // The reference: a bf16 GEMM shaped like the blocks' MLP (S x C -> 4C).
+      // The reference: a GEMM shaped like the blocks' MLP (S x C -> 4C).
       const double gemm = bench::onednn_matmul_gflops(
-          image_tokens + text_tokens, config.inner_dim(), config.mlp_hidden_dim(), DType::BF16);
+          image_tokens + text_tokens, config.inner_dim(), config.mlp_hidden_dim(), arithmetic);
       const double seconds = bench::time_median([&] { model.forward(in); }, 2, 0.0);
       const double rate = flops / seconds / 1e9;
-      std::printf("%-6s %-7d %10.1f %10.1f %13.1f%% of %.0f\n",
-                  std::string(dtype_name(compute)).c_str(), threads, seconds * 1e3, rate,
-                  100 * rate / gemm, gemm);
+      if (compute == DType::F32) f32_seconds[threads] = seconds;
+      std::printf("%-6s %-27s %-7d %10.1f %10.1f %10.1f%% of %.0f (%s)",
+                  std::string(dtype_name(compute)).c_str(),
+                  std::string(kernels::gemm_mode_name(mode)).c_str(), threads, seconds * 1e3, rate,
+                  100 * rate / gemm, gemm, std::string(dtype_name(arithmetic)).c_str());
+      if (compute != DType::F32) std::printf(" %7.2fx", f32_seconds[threads] / seconds);
+      std::printf("\n");
       std::fflush(stdout);
     }
   }

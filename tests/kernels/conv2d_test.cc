@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "paradiff/core/cpu_isa.h"
 #include "paradiff/core/threads.h"
 #include "testing/test_util.h"
 
@@ -79,6 +80,53 @@ TEST_P(Conv2dTest, MatchesDoubleReference) {
   set_num_threads(2);
 }
 
+// bf16 weights: native bf16 rounds the input too; without native bf16 the weights are stored in
+// bf16 and the convolution runs in fp32 on the unrounded input. Both against the double
+// reference on the values each mode multiplies.
+TEST_P(Conv2dTest, Bf16MatchesDoubleReferenceOnItsRoundedOperands) {
+  const ConvCase c = GetParam();
+  auto rng = make_rng();
+  const Tensor x = random_uniform({c.n, c.h, c.w, c.in}, DType::F32, rng);
+  const Tensor w = random_uniform({c.out, c.in, c.k, c.k}, DType::F32, rng, -0.3f, 0.3f);
+  const Tensor b = c.bias ? random_uniform({c.out}, DType::F32, rng) : Tensor();
+  const Conv2d conv(w, b, c.stride, c.pad, DType::BF16);
+  const Conv2d f32(w, b, c.stride, c.pad);
+  EXPECT_EQ(conv.mode(), native_bf16() ? GemmMode::Bf16 : GemmMode::Bf16StoredF32);
+  // Without native bf16: fp32's packing, stored in bf16 (native bf16 packings pad channels to
+  // their own blocks, which can outweigh the halving for channel counts this small).
+  if (conv.mode() == GemmMode::Bf16StoredF32) {
+    EXPECT_EQ(conv.weight_bytes() * 2, f32.weight_bytes());
+  }
+  const int64_t ho = conv.out_height(c.h), wo = conv.out_width(c.w);
+  const Tensor xr = conv.mode() == GemmMode::Bf16 ? x.to(DType::BF16) : x;
+  const auto ref = reference(xr, w.to(DType::BF16), b, c.stride, c.pad, ho, wo);
+  EXPECT_LE(relative_error(conv.forward(x), ref), 1e-5) << gemm_mode_name(conv.mode());
+  // Another spatial size (its own primitive, maybe another packing) and the residual sum.
+  const Tensor x2 = random_uniform({1, c.h + 3, c.w + 2, c.in}, DType::F32, rng);
+  const Tensor xr2 = conv.mode() == GemmMode::Bf16 ? x2.to(DType::BF16) : x2;
+  const int64_t ho2 = conv.out_height(c.h + 3), wo2 = conv.out_width(c.w + 2);
+  auto ref2 = reference(xr2, w.to(DType::BF16), b, c.stride, c.pad, ho2, wo2);
+  const Tensor residual = random_uniform({1, ho2, wo2, c.out}, DType::F32, rng);
+  Tensor acc = residual.clone();
+  conv.forward(x2, acc, /*accumulate=*/true);
+  const auto rs = to_doubles(residual);
+  for (size_t i = 0; i < ref2.size(); ++i) ref2[i] += rs[i];
+  EXPECT_LE(relative_error(acc, ref2), 1e-5);
+}
+
+TEST(Conv2d, Bf16WithoutNativeBf16ComputesInF32) {
+  // x = 1 + 2^-9 (not a bf16 value), W = 1 (3x3, one channel), no padding: fp32 gives
+  // 9 (1 + 2^-9) exactly, bf16 operands give 9.
+  Tensor w = Tensor::empty({1, 1, 3, 3}, DType::F32);
+  for (int64_t i = 0; i < 9; ++i) w.data<float>()[i] = 1;
+  Tensor x = Tensor::empty({1, 4, 4, 1}, DType::F32);
+  for (int64_t i = 0; i < 16; ++i) x.data<float>()[i] = 1 + 0x1p-9f;
+  const Conv2d conv(w, Tensor(), 1, Padding2d{}, DType::BF16);
+  const Tensor y = conv.forward(x);
+  const float want = conv.mode() == GemmMode::Bf16 ? 9.0f : 9 * (1 + 0x1p-9f);
+  for (int64_t i = 0; i < y.numel(); ++i) ASSERT_EQ(y.data<float>()[i], want) << i;
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Shapes, Conv2dTest,
     ::testing::Values(
@@ -113,6 +161,7 @@ TEST(Conv2d, BadInputsAreRejectedWithClearMessages) {
   EXPECT_THROW(Conv2d(w.reshape({4, 27}), Tensor(), 1, Padding2d{}), Error);
   EXPECT_THROW(Conv2d(w, random_uniform({5}, DType::F32, rng), 1, Padding2d{}), Error);
   EXPECT_THROW(Conv2d(w, Tensor(), 0, Padding2d{}), Error);
+  EXPECT_THROW(Conv2d(w, Tensor(), 1, Padding2d{}, DType::I64), Error);
   const Conv2d conv(w, Tensor(), 1, Padding2d::same(1));
   try {
     conv.forward(random_uniform({1, 5, 5, 4}, DType::F32, rng));

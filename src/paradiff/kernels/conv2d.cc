@@ -16,8 +16,9 @@ int64_t Conv2d::Geometry::out_width(int64_t w) const {
   return span / stride + 1;
 }
 
-Conv2d::Conv2d(const Tensor& weight, const Tensor& bias, int64_t stride, Padding2d padding)
-    : device_(weight.device()) {
+Conv2d::Conv2d(const Tensor& weight, const Tensor& bias, int64_t stride, Padding2d padding,
+               DType compute)
+    : device_(weight.device()), compute_(compute) {
   PARADIFF_CHECK(weight.ndim() == 4, "conv2d weight must be [out, in, kh, kw], got ",
                  weight.describe());
   PARADIFF_CHECK(is_floating(weight.dtype()), "conv2d weight must be floating point, got ",
@@ -35,8 +36,12 @@ Conv2d::Conv2d(const Tensor& weight, const Tensor& bias, int64_t stride, Padding
   PARADIFF_CHECK(g.pad.top >= 0 && g.pad.bottom >= 0 && g.pad.left >= 0 && g.pad.right >= 0,
                  "conv2d padding must be >= 0");
   if (bias.defined()) bias.expect_shape(Shape{g.out}, "conv2d bias");
-  impl_ = dispatch_device("conv2d", common_device("conv2d", weight, bias),
-                          [&]<DeviceKind D>() { return impl::make_conv2d<D>(g, weight, bias); });
+  PARADIFF_CHECK(compute == DType::F32 || compute == DType::BF16,
+                 "conv2d compute dtype must be f32 or bf16, got ", dtype_name(compute));
+  mode_ = gemm_mode_for(compute);
+  impl_ = dispatch_device("conv2d", common_device("conv2d", weight, bias), [&]<DeviceKind D>() {
+    return impl::make_conv2d<D>(g, weight, bias, mode_);
+  });
   geometry_ = g;
 }
 
@@ -54,6 +59,10 @@ void Conv2d::forward(const Tensor& x, Tensor& out, bool accumulate) const {
                  " is not on the layer's device ", device_name(device_));
   if (n == 0) return;
   impl_->forward(x, out, accumulate);
+}
+
+size_t Conv2d::weight_bytes() const {
+  return impl_ ? impl_->weight_bytes() : 0;
 }
 
 Tensor Conv2d::forward(const Tensor& x) const {

@@ -16,8 +16,9 @@ Linear::Linear(const Tensor& weight, const Tensor& bias, DType compute)
   PARADIFF_CHECK(in_ > 0 && out_ > 0, "linear weight has an empty dimension: ", weight.describe());
   if (bias.defined()) bias.expect_shape(Shape{out_}, "linear bias");
   has_bias_ = bias.defined();
+  mode_ = gemm_mode_for(compute);
   impl_ = dispatch_device("linear", common_device("linear", weight, bias), [&]<DeviceKind D>() {
-    return impl::make_linear<D>(weight, bias, compute);
+    return impl::make_linear<D>(weight, bias, mode_);
   });
 }
 
@@ -37,7 +38,13 @@ void Linear::forward(const Tensor& x, Tensor& out, Activation activation, bool a
   PARADIFF_CHECK(device == device_, "linear: input ", x.describe(),
                  " is not on the layer's device ", device_name(device_));
   if (m == 0) return;
-  impl_->forward(x.as(compute_), out, activation, accumulate);
+  // bf16 activations of a layer computed in fp32 reach the device as they are (it widens them).
+  impl_->forward(mode_ == GemmMode::Bf16StoredF32 ? x : x.as(gemm_operand_dtype(mode_)), out,
+                 activation, accumulate);
+}
+
+size_t Linear::weight_bytes() const {
+  return impl_ ? impl_->weight_bytes() : 0;
 }
 
 Tensor Linear::forward(const Tensor& x, DType out_dtype, Activation activation) const {

@@ -1,7 +1,10 @@
 // Linear on the CPU: oneDNN matmul, the weights prepacked once into oneDNN's preferred layout
-// and one primitive cached per row count.
+// and one primitive cached per row count. In GemmMode::Bf16StoredF32 the packing is the fp32 one,
+// stored in bf16 (cpu/bf16_stored_weights.h) and widened into a per-thread buffer for each call;
+// the GEMM is oneDNN's fp32 one.
 #include <omp.h>
 
+#include <cmath>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -9,6 +12,7 @@
 #include <unordered_map>
 
 #include "paradiff/core/weight_store.h"
+#include "paradiff/kernels/cpu/bf16_stored_weights.h"
 #include "paradiff/kernels/cpu/onednn_context.h"
 #include "paradiff/kernels/linear.h"
 
@@ -24,32 +28,45 @@ constexpr int64_t kLayoutQueryRows = 512;
 
 class OneDnnLinear final : public Linear::Impl {
  public:
-  OneDnnLinear(const Tensor& weight, const Tensor& bias, DType compute);
+  OneDnnLinear(const Tensor& weight, const Tensor& bias, GemmMode mode);
   void forward(const Tensor& x, Tensor& out, Activation activation, bool accumulate) const override;
+  size_t weight_bytes() const override {
+    return widened_ ? bf16_weights_.bytes() : packed_desc_.get_size();
+  }
 
  private:
+  // Widened layers with few rows: straight from the bf16 storage (no widening, no oneDNN).
+  void forward_rows(const Tensor& src, Tensor& out, Activation activation, bool accumulate) const;
   const dnnl::matmul& primitive_for(int64_t m, DType out_dtype, Activation activation,
                                     bool accumulate) const;
 
   int64_t in_ = 0, out_ = 0;
-  DType compute_ = DType::F32;
+  GemmMode mode_ = GemmMode::F32;
+  bool widened_ = false;        // mode_ == Bf16StoredF32
+  DType operand_ = DType::F32;  // dtype of the GEMM's activations and weights
   memory::desc packed_desc_;
-  std::shared_ptr<memory> packed_weights_;
-  Tensor bias_;  // F32 [1, out]
+  std::shared_ptr<memory> packed_weights_;  // unless widened_
+  cpu::Bf16StoredWeights bf16_weights_;     // if widened_
+  Tensor bias_;                             // F32 [1, out]
   // Primitives by (rows, output dtype, activation, accumulate, threads): a model calls each layer
   // with a few distinct row counts, so this stays small.
   mutable std::mutex mutex_;
   mutable std::map<std::tuple<int64_t, DType, Activation, bool, int>, dnnl::matmul> primitives_;
 };
 
-OneDnnLinear::OneDnnLinear(const Tensor& weight, const Tensor& bias, DType compute)
-    : in_(weight.dim(1)), out_(weight.dim(0)), compute_(compute) {
+OneDnnLinear::OneDnnLinear(const Tensor& weight, const Tensor& bias, GemmMode mode)
+    : in_(weight.dim(1)),
+      out_(weight.dim(0)),
+      mode_(mode),
+      widened_(mode == GemmMode::Bf16StoredF32),
+      operand_(gemm_operand_dtype(mode)) {
   if (bias.defined()) bias_ = bias.to(DType::F32).reshape({1, out_});
 
   auto& engine = onednn_engine();
-  const auto dt = onednn_dtype(compute_);
+  const auto dt = onednn_dtype(operand_);
   // PyTorch stores W as [out, in]; oneDNN wants weights as [K=in, N=out]: same bytes, tag "ba".
-  Tensor w = weight.as(compute_);
+  // Widened weights are rounded to bf16 first: every packed value is then exact in bf16.
+  Tensor w = widened_ ? weight.as(DType::BF16).to(DType::F32) : weight.as(operand_);
   memory::desc plain({in_, out_}, dt, memory::format_tag::ba);
   memory::desc any({in_, out_}, dt, memory::format_tag::any);
   memory::desc src({kLayoutQueryRows, in_}, dt, memory::format_tag::ab);
@@ -58,25 +75,51 @@ OneDnnLinear::OneDnnLinear(const Tensor& weight, const Tensor& bias, DType compu
   packed_desc_ = pd.weights_desc();
 
   memory plain_mem(plain, engine, w.raw_data());
-  const size_t packed_bytes = packed_desc_.get_size();
+  const size_t packed_bytes =
+      widened_ ? cpu::Bf16StoredWeights::storage_bytes(packed_desc_) : packed_desc_.get_size();
   auto pack_into = [&](void* dst) {
     memory packed(packed_desc_, engine, dst);
     dnnl::reorder(plain_mem, packed).execute(onednn_stream(), plain_mem, packed);
     onednn_stream().wait();
   };
+  // Widened: packed in fp32 into a temporary, then stored narrowed (exact).
+  auto pack_bf16_into = [&](std::byte* dst) {
+    Tensor tmp =
+        Tensor::empty({static_cast<int64_t>((packed_desc_.get_size() + 3) / 4)}, DType::F32);
+    pack_into(tmp.raw_data());
+    cpu::Bf16StoredWeights::narrow_into(memory(packed_desc_, engine, tmp.raw_data()), dst);
+  };
   if (WeightStore* store = current_weight_store()) {
     // The store may already hold this packing (filled by another process of the host): the key
-    // covers the layout and every source value.
-    const int64_t layout[4] = {in_, out_, static_cast<int64_t>(compute_),
-                               static_cast<int64_t>(packed_bytes)};
+    // covers the layout, the storage mode and every source value.
+    const int64_t layout[5] = {in_, out_, static_cast<int64_t>(operand_),
+                               static_cast<int64_t>(packed_bytes), static_cast<int64_t>(mode_)};
     const uint64_t key =
         weight_digest(w.raw_data(), w.nbytes(), weight_digest(layout, sizeof(layout)));
-    std::shared_ptr<const std::byte> storage =
-        store->place(packed_bytes, key, [&](std::byte* dst) { pack_into(dst); });
+    std::shared_ptr<const std::byte> storage = store->place(packed_bytes, key, [&](std::byte* dst) {
+      if (widened_) {
+        pack_bf16_into(dst);
+      } else {
+        pack_into(dst);
+      }
+    });
+    if (widened_) {
+      bf16_weights_ = cpu::Bf16StoredWeights(packed_desc_, std::move(storage));
+      return;
+    }
     // oneDNN only reads the weights; its memory object just takes a non-const pointer.
     packed_weights_ = std::shared_ptr<memory>(
         new memory(packed_desc_, engine, const_cast<std::byte*>(storage.get())),
         [storage](memory* m) { delete m; });
+    return;
+  }
+  if (widened_) {
+    auto storage = std::make_shared<Tensor>(
+        Tensor::empty({static_cast<int64_t>(packed_bytes / 2)}, DType::BF16));
+    pack_bf16_into(static_cast<std::byte*>(storage->raw_data()));
+    bf16_weights_ = cpu::Bf16StoredWeights(
+        packed_desc_, std::shared_ptr<const std::byte>(
+                          storage, static_cast<const std::byte*>(storage->raw_data())));
     return;
   }
   // The packed copy lives in a Tensor so that it is counted in peak memory.
@@ -85,6 +128,37 @@ OneDnnLinear::OneDnnLinear(const Tensor& weight, const Tensor& bias, DType compu
   pack_into(storage->raw_data());
   packed_weights_ = std::shared_ptr<memory>(new memory(packed_desc_, engine, storage->raw_data()),
                                             [storage](memory* m) { delete m; });
+}
+
+void OneDnnLinear::forward_rows(const Tensor& src, Tensor& out, Activation activation,
+                                bool accumulate) const {
+  const int64_t m = src.numel() / in_;
+  Tensor y = Tensor::empty({m, out_}, DType::F32);
+  bf16_weights_.multiply_rows(src.data<float>(), m, y.data<float>());
+  // The epilogue oneDNN would fuse: bias, the sum into out, the activation, the output dtype.
+  const float* yv = y.data<float>();
+  const float* bias = bias_.defined() ? bias_.data<float>() : nullptr;
+  const bool bf16_out = out.dtype() == DType::BF16;
+  auto* out_f32 = bf16_out ? nullptr : static_cast<float*>(out.raw_data());
+  auto* out_bf16 = bf16_out ? static_cast<bf16*>(out.raw_data()) : nullptr;
+  for (int64_t r = 0; r < m; ++r) {
+    for (int64_t o = 0; o < out_; ++o) {
+      const int64_t i = r * out_ + o;
+      float v = yv[i] + (bias ? bias[o] : 0.0f);
+      if (accumulate) v += bf16_out ? bf16_to_float(out_bf16[i]) : out_f32[i];
+      if (activation == Activation::GeluTanh) {
+        constexpr float kSqrt2OverPi = 0.7978845608028654f;
+        v = 0.5f * v * (1.0f + std::tanh(kSqrt2OverPi * (v + 0.044715f * v * v * v)));
+      } else if (activation == Activation::Silu) {
+        v = v / (1.0f + std::exp(-v));
+      }
+      if (bf16_out) {
+        out_bf16[i] = float_to_bf16(v);
+      } else {
+        out_f32[i] = v;
+      }
+    }
+  }
 }
 
 const dnnl::matmul& OneDnnLinear::primitive_for(int64_t m, DType out_dtype, Activation activation,
@@ -96,7 +170,7 @@ const dnnl::matmul& OneDnnLinear::primitive_for(int64_t m, DType out_dtype, Acti
   if (it != primitives_.end()) return it->second;
 
   auto& engine = onednn_engine();
-  memory::desc src({m, in_}, onednn_dtype(compute_), memory::format_tag::ab);
+  memory::desc src({m, in_}, onednn_dtype(operand_), memory::format_tag::ab);
   memory::desc dst({m, out_}, onednn_dtype(out_dtype), memory::format_tag::ab);
   dnnl::post_ops ops;
   if (accumulate) ops.append_sum(1.0f);
@@ -116,17 +190,38 @@ const dnnl::matmul& OneDnnLinear::primitive_for(int64_t m, DType out_dtype, Acti
   return primitives_.emplace(key, dnnl::matmul(pd)).first->second;
 }
 
-void OneDnnLinear::forward(const Tensor& src, Tensor& out, Activation activation,
+void OneDnnLinear::forward(const Tensor& x, Tensor& out, Activation activation,
                            bool accumulate) const {
-  const int64_t m = src.numel() / in_;
+  const int64_t m = x.numel() / in_;
+  Tensor src = x;
+  if (widened_ && x.dtype() == DType::BF16) {  // widened with the level's own loop
+    src = Tensor::empty(x.shape(), DType::F32);
+    cpu::widen_bf16(x.data<bf16>(), src.data<float>(), x.numel());
+  }
+  // Few rows: straight from the bf16 storage (cpu::Bf16StoredWeights::direct_rows()).
+  if (widened_ && m <= cpu::Bf16StoredWeights::direct_rows() && bf16_weights_.rows_readable()) {
+    forward_rows(src, out, activation, accumulate);
+    return;
+  }
+  // oneDNN 2.6's fp32 matmul writes f32 only (below AVX-512 at all, and with a sum post-op
+  // anywhere): a bf16 output of an fp32 GEMM goes through an f32 buffer (the activation and sum
+  // applied in f32, then rounded once).
+  if (operand_ == DType::F32 && out.dtype() != DType::F32) {
+    Tensor wide = accumulate ? out.to(DType::F32) : Tensor::empty(out.shape(), DType::F32);
+    forward(src, wide, activation, accumulate);
+    out.copy_from(wide);
+    return;
+  }
   const dnnl::matmul& mm = primitive_for(m, out.dtype(), activation, accumulate);
   auto& engine = onednn_engine();
-  memory src_mem({{m, in_}, onednn_dtype(compute_), memory::format_tag::ab}, engine,
+  memory src_mem({{m, in_}, onednn_dtype(operand_), memory::format_tag::ab}, engine,
                  const_cast<void*>(src.raw_data()));
   memory dst_mem({{m, out_}, onednn_dtype(out.dtype()), memory::format_tag::ab}, engine,
                  out.raw_data());
   std::unordered_map<int, memory> args{
-      {DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, *packed_weights_}, {DNNL_ARG_DST, dst_mem}};
+      {DNNL_ARG_SRC, src_mem},
+      {DNNL_ARG_WEIGHTS, widened_ ? bf16_weights_.widened() : *packed_weights_},
+      {DNNL_ARG_DST, dst_mem}};
   if (bias_.defined()) {
     args.emplace(DNNL_ARG_BIAS, memory({{1, out_}, memory::data_type::f32, memory::format_tag::ab},
                                        engine, const_cast<void*>(bias_.raw_data())));
@@ -140,8 +235,8 @@ void OneDnnLinear::forward(const Tensor& src, Tensor& out, Activation activation
 template <>
 std::shared_ptr<const Linear::Impl> impl::make_linear<DeviceKind::CPU>(const Tensor& weight,
                                                                        const Tensor& bias,
-                                                                       DType compute) {
-  return std::make_shared<const OneDnnLinear>(weight, bias, compute);
+                                                                       GemmMode mode) {
+  return std::make_shared<const OneDnnLinear>(weight, bias, mode);
 }
 
 }  // namespace paradiff::kernels

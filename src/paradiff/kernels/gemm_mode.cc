@@ -1,0 +1,31 @@
+#include "paradiff/kernels/gemm_mode.h"
+
+#include "paradiff/core/cpu_isa.h"
+#include "paradiff/core/error.h"
+
+namespace paradiff::kernels {
+
+std::string_view gemm_mode_name(GemmMode mode) {
+  switch (mode) {
+    case GemmMode::F32:
+      return "f32";
+    case GemmMode::Bf16:
+      return "bf16";
+    case GemmMode::Bf16StoredF32:
+      break;
+  }
+  return "bf16 stored, f32 computed";
+}
+
+GemmMode gemm_mode_for(DType compute) {
+  PARADIFF_CHECK(compute == DType::F32 || compute == DType::BF16,
+                 "compute dtype must be f32 or bf16, got ", dtype_name(compute));
+  if (compute == DType::F32) return GemmMode::F32;
+  return native_bf16() ? GemmMode::Bf16 : GemmMode::Bf16StoredF32;
+}
+
+DType gemm_operand_dtype(GemmMode mode) {
+  return mode == GemmMode::Bf16 ? DType::BF16 : DType::F32;
+}
+
+}  // namespace paradiff::kernels

@@ -1,0 +1,29 @@
+// How a GEMM-shaped layer (Linear, Conv2d) holds its weights and which arithmetic it runs, for a
+// requested compute dtype on the active CPU (core/cpu_isa.h). With native bf16 (AVX512_BF16,
+// AMX) a bf16 layer multiplies bf16 operands; without it the weights are still stored in bf16
+// (half the memory of fp32) and widened to fp32 right before an fp32 GEMM, which is faster than
+// oneDNN's emulated bf16 there and the only bf16 GEMM oneDNN has below AVX-512.
+#pragma once
+
+#include <string_view>
+
+#include "paradiff/core/dtype.h"
+
+namespace paradiff::kernels {
+
+enum class GemmMode {
+  F32,            // fp32 weights, fp32 arithmetic
+  Bf16,           // bf16 weights and operands, fp32 accumulation (native bf16 dot products)
+  Bf16StoredF32,  // bf16 weights widened per call; fp32 operands and arithmetic
+};
+
+// "f32", "bf16", "bf16 stored, f32 computed".
+std::string_view gemm_mode_name(GemmMode mode);
+
+// The mode for a layer asked to compute in `compute` (F32 or BF16) at the active level.
+GemmMode gemm_mode_for(DType compute);
+
+// The dtype the GEMM's activations are in: BF16 for Bf16, F32 otherwise.
+DType gemm_operand_dtype(GemmMode mode);
+
+}  // namespace paradiff::kernels
