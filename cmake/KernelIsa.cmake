@@ -81,6 +81,9 @@ paradiff_isa_kernel(l2_norm)
 paradiff_isa_kernel(group_norm)
 paradiff_isa_kernel(attention_merge)
 paradiff_isa_kernel(channels_last)
+# bf16 stored, fp32 computed (kernels/gemm_mode.h): the widening and few-row loops of
+# cpu/bf16_stored_weights.cc.
+paradiff_isa_kernel(bf16_rows)
 
 # Attention tiles (kernels/cpu/attention_tile.h's tile_kernels() picks one per level; the
 # portable tiles, attention_tile_portable.cc, keep the build's flags). Elsewhere than x86-64 these
@@ -91,9 +94,3 @@ if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
   paradiff_isa_source(${kernel_dir}/attention_tile_avx512_bf16.cc avx512_bf16)
 endif()
 
-# bf16 stored, fp32 computed (kernels/gemm_mode.h): the widening and few-row loops of
-# cpu/bf16_stored_weights.cc, one file per level (body: cpu/bf16_rows_body.h).
-if(PARADIFF_ISA_X86)
-  paradiff_isa_source(${kernel_dir}/bf16_rows_avx2.cc avx2)
-  paradiff_isa_source(${kernel_dir}/bf16_rows_avx512.cc avx512)
-endif()

@@ -98,7 +98,7 @@ TEST(Linear, Bf16StoredInBf16AndComputedInF32WithoutNativeBf16) {
   if (lb.mode() == GemmMode::Bf16StoredF32) {
     EXPECT_EQ(lb.weight_bytes() * 2, f32.weight_bytes());  // the fp32 packing, stored in bf16
   }
-  // Its loops run at the active level (cpu/bf16_rows_avx2.cc, cpu/bf16_rows_avx512.cc).
+  // Its loops run at the active level (cpu/bf16_rows_body.h, compiled per level).
   const CpuIsa isa = active_cpu_isa();
   EXPECT_EQ(cpu::bf16_rows_kernel_level(), isa >= CpuIsa::Avx512 ? "avx512"
                                            : isa >= CpuIsa::Avx2 ? "avx2"

@@ -1,10 +1,8 @@
-// The loops of bf16-stored weights (cpu/bf16_stored_weights.h), compiled once per instruction-set
-// level: bf16_rows_avx2.cc and bf16_rows_avx512.cc include this file inside their own namespace
-// (isa_avx2, isa_avx512) and cmake/KernelIsa.cmake compiles each for its level; the portable copy
-// lives in bf16_stored_weights.cc. Everything here has internal linkage or sits in that
-// namespace, and uses raw loops and GCC/Clang vector types only (no standard-library template),
-// so no definition is shared between the levels. No include guard: included once per namespace;
-// <cstdint> and <cstring> must be included before the namespace opens.
+// The loops of bf16-stored weights (cpu/bf16_stored_weights.h), a level body: compiled once per
+// instruction-set level inside namespace isa_<level> (cmake/KernelIsa.cmake, paradiff_isa_kernel;
+// the entry points at the end are declared in cpu/bf16_rows_kernel.h). Everything here has
+// internal linkage or sits in that namespace, and uses raw loops and GCC/Clang vector types only
+// (no standard-library template), so no definition is shared between the levels.
 
 // dst[i] = src[i] << 16 for i in [begin, end): bf16 bit patterns to f32 ones (exact).
 inline void widen_range(const uint16_t* src, uint32_t* dst, int64_t begin, int64_t end) {
@@ -23,9 +21,11 @@ inline float widen_one(uint16_t v) {
   return f;
 }
 
-// Vectors of PARADIFF_BF16_ROWS_VECTOR_BYTES (64: zmm, the default; 32: ymm, which the AVX2 file
-// defines: wider GCC vectors would be split into scalar code there).
-#ifndef PARADIFF_BF16_ROWS_VECTOR_BYTES
+// Vectors of PARADIFF_BF16_ROWS_VECTOR_BYTES: 32 (ymm) where the level has AVX2 but not AVX-512
+// (wider GCC vectors would be split into scalar code there), else 64 (zmm).
+#if defined(__AVX2__) && !defined(__AVX512F__)
+#define PARADIFF_BF16_ROWS_VECTOR_BYTES 32
+#else
 #define PARADIFF_BF16_ROWS_VECTOR_BYTES 64
 #endif
 constexpr int kVectorBytes = PARADIFF_BF16_ROWS_VECTOR_BYTES;
@@ -175,4 +175,18 @@ inline void tile_rows(int rows, const float* x, int64_t ldx, int64_t k_count,
         return tile_product<8>(x, ldx, k_count, row, len, y, ldy);
     }
   }
+}
+
+// The entry points (cpu/bf16_rows_kernel.h).
+void widen(const uint16_t* src, uint32_t* dst, int64_t begin, int64_t end) {
+  widen_range(src, dst, begin, end);
+}
+
+int rows_per_tile() {
+  return max_rows();
+}
+
+void rows_tile(int rows, const float* x, int64_t ldx, int64_t k_count, const uint16_t* const* row,
+               int64_t len, float* y, int64_t ldy) {
+  tile_rows(rows, x, ldx, k_count, row, len, y, ldy);
 }

@@ -1,11 +1,12 @@
-// The per-level entry points of the bf16-stored weights' loops (cpu/bf16_rows_body.h): one pair
-// per instruction-set level, picked at run time by bf16_stored_weights.cc from active_cpu_isa().
+// The per-level entry points of the bf16-stored weights' loops (cpu/bf16_rows_body.h, compiled per
+// level by paradiff_isa_kernel), picked at run time by bf16_stored_weights.cc from
+// active_cpu_isa().
 #pragma once
 
 #include <cstdint>
 #include <string_view>
 
-namespace paradiff::kernels::cpu {
+namespace paradiff::kernels {
 
 #define PARADIFF_BF16_ROWS_ENTRY_POINTS                                                       \
   /* dst[i] = src[i] << 16 for i in [begin, end) (bf16 to f32 bit patterns) */                \
@@ -27,6 +28,10 @@ PARADIFF_BF16_ROWS_ENTRY_POINTS
 }
 
 #undef PARADIFF_BF16_ROWS_ENTRY_POINTS
+
+}  // namespace paradiff::kernels
+
+namespace paradiff::kernels::cpu {
 
 // The level whose loops bf16-stored weights run at ("avx512", "avx2" or "portable"): a test hook
 // and a line for benchmarks.

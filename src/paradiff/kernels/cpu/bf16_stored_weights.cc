@@ -10,27 +10,6 @@
 #include "paradiff/kernels/cpu/bf16_rows_kernel.h"
 #include "paradiff/kernels/cpu/onednn_context.h"
 
-// The portable copy of the loops, compiled for the build's target (the x86 levels have their own
-// files: bf16_rows_avx2.cc, bf16_rows_avx512.cc).
-namespace paradiff::kernels::cpu::isa_portable {
-
-#include "paradiff/kernels/cpu/bf16_rows_body.h"
-
-void widen(const uint16_t* src, uint32_t* dst, int64_t begin, int64_t end) {
-  widen_range(src, dst, begin, end);
-}
-
-int rows_per_tile() {
-  return max_rows();
-}
-
-void rows_tile(int rows, const float* x, int64_t ldx, int64_t k_count, const uint16_t* const* row,
-               int64_t len, float* y, int64_t ldy) {
-  tile_rows(rows, x, ldx, k_count, row, len, y, ldy);
-}
-
-}  // namespace paradiff::kernels::cpu::isa_portable
-
 namespace paradiff::kernels::cpu {
 
 namespace {
