@@ -52,9 +52,12 @@ int main() {
   std::printf(
       "reference GEMM: oneDNN matmul M=%lld K=%lld N=%lld (same FLOPs, dtype of the math)\n",
       static_cast<long long>(kM), static_cast<long long>(kK), static_cast<long long>(kN));
-  std::printf("attention tiles: f32 inputs: %s; bf16 inputs: %s\n\n",
+  std::printf("attention tiles: f32 inputs: %s; bf16 inputs: %s\n",
               std::string(paradiff::kernels::attention_tile_implementation(DType::F32)).c_str(),
               std::string(paradiff::kernels::attention_tile_implementation(DType::BF16)).c_str());
+  std::printf("kernels::attention runs: f32 inputs: %s; bf16 inputs: %s\n\n",
+              std::string(paradiff::kernels::attention_implementation(DType::F32)).c_str(),
+              std::string(paradiff::kernels::attention_implementation(DType::BF16)).c_str());
   std::printf("%-5s %-5s %7s %9s %9s %10s %9s %10s %9s\n", "dtype", "math", "threads", "ms",
               "GFLOP/s", "GEMM GF/s", "vs GEMM", "peak GF/s", "vs peak");
   for (DType dtype : {DType::F32, DType::BF16}) {

@@ -81,6 +81,7 @@ paradiff_isa_kernel(l2_norm)
 paradiff_isa_kernel(group_norm)
 paradiff_isa_kernel(attention_merge)
 paradiff_isa_kernel(channels_last)
+paradiff_isa_kernel(softmax_rows BF16)  # the oneDNN attention's softmax (cpu/attention_onednn.cc)
 # bf16 stored, fp32 computed (kernels/gemm_mode.h): the widening and few-row loops of
 # cpu/bf16_stored_weights.cc.
 paradiff_isa_kernel(bf16_rows)

@@ -13,6 +13,7 @@
 
 #include "paradiff/core/cpu_isa.h"
 #include "paradiff/kernels/attention_merge.h"
+#include "paradiff/kernels/cpu/attention_onednn.h"
 #include "paradiff/kernels/cpu/attention_tile.h"
 #include "testing/test_util.h"
 
@@ -443,6 +444,18 @@ TEST(AttentionTile, AttentionRunsTheActiveLevelsTiles) {
     const Tensor v = random_uniform({1, 150, 2, 40}, dtype, rng);
     Tensor out = Tensor::empty(q.shape(), DType::F32);
     attention(q, k, v, out);
+    if (attention_detail::onednn_attention_preferred(dtype)) {
+      // bf16 with AMX: oneDNN's matmuls around a whole-row softmax, not the tiles.
+      EXPECT_EQ(attention_implementation(dtype), attention_detail::onednn_attention_name(dtype));
+      Tensor want = Tensor::empty(q.shape(), DType::F32);
+      attention_detail::attend_onednn(q, k, v, want, nullptr,
+                                      1.0f / std::sqrt(static_cast<float>(q.dim(3))));
+      EXPECT_EQ(std::memcmp(out.raw_data(), want.raw_data(), out.nbytes()), 0);
+      const Tensor tiles = attend_at(active_cpu_isa(), q, k, v, DType::F32);
+      EXPECT_NE(std::memcmp(out.raw_data(), tiles.raw_data(), out.nbytes()), 0);
+      continue;
+    }
+    EXPECT_EQ(attention_implementation(dtype), attention_tile_implementation(dtype));
     const Tensor want = attend_at(active_cpu_isa(), q, k, v, DType::F32);
     EXPECT_EQ(std::memcmp(out.raw_data(), want.raw_data(), out.nbytes()), 0);
     for (CpuIsa level : levels_of_this_cpu()) {
@@ -489,6 +502,50 @@ TEST(AttentionTile, EveryLevelMatchesTheDoubleReference) {
       EXPECT_LE(relative_error(out, ref.out), tol);
       EXPECT_LE(lse_error(lse, ref.lse), 1e-5);
     }
+  }
+}
+
+TEST(AttentionOnednn, MatchesTheDoubleReferenceWithLse) {
+  // The oneDNN path (what bf16 runs with AMX) on ragged shapes, negative scales, bf16 output and a
+  // tail block of query rows, wherever oneDNN has the dtype (bf16 matmul needs the avx512 level).
+  const AttentionCase cases[] = {
+      {2, 3, 33, 7, 24, DType::F32, DType::F32, 0.0f},
+      {1, 3, 300, 257, 40, DType::F32, DType::F32, 0.3f},
+      {2, 1, 97, 130, 72, DType::F32, DType::F32, -0.2f},
+      {1, 1, 47, 129, 13, DType::BF16, DType::F32, 0.0f},
+      {1, 3, 300, 257, 40, DType::BF16, DType::F32, 0.3f},
+      {2, 1, 97, 130, 72, DType::BF16, DType::BF16, -0.2f},
+      {1, 2, 49, 3000, 128, DType::BF16, DType::F32, 0.0f},
+      {2, 2, 24, 24, 16, DType::BF16, DType::BF16, 0.0f},
+      {1, 2, 20, 28, 16, DType::BF16, DType::F32, 0.0f},
+  };
+  auto rng = make_rng();
+  for (const AttentionCase& c : cases) {
+    if (c.dtype == DType::BF16 && active_cpu_isa() < CpuIsa::Avx512) continue;
+    SCOPED_TRACE(::testing::PrintToString(c));
+    const Tensor q = random_uniform({c.b, c.sq, c.h, c.d}, c.dtype, rng);
+    const Tensor k = random_uniform({c.b, c.skv, c.h, c.d}, c.dtype, rng);
+    const Tensor v = random_uniform({c.b, c.skv, c.h, c.d}, c.dtype, rng);
+    const Reference ref = reference(q, k, v, c.scale);
+    Tensor out = Tensor::empty(q.shape(), c.out_dtype);
+    Tensor lse = Tensor::empty({c.b, c.sq, c.h}, DType::F32);
+    const float scale =
+        c.scale == 0.0f ? 1.0f / std::sqrt(static_cast<float>(c.d)) : static_cast<float>(c.scale);
+    attention_detail::attend_onednn(q, k, v, out, &lse, scale);
+    double tol = c.dtype == DType::F32 ? 1e-5 : 1e-2;
+    if (c.out_dtype == DType::BF16) tol = std::max(tol, 4e-3);
+    EXPECT_LE(relative_error(out, ref.out), tol);
+    EXPECT_LE(lse_error(lse, ref.lse), 1e-5);
+  }
+  // oneDNN has no f32 x f32 -> bf16 matmul: refused with a message (the path runs bf16 inputs).
+  const Tensor q = random_uniform({1, 5, 1, 8}, DType::F32, rng);
+  Tensor out = Tensor::empty(q.shape(), DType::BF16);
+  try {
+    attention_detail::attend_onednn(q, q, q, out, nullptr, 0.5f);
+    ADD_FAILURE() << "f32 inputs with a bf16 output were accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("f32 inputs need an f32 output"), std::string::npos)
+        << e.what();
   }
 }
 

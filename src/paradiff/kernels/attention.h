@@ -22,8 +22,10 @@ namespace paradiff::kernels {
 // Precision: F32 inputs compute in f32 throughout. BF16 inputs, where the CPU has native bf16
 // dot products (active_cpu_isa() avx512_bf16 or amx, and the portable level), compute Q K^T and
 // P V as bf16 products with f32 accumulation (P is rounded to bf16 for the P V product, as in
-// flash attention on accelerators); at the avx512 and avx2 levels they are widened to f32 (exactly)
-// and computed in f32 throughout. The softmax is f32 in every case; out is rounded to its dtype.
+// flash attention on accelerators; at amx the whole rows' softmax comes first and P is rounded
+// normalised, through oneDNN's matmuls); at the avx512 and avx2 levels they are widened to f32
+// (exactly) and computed in f32 throughout. The softmax is f32 in every case; out is rounded to its
+// dtype.
 //
 // Threads: OpenMP over (batch, head, query tile), as many as omp_get_max_threads(). Scratch: a
 // packed copy of K and V for the heads in flight (as many heads as fit in 16 MiB, at least one)
@@ -31,9 +33,12 @@ namespace paradiff::kernels {
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
                Tensor* lse = nullptr, float scale = 0.0f);
 
-// What the CPU attention runs for q, k, v of `dtype` at active_cpu_isa(), for benchmark headers
-// and tests: e.g. "avx512_bf16 bf16 (vdpbf16ps)", "avx2 f32 (bf16 widened)", "avx512 f32".
+// What the CPU attention's tiles run for q, k, v of `dtype` at active_cpu_isa(), for benchmark
+// headers and tests: e.g. "avx512_bf16 bf16 (vdpbf16ps)", "avx2 f32 (bf16 widened)", "avx512 f32".
 std::string_view attention_tile_implementation(DType dtype);
+// What kernels::attention runs for `dtype`: the tiles above, or, for bf16 on CPUs with AMX,
+// oneDNN matmuls around an exact row softmax (cpu/attention_onednn.h; "onednn matmul bf16 (amx)").
+std::string_view attention_implementation(DType dtype);
 
 // Per-device body, chosen in attention.cc (cpu/attention.cc: the tiles of cpu/attention_tile.h).
 namespace impl {

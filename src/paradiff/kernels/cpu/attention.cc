@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "paradiff/core/memory.h"
+#include "paradiff/kernels/cpu/attention_onednn.h"
 #include "paradiff/kernels/cpu/attention_tile.h"
 
 namespace paradiff::kernels {
@@ -38,10 +39,21 @@ std::string_view attention_tile_implementation(DType dtype) {
   return dtype == DType::BF16 ? kernels.bf16 : kernels.f32;
 }
 
+std::string_view attention_implementation(DType dtype) {
+  return attention_detail::onednn_attention_preferred(dtype)
+             ? attention_detail::onednn_attention_name(dtype)
+             : attention_tile_implementation(dtype);
+}
+
 template <>
 void impl::attention<DeviceKind::CPU>(const Tensor& q, const Tensor& k, const Tensor& v,
                                       Tensor& out, Tensor* lse, float scale) {
   if (scale == 0.0f) scale = 1.0f / std::sqrt(static_cast<float>(q.dim(3)));
+  if (attention_detail::onednn_attention_preferred(q.dtype()) && q.dim(1) > 0 && k.dim(1) > 0 &&
+      q.dim(0) * q.dim(2) > 0) {
+    attention_detail::attend_onednn(q, k, v, out, lse, scale);
+    return;
+  }
   attention_detail::attend(attention_detail::tile_kernels(), q, k, v, out, lse, scale);
 }
 

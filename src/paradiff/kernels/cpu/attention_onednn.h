@@ -1,0 +1,26 @@
+// Attention through oneDNN's matmul, for where its GEMMs beat the tiles of attention_tile.h by far:
+// bf16 on CPUs with AMX, which oneDNN reaches by itself (the tiles' vdpbf16ps cannot compete).
+// Per (batch, head, block of query rows): scores = scale * Q K^T in f32 (one matmul over every
+// key), an exact softmax over whole rows (cpu/softmax_rows_body.h, compiled per level), P rounded
+// to the dtype of V, then P V written straight into out. kernels::attention's contract, lse
+// included; only the rounding differs from the tiles (P is normalised before P V).
+#pragma once
+
+#include <string_view>
+
+#include "paradiff/core/tensor.h"
+
+namespace paradiff::kernels::attention_detail {
+
+// Whether kernels::attention takes this path for q, k, v of `dtype` at active_cpu_isa().
+bool onednn_attention_preferred(DType dtype);
+
+// The path itself (any level oneDNN supports for the dtype: bf16 needs AVX-512); checked inputs,
+// Skv > 0. f32 inputs need an f32 output (oneDNN has no f32 x f32 -> bf16 matmul).
+void attend_onednn(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, Tensor* lse,
+                   float scale);
+
+// "onednn matmul (amx)" and the like, for attention_implementation().
+std::string_view onednn_attention_name(DType dtype);
+
+}  // namespace paradiff::kernels::attention_detail
