@@ -1,8 +1,10 @@
 // Attention through oneDNN's matmul, for where its GEMMs beat the tiles of attention_tile.h by far:
 // bf16 on CPUs with AMX, which oneDNN reaches by itself (the tiles' vdpbf16ps cannot compete).
-// Per (batch, head, block of query rows): scores = scale * Q K^T in f32 (one matmul over every
-// key), an exact softmax over whole rows (cpu/softmax_rows_body.h, compiled per level), P rounded
-// to the dtype of V, then P V written straight into out. kernels::attention's contract, lse
+// Each head's K and V are packed densely (as many heads at a time as fit in 16 MiB), and per
+// (batch, head, block of query rows): the block's queries copied densely, scores = scale * Q K^T
+// in f32 (one matmul over every key), an exact softmax over whole rows (cpu/softmax_rows_body.h,
+// compiled per level), P rounded to the dtype of V, P V into a dense block, copied to out.
+// Plain layouts are what lets oneDNN pick its AMX kernels. kernels::attention's contract, lse
 // included; only the rounding differs from the tiles (P is normalised before P V).
 #pragma once
 
