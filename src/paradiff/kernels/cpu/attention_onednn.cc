@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <tuple>
-#include <unordered_map>
 
 #include "paradiff/core/cpu_isa.h"
 #include "paradiff/core/error.h"
@@ -25,7 +25,7 @@ namespace {
 
 using dnnl::memory;
 
-// Packed keys held at once: 16 MiB, small next to a transformer block's activations.
+// Packed keys and values held at once: 16 MiB, small next to a transformer block's activations.
 constexpr size_t kPackBudget = size_t{16} << 20;
 
 // Query rows per block: as many as keep one block's scores (f32) and probabilities within about
@@ -74,16 +74,25 @@ BlockMatmuls make_block(int64_t rows, int64_t skv, int64_t d, DType in, DType ou
   return m;
 }
 
-// Primitives by shape: a model calls attention with a few shapes, again every step.
-const BlockMatmuls& block_matmuls(int64_t rows, int64_t skv, int64_t d, DType in, DType out,
-                                  float scale) {
+// Primitives by shape: a model calls attention with a few shapes, again every step. Qwen-Image's
+// key count follows each prompt's length, so a long-running server would meet many: past
+// kMaxCachedShapes the cache starts again (callers hold their entries by shared_ptr).
+constexpr size_t kMaxCachedShapes = 64;
+
+std::shared_ptr<const BlockMatmuls> block_matmuls(int64_t rows, int64_t skv, int64_t d, DType in,
+                                                  DType out, float scale) {
   static std::mutex mutex;
-  static std::map<std::tuple<int64_t, int64_t, int64_t, DType, DType, float>, BlockMatmuls> cache;
+  static std::map<std::tuple<int64_t, int64_t, int64_t, DType, DType, float>,
+                  std::shared_ptr<const BlockMatmuls>>
+      cache;
   const auto key = std::make_tuple(rows, skv, d, in, out, scale);
   std::lock_guard<std::mutex> lock(mutex);
   auto it = cache.find(key);
-  if (it == cache.end()) it = cache.emplace(key, make_block(rows, skv, d, in, out, scale)).first;
-  return it->second;
+  if (it != cache.end()) return it->second;
+  if (cache.size() >= kMaxCachedShapes) cache.clear();
+  auto made = std::make_shared<const BlockMatmuls>(make_block(rows, skv, d, in, out, scale));
+  cache.emplace(key, made);
+  return made;
 }
 
 }  // namespace
@@ -108,8 +117,10 @@ void attend_onednn(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& ou
                  "oneDNN attention: f32 inputs need an f32 output, got ", out.describe());
   const int64_t rows = std::min(block_rows(skv, in), sq);
   const int64_t blocks = (sq + rows - 1) / rows, tail = sq - (blocks - 1) * rows;
-  const BlockMatmuls& full = block_matmuls(rows, skv, d, in, out.dtype(), scale);
-  const BlockMatmuls& last = block_matmuls(tail, skv, d, in, out.dtype(), scale);
+  const auto full_block = block_matmuls(rows, skv, d, in, out.dtype(), scale);
+  const auto last_block = block_matmuls(tail, skv, d, in, out.dtype(), scale);
+  const BlockMatmuls& full = *full_block;
+  const BlockMatmuls& last = *last_block;
   const size_t scratchpad = std::max<size_t>({full.scratchpad_bytes, last.scratchpad_bytes, 64});
   const size_t es = dtype_size(in), out_es = dtype_size(out.dtype());
   const size_t scores_bytes = static_cast<size_t>(rows * skv) * 4;
