@@ -4,15 +4,13 @@
 // rank equal the map's share.
 #include <gtest/gtest.h>
 
-#include <cstring>
-
 #include "mpi_world.h"
 #include "paradiff/core/memory.h"
-#include "paradiff/dist/self_communicator.h"
 #include "paradiff/engine/engine.h"
 #include "paradiff/models/flux/flux_module_tree.h"
 #include "paradiff/models/flux/flux_transformer.h"
 #include "paradiff/parallel/placement/model_device_map.h"
+#include "placement_checks.h"
 #include "testing/test_util.h"
 
 namespace paradiff {
@@ -24,11 +22,17 @@ using models::flux::FluxTransformerInputs;
 
 const std::string kTiny = "tests/fixtures/flux_pipeline/tiny";
 
-void expect_bit_identical(const Tensor& got, const Tensor& want, const std::string& what) {
-  ASSERT_EQ(got.shape(), want.shape()) << what;
-  ASSERT_EQ(got.dtype(), want.dtype()) << what;
-  EXPECT_EQ(std::memcmp(got.raw_data(), want.raw_data(), got.nbytes()), 0)
-      << what << " differs from the single-process result on rank " << testing::world().rank();
+using testing::expect_bit_identical;
+
+// A two-step 48x32 request on the tiny pipeline.
+engine::GenerationRequest tiny_request(std::vector<std::string> prompts) {
+  engine::GenerationRequest request;
+  request.height = 32, request.width = 48;
+  request.num_inference_steps = 2;
+  request.max_sequence_length = 8;
+  request.seed = 3;
+  request.prompt = std::move(prompts);
+  return request;
 }
 
 FluxTransformerInputs random_inputs(const FluxTransformerConfig& c, int64_t batch, int64_t image,
@@ -78,14 +82,7 @@ TEST(Placement, TinyTransformerRunsSplitAndBitIdentical) {
   const auto in = random_inputs(config, 2, 15, 6, rng);
   for (const auto& [map_name, map] : tiny_maps(tree, world.size())) {
     SCOPED_TRACE(map_name);
-    parallel::SizeOptions sizes;
-    sizes.dtype = SafetensorsDType::F32;
-    const auto share = parallel::bytes_per_device(tree, map, sizes);
-    int64_t mine = 0, on_disk = 0;
-    for (const auto& [device, bytes] : share.per_device) {
-      if (device.is_disk()) on_disk = bytes;
-      if (device.is_rank() && device.rank_index() == world.rank()) mine = bytes;
-    }
+    const auto [mine, on_disk] = testing::map_share(tree, map);
     for (DType compute : {DType::F32, DType::BF16}) {
       SCOPED_TRACE(dtype_name(compute));
       Tensor want;
@@ -100,25 +97,10 @@ TEST(Placement, TinyTransformerRunsSplitAndBitIdentical) {
       const int64_t before = current_bytes();
       const auto placed =
           FluxTransformer2DModel::from_pretrained_placed(folder, compute, map, world);
-      const int64_t resident = current_bytes() - before;
-      // The work was split: this rank holds less than the whole model, something, and the
-      // ranks together hold exactly what one process holds (oneDNN's packed layouts included),
-      // less what stays on disk.
-      EXPECT_GT(resident, 0) << "rank " << world.rank() << " holds nothing";
-      EXPECT_LT(resident, full_resident) << "rank " << world.rank() << " holds the whole model";
-      int64_t sums[2] = {resident, placed.parameter_bytes()};
-      world.allreduce(sums, 2, dist::ReduceType::I64, dist::ReduceOp::Sum);
-      if (on_disk == 0) {
-        EXPECT_EQ(sums[0], full_resident);
-        EXPECT_EQ(sums[1], full_parameters);
-      } else {
-        EXPECT_LT(sums[0], full_resident);
-      }
+      const testing::PlacedShare share{current_bytes() - before, full_resident,
+                                       placed.parameter_bytes(), full_parameters};
+      testing::expect_weights_split(share, mine, on_disk, compute == DType::F32);
       if (compute == DType::F32) {
-        // The parameters this rank bound are exactly its share of the map (fp32: 4 bytes each);
-        // disk units are bound only while they run.
-        EXPECT_EQ(placed.parameter_bytes(), mine) << "rank " << world.rank();
-        EXPECT_EQ(sums[1], full_parameters - on_disk);
         EXPECT_EQ(full_parameters,
                   parallel::compute_module_sizes(tree, SafetensorsDType::F32).total());
       }
@@ -140,12 +122,7 @@ TEST(Placement, GenerateWithTransformerDeviceMapIsBitIdentical) {
   auto& world = testing::world();
   if (world.size() != 2 && world.size() != 3) GTEST_SKIP() << "runs at 2 and 3 ranks";
   const std::string model = testing::source_path(kTiny);
-  engine::GenerationRequest request;
-  request.height = 32, request.width = 48;
-  request.num_inference_steps = 2;
-  request.max_sequence_length = 8;
-  request.seed = 3;
-  request.prompt = {"a red circle", "a blue square"};
+  const engine::GenerationRequest request = tiny_request({"a red circle", "a blue square"});
   engine::EngineOptions options;
   options.model = model;
   options.transformer_device_map =
@@ -170,16 +147,7 @@ TEST(Placement, GenerateWithTransformerDeviceMapIsBitIdentical) {
   // Every rank of this job runs on this machine: one host holds the whole transformer.
   EXPECT_NE(engine.placement_report().find("\"bytes_per_host\":{\""), std::string::npos)
       << engine.placement_report();
-  dist::SelfCommunicator self;
-  engine::EngineOptions single_options;
-  single_options.model = model;
-  engine::Engine single(self, single_options);
-  const auto reference = single.run(request);
-  ASSERT_EQ(result.images.size(), 2u);
-  for (size_t i = 0; i < 2; ++i) {
-    expect_bit_identical(result.images[i].latents, reference.images[i].latents, "latents");
-    expect_bit_identical(result.images[i].image, reference.images[i].image, "image");
-  }
+  testing::expect_same_images(result, testing::run_on_one_process(model, request), 2);
 }
 
 }  // namespace
@@ -194,12 +162,7 @@ TEST(Placement, TwoStagesOfUlysses2MatchOneProcess) {
   auto& world = testing::world();
   if (world.size() != 4) GTEST_SKIP() << "runs at 4 ranks";
   const std::string model = testing::source_path(kTiny);
-  engine::GenerationRequest request;
-  request.height = 32, request.width = 48;
-  request.num_inference_steps = 2;
-  request.max_sequence_length = 8;
-  request.seed = 3;
-  request.prompt = {"a red circle"};
+  const engine::GenerationRequest request = tiny_request({"a red circle"});
   engine::EngineOptions options;
   options.model = model;
   parallel::ContextParallelConfig ulysses;
@@ -219,11 +182,7 @@ TEST(Placement, TwoStagesOfUlysses2MatchOneProcess) {
   EXPECT_GT(bytes[0], 0) << "no hidden states crossed between stages";
   EXPECT_GT(bytes[1], 0) << "no tokens moved inside the Ulysses groups";
   if (world.rank() != 0) return;
-  dist::SelfCommunicator self;
-  engine::EngineOptions single_options;
-  single_options.model = model;
-  engine::Engine single(self, single_options);
-  const auto reference = single.run(request);
+  const auto reference = testing::run_on_one_process(model, request);
   ASSERT_EQ(result.images.size(), 1u);
   const double err = testing::relative_error(result.images[0].latents, reference.images[0].latents);
   std::printf("  2 stages x ulysses 2: latents relative error %.3g\n", err);
@@ -243,12 +202,7 @@ TEST(Placement, PipelineBalancedIsBitIdentical) {
   auto& world = testing::world();
   if (world.size() != 2) GTEST_SKIP() << "runs at 2 ranks";
   const std::string model = testing::source_path(kTiny);
-  engine::GenerationRequest request;
-  request.height = 32, request.width = 48;
-  request.num_inference_steps = 2;
-  request.max_sequence_length = 8;
-  request.seed = 3;
-  request.prompt = {"a red circle", "a blue square"};
+  const engine::GenerationRequest request = tiny_request({"a red circle", "a blue square"});
   engine::EngineOptions options;
   options.model = model;
   options.device_map = "balanced";
@@ -273,16 +227,7 @@ TEST(Placement, PipelineBalancedIsBitIdentical) {
           "\"pipeline\":{\"vae\":0,\"text_encoder\":1,\"transformer\":1,\"text_encoder_2\":0}"),
       std::string::npos)
       << engine.placement_report();
-  dist::SelfCommunicator self;
-  engine::EngineOptions single_options;
-  single_options.model = model;
-  engine::Engine single(self, single_options);
-  const auto reference = single.run(request);
-  ASSERT_EQ(result.images.size(), 2u);
-  for (size_t i = 0; i < 2; ++i) {
-    expect_bit_identical(result.images[i].latents, reference.images[i].latents, "latents");
-    expect_bit_identical(result.images[i].image, reference.images[i].image, "image");
-  }
+  testing::expect_same_images(result, testing::run_on_one_process(model, request), 2);
 }
 
 }  // namespace

@@ -6,16 +6,15 @@
 // ranks, and placed stages inside cfg-parallel groups at 4.
 #include <gtest/gtest.h>
 
-#include <cstring>
 #include <fstream>
 
 #include "mpi_world.h"
 #include "paradiff/core/memory.h"
-#include "paradiff/dist/self_communicator.h"
 #include "paradiff/engine/engine.h"
 #include "paradiff/models/qwen_image/qwen_image_module_tree.h"
 #include "paradiff/models/qwen_image/qwen_image_transformer.h"
 #include "paradiff/parallel/placement/model_device_map.h"
+#include "placement_checks.h"
 #include "testing/temp_dir.h"
 #include "testing/test_util.h"
 
@@ -37,12 +36,7 @@ void expect_refused(const std::string& folder, const nlohmann::ordered_json& map
   }
 }
 
-void expect_bit_identical(const Tensor& got, const Tensor& want, const std::string& what) {
-  ASSERT_EQ(got.shape(), want.shape()) << what;
-  ASSERT_EQ(got.dtype(), want.dtype()) << what;
-  EXPECT_EQ(std::memcmp(got.raw_data(), want.raw_data(), got.nbytes()), 0)
-      << what << " differs from the single-process result on rank " << testing::world().rank();
-}
+using testing::expect_bit_identical;
 
 // Units dealt round the ranks: the timestep embedding on the last rank, the embedders on rank 0,
 // block i on rank (i + 1) % world, the head on the last rank; with `disk`, the even blocks and
@@ -92,14 +86,7 @@ TEST(QwenImagePlacement, TransformerRunsSplitAndBitIdentical) {
   for (bool disk : {false, true}) {
     SCOPED_TRACE(disk ? "with disk units" : "ranks only");
     const parallel::DeviceMap map = round_robin_map(config, world.size(), disk);
-    parallel::SizeOptions sizes;
-    sizes.dtype = SafetensorsDType::F32;
-    const auto share = parallel::bytes_per_device(tree, map, sizes);
-    int64_t mine = 0, on_disk = 0;
-    for (const auto& [device, bytes] : share.per_device) {
-      if (device.is_disk()) on_disk = bytes;
-      if (device.is_rank() && device.rank_index() == world.rank()) mine = bytes;
-    }
+    const auto [mine, on_disk] = testing::map_share(tree, map);
     for (DType compute : {DType::F32, DType::BF16}) {
       SCOPED_TRACE(dtype_name(compute));
       Tensor want;
@@ -114,25 +101,12 @@ TEST(QwenImagePlacement, TransformerRunsSplitAndBitIdentical) {
       const int64_t before = current_bytes();
       const auto placed =
           QwenImageTransformer2DModel::from_pretrained_placed(folder, compute, map, world);
-      const int64_t resident = current_bytes() - before;
       EXPECT_TRUE(placed.is_placed());
-      // The work was split: this rank holds something but less than the whole model, and the
-      // ranks together hold what one process holds, less what stays on disk.
-      EXPECT_GT(resident, 0) << "rank " << world.rank() << " holds nothing";
-      EXPECT_LT(resident, full_resident) << "rank " << world.rank() << " holds the whole model";
-      int64_t sums[2] = {resident, placed.parameter_bytes()};
-      world.allreduce(sums, 2, dist::ReduceType::I64, dist::ReduceOp::Sum);
-      if (on_disk == 0) {
-        EXPECT_EQ(sums[0], full_resident);
-        EXPECT_EQ(sums[1], full_parameters);
-      } else {
-        EXPECT_LT(sums[0], full_resident);
-      }
+      const testing::PlacedShare share{current_bytes() - before, full_resident,
+                                       placed.parameter_bytes(), full_parameters};
+      testing::expect_weights_split(share, mine, on_disk, compute == DType::F32);
+      // The module tree the planner sizes the map with totals the model's parameters.
       if (compute == DType::F32) {
-        // The parameters bound are exactly this rank's share of the map (4 bytes each), and the
-        // module tree's total is the model's.
-        EXPECT_EQ(placed.parameter_bytes(), mine) << "rank " << world.rank();
-        EXPECT_EQ(sums[1], full_parameters - on_disk);
         EXPECT_EQ(full_parameters,
                   parallel::compute_module_sizes(tree, SafetensorsDType::F32).total());
       }
@@ -205,16 +179,7 @@ TEST(QwenImagePlacement, PipelineWithTransformerDeviceMapEqualsOneProcess) {
     EXPECT_GT(bytes[1], 0) << "the cfg groups exchanged nothing";
   }
   if (world.rank() != 0) return;
-  dist::SelfCommunicator self;
-  engine::EngineOptions single_options;
-  single_options.model = model;
-  engine::Engine single(self, single_options);
-  const auto reference = single.run(request);
-  ASSERT_EQ(result.images.size(), 2u);
-  for (size_t i = 0; i < 2; ++i) {
-    expect_bit_identical(result.images[i].latents, reference.images[i].latents, "latents");
-    expect_bit_identical(result.images[i].image, reference.images[i].image, "image");
-  }
+  testing::expect_same_images(result, testing::run_on_one_process(model, request), 2);
 }
 
 }  // namespace

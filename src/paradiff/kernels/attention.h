@@ -1,5 +1,7 @@
 // Fused scaled-dot-product attention (flash-style): softmax(scale * Q K^T) V computed tile by
-// tile with an online softmax, so the Sq x Skv score matrix never exists in memory. Also returns
+// tile with an online softmax, so the Sq x Skv score matrix never exists in memory. (bf16 with
+// AMX instead runs oneDNN matmuls over blocks of query rows, each block's scores against every
+// key held at once: cpu/attention_onednn.h.) Also returns
 // the log-sum-exp of each query row, which is what ring attention needs to merge partial results
 // over K/V blocks (see attention_merge.h).
 #pragma once
@@ -29,7 +31,8 @@ namespace paradiff::kernels {
 //
 // Threads: OpenMP over (batch, head, query tile), as many as omp_get_max_threads(). Scratch: a
 // packed copy of K and V for the heads in flight (as many heads as fit in 16 MiB, at least one)
-// plus a few tens of KiB per thread, all from allocate_bytes so that peak accounting sees it.
+// plus a few tens of KiB per thread (the oneDNN path: about 6 MiB per thread for a block's
+// scores and probabilities), all from allocate_bytes so that peak accounting sees it.
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
                Tensor* lse = nullptr, float scale = 0.0f);
 

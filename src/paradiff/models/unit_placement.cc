@@ -58,6 +58,22 @@ void UnitPlacement::require_not_on_disk(const std::string& unit,
                  "' on \"disk\" is not streamed (only ", streamed, " are); give it a rank");
 }
 
+std::shared_ptr<const UnitPlacement> place_transformer_units(
+    const parallel::DeviceMap& map, std::vector<std::string> units, size_t embedders,
+    const std::vector<std::string>& tensor_names, dist::Communicator& group) {
+  PARADIFF_ASSERT(units.size() >= embedders + 3);
+  const std::vector<std::string> start(units.begin() + 1, units.begin() + 1 + embedders);
+  const std::vector<std::string> head(units.end() - 2, units.end());
+  const std::string conditioning = units.front();
+  auto placement = std::make_shared<UnitPlacement>(map, std::move(units), tensor_names, group);
+  placement->require_one_owner(start, "they start the joint hidden states together");
+  const std::string streamed = str_cat("the blocks, ", head[0], " and ", head[1]);
+  placement->require_not_on_disk(conditioning, streamed);
+  for (const std::string& unit : start) placement->require_not_on_disk(unit, streamed);
+  placement->require_one_owner(head, "they form the output head");
+  return placement;
+}
+
 std::vector<parallel::Stage> hidden_state_chain(const parallel::StageAssignment& assignment,
                                                 size_t first) {
   std::vector<parallel::Stage> chain;

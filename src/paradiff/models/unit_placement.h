@@ -47,6 +47,14 @@ class UnitPlacement {
   dist::Communicator* group_;
 };
 
+// A transformer's placement: its units run as one conditioning unit (units[0]), then
+// `embedders` units that start the joint hidden states together, the blocks, and the output head
+// norm_out + proj_out (the last two). Refused, naming the units and their ranks: embedders on
+// different ranks or on "disk", the conditioning unit on "disk", norm_out and proj_out apart.
+std::shared_ptr<const UnitPlacement> place_transformer_units(
+    const parallel::DeviceMap& map, std::vector<std::string> units, size_t embedders,
+    const std::vector<std::string>& tensor_names, dist::Communicator& group);
+
 // The owners of the units from `first` on, consecutive units of one owner merged: the chain
 // along which the hidden states travel (the conditioning unit before `first` is not in it).
 std::vector<parallel::Stage> hidden_state_chain(const parallel::StageAssignment& assignment,

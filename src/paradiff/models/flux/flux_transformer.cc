@@ -87,26 +87,14 @@ std::vector<std::string> FluxTransformer2DModel::execution_units(
   return units;
 }
 
-std::shared_ptr<const UnitPlacement> FluxTransformer2DModel::make_placement(
-    const FluxTransformerConfig& config, const parallel::DeviceMap& map,
-    const std::vector<std::string>& tensor_names, dist::Communicator& group) {
-  auto placement =
-      std::make_shared<UnitPlacement>(map, execution_units(config), tensor_names, group);
-  placement->require_one_owner({"context_embedder", "x_embedder"},
-                               "they start the joint hidden states together");
-  for (const char* unit : {"time_text_embed", "context_embedder", "x_embedder"})
-    placement->require_not_on_disk(unit, "the blocks, norm_out and proj_out");
-  placement->require_one_owner({"norm_out", "proj_out"}, "they form the output head");
-  return placement;
-}
-
 FluxTransformer2DModel FluxTransformer2DModel::from_pretrained_placed(
     const std::string& folder, DType compute, const parallel::DeviceMap& map,
     dist::Communicator& group, const std::string& variant) {
   const auto config = FluxTransformerConfig::load(model_config_path(folder, "transformer folder"));
   auto weights = std::make_shared<const CheckpointWeights>(
       Checkpoint::open_folder(folder, "diffusion_pytorch_model", variant));
-  auto placement = make_placement(config, map, weights->names(), group);
+  auto placement =
+      place_transformer_units(map, execution_units(config), 2, weights->names(), group);
   const IgnoringWeights mine(
       *weights, [p = placement](const std::string& name) { return !p->binds_tensor(name); });
   ModuleLoader loader(mine, compute);

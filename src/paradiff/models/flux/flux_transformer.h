@@ -114,9 +114,6 @@ class FluxTransformer2DModel {
   Tensor forward(const FluxTransformerInputs& inputs) const;
 
  private:
-  static std::shared_ptr<const UnitPlacement> make_placement(
-      const FluxTransformerConfig& config, const parallel::DeviceMap& map,
-      const std::vector<std::string>& tensor_names, dist::Communicator& group);
   FluxTransformer2DModel(const FluxTransformerConfig& config, ModuleLoader& loader,
                          std::shared_ptr<const UnitPlacement> placement);
 

@@ -78,19 +78,6 @@ std::vector<std::string> QwenImageTransformer2DModel::execution_units(
   return units;
 }
 
-std::shared_ptr<const UnitPlacement> QwenImageTransformer2DModel::make_placement(
-    const QwenImageTransformerConfig& config, const parallel::DeviceMap& map,
-    const std::vector<std::string>& tensor_names, dist::Communicator& group) {
-  auto placement =
-      std::make_shared<UnitPlacement>(map, execution_units(config), tensor_names, group);
-  placement->require_one_owner({"txt_norm", "txt_in", "img_in"},
-                               "they start the joint hidden states together");
-  for (const char* unit : {"time_text_embed", "txt_norm", "txt_in", "img_in"})
-    placement->require_not_on_disk(unit, "the blocks, norm_out and proj_out");
-  placement->require_one_owner({"norm_out", "proj_out"}, "they form the output head");
-  return placement;
-}
-
 QwenImageTransformer2DModel QwenImageTransformer2DModel::from_pretrained_placed(
     const std::string& folder, DType compute, const parallel::DeviceMap& map,
     dist::Communicator& group, const std::string& variant) {
@@ -98,7 +85,8 @@ QwenImageTransformer2DModel QwenImageTransformer2DModel::from_pretrained_placed(
       QwenImageTransformerConfig::load(model_config_path(folder, "transformer folder"));
   auto weights = std::make_shared<const CheckpointWeights>(
       Checkpoint::open_folder(folder, "diffusion_pytorch_model", variant));
-  auto placement = make_placement(config, map, weights->names(), group);
+  auto placement =
+      place_transformer_units(map, execution_units(config), 3, weights->names(), group);
   const IgnoringWeights mine(
       *weights, [p = placement](const std::string& name) { return !p->binds_tensor(name); });
   ModuleLoader loader(mine, compute);

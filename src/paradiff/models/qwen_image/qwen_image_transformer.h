@@ -113,9 +113,6 @@ class QwenImageTransformer2DModel {
  private:
   QwenImageTransformer2DModel(const QwenImageTransformerConfig& config, ModuleLoader& loader,
                               std::shared_ptr<const UnitPlacement> placement);
-  static std::shared_ptr<const UnitPlacement> make_placement(
-      const QwenImageTransformerConfig& config, const parallel::DeviceMap& map,
-      const std::vector<std::string>& tensor_names, dist::Communicator& group);
 
   // One batch element on this rank's tokens: hidden_states (1, n_img, in), encoder_hidden_states
   // (1, n_txt, joint), timestep (1), image_positions (n_img, 3), text_positions (n_txt, 3).

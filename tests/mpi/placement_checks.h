@@ -1,0 +1,90 @@
+// Checks shared by the placement tests (tests/mpi/placement_test.cc for FLUX,
+// qwen_image_placement_test.cc for Qwen-Image): bit-identity with one process, and that a placed
+// model's weights really were split over the ranks.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+
+#include "mpi_world.h"
+#include "paradiff/dist/self_communicator.h"
+#include "paradiff/engine/engine.h"
+#include "paradiff/parallel/placement/model_device_map.h"
+
+namespace paradiff::testing {
+
+inline void expect_bit_identical(const Tensor& got, const Tensor& want, const std::string& what) {
+  ASSERT_EQ(got.shape(), want.shape()) << what;
+  ASSERT_EQ(got.dtype(), want.dtype()) << what;
+  EXPECT_EQ(std::memcmp(got.raw_data(), want.raw_data(), got.nbytes()), 0)
+      << what << " differs from the single-process result on rank " << world().rank();
+}
+
+// `request` on the model with every option at its default, on this process alone.
+inline engine::GenerationResult run_on_one_process(const std::string& model,
+                                                   const engine::GenerationRequest& request) {
+  dist::SelfCommunicator self;
+  engine::EngineOptions options;
+  options.model = model;
+  engine::Engine single(self, options);
+  return single.run(request);
+}
+
+// Every image (latents and pixels) of `result` equals `reference`'s bit for bit.
+inline void expect_same_images(const engine::GenerationResult& result,
+                               const engine::GenerationResult& reference, size_t images) {
+  ASSERT_EQ(result.images.size(), images);
+  ASSERT_EQ(reference.images.size(), images);
+  for (size_t i = 0; i < images; ++i) {
+    expect_bit_identical(result.images[i].latents, reference.images[i].latents, "latents");
+    expect_bit_identical(result.images[i].image, reference.images[i].image, "image");
+  }
+}
+
+// What one rank holds of a placed model against the whole model on one process.
+struct PlacedShare {
+  int64_t resident = 0;         // bytes this rank's placed model added (packed weights)
+  int64_t full_resident = 0;    // the same for the whole model on one process
+  int64_t parameters = 0;       // parameter_bytes() of the placed model on this rank
+  int64_t full_parameters = 0;  // parameter_bytes() of the whole model
+};
+
+// The work was split: this rank holds something and less than the whole model; the ranks
+// together hold exactly what one process holds (oneDNN's packed layouts included), less what
+// stays on disk. In fp32 (`exact_bytes`) this rank's parameters are exactly its share of the map
+// (`mine`, 4 bytes each), and `on_disk` bytes are bound by nobody between forwards.
+inline void expect_weights_split(const PlacedShare& s, int64_t mine, int64_t on_disk,
+                                 bool exact_bytes) {
+  auto& w = world();
+  EXPECT_GT(s.resident, 0) << "rank " << w.rank() << " holds nothing";
+  EXPECT_LT(s.resident, s.full_resident) << "rank " << w.rank() << " holds the whole model";
+  int64_t sums[2] = {s.resident, s.parameters};
+  w.allreduce(sums, 2, dist::ReduceType::I64, dist::ReduceOp::Sum);
+  if (on_disk == 0) {
+    EXPECT_EQ(sums[0], s.full_resident);
+    EXPECT_EQ(sums[1], s.full_parameters);
+  } else {
+    EXPECT_LT(sums[0], s.full_resident);
+  }
+  if (exact_bytes) {
+    EXPECT_EQ(s.parameters, mine) << "rank " << w.rank();
+    EXPECT_EQ(sums[1], s.full_parameters - on_disk);
+  }
+}
+
+// This rank's bytes of `map` and the bytes it leaves on "disk", as the planner counts them.
+inline std::pair<int64_t, int64_t> map_share(const parallel::ModuleTree& tree,
+                                             const parallel::DeviceMap& map) {
+  parallel::SizeOptions sizes;
+  sizes.dtype = SafetensorsDType::F32;
+  int64_t mine = 0, on_disk = 0;
+  for (const auto& [device, bytes] : parallel::bytes_per_device(tree, map, sizes).per_device) {
+    if (device.is_disk()) on_disk = bytes;
+    if (device.is_rank() && device.rank_index() == world().rank()) mine = bytes;
+  }
+  return {mine, on_disk};
+}
+
+}  // namespace paradiff::testing
