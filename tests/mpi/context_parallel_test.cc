@@ -11,6 +11,7 @@
 #include "paradiff/io/safetensors.h"
 #include "paradiff/models/flux/flux_transformer.h"
 #include "paradiff/pipeline/flux/flux_pipeline.h"
+#include "testing/flux_inputs.h"
 #include "testing/test_util.h"
 
 namespace paradiff {
@@ -39,25 +40,6 @@ std::string config_name(const ::testing::TestParamInfo<ContextParallelConfig>& i
   const auto& c = info.param;
   return str_cat("r", c.ring_degree, "u", c.ulysses_degree, "_", c.rotate_method,
                  c.convert_to_fp32 ? "" : "_nofp32");
-}
-
-// Random inputs for a config, the same on every rank (one shared seed).
-FluxTransformerInputs random_inputs(const FluxTransformerConfig& c, int64_t batch, int64_t image,
-                                    int64_t text, std::mt19937_64& rng) {
-  FluxTransformerInputs in;
-  in.hidden_states = testing::random_normal({batch, image, c.in_channels}, DType::F32, rng);
-  in.encoder_hidden_states =
-      testing::random_normal({batch, text, c.joint_attention_dim}, DType::F32, rng);
-  in.pooled_projections = testing::random_normal({batch, c.pooled_projection_dim}, DType::F32, rng);
-  in.timestep = testing::random_uniform({batch}, DType::F32, rng, 0.0f, 1.0f);
-  in.txt_ids = Tensor::zeros({text, 3}, DType::F32);
-  in.img_ids = Tensor::zeros({image, 3}, DType::F32);
-  for (int64_t i = 0; i < image; ++i) {
-    in.img_ids.data<float>()[i * 3 + 1] = static_cast<float>(i / 17);
-    in.img_ids.data<float>()[i * 3 + 2] = static_cast<float>(i % 17);
-  }
-  if (c.guidance_embeds) in.guidance = testing::random_uniform({batch}, DType::F32, rng, 1, 5);
-  return in;
 }
 
 class ContextParallel : public ::testing::TestWithParam<ContextParallelConfig> {
@@ -105,7 +87,7 @@ TEST_P(ContextParallel, RandomModelWithUnevenTokensAndHeadsMatchesSingleProcess)
   c.pooled_projection_dim = 24;
   c.guidance_embeds = true;
   // 263 image and 7 text tokens: not divisible by 2, 3 or 4; batch 2.
-  const auto in = random_inputs(c, 2, 263, 7, rng);
+  const auto in = testing::random_flux_inputs(c, 2, 263, 7, 17, rng);
   for (DType compute : {DType::F32, DType::BF16}) {
     auto model = FluxTransformer2DModel::with_random_weights(c, compute, rng());
     expect_equal_to_single_process(model, in, compute == DType::F32 ? 1e-5 : 2e-2,
@@ -136,7 +118,8 @@ TEST_P(ContextParallel, FewerTextTokensThanRanks) {
   c.num_single_layers = 1;
   c.joint_attention_dim = 32;
   c.pooled_projection_dim = 16;
-  const auto in = random_inputs(c, 1, 9, 1, rng);  // one text token: some ranks hold none
+  const auto in =
+      testing::random_flux_inputs(c, 1, 9, 1, 17, rng);  // one text token: some ranks hold none
   auto model = FluxTransformer2DModel::with_random_weights(c, DType::F32, rng());
   expect_equal_to_single_process(model, in, 1e-5, "one text token");
 }

@@ -14,6 +14,7 @@
 #include "paradiff/core/process_memory.h"
 #include "paradiff/dist/host_communicator.h"
 #include "paradiff/engine/transformer_runner.h"
+#include "testing/flux_inputs.h"
 #include "testing/test_util.h"
 
 namespace paradiff {
@@ -40,20 +41,7 @@ FluxTransformerConfig small_config() {
 
 FluxTransformerInputs inputs_for(const FluxTransformerConfig& c) {
   std::mt19937_64 rng(5);
-  const int64_t image = 37, text = 11;
-  FluxTransformerInputs in;
-  in.hidden_states = testing::random_normal({1, image, c.in_channels}, DType::F32, rng);
-  in.encoder_hidden_states =
-      testing::random_normal({1, text, c.joint_attention_dim}, DType::F32, rng);
-  in.pooled_projections = testing::random_normal({1, c.pooled_projection_dim}, DType::F32, rng);
-  in.timestep = testing::random_uniform({1}, DType::F32, rng, 0.0f, 1.0f);
-  in.txt_ids = Tensor::zeros({text, 3}, DType::F32);
-  in.img_ids = Tensor::zeros({image, 3}, DType::F32);
-  for (int64_t i = 0; i < image; ++i) {
-    in.img_ids.data<float>()[i * 3 + 1] = static_cast<float>(i / 7);
-    in.img_ids.data<float>()[i * 3 + 2] = static_cast<float>(i % 7);
-  }
-  return in;
+  return testing::random_flux_inputs(c, 1, 37, 11, 7, rng);
 }
 
 parallel::ParallelConfig ulysses_over_world() {

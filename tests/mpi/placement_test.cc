@@ -11,6 +11,7 @@
 #include "paradiff/models/flux/flux_transformer.h"
 #include "paradiff/parallel/placement/model_device_map.h"
 #include "placement_checks.h"
+#include "testing/flux_inputs.h"
 #include "testing/test_util.h"
 
 namespace paradiff {
@@ -33,24 +34,6 @@ engine::GenerationRequest tiny_request(std::vector<std::string> prompts) {
   request.seed = 3;
   request.prompt = std::move(prompts);
   return request;
-}
-
-FluxTransformerInputs random_inputs(const FluxTransformerConfig& c, int64_t batch, int64_t image,
-                                    int64_t text, std::mt19937_64& rng) {
-  FluxTransformerInputs in;
-  in.hidden_states = testing::random_normal({batch, image, c.in_channels}, DType::F32, rng);
-  in.encoder_hidden_states =
-      testing::random_normal({batch, text, c.joint_attention_dim}, DType::F32, rng);
-  in.pooled_projections = testing::random_normal({batch, c.pooled_projection_dim}, DType::F32, rng);
-  in.timestep = testing::random_uniform({batch}, DType::F32, rng, 0.0f, 1.0f);
-  in.txt_ids = Tensor::zeros({text, 3}, DType::F32);
-  in.img_ids = Tensor::zeros({image, 3}, DType::F32);
-  for (int64_t i = 0; i < image; ++i) {
-    in.img_ids.data<float>()[i * 3 + 1] = static_cast<float>(i / 5);
-    in.img_ids.data<float>()[i * 3 + 2] = static_cast<float>(i % 5);
-  }
-  if (c.guidance_embeds) in.guidance = testing::random_uniform({batch}, DType::F32, rng, 1, 5);
-  return in;
 }
 
 // The tiny pipeline's transformer (1 double, 2 single blocks): at 3 ranks an explicit map with
@@ -79,7 +62,7 @@ TEST(Placement, TinyTransformerRunsSplitAndBitIdentical) {
   const parallel::ModuleTree tree = models::flux::flux_transformer_module_tree(folder);
   auto rng = testing::make_rng();
   const auto config = FluxTransformerConfig::load(folder + "/config.json");
-  const auto in = random_inputs(config, 2, 15, 6, rng);
+  const auto in = testing::random_flux_inputs(config, 2, 15, 6, 5, rng);
   for (const auto& [map_name, map] : tiny_maps(tree, world.size())) {
     SCOPED_TRACE(map_name);
     const auto [mine, on_disk] = testing::map_share(tree, map);
