@@ -17,8 +17,10 @@
 
 namespace paradiff::kernels {
 
-PARADIFF_ISA_DECLARE(void softmax_rows(float* scores, int64_t rows, int64_t n, void* p,
-                                       DType p_dtype, float* lse))
+PARADIFF_ISA_DECLARE(void softmax_rows(const float* scores, int64_t rows, int64_t n, void* p,
+                                       DType p_dtype, float* inv_sum, float* lse))
+PARADIFF_ISA_DECLARE(void scale_rows(float* o, int64_t rows, int64_t d, const float* scale,
+                                     void* dst, DType dtype, int64_t dst_stride))
 
 namespace attention_detail {
 namespace {
@@ -51,7 +53,7 @@ memory::desc strided(int64_t rows, int64_t cols, DType dtype, int64_t row_stride
   return memory::desc({rows, cols}, onednn_dtype(dtype), memory::dims{row_stride, col_stride});
 }
 
-BlockMatmuls make_block(int64_t rows, int64_t skv, int64_t d, DType in, DType out, float scale) {
+BlockMatmuls make_block(int64_t rows, int64_t skv, int64_t d, DType in, float scale) {
   auto& engine = onednn_engine();
   BlockMatmuls m;
   m.q = strided(rows, d, in, d, 1);  // the block's queries copied densely
@@ -59,7 +61,7 @@ BlockMatmuls make_block(int64_t rows, int64_t skv, int64_t d, DType in, DType ou
   m.scores = strided(rows, skv, DType::F32, skv, 1);
   m.p = strided(rows, skv, in, skv, 1);
   m.v = strided(skv, d, in, d, 1);    // one head's packed values
-  m.o = strided(rows, d, out, d, 1);  // dense, then copied to the heads' rows
+  m.o = strided(rows, d, DType::F32, d, 1);  // dense f32, divided by l into the heads' rows
   dnnl::primitive_attr qk_attr;
   qk_attr.set_output_scales(0, {scale});
   qk_attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -80,17 +82,17 @@ BlockMatmuls make_block(int64_t rows, int64_t skv, int64_t d, DType in, DType ou
 constexpr size_t kMaxCachedShapes = 64;
 
 std::shared_ptr<const BlockMatmuls> block_matmuls(int64_t rows, int64_t skv, int64_t d, DType in,
-                                                  DType out, float scale) {
+                                                  float scale) {
   static std::mutex mutex;
-  static std::map<std::tuple<int64_t, int64_t, int64_t, DType, DType, float>,
+  static std::map<std::tuple<int64_t, int64_t, int64_t, DType, float>,
                   std::shared_ptr<const BlockMatmuls>>
       cache;
-  const auto key = std::make_tuple(rows, skv, d, in, out, scale);
+  const auto key = std::make_tuple(rows, skv, d, in, scale);
   std::lock_guard<std::mutex> lock(mutex);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   if (cache.size() >= kMaxCachedShapes) cache.clear();
-  auto made = std::make_shared<const BlockMatmuls>(make_block(rows, skv, d, in, out, scale));
+  auto made = std::make_shared<const BlockMatmuls>(make_block(rows, skv, d, in, scale));
   cache.emplace(key, made);
   return made;
 }
@@ -117,8 +119,8 @@ void attend_onednn(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& ou
                  "oneDNN attention: f32 inputs need an f32 output, got ", out.describe());
   const int64_t rows = std::min(block_rows(skv, in), sq);
   const int64_t blocks = (sq + rows - 1) / rows, tail = sq - (blocks - 1) * rows;
-  const auto full_block = block_matmuls(rows, skv, d, in, out.dtype(), scale);
-  const auto last_block = block_matmuls(tail, skv, d, in, out.dtype(), scale);
+  const auto full_block = block_matmuls(rows, skv, d, in, scale);
+  const auto last_block = block_matmuls(tail, skv, d, in, scale);
   const BlockMatmuls& full = *full_block;
   const BlockMatmuls& last = *last_block;
   const size_t scratchpad = std::max<size_t>({full.scratchpad_bytes, last.scratchpad_bytes, 64});
@@ -126,9 +128,9 @@ void attend_onednn(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& ou
   const size_t scores_bytes = static_cast<size_t>(rows * skv) * 4;
   const size_t p_bytes = (static_cast<size_t>(rows * skv) * es + 63) / 64 * 64;
   const size_t q_bytes = (static_cast<size_t>(rows * d) * es + 63) / 64 * 64;
-  const size_t o_bytes = (static_cast<size_t>(rows * d) * out_es + 63) / 64 * 64;
+  const size_t o_bytes = (static_cast<size_t>(rows * d) * 4 + 63) / 64 * 64;
   const size_t per_thread =
-      scores_bytes + p_bytes + (scratchpad + 63) / 64 * 64 + q_bytes + o_bytes + rows * 4;
+      scores_bytes + p_bytes + (scratchpad + 63) / 64 * 64 + q_bytes + o_bytes + 2 * rows * 4;
   const int threads = std::max(1, omp_get_max_threads());
   const std::shared_ptr<std::byte> scratch = allocate_bytes(per_thread * threads);
   // One head's keys and values packed densely ([skv][d] each, keys first): oneDNN's AMX GEMMs
@@ -141,6 +143,7 @@ void attend_onednn(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& ou
   const std::shared_ptr<std::byte> packed =
       allocate_bytes(static_cast<size_t>(group) * 2 * head_keys);
   auto softmax = PARADIFF_ISA_SELECT(softmax_rows);
+  auto scale_out = PARADIFF_ISA_SELECT(scale_rows);
 
   const auto* qp = static_cast<const std::byte*>(q.raw_data());
   const auto* kp = static_cast<const std::byte*>(k.raw_data());
@@ -158,6 +161,7 @@ void attend_onednn(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& ou
     std::byte* q_block = pad + (scratchpad + 63) / 64 * 64;
     std::byte* o_block = q_block + q_bytes;
     auto* block_lse = reinterpret_cast<float*>(o_block + o_bytes);
+    float* block_inv_sum = block_lse + rows;
     for (int64_t g0 = 0; g0 < bh; g0 += group) {
       const int64_t gn = std::min(group, bh - g0);
 #pragma omp for schedule(static)
@@ -192,7 +196,7 @@ void attend_onednn(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& ou
                                {DNNL_ARG_DST, memory(mm.scores, engine, scores)},
                                {DNNL_ARG_SCRATCHPAD, pad_mem}});
         stream.wait();
-        softmax(scores, n, skv, p, in, lp != nullptr ? block_lse : nullptr);
+        softmax(scores, n, skv, p, in, block_inv_sum, lp != nullptr ? block_lse : nullptr);
         mm.pv.execute(
             stream, {{DNNL_ARG_SRC, memory(mm.p, engine, p)},
                      {DNNL_ARG_WEIGHTS,
@@ -200,10 +204,8 @@ void attend_onednn(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& ou
                      {DNNL_ARG_DST, memory(mm.o, engine, o_block)},
                      {DNNL_ARG_SCRATCHPAD, pad_mem}});
         stream.wait();
-        for (int64_t j = 0; j < n; ++j)
-          std::memcpy(op + static_cast<size_t>((token + j * heads) * d) * out_es,
-                      o_block + static_cast<size_t>(j * d) * out_es,
-                      static_cast<size_t>(d) * out_es);
+        scale_out(reinterpret_cast<float*>(o_block), n, d, block_inv_sum,
+                  op + static_cast<size_t>(token * d) * out_es, out.dtype(), heads * d);
         if (lp != nullptr)
           for (int64_t j = 0; j < n; ++j) lp[token + j * heads] = block_lse[j];
       }

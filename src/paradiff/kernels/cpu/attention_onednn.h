@@ -3,9 +3,10 @@
 // Each head's K and V are packed densely (as many heads at a time as fit in 16 MiB), and per
 // (batch, head, block of query rows): the block's queries copied densely, scores = scale * Q K^T
 // in f32 (one matmul over every key), an exact softmax over whole rows (cpu/softmax_rows_body.h,
-// compiled per level), P rounded to the dtype of V, P V into a dense block, copied to out.
-// Plain layouts are what lets oneDNN pick its AMX kernels. kernels::attention's contract, lse
-// included; only the rounding differs from the tiles (P is normalised before P V).
+// compiled per level) whose unnormalised exponentials are rounded to the dtype of V as P, P V
+// into a dense f32 block, divided by each row's sum into out. Plain layouts are what lets oneDNN
+// pick its AMX kernels. kernels::attention's contract, lse included; only the rounding differs
+// from the tiles.
 #pragma once
 
 #include <string_view>

@@ -1,8 +1,8 @@
 // The AVX-512 tile kernel of kernels::attention, generic over the arithmetic of the two
 // products (Ops: f32 FMAs in attention_tile_avx512.cc, bf16 pair dot products in
 // attention_tile_avx512_bf16.cc), and the register transposes of the K packing. For each 64-key
-// block, each group of 6 query rows of the tile does, while the block's packed K and V sit in
-// L1/L2:
+// block, each group of 6 query rows of the tile does steps 1 and 2 while the block's packed K
+// sits in L1, then each group does step 3 while its V does (K and V together would not fit):
 //   1. S = Q K^T in a 6-row x 64-key register tile (24 accumulators; K vectors shared by the 6
 //      rows, Q elements broadcast),
 //   2. the online softmax on those registers before they leave: t = s*c - m (c = scale*log2 e),
@@ -111,7 +111,7 @@ void qk_softmax(const TileScratch& s, int64_t r0, const Block& b) {
     const __m512 sum = _mm512_add_ps(_mm512_add_ps(p[0], p[1]), _mm512_add_ps(p[2], p[3]));
     float* l = s.l + row * 16;
     _mm512_storeu_ps(l, _mm512_add_ps(_mm512_loadu_ps(l), sum));
-    Ops::store_p(static_cast<E*>(s.p) + r * kKvBlock, p);  // P of this group only
+    Ops::store_p(static_cast<E*>(s.p) + row * kKvBlock, p);
   }
 }
 
@@ -130,8 +130,8 @@ void pv_step(const TileScratch& s, int64_t r0, int64_t d0, const Block& b, bool 
       if (rescale) acc[r][v] = _mm512_mul_ps(acc[r][v], alpha);
     }
   }
-  Ops::template pv<R, NV>(acc, static_cast<const E*>(s.p), static_cast<const E*>(b.v), b.dv, d0,
-                          b.keys);
+  Ops::template pv<R, NV>(acc, static_cast<const E*>(s.p) + r0 * kKvBlock,
+                          static_cast<const E*>(b.v), b.dv, d0, b.keys);
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 16
@@ -181,9 +181,10 @@ void attend_tile(const TileArgs& a) {
       b.valid[c] = static_cast<__mmask16>((1u << n) - 1u);
     }
     const auto& qk = b.keys < kKvBlock ? qk_tail : qk_full;
+    for (int64_t r0 = 0; r0 < rows; r0 += kQkRows)
+      qk[std::min<int64_t>(kQkRows, rows - r0) - 1](s, r0, b);
     for (int64_t r0 = 0; r0 < rows; r0 += kQkRows) {
       const int64_t n = std::min<int64_t>(kQkRows, rows - r0);
-      qk[n - 1](s, r0, b);
       bool rescale = false;
       for (int64_t r = 0; r < n; ++r) rescale |= s.alpha[r0 + r] != 1.0f;
       for (int64_t d0 = 0; d0 < layout.dv; d0 += 16 * kPvVecs) {

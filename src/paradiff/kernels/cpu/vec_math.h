@@ -147,6 +147,24 @@ inline VecF vexp(VecF x) {
   return vzero_below(x, min_x, vscale2(p, n));
 }
 
+// 2^t for t <= 128: t below -125 gives 2^-125 (a normal float, never a denormal or 0; the
+// softmax's sum is at least 1, so such terms vanish in it). Rounding to the nearest integer n,
+// then 2^f for f = t - n in [-0.5, 0.5] by its interpolating polynomial at the 7 Chebyshev nodes
+// (relative error ~1e-7 in float), scaled by 2^n. NaN stays NaN.
+inline VecF vexp2(VecF t) {
+  t = vmax(vset(-125.0f), t);
+  const VecF n = vround(t);
+  const VecF f = vsub(t, n);
+  VecF p = vset(1.5461444854736328e-4f);
+  p = vfma(p, f, vset(1.3400427997112274e-3f));
+  p = vfma(p, f, vset(9.6180569380521774e-3f));
+  p = vfma(p, f, vset(5.5503271520137787e-2f));
+  p = vfma(p, f, vset(2.4022650718688965e-1f));
+  p = vfma(p, f, vset(6.9314718246459961e-1f));
+  p = vfma(p, f, vset(1.0f));
+  return vscale2(p, n);
+}
+
 // tanh(x) = 1 - 2 / (exp(2x) + 1): saturates cleanly to +-1 for large |x|.
 inline VecF vtanh(VecF x) {
   const VecF one = vset(1.0f);
