@@ -30,21 +30,25 @@ using dnnl::memory;
 // Packed keys and values held at once: 16 MiB, small next to a transformer block's activations.
 constexpr size_t kPackBudget = size_t{16} << 20;
 
-// Query rows per block: as many as keep one block's scores (f32) and probabilities within about
-// 6 MiB, 16 to 256, a multiple of 16. Larger blocks amortise each matmul call: on the mid-size
-// FLUX model (4352 tokens, 2 threads) 1.5 MiB blocks (48 rows) took 2818 ms a forward, 3 MiB
-// 2398, 6 MiB (240 rows) 2318, 12 MiB with up to 512 rows 2289.
+// Query rows per block, a multiple of 16 from 16 to 256: as many as keep one block's scores (f32)
+// and probabilities within about 3 MiB. Each head's K^T and V are packed once into the layouts
+// the AMX GEMMs chose, so a block packs nothing. Measured on an Intel Xeon with AMX (family 6
+// model 167), 4352 tokens, 1 thread: 0.75 MiB blocks ran at 0.68x the rate of 3 MiB ones, 1.5
+// MiB at 0.95x, 6 MiB at 1.0x; before the packing, 0.75 MiB blocks ran at 0.37x.
 int64_t block_rows(int64_t skv, DType dtype) {
   const auto bytes_per_row = static_cast<int64_t>(skv * (4 + dtype_size(dtype)));
-  const int64_t rows = (int64_t{6} << 20) / std::max<int64_t>(bytes_per_row, 1);
+  const int64_t rows = (int64_t{3} << 20) / std::max<int64_t>(bytes_per_row, 1);
   return std::clamp<int64_t>(rows / 16 * 16, 16, 256);
 }
 
-// The two matmuls of a block of `rows` query rows, with a user-managed scratchpad so that every
-// thread can run them at once (each with its own).
+// The two matmuls of a block of `rows` query rows, the reorders that pack one head's keys (as
+// K^T) and values into the layouts those matmuls chose for them, and a user-managed scratchpad
+// size, so that every thread can run them at once (each with its own).
 struct BlockMatmuls {
   dnnl::matmul qk, pv;
+  dnnl::reorder pack_kt, pack_v;
   memory::desc q, kt, scores, p, v, o;
+  memory::desc kt_source, v_source;  // one head of (B, Skv, H, D)
   size_t scratchpad_bytes = 0;
 };
 
@@ -53,26 +57,38 @@ memory::desc strided(int64_t rows, int64_t cols, DType dtype, int64_t row_stride
   return memory::desc({rows, cols}, onednn_dtype(dtype), memory::dims{row_stride, col_stride});
 }
 
-BlockMatmuls make_block(int64_t rows, int64_t skv, int64_t d, DType in, float scale) {
+BlockMatmuls make_block(int64_t rows, int64_t skv, int64_t d, int64_t heads, DType in,
+                        float scale) {
   auto& engine = onednn_engine();
   BlockMatmuls m;
   m.q = strided(rows, d, in, d, 1);  // the block's queries copied densely
-  m.kt = strided(d, skv, in, 1, d);  // K^T of one head's packed keys ([skv][d], read as "ba")
   m.scores = strided(rows, skv, DType::F32, skv, 1);
   m.p = strided(rows, skv, in, skv, 1);
-  m.v = strided(skv, d, in, d, 1);    // one head's packed values
   m.o = strided(rows, d, DType::F32, d, 1);  // dense f32, divided by l into the heads' rows
+  const memory::desc kt_any({d, skv}, onednn_dtype(in), memory::format_tag::any);
+  const memory::desc v_any({skv, d}, onednn_dtype(in), memory::format_tag::any);
   dnnl::primitive_attr qk_attr;
   qk_attr.set_output_scales(0, {scale});
   qk_attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  dnnl::matmul::primitive_desc qk_pd(dnnl::matmul::desc(m.q, m.kt, m.scores), qk_attr, engine);
+  dnnl::matmul::primitive_desc qk_pd(dnnl::matmul::desc(m.q, kt_any, m.scores), qk_attr, engine);
   dnnl::primitive_attr pv_attr;
   pv_attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  dnnl::matmul::primitive_desc pv_pd(dnnl::matmul::desc(m.p, m.v, m.o), pv_attr, engine);
+  dnnl::matmul::primitive_desc pv_pd(dnnl::matmul::desc(m.p, v_any, m.o), pv_attr, engine);
+  m.kt = qk_pd.weights_desc();
+  m.v = pv_pd.weights_desc();
+  m.kt_source = strided(d, skv, in, 1, heads * d);
+  m.v_source = strided(skv, d, in, heads * d, 1);
+  dnnl::primitive_attr reorder_attr;
+  reorder_attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  dnnl::reorder::primitive_desc kt_pd(engine, m.kt_source, engine, m.kt, reorder_attr);
+  dnnl::reorder::primitive_desc v_pd(engine, m.v_source, engine, m.v, reorder_attr);
   m.qk = dnnl::matmul(qk_pd);
   m.pv = dnnl::matmul(pv_pd);
+  m.pack_kt = dnnl::reorder(kt_pd);
+  m.pack_v = dnnl::reorder(v_pd);
   m.scratchpad_bytes =
-      std::max(qk_pd.scratchpad_desc().get_size(), pv_pd.scratchpad_desc().get_size());
+      std::max({qk_pd.scratchpad_desc().get_size(), pv_pd.scratchpad_desc().get_size(),
+                kt_pd.scratchpad_desc().get_size(), v_pd.scratchpad_desc().get_size()});
   return m;
 }
 
@@ -81,20 +97,24 @@ BlockMatmuls make_block(int64_t rows, int64_t skv, int64_t d, DType in, float sc
 // kMaxCachedShapes the cache starts again (callers hold their entries by shared_ptr).
 constexpr size_t kMaxCachedShapes = 64;
 
-std::shared_ptr<const BlockMatmuls> block_matmuls(int64_t rows, int64_t skv, int64_t d, DType in,
-                                                  float scale) {
+std::shared_ptr<const BlockMatmuls> block_matmuls(int64_t rows, int64_t skv, int64_t d,
+                                                  int64_t heads, DType in, float scale) {
   static std::mutex mutex;
-  static std::map<std::tuple<int64_t, int64_t, int64_t, DType, float>,
+  static std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, DType, float>,
                   std::shared_ptr<const BlockMatmuls>>
       cache;
-  const auto key = std::make_tuple(rows, skv, d, in, scale);
+  const auto key = std::make_tuple(rows, skv, d, heads, in, scale);
   std::lock_guard<std::mutex> lock(mutex);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   if (cache.size() >= kMaxCachedShapes) cache.clear();
-  auto made = std::make_shared<const BlockMatmuls>(make_block(rows, skv, d, in, scale));
+  auto made = std::make_shared<const BlockMatmuls>(make_block(rows, skv, d, heads, in, scale));
   cache.emplace(key, made);
   return made;
+}
+
+size_t round64(size_t bytes) {
+  return (bytes + 63) / 64 * 64;
 }
 
 }  // namespace
@@ -117,37 +137,36 @@ void attend_onednn(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& ou
   const DType in = q.dtype();
   PARADIFF_CHECK(in == DType::BF16 || out.dtype() == DType::F32,
                  "oneDNN attention: f32 inputs need an f32 output, got ", out.describe());
-  const int64_t rows = std::min(block_rows(skv, in), sq);
-  const int64_t blocks = (sq + rows - 1) / rows, tail = sq - (blocks - 1) * rows;
-  const auto full_block = block_matmuls(rows, skv, d, in, scale);
-  const auto last_block = block_matmuls(tail, skv, d, in, scale);
-  const BlockMatmuls& full = *full_block;
-  const BlockMatmuls& last = *last_block;
-  const size_t scratchpad = std::max<size_t>({full.scratchpad_bytes, last.scratchpad_bytes, 64});
+  // Every block has `rows` rows (one primitive, one packed layout); the last one is padded with
+  // zero queries whose outputs are dropped.
+  const int64_t rows = std::min(block_rows(skv, in), (sq + 15) / 16 * 16);
+  const int64_t blocks = (sq + rows - 1) / rows;
+  const auto block = block_matmuls(rows, skv, d, heads, in, scale);
+  const BlockMatmuls& mm = *block;
+  const size_t scratchpad = std::max<size_t>(mm.scratchpad_bytes, 64);
   const size_t es = dtype_size(in), out_es = dtype_size(out.dtype());
-  const size_t scores_bytes = static_cast<size_t>(rows * skv) * 4;
-  const size_t p_bytes = (static_cast<size_t>(rows * skv) * es + 63) / 64 * 64;
-  const size_t q_bytes = (static_cast<size_t>(rows * d) * es + 63) / 64 * 64;
-  const size_t o_bytes = (static_cast<size_t>(rows * d) * 4 + 63) / 64 * 64;
+  const size_t scores_bytes = round64(static_cast<size_t>(rows * skv) * 4);
+  const size_t p_bytes = round64(static_cast<size_t>(rows * skv) * es);
+  const size_t q_bytes = round64(static_cast<size_t>(rows * d) * es);
+  const size_t o_bytes = round64(static_cast<size_t>(rows * d) * 4);
   const size_t per_thread =
-      scores_bytes + p_bytes + (scratchpad + 63) / 64 * 64 + q_bytes + o_bytes + 2 * rows * 4;
+      scores_bytes + p_bytes + round64(scratchpad) + q_bytes + o_bytes + 2 * rows * 4;
   const int threads = std::max(1, omp_get_max_threads());
   const std::shared_ptr<std::byte> scratch = allocate_bytes(per_thread * threads);
-  // One head's keys and values packed densely ([skv][d] each, keys first): oneDNN's AMX GEMMs
-  // want plain layouts, not rows strided by the other heads (the queries of a block are copied
-  // the same way). As many heads at a time as fit in kPackBudget.
-  const size_t head_keys = static_cast<size_t>(skv * d) * es;
+  // One head's K^T and V in the matmuls' own layouts, as many heads at a time as fit in
+  // kPackBudget.
+  const size_t kt_bytes = round64(mm.kt.get_size()), v_bytes = round64(mm.v.get_size());
+  const size_t head_bytes = kt_bytes + v_bytes;
   const int64_t bh = batch * heads;
   const int64_t group = std::clamp<int64_t>(
-      static_cast<int64_t>(kPackBudget / std::max<size_t>(2 * head_keys, 1)), 1, bh);
-  const std::shared_ptr<std::byte> packed =
-      allocate_bytes(static_cast<size_t>(group) * 2 * head_keys);
+      static_cast<int64_t>(kPackBudget / std::max<size_t>(head_bytes, 1)), 1, bh);
+  const std::shared_ptr<std::byte> packed = allocate_bytes(static_cast<size_t>(group) * head_bytes);
   auto softmax = PARADIFF_ISA_SELECT(softmax_rows);
   auto scale_out = PARADIFF_ISA_SELECT(scale_rows);
 
   const auto* qp = static_cast<const std::byte*>(q.raw_data());
-  const auto* kp = static_cast<const std::byte*>(k.raw_data());
-  const auto* vp = static_cast<const std::byte*>(v.raw_data());
+  auto* kp = const_cast<std::byte*>(static_cast<const std::byte*>(k.raw_data()));
+  auto* vp = const_cast<std::byte*>(static_cast<const std::byte*>(v.raw_data()));
   auto* op = static_cast<std::byte*>(out.raw_data());
   float* lp = lse != nullptr ? lse->data<float>() : nullptr;
   auto& engine = onednn_engine();
@@ -158,51 +177,56 @@ void attend_onednn(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& ou
     auto* scores = reinterpret_cast<float*>(mine);
     std::byte* p = mine + scores_bytes;
     std::byte* pad = p + p_bytes;
-    std::byte* q_block = pad + (scratchpad + 63) / 64 * 64;
+    std::byte* q_block = pad + round64(scratchpad);
     std::byte* o_block = q_block + q_bytes;
     auto* block_lse = reinterpret_cast<float*>(o_block + o_bytes);
     float* block_inv_sum = block_lse + rows;
+    dnnl::stream& stream = onednn_stream();
+    const memory pad_mem(
+        {{static_cast<int64_t>(scratchpad)}, memory::data_type::u8, memory::dims{1}}, engine, pad);
     for (int64_t g0 = 0; g0 < bh; g0 += group) {
       const int64_t gn = std::min(group, bh - g0);
 #pragma omp for schedule(static)
-      for (int64_t item = 0; item < gn * skv; ++item) {
-        const int64_t head = g0 + item / skv, j = item % skv;
+      for (int64_t head = g0; head < g0 + gn; ++head) {
         const int64_t b = head / heads, h = head % heads;
-        const size_t from = static_cast<size_t>(((b * skv + j) * heads + h) * d) * es;
-        std::byte* to =
-            packed.get() + (head - g0) * 2 * head_keys + static_cast<size_t>(j * d) * es;
-        std::memcpy(to, kp + from, static_cast<size_t>(d) * es);
-        std::memcpy(to + head_keys, vp + from, static_cast<size_t>(d) * es);
+        const size_t from = static_cast<size_t>((b * skv * heads + h) * d) * es;
+        std::byte* to = packed.get() + static_cast<size_t>(head - g0) * head_bytes;
+        mm.pack_kt.execute(stream, {{DNNL_ARG_FROM, memory(mm.kt_source, engine, kp + from)},
+                                    {DNNL_ARG_TO, memory(mm.kt, engine, to)},
+                                    {DNNL_ARG_SCRATCHPAD, pad_mem}});
+        mm.pack_v.execute(stream, {{DNNL_ARG_FROM, memory(mm.v_source, engine, vp + from)},
+                                   {DNNL_ARG_TO, memory(mm.v, engine, to + kt_bytes)},
+                                   {DNNL_ARG_SCRATCHPAD, pad_mem}});
+        stream.wait();
       }
       // (implicit barrier: the group is packed before any block reads it)
 #pragma omp for schedule(dynamic, 1)
       for (int64_t item = 0; item < gn * blocks; ++item) {
         const int64_t head = g0 + item / blocks, blk = item % blocks;
         const int64_t b = head / heads, h = head % heads, i0 = blk * rows;
-        const bool is_last = blk == blocks - 1;
-        const BlockMatmuls& mm = is_last ? last : full;
-        const int64_t n = is_last ? tail : rows;
+        const int64_t n = std::min(rows, sq - i0);
         const int64_t token = (b * sq + i0) * heads + h;  // (b, i0, h) in (B, Sq, H)
-        dnnl::stream& stream = onednn_stream();
-        memory pad_mem({{static_cast<int64_t>(scratchpad)}, memory::data_type::u8, memory::dims{1}},
-                       engine, pad);
+        std::byte* head_packed = packed.get() + static_cast<size_t>(head - g0) * head_bytes;
         for (int64_t j = 0; j < n; ++j)
           std::memcpy(q_block + static_cast<size_t>(j * d) * es,
                       qp + static_cast<size_t>((token + j * heads) * d) * es,
                       static_cast<size_t>(d) * es);
+        if (n < rows) {  // padding rows: zero queries, zero probabilities, outputs dropped
+          std::memset(q_block + static_cast<size_t>(n * d) * es, 0,
+                      static_cast<size_t>((rows - n) * d) * es);
+          std::memset(p + static_cast<size_t>(n * skv) * es, 0,
+                      static_cast<size_t>((rows - n) * skv) * es);
+        }
         mm.qk.execute(stream, {{DNNL_ARG_SRC, memory(mm.q, engine, q_block)},
-                               {DNNL_ARG_WEIGHTS,
-                                memory(mm.kt, engine, packed.get() + (head - g0) * 2 * head_keys)},
+                               {DNNL_ARG_WEIGHTS, memory(mm.kt, engine, head_packed)},
                                {DNNL_ARG_DST, memory(mm.scores, engine, scores)},
                                {DNNL_ARG_SCRATCHPAD, pad_mem}});
         stream.wait();
         softmax(scores, n, skv, p, in, block_inv_sum, lp != nullptr ? block_lse : nullptr);
-        mm.pv.execute(
-            stream, {{DNNL_ARG_SRC, memory(mm.p, engine, p)},
-                     {DNNL_ARG_WEIGHTS,
-                      memory(mm.v, engine, packed.get() + (head - g0) * 2 * head_keys + head_keys)},
-                     {DNNL_ARG_DST, memory(mm.o, engine, o_block)},
-                     {DNNL_ARG_SCRATCHPAD, pad_mem}});
+        mm.pv.execute(stream, {{DNNL_ARG_SRC, memory(mm.p, engine, p)},
+                               {DNNL_ARG_WEIGHTS, memory(mm.v, engine, head_packed + kt_bytes)},
+                               {DNNL_ARG_DST, memory(mm.o, engine, o_block)},
+                               {DNNL_ARG_SCRATCHPAD, pad_mem}});
         stream.wait();
         scale_out(reinterpret_cast<float*>(o_block), n, d, block_inv_sum,
                   op + static_cast<size_t>(token * d) * out_es, out.dtype(), heads * d);

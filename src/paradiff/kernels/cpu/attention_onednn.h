@@ -1,12 +1,12 @@
 // Attention through oneDNN's matmul, for where its GEMMs beat the tiles of attention_tile.h by far:
 // bf16 on CPUs with AMX, which oneDNN reaches by itself (the tiles' vdpbf16ps cannot compete).
-// Each head's K and V are packed densely (as many heads at a time as fit in 16 MiB), and per
-// (batch, head, block of query rows): the block's queries copied densely, scores = scale * Q K^T
+// Each head's K^T and V are packed by oneDNN reorders into the layouts its matmuls chose (as many
+// heads at a time as fit in 16 MiB), and per (batch, head, block of query rows, the last one
+// padded with zero queries): the block's queries copied densely, scores = scale * Q K^T
 // in f32 (one matmul over every key), an exact softmax over whole rows (cpu/softmax_rows_body.h,
 // compiled per level) whose unnormalised exponentials are rounded to the dtype of V as P, P V
-// into a dense f32 block, divided by each row's sum into out. Plain layouts are what lets oneDNN
-// pick its AMX kernels. kernels::attention's contract, lse included; only the rounding differs
-// from the tiles.
+// into a dense f32 block, divided by each row's sum into out. kernels::attention's contract, lse
+// included; only the rounding differs from the tiles.
 #pragma once
 
 #include <string_view>
