@@ -73,6 +73,28 @@ TEST(Engine, ComponentsLoadOnceAcrossRequestsAndLatentOutputSkipsTheVae) {
     EXPECT_EQ(engine.pipeline().components().load_count(name), 1) << name;
 }
 
+// Layerwise casting (--storage-dtype bf16): the transformer's GEMM weights are kept in bf16 and
+// widened per GEMM, fp32 arithmetic. Half the prepared bytes; the latents move by bf16 rounding
+// of the weights only, so they stay close to fp32's but are not the same.
+TEST(Engine, Bf16WeightStorageHalvesTheTransformersWeights) {
+  dist::SelfCommunicator world;
+  GenerationRequest request = small_request();
+  request.output_type = OutputType::Latent;
+  Engine full(world, EngineOptions{tiny(), DType::F32, {}, {}});
+  const auto want = full.run(request);
+  EngineOptions narrow_options{tiny(), DType::F32, {}, {}};
+  narrow_options.transformer_storage = DType::BF16;
+  Engine narrow(world, narrow_options);
+  const auto got = narrow.run(request);
+  ASSERT_GT(want.stats.weight_bytes, 0);
+  EXPECT_EQ(got.stats.weight_bytes * 2, want.stats.weight_bytes);
+  for (size_t i = 0; i < request.prompt.size(); ++i) {
+    const double err = testing::relative_error(got.images[i].latents, want.images[i].latents);
+    EXPECT_GT(err, 0.0) << i;
+    EXPECT_LT(err, 2e-2) << i;
+  }
+}
+
 TEST(Engine, RefusesWhatItCannotRunBeforeHeavyWork) {
   dist::SelfCommunicator world;
   auto expect_error = [](const std::function<void()>& f, const std::string& needle) {

@@ -15,6 +15,7 @@
 #include "paradiff/core/threads.h"
 #include "paradiff/core/timer.h"
 #include "paradiff/engine/transformer_runner.h"
+#include "paradiff/kernels/weight_storage.h"
 
 namespace paradiff::cli {
 
@@ -34,7 +35,7 @@ struct Options {
   int64_t heads = 8, head_dim = 128, double_layers = 4, single_layers = 8, joint_dim = 4096;
   int64_t layers = 12;  // Qwen-Image: as many blocks as FLUX's default 4 + 8, of the same FLOPs
   int threads = 0, steps = 3;
-  std::string ring_progress = "thread", share_weights = "auto";
+  std::string ring_progress = "thread", share_weights = "auto", storage_dtype = "fp32";
   bool header = true;
 };
 
@@ -178,6 +179,7 @@ BenchModel qwen_image_model(const Options& o, DType compute) {
 
 int run(const Options& o, dist::Communicator& world) {
   const DType compute = compute_dtype(o.dtype);
+  const DType storage = kernels::parse_weight_storage(o.storage_dtype);
   if (o.threads > 0) set_num_threads(o.threads);
   // A folder says what it is; --model-type, when also given, must agree with it.
   std::string type = o.model_type.empty() ? "flux" : o.model_type;
@@ -195,11 +197,12 @@ int run(const Options& o, dist::Communicator& world) {
   const bool root = world.rank() == 0;
   if (root && o.header) {
     std::printf(
-        "model: %s, %lld image + %lld text tokens, %s compute, %d thread(s) per rank, %d "
+        "model: %s, %lld image + %lld text tokens, %s compute%s, %d thread(s) per rank, %d "
         "rank(s); %.1f GFLOP per step; %s\n",
         bench.description.c_str(), (long long)o.image_tokens, (long long)o.text_tokens,
-        std::string(dtype_name(compute)).c_str(), num_threads(), world.size(), bench.flops / 1e9,
-        cpu_isa_summary().c_str());
+        std::string(dtype_name(compute)).c_str(),
+        storage == DType::BF16 && compute == DType::F32 ? " (bf16 weight storage)" : "",
+        num_threads(), world.size(), bench.flops / 1e9, cpu_isa_summary().c_str());
     std::printf(
         "| CP Backend | Time / Iter (ms) | Steps / Sec | Peak Memory (GB) | Sent / Rank / "
         "Step (MB) | Comm Wait | Weights | PSS / Rank (GB): weights + rest | PSS / Host "
@@ -215,8 +218,13 @@ int run(const Options& o, dist::Communicator& world) {
     parallel::ParallelConfig parallel;
     if (world.size() > 1) parallel.context_parallel_config = cp;
     parallel.ring_progress = parallel::parse_ring_progress(o.ring_progress);
-    engine::TransformerRunner runner(world, parallel, bench.load,
-                                     dist::parse_weight_sharing(o.share_weights));
+    engine::TransformerRunner runner(
+        world, parallel,
+        [&] {
+          kernels::WeightStorageScope narrow(storage);
+          return bench.load();
+        },
+        dist::parse_weight_sharing(o.share_weights));
     const auto t = runner.time_forwards(bench.inputs, o.steps, /*warm_up=*/true);
     if (root) {
       std::printf(
@@ -258,6 +266,11 @@ void add_bench_command(CLI::App& app, Action& action) {
   cmd->add_option("--joint-dim", o->joint_dim, "random model: joint_attention_dim")
       ->capture_default_str();
   cmd->add_option("--dtype", o->dtype, "compute precision: fp32 or bf16")->capture_default_str();
+  cmd->add_option("--storage-dtype", o->storage_dtype,
+                  "dtype the GEMM weights are kept in: bf16 halves them for fp32 compute "
+                  "(diffusers' enable_layerwise_casting)")
+      ->envname("PARADIFF_STORAGE_DTYPE")
+      ->capture_default_str();
   cmd->add_option("--threads", o->threads, "kernel threads per rank");
   cmd->add_option("--steps", o->steps, "timed forwards per backend (median)")
       ->capture_default_str()

@@ -14,6 +14,7 @@
 #include "paradiff/engine/progress_printer.h"
 #include "paradiff/io/png.h"
 #include "paradiff/io/safetensors_writer.h"
+#include "paradiff/kernels/weight_storage.h"
 
 namespace paradiff::cli {
 
@@ -23,7 +24,7 @@ namespace fs = std::filesystem;
 
 struct Options {
   std::string model, prompt, prompts_file, output = "out.png", dtype = "fp32", save_latents;
-  std::string share_weights = "auto";
+  std::string share_weights = "auto", storage_dtype = "fp32";
   std::string variant;
   bool prompt_given = false;  // --prompt "" is a valid (empty) prompt, as in diffusers
   std::vector<std::string> negative_prompt;
@@ -80,6 +81,7 @@ int run(const Options& o, dist::Communicator& world) {
   engine_options.transformer_device_map = o.transformer_device_map;
   engine_options.max_memory = o.max_memory;
   engine_options.share_weights = dist::parse_weight_sharing(o.share_weights);
+  engine_options.transformer_storage = kernels::parse_weight_storage(o.storage_dtype);
   // A one-shot run holds one stage's weights at a time.
   engine_options.cache_policy = pipeline::ComponentCache::Policy::ReleaseAfterStage;
   check_output_folder(o.output);
@@ -169,6 +171,11 @@ void add_generate_command(CLI::App& app, Action& action) {
                   "ranks of a replica share one)")
       ->envname("PARADIFF_SHARE_WEIGHTS")
       ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
+  cmd->add_option("--storage-dtype", o->storage_dtype,
+                  "dtype the transformer's GEMM weights are kept in: bf16 halves them for fp32 "
+                  "compute (diffusers' enable_layerwise_casting)")
+      ->envname("PARADIFF_STORAGE_DTYPE")
       ->capture_default_str();
   cmd->add_option("--variant", o->variant,
                   "weights variant, as diffusers' variant= (fp16 reads *.fp16.safetensors where a "

@@ -12,6 +12,7 @@
 #include "paradiff/core/timer.h"
 #include "paradiff/engine/transformer_runner.h"
 #include "paradiff/io/safetensors_writer.h"
+#include "paradiff/kernels/weight_storage.h"
 
 namespace paradiff::cli {
 
@@ -19,6 +20,7 @@ namespace {
 
 struct Options {
   std::string model, config, inputs, output, dtype = "fp32", share_weights = "auto";
+  std::string storage_dtype = "fp32";
   int threads = 0;
   int repeat = 0;
   ParallelOptions parallel;
@@ -51,6 +53,7 @@ std::string model_class(const Options& o) {
 
 int run(const Options& o, dist::Communicator& world) {
   const DType compute = compute_dtype(o.dtype);
+  const DType storage = kernels::parse_weight_storage(o.storage_dtype);
   if (o.threads > 0) set_num_threads(o.threads);
   const parallel::ParallelConfig parallel = o.parallel.config();
   parallel.validate(world.size());
@@ -61,10 +64,15 @@ int run(const Options& o, dist::Communicator& world) {
 
   Stopwatch load;
   engine::TransformerRunner runner(
-      world, parallel, [&] { return load_model(o, compute); },
+      world, parallel,
+      [&] {
+        kernels::WeightStorageScope narrow(storage);
+        return load_model(o, compute);
+      },
       dist::parse_weight_sharing(o.share_weights));
   runner.validate_inputs(in);
   log_info("loaded ", o.model, " in ", load.seconds(), " s (", dtype_name(compute), " compute, ",
+           storage == DType::BF16 && compute == DType::F32 ? "bf16 weight storage, " : "",
            num_threads(), " threads)");
 
   const auto timing = runner.time_forwards(in, o.repeat, /*warm_up=*/o.repeat > 0);
@@ -134,6 +142,11 @@ void add_transformer_forward_command(CLI::App& app, Action& action) {
                   "one copy of the prepared weights per host (auto: when several ranks share one)")
       ->envname("PARADIFF_SHARE_WEIGHTS")
       ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
+  cmd->add_option("--storage-dtype", opts->storage_dtype,
+                  "dtype the GEMM weights are kept in: bf16 halves them for fp32 compute "
+                  "(diffusers' enable_layerwise_casting)")
+      ->envname("PARADIFF_STORAGE_DTYPE")
       ->capture_default_str();
   add_parallel_options(*cmd, opts->parallel, /*with_cfg=*/false);
   cmd->callback([opts, &action] {

@@ -12,6 +12,7 @@
 #include "paradiff/dist/tensor_broadcast.h"
 #include "paradiff/dist/tensor_transfer.h"
 #include "paradiff/engine/placement_plan.h"
+#include "paradiff/kernels/weight_storage.h"
 #include "paradiff/parallel/data_parallel.h"
 #include "paradiff/pipeline/pipeline_registry.h"
 
@@ -111,11 +112,13 @@ Engine::Engine(dist::Communicator& world, const EngineOptions& options)
   // replicas do not wait on each other. Under a placement map each rank holds other blocks: no
   // sharing then.
   host_ = dist::host_communicator(world);
-  if (model_map || pipeline_map) return;
-  host_replica_ = host_->split(mesh_->index(parallel::MeshDim::Data), host_->rank());
+  const bool share = !(model_map || pipeline_map);
+  if (share) host_replica_ = host_->split(mesh_->index(parallel::MeshDim::Data), host_->rank());
   pipeline_->components().set_load_hook(
-      [this](const std::string& name, const std::function<void()>& load) {
+      [this, share](const std::string& name, const std::function<void()>& load) {
         if (name != "transformer") return load();
+        kernels::WeightStorageScope narrow(options_.transformer_storage);
+        if (!share) return load();
         transformer_weights_ =
             dist::load_with_host_weights(*host_replica_, options_.share_weights, load);
       });

@@ -2,6 +2,7 @@
 
 #include "paradiff/core/cpu_isa.h"
 #include "paradiff/core/error.h"
+#include "paradiff/kernels/weight_storage.h"
 
 namespace paradiff::kernels {
 
@@ -20,7 +21,8 @@ std::string_view gemm_mode_name(GemmMode mode) {
 GemmMode gemm_mode_for(DType compute) {
   PARADIFF_CHECK(compute == DType::F32 || compute == DType::BF16,
                  "compute dtype must be f32 or bf16, got ", dtype_name(compute));
-  if (compute == DType::F32) return GemmMode::F32;
+  if (compute == DType::F32)
+    return weight_storage_dtype() == DType::BF16 ? GemmMode::Bf16StoredF32 : GemmMode::F32;
   return native_bf16() ? GemmMode::Bf16 : GemmMode::Bf16StoredF32;
 }
 

@@ -20,7 +20,9 @@ enum class GemmMode {
 // "f32", "bf16", "bf16 stored, f32 computed".
 std::string_view gemm_mode_name(GemmMode mode);
 
-// The mode for a layer asked to compute in `compute` (F32 or BF16) at the active level.
+// The mode for a layer asked to compute in `compute` (F32 or BF16) at the active level, and with
+// the storage of the thread's WeightStorageScope (kernels/weight_storage.h): F32 compute with
+// bf16 storage is Bf16StoredF32.
 GemmMode gemm_mode_for(DType compute);
 
 // The dtype the GEMM's activations are in: BF16 for Bf16, F32 otherwise.
