@@ -74,9 +74,10 @@ TEST(Engine, ComponentsLoadOnceAcrossRequestsAndLatentOutputSkipsTheVae) {
 }
 
 // Layerwise casting (--storage-dtype bf16): the transformer's GEMM weights are kept in bf16 and
-// widened per GEMM, fp32 arithmetic. Half the prepared bytes; the latents move by bf16 rounding
-// of the weights only, so they stay close to fp32's but are not the same.
-TEST(Engine, Bf16WeightStorageHalvesTheTransformersWeights) {
+// widened per GEMM, fp32 arithmetic, except the layers diffusers skips (the modulation
+// "norm*.linear" layers and the final proj_out stay fp32: in this tiny model they are a large
+// share). The latents move by bf16 rounding of the weights only: close to fp32's, not the same.
+TEST(Engine, Bf16WeightStorageNarrowsTheTransformersGemmWeights) {
   dist::SelfCommunicator world;
   GenerationRequest request = small_request();
   request.output_type = OutputType::Latent;
@@ -87,7 +88,8 @@ TEST(Engine, Bf16WeightStorageHalvesTheTransformersWeights) {
   Engine narrow(world, narrow_options);
   const auto got = narrow.run(request);
   ASSERT_GT(want.stats.weight_bytes, 0);
-  EXPECT_EQ(got.stats.weight_bytes * 2, want.stats.weight_bytes);
+  EXPECT_GT(got.stats.weight_bytes * 2, want.stats.weight_bytes);       // some layers stay fp32
+  EXPECT_LT(got.stats.weight_bytes * 10, want.stats.weight_bytes * 6);  // 58% here
   for (size_t i = 0; i < request.prompt.size(); ++i) {
     const double err = testing::relative_error(got.images[i].latents, want.images[i].latents);
     EXPECT_GT(err, 0.0) << i;

@@ -64,6 +64,19 @@ TEST(WeightStorage, ConvolutionsNarrowToo) {
   EXPECT_EQ(narrowed.mode(), GemmMode::Bf16StoredF32);
 }
 
+TEST(WeightStorage, DiffusersSkipPatterns) {
+  for (const char* skipped :
+       {"transformer_blocks.0.norm1.linear", "norm_out.linear",
+        "single_transformer_blocks.3.norm.linear", "proj_out", "proj_in", "pos_embed.proj",
+        "patch_embed.proj", "transformer_blocks.1.attn.norm_q"})
+    EXPECT_TRUE(layerwise_casting_skips(skipped)) << skipped;
+  for (const char* narrowed :
+       {"single_transformer_blocks.0.proj_out", "transformer_blocks.0.attn.to_q", "x_embedder",
+        "context_embedder", "time_text_embed.timestep_embedder.linear_1", "proj_outer",
+        "transformer_blocks.0.img_mod.1"})
+    EXPECT_FALSE(layerwise_casting_skips(narrowed)) << narrowed;
+}
+
 TEST(WeightStorage, NamesAreParsedAndTheRestRefused) {
   EXPECT_EQ(parse_weight_storage("bf16"), DType::BF16);
   EXPECT_EQ(parse_weight_storage("fp32"), DType::F32);

@@ -267,7 +267,7 @@ void add_bench_command(CLI::App& app, Action& action) {
       ->capture_default_str();
   cmd->add_option("--dtype", o->dtype, "compute precision: fp32 or bf16")->capture_default_str();
   cmd->add_option("--storage-dtype", o->storage_dtype,
-                  "dtype the GEMM weights are kept in: bf16 halves them for fp32 compute "
+                  "dtype the GEMM weights are kept in: bf16 narrows them for fp32 compute "
                   "(diffusers' enable_layerwise_casting)")
       ->envname("PARADIFF_STORAGE_DTYPE")
       ->capture_default_str();

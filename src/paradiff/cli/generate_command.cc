@@ -173,7 +173,7 @@ void add_generate_command(CLI::App& app, Action& action) {
       ->check(CLI::IsMember({"auto", "on", "off"}))
       ->capture_default_str();
   cmd->add_option("--storage-dtype", o->storage_dtype,
-                  "dtype the transformer's GEMM weights are kept in: bf16 halves them for fp32 "
+                  "dtype the transformer's GEMM weights are kept in: bf16 narrows them for fp32 "
                   "compute (diffusers' enable_layerwise_casting)")
       ->envname("PARADIFF_STORAGE_DTYPE")
       ->capture_default_str();

@@ -144,7 +144,7 @@ void add_transformer_forward_command(CLI::App& app, Action& action) {
       ->check(CLI::IsMember({"auto", "on", "off"}))
       ->capture_default_str();
   cmd->add_option("--storage-dtype", opts->storage_dtype,
-                  "dtype the GEMM weights are kept in: bf16 halves them for fp32 compute "
+                  "dtype the GEMM weights are kept in: bf16 narrows them for fp32 compute "
                   "(diffusers' enable_layerwise_casting)")
       ->envname("PARADIFF_STORAGE_DTYPE")
       ->capture_default_str();

@@ -39,7 +39,7 @@ struct EngineOptions {
   // Whether the ranks of one replica on one host share one copy of the transformer's prepared
   // weights (dist/host_weights.h).
   dist::WeightSharing share_weights = dist::WeightSharing::Auto;
-  // The dtype the transformer's GEMM weights are kept in (kernels/weight_storage.h): BF16 halves
+  // The dtype the transformer's GEMM weights are kept in (kernels/weight_storage.h): BF16 narrows
   // them for F32 compute (diffusers' enable_layerwise_casting); F32 = as computed.
   DType transformer_storage = DType::F32;
   // diffusers' variant= ("fp16"), see PipelineRuntime::variant; initialised, so that brace-inits

@@ -25,6 +25,12 @@ DType weight_storage_dtype() {
   return current_storage;
 }
 
+bool layerwise_casting_skips(std::string_view module_name) {
+  for (std::string_view part : {"pos_embed", "patch_embed", "norm"})
+    if (module_name.find(part) != std::string_view::npos) return true;
+  return module_name == "proj_in" || module_name == "proj_out";
+}
+
 DType parse_weight_storage(std::string_view name) {
   if (name == "fp32" || name == "f32") return DType::F32;
   if (name == "bf16") return DType::BF16;

@@ -4,6 +4,8 @@
 #include <functional>
 #include <sstream>
 
+#include "paradiff/kernels/weight_storage.h"
+
 namespace paradiff::models {
 
 namespace {
@@ -75,8 +77,20 @@ kernels::Linear ModuleLoader::linear(const std::string& prefix, int64_t in, int6
   // converted; Linear packs it once either way.
   const Tensor w = take(join(prefix, "weight"), Shape{out, in}, compute_);
   const Tensor b = bias ? take(join(prefix, "bias"), Shape{out}, DType::F32) : Tensor();
+  return linear_from(prefix, w, b);
+}
+
+kernels::Linear ModuleLoader::linear_from(const std::string& prefix, const Tensor& weight,
+                                          const Tensor& bias) {
+  // Layerwise casting: the module keeps its parameters in the scope's storage dtype unless
+  // diffusers' patterns skip it; the Linear rounds the weights itself, the bias is rounded here.
+  const DType storage = kernels::weight_storage_dtype();
+  const bool narrow =
+      storage != DType::F32 && compute_ == DType::F32 && !kernels::layerwise_casting_skips(prefix);
+  kernels::WeightStorageScope scope(narrow ? storage : DType::F32);
+  const Tensor b = narrow && bias.defined() ? bias.to(storage).to(DType::F32) : bias;
   try {
-    return kernels::Linear(w, b, compute_);
+    return kernels::Linear(weight, b, compute_);
   } catch (...) {
     rethrow_with_context(source_ ? str_cat(source_->describe(), ": ", prefix) : prefix);
   }

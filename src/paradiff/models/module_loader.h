@@ -27,8 +27,13 @@ class ModuleLoader {
 
   DType compute_dtype() const { return compute_; }
 
-  // "<prefix>.weight" [out, in] and, with bias, "<prefix>.bias" [out].
+  // "<prefix>.weight" [out, in] and, with bias, "<prefix>.bias" [out]. Under a
+  // kernels::WeightStorageScope the layer is narrowed as diffusers' layerwise casting would
+  // narrow the module `prefix` (kernels/weight_storage.h): weights and bias.
   kernels::Linear linear(const std::string& prefix, int64_t in, int64_t out, bool bias = true);
+  // The same for a layer assembled from parts of tensors (weight [out, in], bias [out] or
+  // undefined) that belong to the module `prefix`.
+  kernels::Linear linear_from(const std::string& prefix, const Tensor& weight, const Tensor& bias);
   // A parameter read as F32 with the expected shape (norm weights and the like).
   Tensor parameter(const std::string& name, const Shape& shape);
   // Any tensor with the expected shape, in dtype `want` (for layers built from parts of one).

@@ -100,8 +100,9 @@ FluxSingleTransformerBlock::FluxSingleTransformerBlock(ModuleLoader& loader,
   const DType cdt = loader.compute_dtype();
   const Tensor w = loader.tensor(Join::join(prefix, "proj_out.weight"), Shape{c, c + mlp}, cdt);
   const Tensor b = loader.parameter(Join::join(prefix, "proj_out.bias"), Shape{c});
-  proj_out_attn_ = kernels::Linear(copy_columns(w, 0, c), Tensor(), cdt);
-  proj_out_mlp_ = kernels::Linear(copy_columns(w, c, mlp), b, cdt);
+  const std::string proj_out = Join::join(prefix, "proj_out");
+  proj_out_attn_ = loader.linear_from(proj_out, copy_columns(w, 0, c), Tensor());
+  proj_out_mlp_ = loader.linear_from(proj_out, copy_columns(w, c, mlp), b);
 }
 
 void FluxSingleTransformerBlock::forward(Tensor& h, const BlockContext& ctx) const {

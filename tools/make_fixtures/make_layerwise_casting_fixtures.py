@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""Write diffusers' outputs with layerwise casting for committed transformer fixtures.
+
+For FLUX (tests/fixtures/flux_transformer/guidance_batch2), this loads the fixture's transformer
+folder in fp32, calls diffusers' `enable_layerwise_casting(storage_dtype=torch.bfloat16,
+compute_dtype=torch.float32)` (its default skip patterns and the model's own), runs the fixture's
+inputs and writes `sample` to <case>/output_bf16_storage.safetensors. (The Qwen-Image fixtures'
+weights are bf16 values already, so bf16 storage would not move their outputs: no case there.) paradiff's
+`--storage-dtype bf16` must reproduce it to fp32 tolerance (tests/models/layerwise_casting_test.cc).
+
+Run from the repository root (a few seconds, CPU, no network, deterministic):
+  nice -n 10 .venv-tools/bin/python tools/make_fixtures/make_layerwise_casting_fixtures.py
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+from diffusers import FluxTransformer2DModel  # noqa: E402
+from safetensors.torch import load_file, save_file  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2] / "tests" / "fixtures"
+
+
+@torch.no_grad()
+def flux_sample(model: FluxTransformer2DModel, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    return model(**inputs, return_dict=True).sample
+
+
+CASES = [
+    (FluxTransformer2DModel, flux_sample, ROOT / "flux_transformer" / "guidance_batch2"),
+]
+
+
+def main() -> int:
+    torch.set_num_threads(1)
+    for cls, run, case in CASES:
+        model = cls.from_pretrained(case / "transformer", torch_dtype=torch.float32).eval()
+        inputs = load_file(case / "inputs.safetensors")
+        full = load_file(case / "output.safetensors")["sample"]
+        plain = run(model, inputs)
+        drift = ((plain - full).norm() / full.norm()).item()
+        assert drift < 1e-5, f"{case}: the fp32 output drifted from output.safetensors by {drift:.3g}"
+        model.enable_layerwise_casting(storage_dtype=torch.bfloat16, compute_dtype=torch.float32)
+        narrow = run(model, inputs)
+        # The storage must really be bf16 (and some layers skipped), and the output must move.
+        kinds = {p.dtype for p in model.parameters()}
+        assert kinds == {torch.bfloat16, torch.float32}, kinds
+        moved = ((narrow - full).norm() / full.norm()).item()
+        assert 1e-5 < moved < 2e-2, moved
+        save_file({"sample": narrow.contiguous()}, case / "output_bf16_storage.safetensors")
+        print(f"{case.relative_to(ROOT)}: bf16 storage moves the output by {moved:.3g} (relative)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
