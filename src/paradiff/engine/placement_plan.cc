@@ -5,6 +5,7 @@
 #include <map>
 
 #include "paradiff/core/error.h"
+#include "paradiff/engine/disk_weights_check.h"
 #include "paradiff/io/json_config.h"
 #include "paradiff/models/flux/flux_config.h"
 #include "paradiff/models/qwen_image/qwen_image_config.h"
@@ -69,6 +70,14 @@ PlacementPlan plan_placement(const PlacementOptions& o) {
   if (!o.device_map.empty() && o.device_map != "balanced" && o.device_map != "cpu")
     parallel::compute_pipeline_device_map(o.device_map, {}, plan.max_memory);  // throws diffusers'
   const pipeline::ModelIndex index = pipeline::ModelIndex::load(o.model);
+  // A map file's "disk" units must be readable where they are streamed from: checked before any
+  // header is read (a strategy's map is checked once computed, below).
+  const bool map_file =
+      o.transformer_device_map.size() > 5 && o.transformer_device_map.ends_with(".json");
+  if (map_file && index.components.count("transformer") != 0)
+    check_disk_weights_readable(index.folder + "/transformer",
+                                parallel::read_device_map_file(o.transformer_device_map),
+                                "--transformer-device-map");
   plan.components = pipeline::component_sizes(index, dtype);
 
   if (!o.device_map.empty()) {
@@ -104,6 +113,9 @@ PlacementPlan plan_placement(const PlacementOptions& o) {
         budget.set(device, std::max<int64_t>(0, budget.at(device) - bytes));
     plan.transformer = parallel::place_model(tree, o.transformer_device_map, budget, o.world_size,
                                              sizes, plan.user_set_max_memory);
+    if (!map_file)
+      check_disk_weights_readable(index.folder + "/transformer", plan.transformer->device_map,
+                                  "--transformer-device-map");
     for (const auto& [device, bytes] : plan.transformer->bytes.per_device)
       per_rank[device] += bytes;
     const std::string config_path = index.folder + "/transformer/config.json";
