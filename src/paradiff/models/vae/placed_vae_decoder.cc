@@ -6,6 +6,7 @@
 #include "paradiff/dist/tensor_transfer.h"
 #include "paradiff/kernels/channels_last.h"
 #include "paradiff/kernels/group_norm.h"
+#include "paradiff/kernels/pointwise.h"
 #include "paradiff/models/vae/autoencoder_kl.h"
 #include "paradiff/models/vae/vae_blocks.h"
 
@@ -139,6 +140,16 @@ PlacedVaeDecoder PlacedVaeDecoder::from_pretrained(const std::string& folder,
   d.parameter_bytes_ = loader.bytes_bound();
   d.disk_source_ = std::move(weights);
   return d;
+}
+
+Tensor PlacedVaeDecoder::unscale_latents(const Tensor& latents) const {
+  PARADIFF_CHECK(is_floating(latents.dtype()),
+                 "unscale_latents: latents must be floating point, got ", latents.describe());
+  Tensor out = latents.to(DType::F32);
+  kernels::divide_scalar(out, static_cast<float>(config_.scaling_factor), out);
+  if (config_.shift_factor)
+    kernels::add_scalar(out, static_cast<float>(*config_.shift_factor), out);
+  return out;
 }
 
 Tensor PlacedVaeDecoder::decode(const Tensor& z) const {

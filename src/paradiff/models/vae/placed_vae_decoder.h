@@ -36,6 +36,9 @@ class PlacedVaeDecoder {
   // process.
   Tensor decode(const Tensor& z) const;
 
+  // latents / scaling_factor + shift_factor, as AutoencoderKL::unscale_latents.
+  Tensor unscale_latents(const Tensor& latents) const;
+
   // Bytes of the parameters this rank bound (all F32).
   int64_t parameter_bytes() const { return parameter_bytes_; }
   const UnitPlacement& placement() const { return *placement_; }
