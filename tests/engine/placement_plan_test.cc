@@ -9,6 +9,7 @@
 #include "paradiff/engine/placement_plan.h"
 #include "paradiff/io/checkpoint.h"
 #include "paradiff/models/flux/flux_module_tree.h"
+#include "paradiff/models/vae/vae_module_tree.h"
 #include "paradiff/pipeline/component_module_tree.h"
 #include "parallel/placement_test_util.h"
 #include "testing/temp_dir.h"
@@ -129,6 +130,47 @@ TEST(PlacementPlan, TransformerMapsAreAccelerates) {
   skip:;
   }
   EXPECT_GT(checked, 0);
+}
+
+// AutoencoderKL's tree from the headers is the meta model's, module for module, and the VAE
+// maps are accelerate's for every golden tiny_vae case (fp32 and bf16, 2 and 3 ranks, disk).
+TEST(PlacementPlan, VaeTreeAndMapsAreAccelerates) {
+  const parallel::ModuleTree got = models::vae::autoencoder_kl_module_tree(tiny() + "/vae");
+  const parallel::ModuleTree& want = placement_model("tiny_vae");
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    const auto& g = got.node(static_cast<int>(i));
+    const auto& w = want.node(static_cast<int>(i));
+    EXPECT_EQ(g.name, w.name);
+    EXPECT_EQ(g.class_name, w.class_name) << w.name;
+    ASSERT_EQ(g.tensors.size(), w.tensors.size()) << w.name;
+    for (size_t t = 0; t < w.tensors.size(); ++t) {
+      EXPECT_EQ(g.tensors[t].name, w.tensors[t].name) << w.name;
+      EXPECT_EQ(g.tensors[t].numel, w.tensors[t].numel) << w.name;
+    }
+  }
+  const auto fixture = load_placement_fixture("model_maps.json");
+  int checked = 0;
+  for (const auto& c : fixture["cases"]) {
+    if (c["model"] != "tiny_vae") continue;
+    SCOPED_TRACE(c["name"].get<std::string>());
+    PlacementOptions o;
+    o.model = tiny();
+    o.vae_device_map = c["strategy"].get<std::string>();
+    o.dtype = c["dtype"] == "bfloat16" ? DType::BF16 : DType::F32;
+    std::string budget;
+    for (const auto& e : c["max_memory"])
+      budget += (budget.empty() ? "" : ",") + std::to_string(e[0].get<int>()) + "=" +
+                std::to_string(e[1].get<int64_t>());
+    o.max_memory = budget;
+    o.world_size = static_cast<int>(c["max_memory"].size());
+    const PlacementPlan plan = plan_placement(o);
+    nlohmann::json want_map = nlohmann::json::object();  // keys compared, not their order
+    for (const auto& e : c["device_map"]) want_map[e[0].get<std::string>()] = e[1];
+    EXPECT_EQ(nlohmann::json(placement_plan_to_json(plan)["vae"]), want_map);
+    ++checked;
+  }
+  EXPECT_EQ(checked, 5);
 }
 
 TEST(PlacementPlan, Refusals) {

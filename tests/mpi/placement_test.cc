@@ -39,20 +39,24 @@ engine::GenerationRequest tiny_request(std::vector<std::string> prompts) {
 // The tiny pipeline's transformer (1 double, 2 single blocks): at 3 ranks an explicit map with
 // one block per rank (the head on the last rank), at 2 ranks accelerate's "auto" on a budget
 // that needs both ranks; and at each, a map that streams blocks and the head from "disk" (run by
-// rank 0, after the other stages).
+// rank 0, after the other stages) and one that streams the embedders (time_text_embed and
+// x_embedder at 3 ranks, context_embedder held beside them; all three and the head at 2).
 std::vector<std::pair<std::string, parallel::DeviceMap>> tiny_maps(const parallel::ModuleTree& tree,
                                                                    int ranks) {
   auto file = [](const std::string& name) {
     return std::make_pair(name, parallel::read_device_map_file(
                                     testing::source_path("tests/fixtures/placement/maps/" + name)));
   };
-  if (ranks == 3) return {file("tiny_three_stages.json"), file("tiny_three_stages_disk.json")};
+  if (ranks == 3)
+    return {file("tiny_three_stages.json"), file("tiny_three_stages_disk.json"),
+            file("tiny_three_stages_embedders_disk.json")};
   parallel::SizeOptions sizes;
   sizes.dtype = SafetensorsDType::F32;
   return {{"auto", parallel::place_model(
                        tree, "auto", parallel::MaxMemory::parse("0=250000,1=400000", 2), 2, sizes)
                        .device_map},
-          file("tiny_disk.json")};
+          file("tiny_disk.json"),
+          file("tiny_embedders_disk.json")};
 }
 
 TEST(Placement, TinyTransformerRunsSplitAndBitIdentical) {

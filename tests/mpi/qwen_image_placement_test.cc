@@ -38,25 +38,31 @@ void expect_refused(const std::string& folder, const nlohmann::ordered_json& map
 
 using testing::expect_bit_identical;
 
+// Where a map puts units on "disk".
+enum class Disk { None, BlocksAndHead, Embedders };
+
 // Units dealt round the ranks: the timestep embedding on the last rank, the embedders on rank 0,
-// block i on rank (i + 1) % world, the head on the last rank; with `disk`, the even blocks and
-// the head are streamed instead (run by rank 0) and the odd blocks go to rank 1, so that every
-// rank still holds something.
+// block i on rank (i + 1) % world, the head on the last rank. With Disk::BlocksAndHead the even
+// blocks and the head are streamed instead (run by rank 0) and the odd blocks go to rank 1, so
+// that every rank still holds something; with Disk::Embedders the timestep embedding, txt_norm
+// and img_in are streamed (txt_in, which starts the joint states with them, stays on rank 0).
 parallel::DeviceMap round_robin_map(const QwenImageTransformerConfig& config, int world,
-                                    bool disk) {
+                                    Disk disk) {
+  const nlohmann::ordered_json on_disk("disk");
   nlohmann::ordered_json map;
-  map["time_text_embed"] = world - 1;
+  map["time_text_embed"] = disk == Disk::Embedders ? on_disk : nlohmann::ordered_json(world - 1);
   for (const char* unit : {"txt_norm", "img_in", "txt_in"}) map[unit] = 0;
+  if (disk == Disk::Embedders) map["txt_norm"] = map["img_in"] = on_disk;
   for (int64_t i = 0; i < config.num_layers; ++i) {
     const std::string name = str_cat("transformer_blocks.", i);
-    if (disk)
-      map[name] = i % 2 == 0 ? nlohmann::ordered_json("disk") : nlohmann::ordered_json(1);
+    if (disk == Disk::BlocksAndHead)
+      map[name] = i % 2 == 0 ? on_disk : nlohmann::ordered_json(1);
     else
       map[name] = static_cast<int>((i + 1) % world);
   }
   for (const char* unit : {"norm_out", "proj_out"}) {
-    if (disk)
-      map[unit] = "disk";
+    if (disk == Disk::BlocksAndHead)
+      map[unit] = on_disk;
     else
       map[unit] = world - 1;
   }
@@ -83,8 +89,10 @@ TEST(QwenImagePlacement, TransformerRunsSplitAndBitIdentical) {
   for (int64_t j : {0, 1, 2, 3, 4, 7 + 2, 7 + 5})
     in.encoder_hidden_states_mask.data<float>()[j] = 1;
 
-  for (bool disk : {false, true}) {
-    SCOPED_TRACE(disk ? "with disk units" : "ranks only");
+  for (Disk disk : {Disk::None, Disk::BlocksAndHead, Disk::Embedders}) {
+    SCOPED_TRACE(disk == Disk::None            ? "ranks only"
+                 : disk == Disk::BlocksAndHead ? "blocks and head on disk"
+                                               : "embedders on disk");
     const parallel::DeviceMap map = round_robin_map(config, world.size(), disk);
     const auto [mine, on_disk] = testing::map_share(tree, map);
     for (DType compute : {DType::F32, DType::BF16}) {
@@ -134,7 +142,9 @@ TEST(QwenImagePlacement, ARefusedMapNamesTheUnitsAndRanks) {
                  "txt_norm (rank 0) and img_in (rank 1) must be on one rank");
   expect_refused(folder, {{"", 0}, {"proj_out", 1}},
                  "norm_out (rank 0) and proj_out (rank 1) must be on one rank");
-  expect_refused(folder, {{"", 0}, {"txt_in", "disk"}}, "'txt_in' on \"disk\" is not streamed");
+  // A "disk" unit runs on rank 0: txt_in on disk with img_in on rank 1 is a split too.
+  expect_refused(folder, {{"", 0}, {"txt_in", "disk"}, {"txt_norm", 1}, {"img_in", 1}},
+                 "txt_norm (rank 1) and txt_in (\"disk\", run by rank 0) must be on one rank");
 }
 
 engine::GenerationRequest qwen_request() {
@@ -162,7 +172,7 @@ TEST(QwenImagePlacement, PipelineWithTransformerDeviceMapEqualsOneProcess) {
   const std::string map_path = dir.file("map.json");
   {
     std::ofstream out(map_path);
-    out << parallel::device_map_to_json(round_robin_map(config, stages, false)).dump();
+    out << parallel::device_map_to_json(round_robin_map(config, stages, Disk::None)).dump();
   }
   options.transformer_device_map = map_path;
   engine::Engine engine(world, options);

@@ -3,7 +3,12 @@
 // Steps / Sec | Peak Memory (GB)) plus the bytes each rank sends per step and the share of the
 // step spent waiting on communication, for FLUX or Qwen-Image transformers. One "iter" here is one
 // transformer forward (one denoising step). Run it as a world of one for the single-process row,
-// and under mpirun for the rest (scripts/paradiff-bench-cp runs both).
+// and under mpirun for the rest (scripts/paradiff-bench-cp runs both). With
+// --transformer-device-map the transformer is instead split over the ranks by accelerate's map
+// (a model-level placement), one row per rank with that rank's own figures.
+#include <malloc.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -14,6 +19,9 @@
 #include "paradiff/core/logging.h"
 #include "paradiff/core/threads.h"
 #include "paradiff/core/timer.h"
+#include "paradiff/dist/host_names.h"
+#include "paradiff/dist/tensor_broadcast.h"
+#include "paradiff/engine/placed_transformer.h"
 #include "paradiff/engine/transformer_runner.h"
 #include "paradiff/kernels/weight_storage.h"
 
@@ -36,6 +44,7 @@ struct Options {
   int64_t layers = 12;  // Qwen-Image: as many blocks as FLUX's default 4 + 8, of the same FLOPs
   int threads = 0, steps = 3;
   std::string ring_progress = "thread", share_weights = "auto", storage_dtype = "fp32";
+  std::string transformer_device_map, max_memory;  // a placed run instead of the CP backends
   bool header = true;
 };
 
@@ -120,6 +129,8 @@ struct BenchModel {
   double flops = 0;         // one forward
   engine::TransformerInputs inputs;
   engine::TransformerRunner::Loader load;
+  // A random model written out as a diffusers folder (a placed run reads it as a checkpoint).
+  std::function<void(const std::string& folder)> write_random;
 };
 
 BenchModel flux_model(const Options& o, DType compute) {
@@ -141,10 +152,14 @@ BenchModel flux_model(const Options& o, DType compute) {
                        config.num_single_layers, " single blocks"),
                config.forward_flops(1, o.image_tokens, o.text_tokens),
                make_inputs(config, o.image_tokens, o.text_tokens),
+               {},
                {}};
   m.load = [config, compute, folder = o.model]() -> engine::TransformerModel {
     return folder.empty() ? FluxTransformer2DModel::with_random_weights(config, compute, 7)
                           : FluxTransformer2DModel::from_pretrained(folder, compute);
+  };
+  m.write_random = [config, compute](const std::string& folder) {
+    engine::write_random_transformer(config, compute, 7, folder);
   };
   return m;
 }
@@ -169,12 +184,104 @@ BenchModel qwen_image_model(const Options& o, DType compute) {
                        config.inner_dim(), ", ", config.num_layers, " dual-stream blocks"),
                config.forward_flops(1, o.image_tokens, o.text_tokens),
                make_qwen_inputs(config, o.image_tokens, o.text_tokens),
+               {},
                {}};
   m.load = [config, compute, folder = o.model]() -> engine::TransformerModel {
     return folder.empty() ? QwenImageTransformer2DModel::with_random_weights(config, compute, 7)
                           : QwenImageTransformer2DModel::from_pretrained(folder, compute);
   };
+  m.write_random = [config, compute](const std::string& folder) {
+    engine::write_random_transformer(config, compute, 7, folder);
+  };
   return m;
+}
+
+void print_table_header() {
+  std::printf(
+      "| CP Backend | Time / Iter (ms) | Steps / Sec | Peak Memory (GB) | Sent / Rank / "
+      "Step (MB) | Comm Wait | Weights | PSS / Rank (GB): weights + rest | PSS / Host "
+      "(GB): weights + rest | Peak RSS / Rank (GB) |\n"
+      "|---|---|---|---|---|---|---|---|---|---|\n");
+  std::fflush(stdout);
+}
+
+// The transformer split by a model-level map over every rank of the world (one stage each at
+// most): the map is planned on rank 0 (its budget, its host's memory) and broadcast; one row per
+// rank, each with that rank's own peak memory, bytes sent per step, communication wait and
+// memory (its host's PSS summed over the host's ranks).
+int run_placed(const Options& o, const BenchModel& bench, DType compute, DType storage,
+               dist::Communicator& world) {
+  const bool root = world.rank() == 0;
+  std::string folder = o.model;
+  if (folder.empty()) {
+    // A random model is written once, by rank 0, where every rank of this host can read it.
+    if (root) {
+      folder = (std::filesystem::temp_directory_path() /
+                str_cat("paradiff-bench-", static_cast<long long>(::getpid())))
+                   .string();
+      bench.write_random(folder);
+      // The model and the file image were freed; hand the heap back, so that rank 0's memory
+      // columns show the timed run, not the writing.
+      ::malloc_trim(0);
+    }
+    dist::broadcast_string(world, folder, 0);
+  }
+  struct RemoveRandom {
+    std::string folder;
+    bool root;
+    ~RemoveRandom() {
+      std::error_code ec;
+      if (root && !folder.empty()) std::filesystem::remove_all(folder, ec);
+    }
+  } remove_random{o.model.empty() ? folder : std::string(), root};
+  world.barrier();
+
+  const std::vector<std::string> hosts = dist::gather_host_names(world);
+  std::string map_json;
+  if (root) {
+    const auto placement =
+        engine::plan_transformer_placement(folder, o.transformer_device_map, o.max_memory,
+                                           world.size(), dist::ranks_on_host_of(hosts, 0), compute);
+    map_json = parallel::device_map_to_json(placement.device_map).dump();
+    if (o.header) {
+      nlohmann::ordered_json bytes = nlohmann::ordered_json::object();
+      for (const auto& [device, n] : placement.bytes.per_device) bytes[device.str()] = n;
+      std::printf("placement (--transformer-device-map %s%s%s): %s; bytes per device %s\n",
+                  o.transformer_device_map.c_str(), o.max_memory.empty() ? "" : " --max-memory ",
+                  o.max_memory.c_str(), map_json.c_str(), bytes.dump().c_str());
+      print_table_header();
+    }
+  }
+  dist::broadcast_string(world, map_json, 0);
+  const parallel::DeviceMap map =
+      parallel::device_map_from_json(nlohmann::ordered_json::parse(map_json));
+
+  parallel::ParallelConfig parallel;
+  parallel.stage_degree = world.size();
+  // Each rank holds different weights: nothing for the host's ranks to share.
+  engine::TransformerRunner runner(
+      world, parallel, engine::TransformerRunner::MeshLoader([&](parallel::DeviceMesh& mesh) {
+        kernels::WeightStorageScope narrow(storage);
+        return engine::load_placed_transformer(folder, compute, map,
+                                               mesh.comm(parallel::MeshDim::Stage));
+      }),
+      dist::WeightSharing::Off);
+  const auto t = runner.time_forwards(bench.inputs, o.steps, /*warm_up=*/true);
+  if (root) {
+    for (size_t r = 0; r < t.ranks.size(); ++r) {
+      const auto& k = t.ranks[r];
+      std::printf(
+          "| placed %s, rank %zu (%s) | %.1f | %.3f | %.3f | %.3f | %.0f%% | %.3f GB on this rank "
+          "| %.3f + %.3f | %.3f + %.3f | %.3f |\n",
+          std::filesystem::path(o.transformer_device_map).filename().c_str(), r, hosts[r].c_str(),
+          t.median_ms, 1000.0 / t.median_ms, k.peak_bytes / 1e9, k.sent_bytes / 1e6,
+          100.0 * (k.wait_us / 1e3) / t.median_ms, k.weight_bytes / 1e9, k.weights_pss_bytes / 1e9,
+          (k.pss_bytes - k.weights_pss_bytes) / 1e9, k.host_weights_pss_bytes / 1e9,
+          (k.host_pss_bytes - k.host_weights_pss_bytes) / 1e9, k.peak_rss_bytes / 1e9);
+    }
+    std::fflush(stdout);
+  }
+  return 0;
 }
 
 int run(const Options& o, dist::Communicator& world) {
@@ -203,13 +310,10 @@ int run(const Options& o, dist::Communicator& world) {
         std::string(dtype_name(compute)).c_str(),
         storage == DType::BF16 && compute == DType::F32 ? " (bf16 weight storage)" : "",
         num_threads(), world.size(), bench.flops / 1e9, cpu_isa_summary().c_str());
-    std::printf(
-        "| CP Backend | Time / Iter (ms) | Steps / Sec | Peak Memory (GB) | Sent / Rank / "
-        "Step (MB) | Comm Wait | Weights | PSS / Rank (GB): weights + rest | PSS / Host "
-        "(GB): weights + rest | Peak RSS / Rank (GB) |\n"
-        "|---|---|---|---|---|---|---|---|---|---|\n");
-    std::fflush(stdout);
+    if (o.transformer_device_map.empty()) print_table_header();
   }
+  if (!o.transformer_device_map.empty()) return run_placed(o, bench, compute, storage, world);
+  PARADIFF_CHECK(o.max_memory.empty(), "--max-memory needs --transformer-device-map");
   const auto filter = o.modes;
   for (const auto& cp : backends(world.size())) {
     if (!filter.empty() &&
@@ -286,6 +390,12 @@ void add_bench_command(CLI::App& app, Action& action) {
       ->envname("PARADIFF_RING_PROGRESS")
       ->check(CLI::IsMember({"thread", "test"}))
       ->capture_default_str();
+  cmd->add_option("--transformer-device-map", o->transformer_device_map,
+                  "time the transformer split over the ranks by accelerate's map instead: auto, "
+                  "balanced, balanced_low_0, sequential or a .json map file (one row per rank)");
+  cmd->add_option("--max-memory", o->max_memory,
+                  "with --transformer-device-map: budget per rank, e.g. 0=16GB,1=16GB (default: "
+                  "the host's available memory shared by its ranks)");
   cmd->add_flag("--no-header{false}", o->header, "print only the table rows");
   cmd->callback(
       [o, &action] { action = [o](dist::Communicator& world) { return run(*o, world); }; });

@@ -32,7 +32,7 @@ struct Options {
   int threads = 0;
   bool quiet = false;
   ParallelOptions parallel;
-  std::string device_map, transformer_device_map, max_memory;
+  std::string device_map, transformer_device_map, vae_device_map, max_memory;
 };
 
 // A --prompts file: one prompt per line; trailing whitespace (spaces, tabs, a Windows \r) is
@@ -79,6 +79,7 @@ int run(const Options& o, dist::Communicator& world) {
   engine_options.parallel = o.parallel.config();
   engine_options.device_map = o.device_map;
   engine_options.transformer_device_map = o.transformer_device_map;
+  engine_options.vae_device_map = o.vae_device_map;
   engine_options.max_memory = o.max_memory;
   engine_options.share_weights = dist::parse_weight_sharing(o.share_weights);
   engine_options.transformer_storage = kernels::parse_weight_storage(o.storage_dtype);
@@ -199,6 +200,9 @@ void add_generate_command(CLI::App& app, Action& action) {
   cmd->add_option("--transformer-device-map", o->transformer_device_map,
                   "place the transformer's layers across the ranks: auto, balanced, "
                   "balanced_low_0, sequential, or a FILE.json map {module: rank}");
+  cmd->add_option("--vae-device-map", o->vae_device_map,
+                  "place the VAE's (AutoencoderKL) decoder units across the ranks, the same "
+                  "forms as --transformer-device-map");
   cmd->add_option("--max-memory", o->max_memory,
                   "budget per rank for --device-map / --transformer-device-map, e.g. "
                   "0=16GB,1=16GB");

@@ -85,6 +85,9 @@ void add_inspect_command(CLI::App& app, Action& action) {
                   "the transformer's layers: auto, balanced, balanced_low_0, sequential, or a "
                   "FILE.json map {module: rank | \"disk\"}")
       ->needs(model);
+  cmd->add_option("--vae-device-map", o.vae_device_map,
+                  "the VAE's (AutoencoderKL) layers, the same forms as --transformer-device-map")
+      ->needs(model);
   cmd->add_option("--max-memory", o.max_memory,
                   "budget per rank, e.g. 0=16GB,1=16GB[,disk=200GB] (default: this host's "
                   "available memory shared among the ranks)")

@@ -42,7 +42,7 @@ pipeline::StepCallback step_callback(const ProgressCallback& on_step,
 
 Engine::Engine(dist::Communicator& world, const EngineOptions& options)
     : world_(world), options_(options) {
-  const bool model_map = !options.transformer_device_map.empty();
+  const bool model_map = !options.transformer_device_map.empty() || !options.vae_device_map.empty();
   const bool pipeline_map = !options.device_map.empty() && options.device_map != "cpu";
   auto& config = options_.parallel;
   if ((model_map || pipeline_map) && config.stage_degree == 1) {
@@ -69,6 +69,7 @@ Engine::Engine(dist::Communicator& world, const EngineOptions& options)
       po.model = options.model;
       po.device_map = options.device_map;
       po.transformer_device_map = options.transformer_device_map;
+      po.vae_device_map = options.vae_device_map;
       po.max_memory = options.max_memory;
       po.world_size = stages.size();
       po.local_ranks = local_ranks;
@@ -79,6 +80,7 @@ Engine::Engine(dist::Communicator& world, const EngineOptions& options)
       if (plan.transformer) {
         maps["transformer"] = parallel::device_map_to_json(plan.transformer->device_map);
       }
+      if (plan.vae) maps["vae"] = parallel::device_map_to_json(plan.vae->device_map);
       if (plan.pipeline) {
         maps["pipeline"] = parallel::pipeline_map_to_json(*plan.pipeline);
         // The whole transformer on its owner: the model-level map {"": rank}.
@@ -92,6 +94,12 @@ Engine::Engine(dist::Communicator& world, const EngineOptions& options)
     const auto maps = nlohmann::ordered_json::parse(maps_json);
     if (maps.contains("transformer")) {
       runtime.transformer_device_map = parallel::device_map_from_json(maps["transformer"]);
+      runtime.placement_group = &stages;
+    }
+    if (maps.contains("vae")) {
+      PARADIFF_CHECK(mesh_->replica().size() == stages.size(),
+                     "--vae-device-map with cfg or context parallelism is not implemented yet");
+      runtime.vae_device_map = parallel::device_map_from_json(maps["vae"]);
       runtime.placement_group = &stages;
     }
     if (maps.contains("pipeline"))
@@ -227,8 +235,11 @@ GenerationResult Engine::run(const GenerationRequest& request, const ProgressCal
       // images to the group's first rank.
       const auto vae = component_ranks_.find("vae");
       const int decoder = vae == component_ranks_.end() ? 0 : vae->second;
-      if (group.rank() == decoder) images = pipeline_->decode(latents.slice(0, real), options);
-      if (decoder != 0) {
+      // Under a VAE map every rank of the group decodes its units (the images on every rank).
+      const bool placed_vae = !options_.vae_device_map.empty();
+      if (placed_vae || group.rank() == decoder)
+        images = pipeline_->decode(latents.slice(0, real), options);
+      if (!placed_vae && decoder != 0) {
         if (group.rank() == decoder) dist::send_tensor(group, images, 0, kImagesTag);
         if (group_root) images = dist::receive_tensor(group, decoder, kImagesTag);
       }

@@ -31,6 +31,9 @@ struct EngineOptions {
   // "sequential" or a .json map, dealt over the mesh's stage dimension (parallel.stage_degree;
   // left at 1, it becomes world / (cfg x ring x ulysses): one placement group). "" = none.
   std::string transformer_device_map{};
+  // Model-level placement of the VAE (AutoencoderKL): its decoder's units over the same stage
+  // ranks, decode collective over them. Not with cfg or context parallelism or --device-map.
+  std::string vae_device_map{};
   // Pipeline-level placement (diffusers' device_map): "balanced" deals whole components to the
   // ranks of the stage dimension, each loaded only on its owner; "" or "cpu" = none. With a
   // transformer map too, the transformer is placed by that map and left out of the deal.

@@ -5,9 +5,13 @@
 #include <map>
 
 #include "paradiff/core/error.h"
+#include "paradiff/engine/disk_weights_check.h"
 #include "paradiff/io/json_config.h"
 #include "paradiff/models/flux/flux_config.h"
 #include "paradiff/models/qwen_image/qwen_image_config.h"
+#include "paradiff/models/vae/placed_vae_decoder.h"
+#include "paradiff/models/vae/vae_module_tree.h"
+#include "paradiff/parallel/placement/stage_assignment.h"
 #include "paradiff/pipeline/component_module_tree.h"
 #include "paradiff/pipeline/model_index.h"
 
@@ -69,6 +73,14 @@ PlacementPlan plan_placement(const PlacementOptions& o) {
   if (!o.device_map.empty() && o.device_map != "balanced" && o.device_map != "cpu")
     parallel::compute_pipeline_device_map(o.device_map, {}, plan.max_memory);  // throws diffusers'
   const pipeline::ModelIndex index = pipeline::ModelIndex::load(o.model);
+  // A map file's "disk" units must be readable where they are streamed from: checked before any
+  // header is read (a strategy's map is checked once computed, below).
+  const bool map_file =
+      o.transformer_device_map.size() > 5 && o.transformer_device_map.ends_with(".json");
+  if (map_file && index.components.count("transformer") != 0)
+    check_disk_weights_readable(index.folder + "/transformer",
+                                parallel::read_device_map_file(o.transformer_device_map),
+                                "--transformer-device-map");
   plan.components = pipeline::component_sizes(index, dtype);
 
   if (!o.device_map.empty()) {
@@ -104,6 +116,9 @@ PlacementPlan plan_placement(const PlacementOptions& o) {
         budget.set(device, std::max<int64_t>(0, budget.at(device) - bytes));
     plan.transformer = parallel::place_model(tree, o.transformer_device_map, budget, o.world_size,
                                              sizes, plan.user_set_max_memory);
+    if (!map_file)
+      check_disk_weights_readable(index.folder + "/transformer", plan.transformer->device_map,
+                                  "--transformer-device-map");
     for (const auto& [device, bytes] : plan.transformer->bytes.per_device)
       per_rank[device] += bytes;
     const std::string config_path = index.folder + "/transformer/config.json";
@@ -127,6 +142,33 @@ PlacementPlan plan_placement(const PlacementOptions& o) {
         b.bytes = image_tokens(index, o) * shape.output_width * shape.element_bytes;
         plan.traffic->bytes_per_step += b.bytes;
       }
+  }
+  if (!o.vae_device_map.empty()) {
+    PARADIFF_CHECK(o.device_map.empty(),
+                   "--vae-device-map with --device-map balanced is not implemented yet (the deal "
+                   "places the VAE whole)");
+    const auto v = index.components.find("vae");
+    const std::string cls = v == index.components.end() ? "" : v->second.class_name;
+    PARADIFF_CHECK(cls == "AutoencoderKL",
+                   "--vae-device-map: model-level placement of the VAE is implemented for "
+                   "AutoencoderKL; ",
+                   o.model, "'s vae is ", cls.empty() ? std::string("absent") : cls);
+    const std::string folder = index.folder + "/vae";
+    parallel::SizeOptions sizes;
+    sizes.dtype = dtype;
+    plan.vae =
+        parallel::place_model(models::vae::autoencoder_kl_module_tree(folder), o.vae_device_map,
+                              plan.max_memory, o.world_size, sizes, plan.user_set_max_memory);
+    // The decoder runs by units (models/vae/placed_vae_decoder.h): a map that splits one (an
+    // Attention's projections over two devices, as accelerate may) is refused here, before any
+    // weight is read, naming the unit.
+    const auto config = models::vae::AutoencoderKLConfig::from_json(
+        JsonConfig::load(models::model_config_path(folder, "vae folder")));
+    parallel::StageAssignment(
+        plan.vae->device_map, models::vae::PlacedVaeDecoder::execution_units(config),
+        models::vae::autoencoder_kl_module_tree(folder).state_dict_names(), o.world_size);
+    check_disk_weights_readable(folder, plan.vae->device_map, "--vae-device-map");
+    for (const auto& [device, bytes] : plan.vae->bytes.per_device) per_rank[device] += bytes;
   }
   plan.bytes_per_rank.assign(per_rank.begin(), per_rank.end());
   if (!o.hosts.empty()) {
@@ -168,6 +210,10 @@ nlohmann::ordered_json placement_plan_to_json(const PlacementPlan& plan) {
     out["transformer_max_memory_balanced"] = bytes_json(t.max_memory.entries());
     out["largest_layer"] = {{"bytes", t.largest_layer_bytes}, {"modules", t.largest_layer_names}};
     if (!t.warnings.empty()) out["warnings"] = t.warnings;
+  }
+  if (plan.vae) {
+    out["vae"] = parallel::device_map_to_json(plan.vae->device_map);
+    out["vae_bytes_per_rank"] = bytes_json(plan.vae->bytes.per_device);
   }
   if (plan.traffic) {
     nlohmann::ordered_json boundaries = nlohmann::ordered_json::array();

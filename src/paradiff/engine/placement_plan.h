@@ -22,6 +22,7 @@ struct PlacementOptions {
   std::string model;                   // a diffusers pipeline folder
   std::string device_map;              // pipeline level: "" (none), "balanced", "cpu"
   std::string transformer_device_map;  // "" (none), a strategy, or a .json map file
+  std::string vae_device_map;          // the VAE's (AutoencoderKL) map, the same forms
   std::string max_memory;              // "0=16GB,1=16GB"; "" = the host's memory shared
   int world_size = 1;
   int local_ranks = 0;  // ranks on this host for the default budget; 0 = world_size
@@ -41,8 +42,11 @@ struct PlacementPlan {
   std::optional<parallel::PipelineDeviceMap> pipeline;  // with device_map="balanced"
   std::optional<parallel::ModelPlacement> transformer;  // with a transformer device map
   std::optional<parallel::StepTraffic> traffic;         // of the transformer map
-  // Every rank's bytes: components placed whole, plus the transformer's share under its map
-  // (the transformer is then not counted whole). Ranks ascending, then disk.
+  // With a VAE map: accelerate's map of the VAE on the whole budget (as diffusers' separate
+  // from_pretrained call for the VAE would use it).
+  std::optional<parallel::ModelPlacement> vae;
+  // Every rank's bytes: components placed whole, plus the transformer's and the VAE's shares
+  // under their maps. Ranks ascending, then disk.
   std::vector<std::pair<parallel::DeviceKey, int64_t>> bytes_per_rank;
   std::vector<std::pair<std::string, int64_t>> bytes_per_host;  // when the hosts are known
 };

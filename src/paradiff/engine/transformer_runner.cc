@@ -120,6 +120,12 @@ TransformerInputs load_transformer_inputs(const std::string& class_name,
 TransformerRunner::TransformerRunner(dist::Communicator& world,
                                      const parallel::ParallelConfig& parallel, const Loader& load,
                                      dist::WeightSharing sharing)
+    : TransformerRunner(world, parallel,
+                        MeshLoader([&load](parallel::DeviceMesh&) { return load(); }), sharing) {}
+
+TransformerRunner::TransformerRunner(dist::Communicator& world,
+                                     const parallel::ParallelConfig& parallel,
+                                     const MeshLoader& load, dist::WeightSharing sharing)
     : world_(world) {
   mesh_ = std::make_shared<parallel::DeviceMesh>(world, parallel);
   PARADIFF_CHECK(parallel.cfg_degree == 1,
@@ -131,7 +137,7 @@ TransformerRunner::TransformerRunner(dist::Communicator& world,
                  ") must equal the number of processes (", world.size(), ")");
   host_ = dist::host_communicator(world);
   weights_ = dist::load_with_host_weights(
-      *host_, sharing, [&] { model_ = std::make_unique<TransformerModel>(load()); });
+      *host_, sharing, [&] { model_ = std::make_unique<TransformerModel>(load(*mesh_)); });
   if (weights_.arena->private_bytes() > 0)
     log_warning("rank ", world.rank(), " loaded ", weights_.arena->private_bytes(),
                 " bytes of weights the host's first rank did not: those are not shared");
@@ -211,6 +217,20 @@ ForwardTiming TransformerRunner::time_forwards(const TransformerInputs& in, int 
   timing.host_ranks = static_cast<int>(memory[5]);
   timing.weight_bytes = memory[6];
   timing.shared_weights = memory[7] == 1;
+
+  ForwardTiming::Rank mine{peak_bytes() + weights_.weight_bytes,
+                           sent,
+                           static_cast<int64_t>(stats.wait_seconds * 1e6 / forwards),
+                           weights_.weight_bytes,
+                           high.pss_bytes,
+                           high.weights_pss_bytes,
+                           high.peak_rss_bytes,
+                           host_sums[0],
+                           host_sums[1]};
+  timing.ranks.resize(static_cast<size_t>(world_.size()));
+  std::vector<size_t> counts_per_rank(timing.ranks.size(), sizeof mine), offsets;
+  for (size_t r = 0; r < timing.ranks.size(); ++r) offsets.push_back(r * sizeof mine);
+  world_.allgatherv(&mine, sizeof mine, timing.ranks.data(), counts_per_rank, offsets);
   return timing;
 }
 

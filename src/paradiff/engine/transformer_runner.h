@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "paradiff/dist/host_weights.h"
 #include "paradiff/models/flux/flux_transformer.h"
@@ -56,6 +57,13 @@ struct ForwardTiming {
   int64_t host_pss_bytes = 0, host_weights_pss_bytes = 0;
   int host_ranks = 1;           // ranks on the largest host
   bool shared_weights = false;  // the host's ranks shared one copy of the weights
+  // Each rank's own figures (by world rank), for runs where the ranks differ (a placement).
+  struct Rank {
+    int64_t peak_bytes = 0, sent_bytes = 0, wait_us = 0, weight_bytes = 0;
+    int64_t pss_bytes = 0, weights_pss_bytes = 0, peak_rss_bytes = 0;
+    int64_t host_pss_bytes = 0, host_weights_pss_bytes = 0;  // of this rank's host, summed
+  };
+  std::vector<Rank> ranks;
 };
 
 class TransformerRunner {
@@ -70,6 +78,11 @@ class TransformerRunner {
   // (dist/host_weights.h).
   TransformerRunner(dist::Communicator& world, const parallel::ParallelConfig& parallel,
                     const Loader& load, dist::WeightSharing sharing = dist::WeightSharing::Auto);
+  // The same with a loader that needs the mesh (a placed model binds its units over the stage
+  // communicator; `parallel.stage_degree` sets the stages).
+  using MeshLoader = std::function<TransformerModel(parallel::DeviceMesh&)>;
+  TransformerRunner(dist::Communicator& world, const parallel::ParallelConfig& parallel,
+                    const MeshLoader& load, dist::WeightSharing sharing);
 
   const TransformerModel& model() const { return *model_; }
   const dist::HostWeights& weights() const { return weights_; }

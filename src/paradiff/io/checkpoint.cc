@@ -126,7 +126,8 @@ std::string Checkpoint::find_in_folder(const std::string& dir, const std::string
       if (std::find(tried.begin(), tried.end(), name) != tried.end()) continue;
       tried.push_back(name);
       const fs::path candidate = fs::path(dir) / name;
-      if (fs::exists(candidate, ec)) return candidate.string();
+      // A dangling symbolic link is found too, so that opening it names the file.
+      if (fs::exists(candidate, ec) || fs::is_symlink(candidate, ec)) return candidate.string();
     }
     const std::string bin = variant.empty() ? ".bin" : "." + variant + ".bin";
     for (const std::string& name : {s + bin, "pytorch_model" + bin})

@@ -55,7 +55,11 @@ std::string ModuleLoader::join(const std::string& prefix, const std::string& chi
 
 Tensor ModuleLoader::take(const std::string& name, const Shape& shape, DType want) {
   bytes_bound_ += shape.numel() * static_cast<int64_t>(dtype_size(want));
-  if (source_ == nullptr) return random(name, shape, want);
+  if (source_ == nullptr) {
+    Tensor t = random(name, shape, want);
+    if (record_ != nullptr) record_->insert_or_assign(name, t);
+    return t;
+  }
   PARADIFF_CHECK(source_->contains(name), source_->describe(), ": missing tensor '", name,
                  "' (expected shape ", shape.to_string(), ")");
   const std::vector<int64_t> stored = source_->shape(name);

@@ -4,6 +4,7 @@
 // by name.
 #pragma once
 
+#include <map>
 #include <set>
 #include <string>
 
@@ -49,6 +50,11 @@ class ModuleLoader {
   // Bytes of every parameter bound so far, in the dtype it was bound in (before any packing).
   int64_t bytes_bound() const { return bytes_bound_; }
 
+  // With RandomInit: from now on every tensor made up is also kept in `sink` by name, as bound
+  // (before packing), so that a random model can be written out as a checkpoint (paradiff
+  // bench's placed runs).
+  void record_into(std::map<std::string, Tensor>* sink) { record_ = sink; }
+
  private:
   Tensor take(const std::string& name, const Shape& shape, DType want);
 
@@ -59,6 +65,7 @@ class ModuleLoader {
   DType compute_;
   std::set<std::string> used_;
   int64_t bytes_bound_ = 0;
+  std::map<std::string, Tensor>* record_ = nullptr;
 };
 
 }  // namespace paradiff::models

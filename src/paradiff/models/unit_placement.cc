@@ -46,16 +46,15 @@ bool UnitPlacement::binds_tensor(const std::string& name) const {
 
 void UnitPlacement::require_one_owner(const std::vector<std::string>& units,
                                       const std::string& why) const {
+  // A "disk" unit runs on rank 0.
+  auto where = [this](const std::string& unit) {
+    return assignment_.on_disk(unit) ? std::string("\"disk\", run by rank 0")
+                                     : str_cat("rank ", owner(unit));
+  };
   for (size_t i = 1; i < units.size(); ++i)
-    PARADIFF_CHECK(owner(units[i]) == owner(units[0]), "placement: ", units[0], " (rank ",
-                   owner(units[0]), ") and ", units[i], " (rank ", owner(units[i]),
+    PARADIFF_CHECK(owner(units[i]) == owner(units[0]), "placement: ", units[0], " (",
+                   where(units[0]), ") and ", units[i], " (", where(units[i]),
                    ") must be on one rank: ", why);
-}
-
-void UnitPlacement::require_not_on_disk(const std::string& unit,
-                                        const std::string& streamed) const {
-  PARADIFF_CHECK(!assignment_.on_disk(unit), "placement: '", unit,
-                 "' on \"disk\" is not streamed (only ", streamed, " are); give it a rank");
 }
 
 std::shared_ptr<const UnitPlacement> place_transformer_units(
@@ -64,12 +63,8 @@ std::shared_ptr<const UnitPlacement> place_transformer_units(
   PARADIFF_ASSERT(units.size() >= embedders + 3);
   const std::vector<std::string> start(units.begin() + 1, units.begin() + 1 + embedders);
   const std::vector<std::string> head(units.end() - 2, units.end());
-  const std::string conditioning = units.front();
   auto placement = std::make_shared<UnitPlacement>(map, std::move(units), tensor_names, group);
   placement->require_one_owner(start, "they start the joint hidden states together");
-  const std::string streamed = str_cat("the blocks, ", head[0], " and ", head[1]);
-  placement->require_not_on_disk(conditioning, streamed);
-  for (const std::string& unit : start) placement->require_not_on_disk(unit, streamed);
   placement->require_one_owner(head, "they form the output head");
   return placement;
 }

@@ -36,11 +36,9 @@ class UnitPlacement {
   // tensor under no unit is bound, and so reported unused, as without a placement.
   bool binds_tensor(const std::string& name) const;
 
-  // Refusals that a model's forward relies on, each naming the units and their ranks:
-  // `units` must share one owner (`why` says what they do together) ...
+  // A refusal that a model's forward relies on, naming the units and their ranks: `units` must
+  // share one owner (`why` says what they do together).
   void require_one_owner(const std::vector<std::string>& units, const std::string& why) const;
-  // ... and `unit` must be held by a rank, not streamed.
-  void require_not_on_disk(const std::string& unit, const std::string& streamed) const;
 
  private:
   parallel::StageAssignment assignment_;
@@ -50,7 +48,7 @@ class UnitPlacement {
 // A transformer's placement: its units run as one conditioning unit (units[0]), then
 // `embedders` units that start the joint hidden states together, the blocks, and the output head
 // norm_out + proj_out (the last two). Refused, naming the units and their ranks: embedders on
-// different ranks or on "disk", the conditioning unit on "disk", norm_out and proj_out apart.
+// different ranks, norm_out and proj_out apart. Any unit may be on "disk" (streamed by rank 0).
 std::shared_ptr<const UnitPlacement> place_transformer_units(
     const parallel::DeviceMap& map, std::vector<std::string> units, size_t embedders,
     const std::vector<std::string>& tensor_names, dist::Communicator& group);

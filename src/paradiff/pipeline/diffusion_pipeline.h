@@ -52,6 +52,9 @@ struct PipelineRuntime {
   // `placement_group`, the mesh's stage communicator); null group: no placement.
   parallel::DeviceMap transformer_device_map{};
   dist::Communicator* placement_group = nullptr;
+  // Model-level placement of the VAE over the same group (FluxPipeline's AutoencoderKL); empty:
+  // none.
+  parallel::DeviceMap vae_device_map{};
   // Pipeline-level placement: component -> rank of `placement_group` that loads and runs it
   // (diffusers' hf_device_map); empty: no map. encode_prompt is then collective over the group.
   std::map<std::string, int> component_ranks{};

@@ -244,7 +244,8 @@ Tensor FluxTransformer2DModel::forward(const FluxTransformerInputs& in) const {
   return outputs.at("sample");
 }
 
-Tensor FluxTransformer2DModel::conditioning(const FluxTransformerInputs& in) const {
+Tensor FluxTransformer2DModel::conditioning(const FluxTransformerInputs& in,
+                                            const FluxTimeTextEmbedding& time_text_embed) const {
   // temb for the whole batch; timestep and guidance are scaled by 1000 inside the model.
   auto times_1000 = [](const Tensor& t, const char* name) {
     const Tensor f32 = as_f32(t, name);
@@ -252,7 +253,7 @@ Tensor FluxTransformer2DModel::conditioning(const FluxTransformerInputs& in) con
     kernels::scale(f32, 1000.0f, out);
     return out;
   };
-  const Tensor temb = time_text_embed_.forward(
+  const Tensor temb = time_text_embed.forward(
       times_1000(in.timestep, "timestep"),
       config_.guidance_embeds ? times_1000(in.guidance, "guidance") : Tensor(),
       as_f32(in.pooled_projections, "pooled_projections"));
@@ -271,11 +272,13 @@ RotaryTables FluxTransformer2DModel::rotary_tables(const FluxTransformerInputs& 
   return flux_rotary_tables(ids, config_.axes_dims_rope);
 }
 
-void FluxTransformer2DModel::embed(const Tensor& enc, const Tensor& hidden, Tensor& h) const {
+void FluxTransformer2DModel::embed(const Tensor& enc, const Tensor& hidden,
+                                   const kernels::Linear& context_embedder,
+                                   const kernels::Linear& x_embedder, Tensor& h) const {
   const int64_t st = enc.dim(0);
   Tensor h_txt = h.slice(0, st), h_img = h.slice(st, hidden.dim(0));
-  context_embedder_.forward(enc, h_txt);
-  x_embedder_.forward(hidden, h_img);
+  context_embedder.forward(enc, h_txt);
+  x_embedder.forward(hidden, h_img);
 }
 
 void FluxTransformer2DModel::output_head(const Tensor& h, int64_t text_tokens,
@@ -298,14 +301,14 @@ Tensor FluxTransformer2DModel::forward_local(const FluxTransformerInputs& in,
   const Tensor enc = as_f32(in.encoder_hidden_states, "encoder_hidden_states");
   const int64_t b = hidden.dim(0), si = hidden.dim(1), st = enc.dim(1), s = st + si;
   const int64_t c = cfg.inner_dim();
-  const Tensor silu_temb = conditioning(in);
+  const Tensor silu_temb = conditioning(in, time_text_embed_);
   const RotaryTables rotary = rotary_tables(in);
 
   Tensor sample = Tensor::empty({b, si, cfg.output_channels()}, DType::F32);
   // One batch element at a time: every row range of h is then a contiguous view.
   for (int64_t i = 0; i < b; ++i) {
     Tensor h = Tensor::empty({s, c}, DType::F32);
-    embed(enc.select(i), hidden.select(i), h);
+    embed(enc.select(i), hidden.select(i), context_embedder_, x_embedder_, h);
     const Tensor silu_row = silu_temb.slice(i, 1);
     const BlockContext ctx{st, &silu_row, &rotary, attention_.get(), &context, compute_};
     for (const auto& block : transformer_blocks_) block->forward(h, ctx);
@@ -325,6 +328,13 @@ FluxTransformer2DModel::StreamedUnit FluxTransformer2DModel::bind_streamed(
     out.double_block.emplace(loader, unit, config_);
   else if (unit.rfind("single_transformer_blocks.", 0) == 0)
     out.single_block.emplace(loader, unit, config_);
+  else if (unit == "time_text_embed")
+    out.time_text_embed = FluxTimeTextEmbedding(loader, unit, c, config_.pooled_projection_dim,
+                                                config_.guidance_embeds);
+  else if (unit == "context_embedder")
+    out.linear = loader.linear(unit, config_.joint_attention_dim, c);
+  else if (unit == "x_embedder")
+    out.linear = loader.linear(unit, config_.in_channels, c);
   else if (unit == "norm_out")
     out.linear = loader.linear("norm_out.linear", c, 2 * c);
   else if (unit == "proj_out")
@@ -347,10 +357,20 @@ Tensor FluxTransformer2DModel::forward_placed(const FluxTransformerInputs& in,
   const int64_t b = hidden.dim(0), si = hidden.dim(1), st = enc.dim(1), s = st + si;
   const int64_t c = cfg.inner_dim();
 
+  // The "disk" units this rank runs, in order from time_text_embed on: each one's tensors are
+  // read ahead (in a background thread, while the unit before it computes) and bound just
+  // before it runs.
+  UnitStreamer streamer(assignment, rank, 0, *disk_source_, compute_);
+  auto stream = [&](size_t u) { return bind_streamed(assignment.units()[u], streamer.next(u)); };
+
   // Conditioning, once per forward: SiLU(temb) from its owner to every rank; the RoPE tables
   // from the ids every rank holds.
   const int temb_owner = assignment.owner("time_text_embed");
-  Tensor silu_temb = rank == temb_owner ? conditioning(in) : Tensor();
+  Tensor silu_temb;
+  if (rank == temb_owner) {
+    const StreamedUnit disk = assignment.on_disk(0) ? stream(0) : StreamedUnit{};
+    silu_temb = conditioning(in, assignment.on_disk(0) ? disk.time_text_embed : time_text_embed_);
+  }
   dist::broadcast_tensor(group, silu_temb, temb_owner);
   const RotaryTables rotary = rotary_tables(in);
 
@@ -358,11 +378,6 @@ Tensor FluxTransformer2DModel::forward_placed(const FluxTransformerInputs& in,
   const std::vector<parallel::Stage> chain = hidden_state_chain(assignment, 1);
   const size_t first_double = 3, first_single = first_double + transformer_blocks_.size(),
                head = first_single + single_transformer_blocks_.size();
-
-  // The "disk" units this rank runs, in order: each one's tensors are read ahead (in a
-  // background thread, while the unit before it computes) and bound just before it runs.
-  UnitStreamer streamer(assignment, rank, 1, *disk_source_, compute_);
-  auto stream = [&](size_t u) { return bind_streamed(assignment.units()[u], streamer.next(u)); };
 
   Tensor hs;  // (B, S, C) F32: the joint hidden states of the whole batch
   Tensor sample = Tensor::empty({b, si, cfg.output_channels()}, DType::F32);
@@ -372,10 +387,14 @@ Tensor FluxTransformer2DModel::forward_placed(const FluxTransformerInputs& in,
     if (k > 0) hs = dist::receive_tensor(group, chain[k - 1].rank, kHiddenTag);
     for (size_t u = stage.first; u < stage.first + stage.count; ++u) {
       if (u == 1) {  // context_embedder with x_embedder (one owner): start the joint states
+        const StreamedUnit ctx = assignment.on_disk(1) ? stream(1) : StreamedUnit{};
+        const StreamedUnit x = assignment.on_disk(2) ? stream(2) : StreamedUnit{};
         hs = Tensor::empty({b, s, c}, DType::F32);
         for (int64_t i = 0; i < b; ++i) {
           Tensor h = hs.select(i);
-          embed(enc.select(i), hidden.select(i), h);
+          embed(enc.select(i), hidden.select(i),
+                assignment.on_disk(1) ? ctx.linear : context_embedder_,
+                assignment.on_disk(2) ? x.linear : x_embedder_, h);
         }
       } else if (u >= first_double && u < head) {
         const StreamedUnit disk = assignment.on_disk(u) ? stream(u) : StreamedUnit{};

@@ -74,10 +74,10 @@ class FluxTransformer2DModel {
   // owner of each run of consecutive units computes them for the whole batch and sends the joint
   // hidden states (text and image rows together) to the next run's owner; the output head's
   // owner broadcasts `sample`, so every rank returns it. context_embedder and x_embedder must
-  // share an owner, as must norm_out and proj_out. Blocks and the head may be on "disk": the
-  // main rank (0) then binds them from the checkpoint at each forward, reading the next disk
-  // unit's tensors ahead in a background thread while the current one computes; they are never
-  // held between forwards. `group` must outlive the model.
+  // share an owner, as must norm_out and proj_out. Any unit may be on "disk": the main rank (0)
+  // then binds it from the checkpoint at each forward, reading the next disk unit's tensors
+  // ahead in a background thread while the current one computes; it is never held between
+  // forwards. `group` must outlive the model.
   static FluxTransformer2DModel from_pretrained_placed(const std::string& folder, DType compute,
                                                        const parallel::DeviceMap& map,
                                                        dist::Communicator& group,
@@ -123,9 +123,13 @@ class FluxTransformer2DModel {
   // The pieces of a forward, shared by the local and the placed one: SiLU(temb) (B, C) F32;
   // the RoPE tables of [text, image]; the embedders into one batch element's h (S, C); the
   // output head (norm_out + proj_out) from h into out (S_img, out channels).
-  Tensor conditioning(const FluxTransformerInputs& inputs) const;
+  // Each takes the weights it runs with: the held ones, or a "disk" unit's streamed ones.
+  Tensor conditioning(const FluxTransformerInputs& inputs,
+                      const FluxTimeTextEmbedding& time_text_embed) const;
   RotaryTables rotary_tables(const FluxTransformerInputs& inputs) const;
-  void embed(const Tensor& encoder_hidden_states, const Tensor& hidden_states, Tensor& h) const;
+  void embed(const Tensor& encoder_hidden_states, const Tensor& hidden_states,
+             const kernels::Linear& context_embedder, const kernels::Linear& x_embedder,
+             Tensor& h) const;
   void output_head(const Tensor& h, int64_t text_tokens, const Tensor& silu_row,
                    const kernels::Linear& norm_out, const kernels::Linear& proj_out,
                    Tensor& out) const;
@@ -133,7 +137,8 @@ class FluxTransformer2DModel {
   struct StreamedUnit {
     std::optional<FluxTransformerBlock> double_block;
     std::optional<FluxSingleTransformerBlock> single_block;
-    kernels::Linear linear;  // norm_out.linear or proj_out
+    FluxTimeTextEmbedding time_text_embed;
+    kernels::Linear linear;  // context_embedder, x_embedder, norm_out.linear or proj_out
   };
   StreamedUnit bind_streamed(const std::string& unit, const WeightSource& source) const;
   // The forward of a placed model (collective over the placement group).

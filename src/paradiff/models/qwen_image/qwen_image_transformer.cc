@@ -258,8 +258,9 @@ Tensor QwenImageTransformer2DModel::forward(const QwenImageTransformerInputs& in
   return sample;
 }
 
-Tensor QwenImageTransformer2DModel::conditioning(const parallel::NamedTensors& local) const {
-  const Tensor temb = time_text_embed_.forward(local.at("timestep"));
+Tensor QwenImageTransformer2DModel::conditioning(
+    const parallel::NamedTensors& local, const QwenTimestepProjEmbeddings& time_text_embed) const {
+  const Tensor temb = time_text_embed.forward(local.at("timestep"));
   Tensor silu_temb = Tensor::empty(temb.shape(), DType::F32);
   kernels::silu(temb, silu_temb);
   return silu_temb;
@@ -275,7 +276,9 @@ RotaryTables QwenImageTransformer2DModel::rotary_tables(const parallel::NamedTen
   return qwen_rotary_tables(positions, config_.axes_dims_rope);
 }
 
-void QwenImageTransformer2DModel::embed(const parallel::NamedTensors& local, Tensor& h) const {
+void QwenImageTransformer2DModel::embed(const parallel::NamedTensors& local, const Tensor& txt_norm,
+                                        const kernels::Linear& txt_in,
+                                        const kernels::Linear& img_in, Tensor& h) const {
   const Tensor hidden = local.at("hidden_states").select(0);       // (n_img, in)
   const Tensor enc = local.at("encoder_hidden_states").select(0);  // (n_txt, joint)
   const int64_t si = hidden.dim(0), st = enc.dim(0);
@@ -283,10 +286,10 @@ void QwenImageTransformer2DModel::embed(const parallel::NamedTensors& local, Ten
   if (st > 0) {
     // txt_norm (RMSNorm, eps 1e-6) then txt_in.
     Tensor normed = Tensor::empty(enc.shape(), compute_);
-    kernels::rms_norm(enc, txt_norm_, 1e-6f, normed);
-    txt_in_.forward(normed, h_txt);
+    kernels::rms_norm(enc, txt_norm, 1e-6f, normed);
+    txt_in.forward(normed, h_txt);
   }
-  img_in_.forward(hidden, h_img);
+  img_in.forward(hidden, h_img);
 }
 
 Tensor QwenImageTransformer2DModel::output_head(const Tensor& h, int64_t text_tokens,
@@ -309,10 +312,10 @@ Tensor QwenImageTransformer2DModel::forward_local(const parallel::NamedTensors& 
                                                   const parallel::ForwardContext& context) const {
   const int64_t si = local.at("hidden_states").dim(1);
   const int64_t st = local.at("encoder_hidden_states").dim(1);
-  const Tensor silu_temb = conditioning(local);
+  const Tensor silu_temb = conditioning(local, time_text_embed_);
   const RotaryTables rotary = rotary_tables(local);
   Tensor h = Tensor::empty({st + si, config_.inner_dim()}, DType::F32);
-  embed(local, h);
+  embed(local, txt_norm_, txt_in_, img_in_, h);
   const BlockContext ctx{st, &silu_temb, &rotary, attention_.get(), &context, compute_};
   for (const auto& block : transformer_blocks_) block->forward(h, ctx);
   return output_head(h, st, silu_temb, norm_out_, proj_out_);
@@ -325,6 +328,14 @@ QwenImageTransformer2DModel::StreamedUnit QwenImageTransformer2DModel::bind_stre
   const int64_t c = config_.inner_dim();
   if (unit.rfind("transformer_blocks.", 0) == 0)
     out.block.emplace(loader, unit, config_);
+  else if (unit == "time_text_embed")
+    out.time_text_embed = QwenTimestepProjEmbeddings(loader, unit, c);
+  else if (unit == "txt_norm")
+    out.weight = loader.parameter("txt_norm.weight", Shape{config_.joint_attention_dim});
+  else if (unit == "txt_in")
+    out.linear = loader.linear(unit, config_.joint_attention_dim, c);
+  else if (unit == "img_in")
+    out.linear = loader.linear(unit, config_.in_channels, c);
   else if (unit == "norm_out")
     out.linear = loader.linear("norm_out.linear", c, 2 * c);
   else if (unit == "proj_out")
@@ -344,10 +355,20 @@ Tensor QwenImageTransformer2DModel::forward_placed(const parallel::NamedTensors&
   const int64_t si = local.at("hidden_states").dim(1);
   const int64_t st = local.at("encoder_hidden_states").dim(1);
 
+  // The "disk" units this rank runs, from time_text_embed on, each read ahead while the unit
+  // before it computes.
+  UnitStreamer streamer(assignment, rank, 0, *disk_source_, compute_);
+  auto stream = [&](size_t u) { return bind_streamed(assignment.units()[u], streamer.next(u)); };
+
   // Conditioning: SiLU(temb) from its owner to every rank; the RoPE tables from the positions
   // every rank holds.
   const int temb_owner = assignment.owner("time_text_embed");
-  Tensor silu_temb = rank == temb_owner ? conditioning(local) : Tensor();
+  Tensor silu_temb;
+  if (rank == temb_owner) {
+    const StreamedUnit disk = assignment.on_disk(0) ? stream(0) : StreamedUnit{};
+    silu_temb =
+        conditioning(local, assignment.on_disk(0) ? disk.time_text_embed : time_text_embed_);
+  }
   dist::broadcast_tensor(group, silu_temb, temb_owner);
   const RotaryTables rotary = rotary_tables(local);
 
@@ -355,9 +376,6 @@ Tensor QwenImageTransformer2DModel::forward_placed(const parallel::NamedTensors&
   // txt_norm, txt_in, img_in (1-3), the blocks, norm_out and proj_out.
   const std::vector<parallel::Stage> chain = hidden_state_chain(assignment, 1);
   const size_t first_block = 4, head = first_block + transformer_blocks_.size();
-  // The "disk" units this rank runs, read ahead while the unit before each computes.
-  UnitStreamer streamer(assignment, rank, 1, *disk_source_, compute_);
-  auto stream = [&](size_t u) { return bind_streamed(assignment.units()[u], streamer.next(u)); };
 
   Tensor h;  // (n_txt + n_img, C) F32: the joint hidden states
   Tensor sample = Tensor::empty({1, si, config_.output_channels()}, DType::F32);
@@ -367,8 +385,13 @@ Tensor QwenImageTransformer2DModel::forward_placed(const parallel::NamedTensors&
     if (k > 0) h = dist::receive_tensor(group, chain[k - 1].rank, kHiddenTag);
     for (size_t u = stage.first; u < stage.first + stage.count; ++u) {
       if (u == 1) {  // txt_norm with txt_in and img_in (one owner): start the joint states
+        const StreamedUnit norm = assignment.on_disk(1) ? stream(1) : StreamedUnit{};
+        const StreamedUnit txt = assignment.on_disk(2) ? stream(2) : StreamedUnit{};
+        const StreamedUnit img = assignment.on_disk(3) ? stream(3) : StreamedUnit{};
         h = Tensor::empty({st + si, config_.inner_dim()}, DType::F32);
-        embed(local, h);
+        embed(local, assignment.on_disk(1) ? norm.weight : txt_norm_,
+              assignment.on_disk(2) ? txt.linear : txt_in_,
+              assignment.on_disk(3) ? img.linear : img_in_, h);
       } else if (u >= first_block && u < head) {
         const StreamedUnit disk = assignment.on_disk(u) ? stream(u) : StreamedUnit{};
         const BlockContext ctx{st, &silu_temb, &rotary, attention_.get(), &context, compute_};

@@ -74,9 +74,9 @@ class QwenImageTransformer2DModel {
   // the owner of each run of consecutive units computes them and sends the joint hidden states
   // (text and image rows) to the next run's owner; the head's owner broadcasts `sample`, so
   // every rank returns it. txt_norm, txt_in and img_in must share an owner, as must norm_out and
-  // proj_out. Blocks and the head may be on "disk": the main rank (0) then binds them from the
-  // checkpoint at each use, reading the next disk unit's tensors ahead while the current one
-  // computes; they are never held between uses. `group` must outlive the model.
+  // proj_out. Any unit may be on "disk": the main rank (0) then binds it from the checkpoint at
+  // each use, reading the next disk unit's tensors ahead while the current one computes; it is
+  // never held between uses. `group` must outlive the model.
   static QwenImageTransformer2DModel from_pretrained_placed(const std::string& folder,
                                                             DType compute,
                                                             const parallel::DeviceMap& map,
@@ -124,15 +124,20 @@ class QwenImageTransformer2DModel {
   // The pieces of a forward, shared by both: SiLU(temb) (1, C) F32; the RoPE tables of this
   // rank's rows [text, image]; txt_norm + txt_in and img_in into h (n_txt + n_img, C); the output
   // head (norm_out + proj_out) from the image rows of h into sample (1, n_img, out channels).
-  Tensor conditioning(const parallel::NamedTensors& local) const;
+  // Each takes the weights it runs with: the held ones, or a "disk" unit's streamed ones.
+  Tensor conditioning(const parallel::NamedTensors& local,
+                      const QwenTimestepProjEmbeddings& time_text_embed) const;
   RotaryTables rotary_tables(const parallel::NamedTensors& local) const;
-  void embed(const parallel::NamedTensors& local, Tensor& h) const;
+  void embed(const parallel::NamedTensors& local, const Tensor& txt_norm,
+             const kernels::Linear& txt_in, const kernels::Linear& img_in, Tensor& h) const;
   Tensor output_head(const Tensor& h, int64_t text_tokens, const Tensor& silu_temb,
                      const kernels::Linear& norm_out, const kernels::Linear& proj_out) const;
   // A unit on "disk", bound from the checkpoint for one use.
   struct StreamedUnit {
     std::optional<QwenImageTransformerBlock> block;
-    kernels::Linear linear;  // norm_out.linear or proj_out
+    QwenTimestepProjEmbeddings time_text_embed;
+    Tensor weight;           // txt_norm's
+    kernels::Linear linear;  // txt_in, img_in, norm_out.linear or proj_out
   };
   StreamedUnit bind_streamed(const std::string& unit, const WeightSource& source) const;
 

@@ -13,6 +13,7 @@
 #include "paradiff/models/tokenizers/clip_tokenizer.h"
 #include "paradiff/models/tokenizers/t5_tokenizer.h"
 #include "paradiff/models/vae/autoencoder_kl.h"
+#include "paradiff/models/vae/placed_vae_decoder.h"
 #include "paradiff/models/weight_source.h"
 #include "paradiff/pipeline/component_consistency.h"
 #include "paradiff/pipeline/flow_match_euler_scheduler.h"
@@ -184,7 +185,7 @@ Tensor FluxPipeline::denoise(const Conditioning& conditioning, Tensor latents,
   auto transformer = components_.get<FluxTransformer2DModel>("transformer", [&] {
     const std::string folder = (fs::path(folder_) / "transformer").string();
     // Placed: this rank holds only the layers the map gives it.
-    auto model = runtime_.placement_group
+    auto model = runtime_.placement_group && !runtime_.transformer_device_map.empty()
                      ? FluxTransformer2DModel::from_pretrained_placed(
                            folder, runtime_.compute, runtime_.transformer_device_map,
                            *runtime_.placement_group, variant_of("transformer"))
@@ -235,6 +236,20 @@ Tensor FluxPipeline::denoise(const Conditioning& conditioning, Tensor latents,
 }
 
 Tensor FluxPipeline::decode(const Tensor& latents, const GenerationOptions& options) {
+  if (!runtime_.vae_device_map.empty()) {
+    // Placed: this rank holds only its decoder units; decode is collective over the group.
+    auto vae = components_.get<models::vae::PlacedVaeDecoder>("vae", [&] {
+      return models::vae::PlacedVaeDecoder::from_pretrained(
+          (fs::path(folder_) / "vae").string(), runtime_.vae_device_map, *runtime_.placement_group,
+          variant_of("vae"));
+    });
+    const int64_t h = latent_size(options.height, vae_scale_factor_);
+    const int64_t w = latent_size(options.width, vae_scale_factor_);
+    Tensor images = vae->decode(vae->unscale_latents(unpack_latents(latents, h, w)));
+    components_.end_stage(decode_components());
+    kernels::scale_shift_clamp(images, 0.5f, 0.5f, 0.0f, 1.0f, images);
+    return images;
+  }
   auto vae = components_.get<AutoencoderKL>("vae", [&] {
     return AutoencoderKL::from_pretrained((fs::path(folder_) / "vae").string(),
                                           models::vae::VaeParts::DecoderOnly, variant_of("vae"));
