@@ -3,10 +3,13 @@
 // (masked text dropped first, so elements differ in length), "disk" units stream from the
 // checkpoint, and the result equals the single-process one bit for bit (same thread count per
 // rank). Through the engine: the Qwen-Image pipeline with true CFG, placed alone at 2 and 3
-// ranks, and placed stages inside cfg-parallel groups at 4.
+// ranks, and placed stages inside cfg-parallel groups at 4; and the pipeline-level deal
+// (device_map="balanced") alone and with cfg parallelism.
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
+#include <set>
 
 #include "mpi_world.h"
 #include "paradiff/core/memory.h"
@@ -179,6 +182,61 @@ TEST(QwenImagePlacement, PipelineWithTransformerDeviceMapEqualsOneProcess) {
     EXPECT_GT(bytes[1], 0) << "the cfg groups exchanged nothing";
   }
   if (world.rank() != 0) return;
+  testing::expect_same_images(result, testing::run_on_one_process(model, request), 2);
+}
+
+// Pipeline-level device_map="balanced" (diffusers' deal, golden in pipeline_maps.json
+// "qwen_tiny/*"): at 2 ranks {vae: 0, transformer: 1, text_encoder: 1}; at 3 ranks each
+// component on a rank of its own; at 4 ranks the 2-rank deal over 2 stages, each a cfg-parallel
+// group (the encoder and the VAE on their stage's first rank, the transformer on both ranks of
+// stage 1). The encoder's owner encodes prompts and negative prompts (true CFG) and sends the
+// embeddings and masks; latents and images equal one process's bit for bit.
+TEST(QwenImagePlacement, PipelineBalancedIsBitIdentical) {
+  auto& world = testing::world();
+  const std::string model = testing::source_path("tests/fixtures/qwen_image_pipeline/tiny");
+  engine::EngineOptions options;
+  options.model = model;
+  options.device_map = "balanced";
+  std::string deal;
+  std::map<std::string, std::set<int>> owners;  // replica ranks
+  if (world.size() == 3) {
+    options.max_memory = "0=1100000,1=400000,2=400000";
+    deal = R"("pipeline":{"vae":0,"transformer":1,"text_encoder":2})";
+    owners = {{"vae", {0}}, {"transformer", {1}}, {"text_encoder", {2}}, {"tokenizer", {2}}};
+  } else {
+    options.max_memory = "0=1100000,1=1100000";
+    deal = R"("pipeline":{"vae":0,"transformer":1,"text_encoder":1})";
+    owners = {{"vae", {0}}, {"transformer", {1}}, {"text_encoder", {1}}, {"tokenizer", {1}}};
+    if (world.size() == 4) {
+      options.parallel.cfg_degree = 2;
+      owners = {{"vae", {0}}, {"transformer", {2, 3}}, {"text_encoder", {2}}, {"tokenizer", {2}}};
+    }
+  }
+  engine::Engine engine(world, options);
+  EXPECT_EQ(engine.replicas(), 1);
+  EXPECT_EQ(engine.mesh().size(parallel::MeshDim::Stage), world.size() == 4 ? 2 : world.size());
+  engine.mesh().reset_comm_stats();
+  const auto request = qwen_request();
+  const auto result = engine.run(request);
+  const std::string folder = model + "/transformer";
+  testing::expect_components_on_owners<QwenImageTransformer2DModel>(
+      engine, owners,
+      parallel::compute_module_sizes(models::qwen_image::qwen_image_transformer_module_tree(folder),
+                                     SafetensorsDType::F32)
+          .total());
+  // The embeddings crossed the replica, the predictions the stages, and at 4 ranks the two
+  // branches the cfg groups.
+  int64_t bytes[3] = {engine.mesh().replica().stats().bytes_sent,
+                      engine.mesh().comm(parallel::MeshDim::Stage).stats().bytes_sent,
+                      engine.mesh().comm(parallel::MeshDim::Cfg).stats().bytes_sent};
+  world.allreduce(bytes, 3, dist::ReduceType::I64, dist::ReduceOp::Sum);
+  EXPECT_GT(bytes[0], 0) << "no embeddings were sent";
+  EXPECT_GT(bytes[1], 0) << "nothing crossed between stages";
+  if (world.size() == 4) {
+    EXPECT_GT(bytes[2], 0) << "the cfg groups exchanged nothing";
+  }
+  if (world.rank() != 0) return;
+  EXPECT_NE(engine.placement_report().find(deal), std::string::npos) << engine.placement_report();
   testing::expect_same_images(result, testing::run_on_one_process(model, request), 2);
 }
 

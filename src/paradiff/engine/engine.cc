@@ -53,9 +53,6 @@ Engine::Engine(dist::Communicator& world, const EngineOptions& options)
   pipeline::PipelineRuntime runtime{options.compute, mesh_, options.cache_policy};
   runtime.variant = options.variant;
   if (model_map || pipeline_map) {
-    PARADIFF_CHECK(
-        !pipeline_map || mesh_->replica().size() == mesh_->size(parallel::MeshDim::Stage),
-        "--device-map balanced with cfg or context parallelism is not implemented yet");
     dist::Communicator& stages = mesh_->comm(parallel::MeshDim::Stage);
     // Collective: the stage ranks' hosts (bytes per host) and the ranks on rank 0's host (the
     // default budget shares that host's memory among them).
@@ -93,9 +90,13 @@ Engine::Engine(dist::Communicator& world, const EngineOptions& options)
       runtime.transformer_device_map = parallel::device_map_from_json(maps["transformer"]);
       runtime.placement_group = &stages;
     }
+    // hf_device_map names stages. A text encoder or the VAE runs on its stage's first rank
+    // (cfg, ring and ulysses index 0: replica rank stage x inner); the transformer on every rank
+    // of its stage (a cfg or context-parallel group), through the model-level map {"": stage}.
+    const int inner = mesh_->replica().size() / stages.size();
     if (maps.contains("pipeline"))
-      for (const auto& [component, rank] : maps["pipeline"].items())
-        runtime.component_ranks[component] = rank.get<int>();
+      for (const auto& [component, stage] : maps["pipeline"].items())
+        runtime.component_ranks[component] = stage.get<int>() * inner;
   } else {
     PARADIFF_CHECK(options.max_memory.empty(),
                    "--max-memory is a budget for --device-map or --transformer-device-map, "
@@ -103,9 +104,10 @@ Engine::Engine(dist::Communicator& world, const EngineOptions& options)
   }
   component_ranks_ = runtime.component_ranks;
   pipeline_ = pipeline::load_pipeline(options.model, runtime);
-  PARADIFF_CHECK(component_ranks_.empty() || pipeline_->class_name() == "FluxPipeline",
-                 "--device-map balanced is executed for FluxPipeline only; ", options.model,
-                 " is a ", pipeline_->class_name());
+  PARADIFF_CHECK(component_ranks_.empty() || pipeline_->class_name() == "FluxPipeline" ||
+                     pipeline_->class_name() == "QwenImagePipeline",
+                 "--device-map balanced is executed for FluxPipeline and QwenImagePipeline; ",
+                 options.model, " is a ", pipeline_->class_name());
   // The ranks of one replica on one host load the transformer together (every rank of a replica
   // denoises), so they can share its weights; a replica that runs no prompt loads nothing, so
   // replicas do not wait on each other. Under a placement map each rank holds other blocks: no
@@ -173,7 +175,7 @@ GenerationResult Engine::run(const GenerationRequest& request, const ProgressCal
       if (group_root) conditioning = pipeline_->encode_prompt(prompts, negatives, options);
       dist::broadcast_tensors(group, conditioning, 0);
     } else {
-      // Each text encoder's owner encodes and broadcasts its part (collective over the group).
+      // Each text encoder's owner encodes and broadcasts its part (collective over the replica).
       conditioning = pipeline_->encode_prompt(prompts, negatives, options);
     }
     // One conditioning row per item, as diffusers repeats each prompt's embeddings (and mask)

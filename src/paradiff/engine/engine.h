@@ -32,8 +32,9 @@ struct EngineOptions {
   // left at 1, it becomes world / (cfg x ring x ulysses): one placement group). "" = none.
   std::string transformer_device_map{};
   // Pipeline-level placement (diffusers' device_map): "balanced" deals whole components to the
-  // ranks of the stage dimension, each loaded only on its owner; "" or "cpu" = none. With a
-  // transformer map too, the transformer is placed by that map and left out of the deal.
+  // stages, each loaded only on its owner: a text encoder or the VAE on the stage's first rank,
+  // the transformer on every rank of the stage (its cfg/ring/ulysses group); "" or "cpu" = none.
+  // With a transformer map too, the transformer is placed by that map and left out of the deal.
   std::string device_map{};
   std::string max_memory{};  // "0=16GB,1=16GB"; "" = this host's available memory shared
   // Whether the ranks of one replica on one host share one copy of the transformer's prepared
@@ -133,7 +134,8 @@ class Engine {
   std::shared_ptr<parallel::DeviceMesh> mesh_;
   std::unique_ptr<pipeline::DiffusionPipeline> pipeline_;
   std::string placement_report_;
-  std::map<std::string, int> component_ranks_;  // the pipeline-level map; empty: none
+  // The pipeline-level map, as replica ranks (PipelineRuntime::component_ranks); empty: none.
+  std::map<std::string, int> component_ranks_;
 };
 
 }  // namespace paradiff::engine
