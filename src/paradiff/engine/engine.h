@@ -4,8 +4,9 @@
 // rank calls run() with the same request. The (prompt, image) pairs are split between the mesh's
 // data-parallel replicas (split_between_processes); in each replica the first rank encodes the
 // prompts and broadcasts the conditioning, every rank denoises (context- and cfg-parallel as the
-// mesh says), the first rank decodes, and rank 0 of the world receives every image and latent. All
-// collective communication of a generation lives here and below, never in a front-end.
+// mesh says), the first rank decodes (under a pipeline-level map, each component's owner encodes
+// or decodes instead), and rank 0 of the world receives every image and latent. All collective
+// communication of a generation lives here and below, never in a front-end.
 #pragma once
 
 #include <functional>
