@@ -44,6 +44,10 @@ Engine::Engine(dist::Communicator& world, const EngineOptions& options)
   const bool model_map = !options.transformer_device_map.empty();
   const bool pipeline_map = !options.device_map.empty() && options.device_map != "cpu";
   auto& config = options_.parallel;
+  PARADIFF_CHECK(config.stage_degree == 1 || model_map || pipeline_map, "placement stages (",
+                 config.stage_degree,
+                 ") need a map to deal over them: --device-map balanced or "
+                 "--transformer-device-map");
   if ((model_map || pipeline_map) && config.stage_degree == 1) {
     const int inner = config.cfg_degree * config.ring_degree() * config.ulysses_degree();
     if (world.size() % inner == 0) config.stage_degree = world.size() / inner;

@@ -30,7 +30,9 @@ struct EngineOptions {
   pipeline::ComponentCache::Policy cache_policy = pipeline::ComponentCache::Policy::KeepLoaded;
   // Model-level placement of the transformer: "auto", "balanced", "balanced_low_0",
   // "sequential" or a .json map, dealt over the mesh's stage dimension (parallel.stage_degree;
-  // left at 1, it becomes world / (cfg x ring x ulysses): one placement group). "" = none.
+  // left at 1, it becomes world / (cfg x ring x ulysses): one placement group; set, the world
+  // splits into data-parallel replicas of stage x cfg x ring x ulysses ranks, each dealt the same
+  // maps; refused without a map). "" = none.
   std::string transformer_device_map{};
   // Pipeline-level placement (diffusers' device_map): "balanced" deals whole components to the
   // stages, each loaded only on its owner: a text encoder or the VAE on the stage's first rank,
