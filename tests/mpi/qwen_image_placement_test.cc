@@ -240,5 +240,43 @@ TEST(QwenImagePlacement, PipelineBalancedIsBitIdentical) {
   testing::expect_same_images(result, testing::run_on_one_process(model, request), 2);
 }
 
+// The staged workflow (Engine::encode_prompt, denoise, decode: what the Python package's
+// encode_prompt and decode call) under a deal whose owners are not rank 0: the budgets put rank 1
+// first, so the VAE goes to rank 1, the transformer to rank 0 and the text encoder to rank 2. The
+// encoder's owner encodes and the VAE's owner decodes for rank 0; bit-identical to one process.
+TEST(QwenImagePlacement, StagedWorkflowUnderPipelineBalanced) {
+  auto& world = testing::world();
+  if (world.size() != 3) GTEST_SKIP() << "runs at 3 ranks";
+  const std::string model = testing::source_path("tests/fixtures/qwen_image_pipeline/tiny");
+  engine::EngineOptions options;
+  options.model = model;
+  options.device_map = "balanced";
+  options.max_memory = "0=400000,1=1100000,2=400000";
+  engine::Engine engine(world, options);
+  auto request = qwen_request();
+  request.prompt.resize(1);
+  request.negative_prompt.resize(1);
+  const auto conditioning = engine.encode_prompt(request);
+  EXPECT_EQ(conditioning.empty(), world.rank() != 0);
+  const Tensor latents = engine.denoise(conditioning, Tensor(), request);
+  const Tensor images = engine.decode(latents, request);
+  EXPECT_EQ(images.defined(), world.rank() == 0);
+  testing::expect_components_on_owners<QwenImageTransformer2DModel>(
+      engine, {{"vae", {1}}, {"text_encoder", {2}}, {"tokenizer", {2}}, {"transformer", {0}}},
+      parallel::compute_module_sizes(
+          models::qwen_image::qwen_image_transformer_module_tree(model + "/transformer"),
+          SafetensorsDType::F32)
+          .total());
+  if (world.rank() != 0) return;
+  EXPECT_NE(
+      engine.placement_report().find(R"("pipeline":{"vae":1,"transformer":0,"text_encoder":2})"),
+      std::string::npos)
+      << engine.placement_report();
+  const auto reference = testing::run_on_one_process(model, request);
+  ASSERT_EQ(reference.images.size(), 1u);
+  testing::expect_bit_identical(latents, reference.images[0].latents, "latents");
+  testing::expect_bit_identical(images.select(0), reference.images[0].image, "image");
+}
+
 }  // namespace
 }  // namespace paradiff

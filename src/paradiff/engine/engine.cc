@@ -361,12 +361,15 @@ void Engine::require_one_replica(const char* stage) const {
 
 pipeline::Conditioning Engine::encode_prompt(const GenerationRequest& request) {
   const pipeline::GenerationOptions options = resolve(request);
-  if (world_.rank() != 0) return {};
+  // Under a pipeline-level map every rank takes part: each encoder's owner encodes and sends.
+  if (!component_ranks_.empty()) require_one_replica("encode_prompt with a device map");
+  if (component_ranks_.empty() && world_.rank() != 0) return {};
   std::vector<std::string> negatives;
   if (pipeline_->uses_true_cfg(options, !request.negative_prompt.empty()))
     for (size_t i = 0; i < request.prompt.size(); ++i)
       negatives.push_back(request.negative_prompt_for(i));
-  return pipeline_->encode_prompt(request.prompt, negatives, options);
+  pipeline::Conditioning out = pipeline_->encode_prompt(request.prompt, negatives, options);
+  return world_.rank() == 0 ? out : pipeline::Conditioning{};
 }
 
 Tensor Engine::denoise(pipeline::Conditioning conditioning, Tensor latents,
@@ -390,8 +393,21 @@ Tensor Engine::denoise(pipeline::Conditioning conditioning, Tensor latents,
 
 Tensor Engine::decode(const Tensor& latents, const GenerationRequest& request) {
   const pipeline::GenerationOptions options = resolve(request);
-  if (world_.rank() != 0) return {};
-  return pipeline_->decode(latents, options);
+  const auto vae = component_ranks_.find("vae");
+  const int decoder = vae == component_ranks_.end() ? 0 : vae->second;
+  if (decoder == 0) return world_.rank() == 0 ? pipeline_->decode(latents, options) : Tensor();
+  // Under a pipeline-level map the VAE's owner decodes rank 0's latents and sends the images.
+  require_one_replica("decode with a device map");
+  Tensor images;
+  if (world_.rank() == 0) {
+    dist::send_tensor(world_, latents, decoder, kLatentsTag);
+    images = dist::receive_tensor(world_, decoder, kImagesTag);
+  } else if (world_.rank() == decoder) {
+    images = pipeline_->decode(dist::receive_tensor(world_, 0, kLatentsTag), options);
+    dist::send_tensor(world_, images, 0, kImagesTag);
+    images = Tensor();
+  }
+  return images;
 }
 
 }  // namespace paradiff::engine

@@ -107,14 +107,16 @@ class Engine {
   GenerationResult run(const GenerationRequest& request, const ProgressCallback& on_step = {});
 
   // The reference's staged workflow, each stage collective over a world that is one replica.
-  // Stage 1: the conditioning of request.prompt, computed on rank 0 (empty elsewhere).
+  // Stage 1: the conditioning of request.prompt, computed on rank 0, or under a pipeline-level
+  // map by the text encoders' owners; returned on rank 0 (empty elsewhere).
   pipeline::Conditioning encode_prompt(const GenerationRequest& request);
   // Stage 2: the conditioning (and optional starting latents; undefined: one row per
   // conditioning row, drawn at once from the seed) held by rank 0 go to every rank, which denoise
   // together; rank 0 returns the final latents.
   Tensor denoise(pipeline::Conditioning conditioning, Tensor latents,
                  const GenerationRequest& request, const ProgressCallback& on_step = {});
-  // Stage 3: rank 0 decodes `latents` to images (B, 3, H, W).
+  // Stage 3: rank 0's `latents` decoded to images (B, 3, H, W), returned on rank 0; decoded on
+  // rank 0, or under a pipeline-level map by the VAE's owner.
   Tensor decode(const Tensor& latents, const GenerationRequest& request);
 
   // For front-ends whose every rank returns the outputs (the Python package, as diffusers does):
