@@ -59,31 +59,43 @@ TEST(PlacementPlan, FluxTreeFromHeadersIsDiffusersMetaModel) {
   }
 }
 
+const std::string kTinyQwen = "tests/fixtures/qwen_image_pipeline/tiny";
+
+// The golden cases whose names start with `prefix` ("tiny/": the FLUX pipeline, "qwen_tiny/":
+// Qwen-Image, whose text encoder diffusers builds with its vision tower and RoPE buffers).
 TEST(PlacementPlan, ComponentSizesAreDiffusers) {
   const auto fixture = load_placement_fixture("pipeline_maps.json");
-  const auto index = pipeline::ModelIndex::load(tiny());
-  const auto sizes = pipeline::component_sizes(index, SafetensorsDType::F32);
-  int checked = 0;
-  for (const auto& c : fixture["cases"]) {
-    if (c["name"].get<std::string>().rfind("tiny/", 0) != 0) continue;
-    ASSERT_EQ(sizes.size(), c["components"].size());
-    for (size_t i = 0; i < sizes.size(); ++i) {
-      EXPECT_EQ(sizes[i].name, c["components"][i][0].get<std::string>());
-      EXPECT_EQ(sizes[i].bytes, c["components"][i][1].get<int64_t>()) << sizes[i].name;
+  for (const auto& [prefix, folder] :
+       {std::pair{"tiny/", kTiny}, std::pair{"qwen_tiny/", kTinyQwen}}) {
+    SCOPED_TRACE(folder);
+    const auto index = pipeline::ModelIndex::load(paradiff::testing::source_path(folder));
+    const auto sizes = pipeline::component_sizes(index, SafetensorsDType::F32);
+    int checked = 0;
+    for (const auto& c : fixture["cases"]) {
+      if (c["name"].get<std::string>().rfind(prefix, 0) != 0) continue;
+      ASSERT_EQ(sizes.size(), c["components"].size());
+      for (size_t i = 0; i < sizes.size(); ++i) {
+        EXPECT_EQ(sizes[i].name, c["components"][i][0].get<std::string>());
+        EXPECT_EQ(sizes[i].bytes, c["components"][i][1].get<int64_t>()) << sizes[i].name;
+      }
+      ++checked;
     }
-    ++checked;
+    EXPECT_GT(checked, 0);
   }
-  EXPECT_GT(checked, 0);
 }
 
 TEST(PlacementPlan, PipelineBalancedIsDiffusersMap) {
   const auto fixture = load_placement_fixture("pipeline_maps.json");
+  int checked = 0;
   for (const auto& c : fixture["cases"]) {
-    if (c["name"] != "tiny/3 ranks") continue;
+    const std::string name = c["name"];
+    if (name != "tiny/3 ranks" && name != "qwen_tiny/2 ranks" && name != "qwen_tiny/3 ranks")
+      continue;
+    SCOPED_TRACE(name);
     PlacementOptions o;
-    o.model = tiny();
+    o.model = paradiff::testing::source_path(name.rfind("qwen", 0) == 0 ? kTinyQwen : kTiny);
     o.device_map = "balanced";
-    o.world_size = 3;
+    o.world_size = static_cast<int>(c["max_memory"].size());
     std::string budget;
     for (const auto& e : c["max_memory"])
       budget += (budget.empty() ? "" : ",") + std::to_string(e[0].get<int>()) + "=" +
@@ -94,9 +106,9 @@ TEST(PlacementPlan, PipelineBalancedIsDiffusersMap) {
     nlohmann::ordered_json want = nlohmann::ordered_json::object();
     for (const auto& e : c["device_map"]) want[e[0].get<std::string>()] = e[1];
     EXPECT_EQ(placement_plan_to_json(plan)["pipeline"], want);
-    return;
+    ++checked;
   }
-  FAIL() << "no tiny/3 ranks case";
+  EXPECT_EQ(checked, 3);
 }
 
 TEST(PlacementPlan, TransformerMapsAreAccelerates) {

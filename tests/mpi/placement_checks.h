@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <map>
+#include <set>
 #include <string>
 
 #include "mpi_world.h"
@@ -85,6 +87,29 @@ inline std::pair<int64_t, int64_t> map_share(const parallel::ModuleTree& tree,
     if (device.is_rank() && device.rank_index() == world().rank()) mine = bytes;
   }
   return {mine, on_disk};
+}
+
+// Under a pipeline-level map, each component was loaded on the replica ranks `loaded_on` names
+// for it and nowhere else. Every rank opens the transformer (under the model-level map
+// {"": stage}), but only the ranks of its stage bind its weights: `transformer_bytes` each.
+template <class Transformer>
+void expect_components_on_owners(engine::Engine& engine,
+                                 const std::map<std::string, std::set<int>>& loaded_on,
+                                 int64_t transformer_bytes) {
+  const int rank = engine.mesh().replica().rank();
+  auto& cache = engine.pipeline().components();
+  for (const auto& [component, ranks] : loaded_on) {
+    const bool owner = ranks.count(rank) != 0;
+    if (component == "transformer") {
+      const auto transformer = cache.get<Transformer>(
+          "transformer", []() -> Transformer { throw Error("the transformer was never opened"); });
+      EXPECT_EQ(transformer->parameter_bytes(), owner ? transformer_bytes : 0)
+          << "transformer weights on replica rank " << rank;
+    } else {
+      EXPECT_EQ(cache.load_count(component), owner ? 1 : 0)
+          << component << " on replica rank " << rank;
+    }
+  }
 }
 
 }  // namespace paradiff::testing

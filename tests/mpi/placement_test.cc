@@ -217,5 +217,88 @@ TEST(Placement, PipelineBalancedIsBitIdentical) {
   testing::expect_same_images(result, testing::run_on_one_process(model, request), 2);
 }
 
+int64_t tiny_transformer_bytes() {
+  return parallel::compute_module_sizes(models::flux::flux_transformer_module_tree(
+                                            testing::source_path(kTiny) + "/transformer"),
+                                        SafetensorsDType::F32)
+      .total();
+}
+
+// The same deal over 2 stages that are each a Ulysses group (4 ranks: stage x ulysses): T5 and
+// the VAE on stage 0's first rank, CLIP on stage 1's, the transformer on both ranks of stage 1,
+// which split its tokens. Equal to one process within the context-parallel tolerance.
+TEST(Placement, PipelineBalancedWithUlysses2MatchesOneProcess) {
+  auto& world = testing::world();
+  if (world.size() != 4) GTEST_SKIP() << "runs at 4 ranks";
+  const std::string model = testing::source_path(kTiny);
+  const engine::GenerationRequest request = tiny_request({"a red circle"});
+  engine::EngineOptions options;
+  options.model = model;
+  parallel::ContextParallelConfig ulysses;
+  ulysses.ulysses_degree = 2;
+  options.parallel.context_parallel_config = ulysses;
+  options.device_map = "balanced";
+  options.max_memory = "0=1200000,1=1200000";
+  engine::Engine engine(world, options);
+  EXPECT_EQ(engine.replicas(), 1);
+  EXPECT_EQ(engine.mesh().size(parallel::MeshDim::Stage), 2);
+  EXPECT_EQ(engine.mesh().context_parallel().size(), 2);
+  engine.mesh().reset_comm_stats();
+  const auto result = engine.run(request);
+  testing::expect_components_on_owners<FluxTransformer2DModel>(
+      engine,
+      {{"text_encoder_2", {0}}, {"vae", {0}}, {"text_encoder", {2}}, {"transformer", {2, 3}}},
+      tiny_transformer_bytes());
+  int64_t bytes[3] = {engine.mesh().comm(parallel::MeshDim::Stage).stats().bytes_sent,
+                      engine.mesh().context_parallel().stats().bytes_sent,
+                      engine.mesh().replica().stats().bytes_sent};
+  world.allreduce(bytes, 3, dist::ReduceType::I64, dist::ReduceOp::Sum);
+  EXPECT_GT(bytes[0], 0) << "the predictions did not cross between stages";
+  EXPECT_GT(bytes[1], 0) << "no tokens moved inside the Ulysses groups";
+  EXPECT_GT(bytes[2], 0) << "no embeddings were sent";
+  if (world.rank() != 0) return;
+  EXPECT_NE(
+      engine.placement_report().find(
+          "\"pipeline\":{\"vae\":0,\"text_encoder\":1,\"transformer\":1,\"text_encoder_2\":0}"),
+      std::string::npos)
+      << engine.placement_report();
+  const auto reference = testing::run_on_one_process(model, request);
+  ASSERT_EQ(result.images.size(), 1u);
+  const double err = testing::relative_error(result.images[0].latents, reference.images[0].latents);
+  std::printf("  balanced deal over 2 stages x ulysses 2: latents relative error %.3g\n", err);
+  EXPECT_LE(err, 1e-5);  // the context-parallel tests' tolerance
+}
+
+// A map inside each data-parallel group: 4 ranks as 2 replicas of 2 stages, each replica dealt
+// the 2-rank map; 3 prompts split between the replicas, bit-identical to one process.
+TEST(Placement, PipelineBalancedInsideEachDataParallelGroup) {
+  auto& world = testing::world();
+  if (world.size() != 4) GTEST_SKIP() << "runs at 4 ranks";
+  const std::string model = testing::source_path(kTiny);
+  const engine::GenerationRequest request =
+      tiny_request({"a red circle", "a blue square", "a green triangle"});
+  engine::EngineOptions options;
+  options.model = model;
+  options.parallel.stage_degree = 2;
+  options.device_map = "balanced";
+  options.max_memory = "0=1200000,1=1200000";
+  engine::Engine engine(world, options);
+  EXPECT_EQ(engine.replicas(), 2);
+  EXPECT_EQ(engine.mesh().size(parallel::MeshDim::Stage), 2);
+  engine.mesh().reset_comm_stats();
+  const auto result = engine.run(request);
+  testing::expect_components_on_owners<FluxTransformer2DModel>(
+      engine, {{"text_encoder_2", {0}}, {"vae", {0}}, {"text_encoder", {1}}, {"transformer", {1}}},
+      tiny_transformer_bytes());
+  int64_t bytes[2] = {engine.mesh().comm(parallel::MeshDim::Stage).stats().bytes_sent,
+                      engine.mesh().comm(parallel::MeshDim::Data).stats().bytes_sent};
+  world.allreduce(bytes, 2, dist::ReduceType::I64, dist::ReduceOp::Sum);
+  EXPECT_GT(bytes[0], 0) << "nothing crossed between stages";
+  EXPECT_GT(bytes[1], 0) << "the second replica returned no images";
+  EXPECT_EQ(result.stats.prompts_here, engine.mesh().index(parallel::MeshDim::Data) == 0 ? 2 : 1);
+  if (world.rank() != 0) return;
+  testing::expect_same_images(result, testing::run_on_one_process(model, request), 3);
+}
+
 }  // namespace
 }  // namespace paradiff

@@ -3,10 +3,13 @@
 // (masked text dropped first, so elements differ in length), "disk" units stream from the
 // checkpoint, and the result equals the single-process one bit for bit (same thread count per
 // rank). Through the engine: the Qwen-Image pipeline with true CFG, placed alone at 2 and 3
-// ranks, and placed stages inside cfg-parallel groups at 4.
+// ranks, and placed stages inside cfg-parallel groups at 4; and the pipeline-level deal
+// (device_map="balanced") alone and with cfg parallelism.
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
+#include <set>
 
 #include "mpi_world.h"
 #include "paradiff/core/memory.h"
@@ -190,6 +193,99 @@ TEST(QwenImagePlacement, PipelineWithTransformerDeviceMapEqualsOneProcess) {
   }
   if (world.rank() != 0) return;
   testing::expect_same_images(result, testing::run_on_one_process(model, request), 2);
+}
+
+// Pipeline-level device_map="balanced" (diffusers' deal, golden in pipeline_maps.json
+// "qwen_tiny/*"): at 2 ranks {vae: 0, transformer: 1, text_encoder: 1}; at 3 ranks each
+// component on a rank of its own; at 4 ranks the 2-rank deal over 2 stages, each a cfg-parallel
+// group (the encoder and the VAE on their stage's first rank, the transformer on both ranks of
+// stage 1). The encoder's owner encodes prompts and negative prompts (true CFG) and sends the
+// embeddings and masks; latents and images equal one process's bit for bit.
+TEST(QwenImagePlacement, PipelineBalancedIsBitIdentical) {
+  auto& world = testing::world();
+  const std::string model = testing::source_path("tests/fixtures/qwen_image_pipeline/tiny");
+  engine::EngineOptions options;
+  options.model = model;
+  options.device_map = "balanced";
+  std::string deal;
+  std::map<std::string, std::set<int>> owners;  // replica ranks
+  if (world.size() == 3) {
+    options.max_memory = "0=1100000,1=400000,2=400000";
+    deal = R"("pipeline":{"vae":0,"transformer":1,"text_encoder":2})";
+    owners = {{"vae", {0}}, {"transformer", {1}}, {"text_encoder", {2}}, {"tokenizer", {2}}};
+  } else {
+    options.max_memory = "0=1100000,1=1100000";
+    deal = R"("pipeline":{"vae":0,"transformer":1,"text_encoder":1})";
+    owners = {{"vae", {0}}, {"transformer", {1}}, {"text_encoder", {1}}, {"tokenizer", {1}}};
+    if (world.size() == 4) {
+      options.parallel.cfg_degree = 2;
+      owners = {{"vae", {0}}, {"transformer", {2, 3}}, {"text_encoder", {2}}, {"tokenizer", {2}}};
+    }
+  }
+  engine::Engine engine(world, options);
+  EXPECT_EQ(engine.replicas(), 1);
+  EXPECT_EQ(engine.mesh().size(parallel::MeshDim::Stage), world.size() == 4 ? 2 : world.size());
+  engine.mesh().reset_comm_stats();
+  const auto request = qwen_request();
+  const auto result = engine.run(request);
+  const std::string folder = model + "/transformer";
+  testing::expect_components_on_owners<QwenImageTransformer2DModel>(
+      engine, owners,
+      parallel::compute_module_sizes(models::qwen_image::qwen_image_transformer_module_tree(folder),
+                                     SafetensorsDType::F32)
+          .total());
+  // The embeddings crossed the replica, the predictions the stages, and at 4 ranks the two
+  // branches the cfg groups.
+  int64_t bytes[3] = {engine.mesh().replica().stats().bytes_sent,
+                      engine.mesh().comm(parallel::MeshDim::Stage).stats().bytes_sent,
+                      engine.mesh().comm(parallel::MeshDim::Cfg).stats().bytes_sent};
+  world.allreduce(bytes, 3, dist::ReduceType::I64, dist::ReduceOp::Sum);
+  EXPECT_GT(bytes[0], 0) << "no embeddings were sent";
+  EXPECT_GT(bytes[1], 0) << "nothing crossed between stages";
+  if (world.size() == 4) {
+    EXPECT_GT(bytes[2], 0) << "the cfg groups exchanged nothing";
+  }
+  if (world.rank() != 0) return;
+  EXPECT_NE(engine.placement_report().find(deal), std::string::npos) << engine.placement_report();
+  testing::expect_same_images(result, testing::run_on_one_process(model, request), 2);
+}
+
+// The staged workflow (Engine::encode_prompt, denoise, decode: what the Python package's
+// encode_prompt and decode call) under a deal whose owners are not rank 0: the budgets put rank 1
+// first, so the VAE goes to rank 1, the transformer to rank 0 and the text encoder to rank 2. The
+// encoder's owner encodes and the VAE's owner decodes for rank 0; bit-identical to one process.
+TEST(QwenImagePlacement, StagedWorkflowUnderPipelineBalanced) {
+  auto& world = testing::world();
+  if (world.size() != 3) GTEST_SKIP() << "runs at 3 ranks";
+  const std::string model = testing::source_path("tests/fixtures/qwen_image_pipeline/tiny");
+  engine::EngineOptions options;
+  options.model = model;
+  options.device_map = "balanced";
+  options.max_memory = "0=400000,1=1100000,2=400000";
+  engine::Engine engine(world, options);
+  auto request = qwen_request();
+  request.prompt.resize(1);
+  request.negative_prompt.resize(1);
+  const auto conditioning = engine.encode_prompt(request);
+  EXPECT_EQ(conditioning.empty(), world.rank() != 0);
+  const Tensor latents = engine.denoise(conditioning, Tensor(), request);
+  const Tensor images = engine.decode(latents, request);
+  EXPECT_EQ(images.defined(), world.rank() == 0);
+  testing::expect_components_on_owners<QwenImageTransformer2DModel>(
+      engine, {{"vae", {1}}, {"text_encoder", {2}}, {"tokenizer", {2}}, {"transformer", {0}}},
+      parallel::compute_module_sizes(
+          models::qwen_image::qwen_image_transformer_module_tree(model + "/transformer"),
+          SafetensorsDType::F32)
+          .total());
+  if (world.rank() != 0) return;
+  EXPECT_NE(
+      engine.placement_report().find(R"("pipeline":{"vae":1,"transformer":0,"text_encoder":2})"),
+      std::string::npos)
+      << engine.placement_report();
+  const auto reference = testing::run_on_one_process(model, request);
+  ASSERT_EQ(reference.images.size(), 1u);
+  testing::expect_bit_identical(latents, reference.images[0].latents, "latents");
+  testing::expect_bit_identical(images.select(0), reference.images[0].image, "image");
 }
 
 }  // namespace

@@ -33,7 +33,7 @@ import warnings
 import accelerate.utils.modeling as acc
 import torch
 from accelerate import init_empty_weights
-from diffusers import AutoencoderKL, FluxPipeline, FluxTransformer2DModel
+from diffusers import AutoencoderKL, FluxPipeline, FluxTransformer2DModel, QwenImagePipeline
 from diffusers.models.model_loading_utils import _determine_device_map
 from diffusers.pipelines.pipeline_loading_utils import _get_final_device_map
 from safetensors import safe_open
@@ -41,6 +41,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = os.path.join(ROOT, "tests", "fixtures", "flux_pipeline", "tiny")
+TINY_QWEN = os.path.join(ROOT, "tests", "fixtures", "qwen_image_pipeline", "tiny")
 OUT = os.path.join(ROOT, "tests", "fixtures", "placement")
 
 # black-forest-labs/FLUX.1-dev, as published (transformer/, text_encoder/, text_encoder_2/, vae/).
@@ -321,7 +322,7 @@ def write_flux_dev_pipeline(folder):
     return index
 
 
-def pipeline_case(label, folder, index, max_memory, dtype, skip=()):
+def pipeline_case(label, folder, index, max_memory, dtype, skip=(), pipeline=FluxPipeline):
     init_dict = {k: tuple(v) for k, v in index.items()
                  if not k.startswith("_") and v[0] is not None and k not in skip}
     # Record the sizes diffusers compares (compute_module_sizes(...)[""] of each empty component).
@@ -335,12 +336,14 @@ def pipeline_case(label, folder, index, max_memory, dtype, skip=()):
     import diffusers.pipelines.pipeline_loading_utils as plu
     plu.compute_module_sizes = recording
     try:
-        final = _get_final_device_map("balanced", FluxPipeline, {}, init_dict, None,
+        final = _get_final_device_map("balanced", pipeline, {}, init_dict, None,
                                       copy.deepcopy(max_memory), dtype=dtype, cached_folder=folder)
     finally:
         plu.compute_module_sizes = real
     models = [k for k, (lib, cls) in init_dict.items()
-              if cls in ("CLIPTextModel", "T5EncoderModel", "FluxTransformer2DModel", "AutoencoderKL")]
+              if cls in ("CLIPTextModel", "T5EncoderModel", "FluxTransformer2DModel", "AutoencoderKL",
+                         "Qwen2_5_VLForConditionalGeneration", "QwenImageTransformer2DModel",
+                         "AutoencoderKLQwenImage")]
     assert len(models) == len(recording.seen), (models, recording.seen)
     sizes = [[k, s] for k, s in zip(models, recording.seen)]
     print(f"  {label}: {final}")
@@ -372,6 +375,16 @@ def pipeline_cases():
                       ("tiny/3 ranks", {0: 800_000, 1: 750_000, 2: 800_000}),
                       ("tiny/vae too big", {0: 700_000, 1: 1_000_000})]:
         cases.append(pipeline_case(label, TINY, tiny_index, mm, torch.float32))
+    # The tiny Qwen-Image pipeline (Qwen2.5-VL text encoder, vision tower included, as diffusers
+    # builds it): each component on a rank of its own at 3 ranks, the encoder beside the
+    # transformer at 2, and the VAE missing its turn.
+    with open(os.path.join(TINY_QWEN, "model_index.json")) as f:
+        qwen_index = json.load(f)
+    for label, mm in [("qwen_tiny/2 ranks", {0: 1_100_000, 1: 1_100_000}),
+                      ("qwen_tiny/3 ranks", {0: 1_100_000, 1: 400_000, 2: 400_000}),
+                      ("qwen_tiny/vae too big", {0: 1_000_000, 1: 1_000_000})]:
+        cases.append(pipeline_case(label, TINY_QWEN, qwen_index, mm, torch.float32,
+                                   pipeline=QwenImagePipeline))
     return cases
 
 

@@ -33,6 +33,7 @@ struct Options {
   bool quiet = false;
   ParallelOptions parallel;
   std::string device_map, transformer_device_map, vae_device_map, max_memory;
+  int placement_stages = 0;  // 0: every rank (one placement group)
 };
 
 // A --prompts file: one prompt per line; trailing whitespace (spaces, tabs, a Windows \r) is
@@ -81,6 +82,7 @@ int run(const Options& o, dist::Communicator& world) {
   engine_options.transformer_device_map = o.transformer_device_map;
   engine_options.vae_device_map = o.vae_device_map;
   engine_options.max_memory = o.max_memory;
+  if (o.placement_stages > 0) engine_options.parallel.stage_degree = o.placement_stages;
   engine_options.share_weights = dist::parse_weight_sharing(o.share_weights);
   engine_options.transformer_storage = kernels::parse_weight_storage(o.storage_dtype);
   // A one-shot run holds one stage's weights at a time.
@@ -206,6 +208,10 @@ void add_generate_command(CLI::App& app, Action& action) {
   cmd->add_option("--max-memory", o->max_memory,
                   "budget per rank for --device-map / --transformer-device-map, e.g. "
                   "0=16GB,1=16GB");
+  cmd->add_option("--placement-stages", o->placement_stages,
+                  "the stages each map deals over; the world splits into data-parallel "
+                  "replicas of stages x cfg x ring x ulysses ranks (default: one replica)")
+      ->check(CLI::Range(2, 1 << 20));
   cmd->callback(
       [o, &action] { action = [o](dist::Communicator& world) { return run(*o, world); }; });
 }

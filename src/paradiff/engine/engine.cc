@@ -45,6 +45,10 @@ Engine::Engine(dist::Communicator& world, const EngineOptions& options)
   const bool model_map = !options.transformer_device_map.empty() || !options.vae_device_map.empty();
   const bool pipeline_map = !options.device_map.empty() && options.device_map != "cpu";
   auto& config = options_.parallel;
+  PARADIFF_CHECK(config.stage_degree == 1 || model_map || pipeline_map, "placement stages (",
+                 config.stage_degree,
+                 ") need a map to deal over them: --device-map balanced or "
+                 "--transformer-device-map");
   if ((model_map || pipeline_map) && config.stage_degree == 1) {
     const int inner = config.cfg_degree * config.ring_degree() * config.ulysses_degree();
     if (world.size() % inner == 0) config.stage_degree = world.size() / inner;
@@ -54,9 +58,6 @@ Engine::Engine(dist::Communicator& world, const EngineOptions& options)
   pipeline::PipelineRuntime runtime{options.compute, mesh_, options.cache_policy};
   runtime.variant = options.variant;
   if (model_map || pipeline_map) {
-    PARADIFF_CHECK(
-        !pipeline_map || mesh_->replica().size() == mesh_->size(parallel::MeshDim::Stage),
-        "--device-map balanced with cfg or context parallelism is not implemented yet");
     dist::Communicator& stages = mesh_->comm(parallel::MeshDim::Stage);
     // Collective: the stage ranks' hosts (bytes per host) and the ranks on rank 0's host (the
     // default budget shares that host's memory among them).
@@ -102,9 +103,13 @@ Engine::Engine(dist::Communicator& world, const EngineOptions& options)
       runtime.vae_device_map = parallel::device_map_from_json(maps["vae"]);
       runtime.placement_group = &stages;
     }
+    // hf_device_map names stages. A text encoder or the VAE runs on its stage's first rank
+    // (cfg, ring and ulysses index 0: replica rank stage x inner); the transformer on every rank
+    // of its stage (a cfg or context-parallel group), through the model-level map {"": stage}.
+    const int inner = mesh_->replica().size() / stages.size();
     if (maps.contains("pipeline"))
-      for (const auto& [component, rank] : maps["pipeline"].items())
-        runtime.component_ranks[component] = rank.get<int>();
+      for (const auto& [component, stage] : maps["pipeline"].items())
+        runtime.component_ranks[component] = stage.get<int>() * inner;
   } else {
     PARADIFF_CHECK(options.max_memory.empty(),
                    "--max-memory is a budget for --device-map or --transformer-device-map, "
@@ -112,9 +117,10 @@ Engine::Engine(dist::Communicator& world, const EngineOptions& options)
   }
   component_ranks_ = runtime.component_ranks;
   pipeline_ = pipeline::load_pipeline(options.model, runtime);
-  PARADIFF_CHECK(component_ranks_.empty() || pipeline_->class_name() == "FluxPipeline",
-                 "--device-map balanced is executed for FluxPipeline only; ", options.model,
-                 " is a ", pipeline_->class_name());
+  PARADIFF_CHECK(component_ranks_.empty() || pipeline_->class_name() == "FluxPipeline" ||
+                     pipeline_->class_name() == "QwenImagePipeline",
+                 "--device-map balanced is executed for FluxPipeline and QwenImagePipeline; ",
+                 options.model, " is a ", pipeline_->class_name());
   // The ranks of one replica on one host load the transformer together (every rank of a replica
   // denoises), so they can share its weights; a replica that runs no prompt loads nothing, so
   // replicas do not wait on each other. Under a placement map each rank holds other blocks: no
@@ -184,7 +190,7 @@ GenerationResult Engine::run(const GenerationRequest& request, const ProgressCal
       if (group_root) conditioning = pipeline_->encode_prompt(prompts, negatives, options);
       dist::broadcast_tensors(group, conditioning, 0);
     } else {
-      // Each text encoder's owner encodes and broadcasts its part (collective over the group).
+      // Each text encoder's owner encodes and broadcasts its part (collective over the replica).
       conditioning = pipeline_->encode_prompt(prompts, negatives, options);
     }
     // One conditioning row per item, as diffusers repeats each prompt's embeddings (and mask)
@@ -369,12 +375,15 @@ void Engine::require_one_replica(const char* stage) const {
 
 pipeline::Conditioning Engine::encode_prompt(const GenerationRequest& request) {
   const pipeline::GenerationOptions options = resolve(request);
-  if (world_.rank() != 0) return {};
+  // Under a pipeline-level map every rank takes part: each encoder's owner encodes and sends.
+  if (!component_ranks_.empty()) require_one_replica("encode_prompt with a device map");
+  if (component_ranks_.empty() && world_.rank() != 0) return {};
   std::vector<std::string> negatives;
   if (pipeline_->uses_true_cfg(options, !request.negative_prompt.empty()))
     for (size_t i = 0; i < request.prompt.size(); ++i)
       negatives.push_back(request.negative_prompt_for(i));
-  return pipeline_->encode_prompt(request.prompt, negatives, options);
+  pipeline::Conditioning out = pipeline_->encode_prompt(request.prompt, negatives, options);
+  return world_.rank() == 0 ? out : pipeline::Conditioning{};
 }
 
 Tensor Engine::denoise(pipeline::Conditioning conditioning, Tensor latents,
@@ -398,8 +407,21 @@ Tensor Engine::denoise(pipeline::Conditioning conditioning, Tensor latents,
 
 Tensor Engine::decode(const Tensor& latents, const GenerationRequest& request) {
   const pipeline::GenerationOptions options = resolve(request);
-  if (world_.rank() != 0) return {};
-  return pipeline_->decode(latents, options);
+  const auto vae = component_ranks_.find("vae");
+  const int decoder = vae == component_ranks_.end() ? 0 : vae->second;
+  if (decoder == 0) return world_.rank() == 0 ? pipeline_->decode(latents, options) : Tensor();
+  // Under a pipeline-level map the VAE's owner decodes rank 0's latents and sends the images.
+  require_one_replica("decode with a device map");
+  Tensor images;
+  if (world_.rank() == 0) {
+    dist::send_tensor(world_, latents, decoder, kLatentsTag);
+    images = dist::receive_tensor(world_, decoder, kImagesTag);
+  } else if (world_.rank() == decoder) {
+    images = pipeline_->decode(dist::receive_tensor(world_, 0, kLatentsTag), options);
+    dist::send_tensor(world_, images, 0, kImagesTag);
+    images = Tensor();
+  }
+  return images;
 }
 
 }  // namespace paradiff::engine

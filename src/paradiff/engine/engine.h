@@ -4,8 +4,9 @@
 // rank calls run() with the same request. The (prompt, image) pairs are split between the mesh's
 // data-parallel replicas (split_between_processes); in each replica the first rank encodes the
 // prompts and broadcasts the conditioning, every rank denoises (context- and cfg-parallel as the
-// mesh says), the first rank decodes, and rank 0 of the world receives every image and latent. All
-// collective communication of a generation lives here and below, never in a front-end.
+// mesh says), the first rank decodes (under a pipeline-level map, each component's owner encodes
+// or decodes instead), and rank 0 of the world receives every image and latent. All collective
+// communication of a generation lives here and below, never in a front-end.
 #pragma once
 
 #include <functional>
@@ -29,14 +30,17 @@ struct EngineOptions {
   pipeline::ComponentCache::Policy cache_policy = pipeline::ComponentCache::Policy::KeepLoaded;
   // Model-level placement of the transformer: "auto", "balanced", "balanced_low_0",
   // "sequential" or a .json map, dealt over the mesh's stage dimension (parallel.stage_degree;
-  // left at 1, it becomes world / (cfg x ring x ulysses): one placement group). "" = none.
+  // left at 1, it becomes world / (cfg x ring x ulysses): one placement group; set, the world
+  // splits into data-parallel replicas of stage x cfg x ring x ulysses ranks, each dealt the same
+  // maps; refused without a map). "" = none.
   std::string transformer_device_map{};
   // Model-level placement of the VAE (AutoencoderKL): its decoder's units over the same stage
   // ranks, decode collective over them. Not with cfg or context parallelism or --device-map.
   std::string vae_device_map{};
   // Pipeline-level placement (diffusers' device_map): "balanced" deals whole components to the
-  // ranks of the stage dimension, each loaded only on its owner; "" or "cpu" = none. With a
-  // transformer map too, the transformer is placed by that map and left out of the deal.
+  // stages, each loaded only on its owner: a text encoder or the VAE on the stage's first rank,
+  // the transformer on every rank of the stage (its cfg/ring/ulysses group); "" or "cpu" = none.
+  // With a transformer map too, the transformer is placed by that map and left out of the deal.
   std::string device_map{};
   std::string max_memory{};  // "0=16GB,1=16GB"; "" = this host's available memory shared
   // Whether the ranks of one replica on one host share one copy of the transformer's prepared
@@ -109,14 +113,16 @@ class Engine {
   GenerationResult run(const GenerationRequest& request, const ProgressCallback& on_step = {});
 
   // The reference's staged workflow, each stage collective over a world that is one replica.
-  // Stage 1: the conditioning of request.prompt, computed on rank 0 (empty elsewhere).
+  // Stage 1: the conditioning of request.prompt, computed on rank 0, or under a pipeline-level
+  // map by the text encoders' owners; returned on rank 0 (empty elsewhere).
   pipeline::Conditioning encode_prompt(const GenerationRequest& request);
   // Stage 2: the conditioning (and optional starting latents; undefined: one row per
   // conditioning row, drawn at once from the seed) held by rank 0 go to every rank, which denoise
   // together; rank 0 returns the final latents.
   Tensor denoise(pipeline::Conditioning conditioning, Tensor latents,
                  const GenerationRequest& request, const ProgressCallback& on_step = {});
-  // Stage 3: rank 0 decodes `latents` to images (B, 3, H, W).
+  // Stage 3: rank 0's `latents` decoded to images (B, 3, H, W), returned on rank 0; decoded on
+  // rank 0, or under a pipeline-level map by the VAE's owner.
   Tensor decode(const Tensor& latents, const GenerationRequest& request);
 
   // For front-ends whose every rank returns the outputs (the Python package, as diffusers does):
@@ -139,7 +145,8 @@ class Engine {
   std::shared_ptr<parallel::DeviceMesh> mesh_;
   std::unique_ptr<pipeline::DiffusionPipeline> pipeline_;
   std::string placement_report_;
-  std::map<std::string, int> component_ranks_;  // the pipeline-level map; empty: none
+  // The pipeline-level map, as replica ranks (PipelineRuntime::component_ranks); empty: none.
+  std::map<std::string, int> component_ranks_;
 };
 
 }  // namespace paradiff::engine

@@ -6,6 +6,7 @@
 #include "paradiff/io/checkpoint.h"
 #include "paradiff/io/json_config.h"
 #include "paradiff/models/flux/flux_module_tree.h"
+#include "paradiff/models/qwen2_5_vl/qwen2_5_vl_config.h"
 #include "paradiff/models/qwen_image/qwen_image_module_tree.h"
 
 namespace paradiff::pipeline {
@@ -51,6 +52,29 @@ parallel::ModuleTree component_module_tree(const ModelIndex& index, const std::s
   }
   parallel::ModuleTree tree =
       parallel::ModuleTree::from_checkpoint(checkpoint, SafetensorsDType::F32);
+  if (cls == "Qwen2_5_VLForConditionalGeneration") {
+    // transformers 5 registers two non-persistent F32 buffers in each rotary embedding,
+    // inv_freq and original_inv_freq: ceil(head_dim / 2) elements for the text model's, ceil of
+    // a quarter of the vision head_dim for the vision tower's (axial RoPE).
+    const std::string config_path = folder + "/config.json";
+    const int64_t text_head_dim =
+        models::qwen2_5_vl::Qwen2_5_VLTextConfig::load(config_path).head_dim();
+    const nlohmann::json vision =
+        JsonConfig::load(config_path).root().value("vision_config", nlohmann::json::object());
+    const int64_t vision_head_dim =
+        vision.value("head_dim", int64_t{0}) > 0
+            ? vision.value("head_dim", int64_t{0})
+            : vision.value("hidden_size", int64_t{3584}) / vision.value("num_heads", int64_t{16});
+    const bool new_layout = checkpoint.contains("model.language_model.norm.weight");
+    for (const auto& [module, elements] :
+         {std::pair{new_layout ? "model.language_model.rotary_emb" : "model.rotary_emb",
+                    (text_head_dim + 1) / 2},
+          std::pair{new_layout ? "model.visual.rotary_pos_emb" : "visual.rotary_pos_emb",
+                    (vision_head_dim / 2 + 1) / 2}})
+      for (const char* buffer : {"inv_freq", "original_inv_freq"})
+        tree.add_tensor(str_cat(module, ".", buffer), elements, SafetensorsDType::F32,
+                        parallel::TensorKind::NonPersistentBuffer);
+  }
   if (cls == "T5EncoderModel" && checkpoint.contains("shared.weight") &&
       !checkpoint.contains("encoder.embed_tokens.weight"))
     tree.add_tensor("encoder.embed_tokens.weight", checkpoint.info("shared.weight").numel,

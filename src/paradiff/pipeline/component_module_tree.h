@@ -6,8 +6,10 @@
 // component's tree comes from its checkpoint's names (enough for its total size, which is all the
 // pipeline-level deal uses). What diffusers' meta models hold and the files do not is added, so
 // the sizes are the ones diffusers compares: CLIPTextModel's non-persistent `position_ids` buffer
-// (int64, max_position_embeddings), and T5EncoderModel's `encoder.embed_tokens.weight`, which
-// transformers 5 builds untied on the meta device (a second copy of `shared.weight`).
+// (int64, max_position_embeddings), T5EncoderModel's `encoder.embed_tokens.weight`, which
+// transformers 5 builds untied on the meta device (a second copy of `shared.weight`), and
+// Qwen2_5_VLForConditionalGeneration's non-persistent RoPE buffers (`inv_freq` and
+// `original_inv_freq` of the text model and of the vision tower).
 #pragma once
 
 #include <string>

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "paradiff/core/logging.h"
+#include "paradiff/dist/tensor_broadcast.h"
 #include "paradiff/io/checkpoint.h"
 #include "paradiff/kernels/pointwise.h"
 #include "paradiff/pipeline/flux/flux_latents.h"
@@ -37,6 +38,29 @@ void DiffusionPipeline::check_weight_files(
   }
   for (const auto& [component, stem] : model_components)
     Checkpoint::find_in_folder(component_folder(component), stem, variant_of(component));
+}
+
+namespace {
+
+int owner_of(const PipelineRuntime& runtime, const std::string& component) {
+  const auto it = runtime.component_ranks.find(component);
+  PARADIFF_CHECK(it != runtime.component_ranks.end(),
+                 "the pipeline's device map gives no rank for ", component);
+  PARADIFF_CHECK(runtime.mesh != nullptr, "a pipeline-level device map needs the process mesh");
+  return it->second;
+}
+
+}  // namespace
+
+bool DiffusionPipeline::runs_component(const std::string& component) const {
+  if (runtime_.component_ranks.empty()) return true;
+  return runtime_.mesh->replica().rank() == owner_of(runtime_, component);
+}
+
+void DiffusionPipeline::share_from_owner(const std::string& component,
+                                         Conditioning& tensors) const {
+  if (runtime_.component_ranks.empty()) return;
+  dist::broadcast_tensors(runtime_.mesh->replica(), tensors, owner_of(runtime_, component));
 }
 
 bool DiffusionPipeline::uses_true_cfg(const GenerationOptions& options,

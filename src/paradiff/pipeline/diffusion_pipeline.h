@@ -55,8 +55,9 @@ struct PipelineRuntime {
   // Model-level placement of the VAE over the same group (FluxPipeline's AutoencoderKL); empty:
   // none.
   parallel::DeviceMap vae_device_map{};
-  // Pipeline-level placement: component -> rank of `placement_group` that loads and runs it
-  // (diffusers' hf_device_map); empty: no map. encode_prompt is then collective over the group.
+  // Pipeline-level placement: component -> rank of the mesh's replica that loads and runs it
+  // (diffusers' hf_device_map, each stage mapped to its first rank); empty: no map.
+  // encode_prompt is then collective over the replica.
   std::map<std::string, int> component_ranks{};
   // diffusers' `variant=` ("fp16"): each model component with files of that variant loads them
   // (Checkpoint::open_folder), the others their non-variant files; refused when no component has
@@ -143,6 +144,12 @@ class DiffusionPipeline {
   Tensor run_denoise_loop(FlowMatchEulerDiscreteScheduler& scheduler, Tensor latents,
                           const PredictFn& predict, const Guidance* guidance,
                           const StepCallback& on_step);
+  // Under a pipeline-level map: whether this rank loads and runs `component` (its owner in the
+  // replica; refused, naming it, when the map has no rank for it). Without a map: true.
+  bool runs_component(const std::string& component) const;
+  // Under a pipeline-level map, `component`'s owner sends `tensors` to every rank of the replica
+  // (collective); without a map, nothing.
+  void share_from_owner(const std::string& component, Conditioning& tensors) const;
   // conditioning[name], or an error naming the pipeline and the tensor.
   const Tensor& conditioning_tensor(const Conditioning& conditioning,
                                     const std::string& name) const;

@@ -5,7 +5,6 @@
 
 #include "paradiff/core/logging.h"
 #include "paradiff/core/random.h"
-#include "paradiff/dist/tensor_broadcast.h"
 #include "paradiff/kernels/pointwise.h"
 #include "paradiff/models/clip/clip_text_model.h"
 #include "paradiff/models/flux/flux_transformer.h"
@@ -111,18 +110,10 @@ Conditioning FluxPipeline::encode_prompt(const std::vector<std::string>& prompts
   const bool cfg = true_cfg_for(prompts, negative_prompts, options);
   const fs::path dir(folder_);
   const DType compute = runtime_.compute;
-  // Under a pipeline-level map each encoder runs on its owner only, which broadcasts its output;
-  // without one this process runs both.
-  const auto& ranks = runtime_.component_ranks;
-  auto owner = [&](const std::string& component) {
-    auto it = ranks.find(component);
-    PARADIFF_CHECK(it != ranks.end(), "the pipeline's device map gives no rank for ", component);
-    return it->second;
-  };
-  const bool placed = !ranks.empty();
-  const int here = placed ? runtime_.placement_group->rank() : 0;
-  const int clip_rank = placed ? owner("text_encoder") : 0;
-  const int t5_rank = placed ? owner("text_encoder_2") : 0;
+  // Under a pipeline-level map each encoder runs on its owner only, which sends its output to
+  // the replica; without one this process runs both.
+  const bool run_clip = runs_component("text_encoder");
+  const bool run_t5 = runs_component("text_encoder_2");
   auto clip_tokenizer = [&] {
     return components_.get<CLIPTokenizer>(
         "tokenizer", [&] { return CLIPTokenizer::from_pretrained((dir / "tokenizer").string()); });
@@ -133,8 +124,8 @@ Conditioning FluxPipeline::encode_prompt(const std::vector<std::string>& prompts
     });
   };
   // The tokenizers this rank needs (small files) before either text encoder's weights.
-  if (here == clip_rank) clip_tokenizer();
-  if (here == t5_rank) t5_tokenizer();
+  if (run_clip) clip_tokenizer();
+  if (run_t5) t5_tokenizer();
   auto pooled = [&](const std::vector<std::string>& texts) {
     auto tokenizer = clip_tokenizer();
     auto clip = components_.get<CLIPTextModel>("text_encoder", [&] {
@@ -153,14 +144,13 @@ Conditioning FluxPipeline::encode_prompt(const std::vector<std::string>& prompts
   };
   Conditioning out;
   auto encode = [&](const std::vector<std::string>& texts, const std::string& prefix) {
-    Tensor p = here == clip_rank ? pooled(texts) : Tensor();
-    Tensor e = here == t5_rank ? embeds(texts) : Tensor();
-    if (placed) {
-      dist::broadcast_tensor(*runtime_.placement_group, p, clip_rank);
-      dist::broadcast_tensor(*runtime_.placement_group, e, t5_rank);
-    }
-    out[prefix + "pooled_prompt_embeds"] = p;
-    out[prefix + "prompt_embeds"] = e;
+    Conditioning pooled_part, embeds_part;
+    if (run_clip) pooled_part[prefix + "pooled_prompt_embeds"] = pooled(texts);
+    if (run_t5) embeds_part[prefix + "prompt_embeds"] = embeds(texts);
+    share_from_owner("text_encoder", pooled_part);
+    share_from_owner("text_encoder_2", embeds_part);
+    out.merge(pooled_part);
+    out.merge(embeds_part);
   };
   encode(prompts, "");
   if (cfg) encode(negative_prompts, "negative_");

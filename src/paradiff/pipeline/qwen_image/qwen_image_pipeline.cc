@@ -111,29 +111,35 @@ Conditioning QwenImagePipeline::encode_prompt(const std::vector<std::string>& pr
                                               const std::vector<std::string>& negative_prompts,
                                               const GenerationOptions& options) {
   const bool cfg = true_cfg_for(prompts, negative_prompts, options);
-  if (!negative_prompts.empty() && !cfg)
+  // Under a pipeline-level map the text encoder's owner alone encodes, and sends the embeddings
+  // and masks to the replica; without one this process encodes.
+  const bool run_encoder = runs_component("text_encoder");
+  if (run_encoder && !negative_prompts.empty() && !cfg)
     log_warning(
         "a negative prompt is given but true classifier-free guidance is off because "
         "true_cfg_scale is ",
         options.true_cfg_scale,
         " (<= 1; diffusers' QwenImagePipeline defaults to 4, paradiff to 1)");
-  const fs::path dir(folder_);
-  auto tokenizer = components_.get<Qwen2Tokenizer>(
-      "tokenizer", [&] { return Qwen2Tokenizer::from_pretrained((dir / "tokenizer").string()); });
-  auto text_encoder = components_.get<Qwen2_5_VLTextModel>("text_encoder", [&] {
-    return Qwen2_5_VLTextModel::from_pretrained((dir / "text_encoder").string(), runtime_.compute,
-                                                variant_of("text_encoder"));
-  });
   Conditioning out;
-  auto encode = [&](const std::vector<std::string>& texts, const std::string& prefix) {
-    auto embeds = models::qwen2_5_vl::encode_qwen_image_prompt(
-        *text_encoder, models::tokenizers::tokenize_qwen_image_prompts(*tokenizer, texts),
-        options.max_sequence_length);
-    out[prefix + "prompt_embeds"] = std::move(embeds.prompt_embeds);
-    out[prefix + "prompt_embeds_mask"] = std::move(embeds.prompt_embeds_mask);
-  };
-  encode(prompts, "");
-  if (cfg) encode(negative_prompts, "negative_");
+  if (run_encoder) {
+    const fs::path dir(folder_);
+    auto tokenizer = components_.get<Qwen2Tokenizer>(
+        "tokenizer", [&] { return Qwen2Tokenizer::from_pretrained((dir / "tokenizer").string()); });
+    auto text_encoder = components_.get<Qwen2_5_VLTextModel>("text_encoder", [&] {
+      return Qwen2_5_VLTextModel::from_pretrained((dir / "text_encoder").string(), runtime_.compute,
+                                                  variant_of("text_encoder"));
+    });
+    auto encode = [&](const std::vector<std::string>& texts, const std::string& prefix) {
+      auto embeds = models::qwen2_5_vl::encode_qwen_image_prompt(
+          *text_encoder, models::tokenizers::tokenize_qwen_image_prompts(*tokenizer, texts),
+          options.max_sequence_length);
+      out[prefix + "prompt_embeds"] = std::move(embeds.prompt_embeds);
+      out[prefix + "prompt_embeds_mask"] = std::move(embeds.prompt_embeds_mask);
+    };
+    encode(prompts, "");
+    if (cfg) encode(negative_prompts, "negative_");
+  }
+  share_from_owner("text_encoder", out);
   components_.end_stage(text_components());
   return out;
 }
