@@ -1,5 +1,7 @@
 #include "paradiff/models/module_tree_builder.h"
 
+#include <algorithm>
+
 #include "paradiff/core/error.h"
 
 namespace paradiff::models {
@@ -24,6 +26,22 @@ void ModuleTreeBuilder::with_params(const std::string& name, const std::string& 
   }
 }
 
+void ModuleTreeBuilder::tied_param(const std::string& name, const std::string& class_name,
+                                   const std::string& local, const std::string& twin) {
+  module(name, class_name);
+  const std::string full = name + "." + local;
+  PARADIFF_CHECK(checkpoint_.contains(full) || checkpoint_.contains(twin), checkpoint_.path(),
+                 ": tensor '", twin, "' (tied to '", full, "') is missing (", model_class_,
+                 " defines it)");
+  const std::string& stored = checkpoint_.contains(full) ? full : twin;
+  tree_.add_tensor(full, checkpoint_.info(stored).numel, as_created_);
+  used_.insert(full);
+  std::vector<std::string> group{full, twin};
+  std::sort(group.begin(), group.end());
+  if (std::find(tied_.begin(), tied_.end(), group) == tied_.end())
+    tied_.push_back(std::move(group));
+}
+
 void ModuleTreeBuilder::timestep_embedding(const std::string& name) {
   module(name, "TimestepEmbedding");
   linear(name + ".linear_1");
@@ -46,6 +64,7 @@ parallel::ModuleTree ModuleTreeBuilder::finish(std::initializer_list<const char*
                    "' belongs to no module of ", model_class_);
   std::vector<std::string> classes(no_split.begin(), no_split.end());
   tree_.set_no_split(classes);
+  if (!tied_.empty()) tree_.set_tied(tied_);
   return std::move(tree_);
 }
 

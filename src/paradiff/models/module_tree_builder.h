@@ -7,6 +7,7 @@
 #include <initializer_list>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "paradiff/io/checkpoint.h"
 #include "paradiff/parallel/placement/module_sizes.h"
@@ -27,6 +28,13 @@ class ModuleTreeBuilder {
                    std::initializer_list<const char*> locals);
   void linear(const std::string& name) { with_params(name, "Linear", {"weight", "bias"}); }
   void rms_norm(const std::string& name) { with_params(name, "RMSNorm", {"weight"}); }
+  // A module whose parameter `local` is one tensor with `twin` (a full name defined earlier):
+  // torch ties them (find_tied_parameters lists the pair), so only the first counts. The
+  // checkpoint may hold this name or only its twin.
+  void tied_param(const std::string& name, const std::string& class_name, const std::string& local,
+                  const std::string& twin);
+  // A checkpoint tensor the model ignores on load (a full T5 checkpoint's decoder).
+  void ignore(const std::string& full_name) { used_.insert(full_name); }
   // diffusers' TimestepEmbedding (linear_1, SiLU, linear_2).
   void timestep_embedding(const std::string& name);
   // diffusers' FeedForward with a tanh-GELU projection (net.0.proj, Dropout, net.2).
@@ -41,6 +49,7 @@ class ModuleTreeBuilder {
   SafetensorsDType as_created_;
   parallel::ModuleTree tree_;
   std::set<std::string> used_;
+  std::vector<std::vector<std::string>> tied_;
 };
 
 }  // namespace paradiff::models
