@@ -7,6 +7,7 @@
 #include <random>
 
 #include "mpi_world.h"
+#include "paradiff/engine/engine.h"
 #include "paradiff/models/t5/t5_encoder_model.h"
 #include "paradiff/models/t5/t5_module_tree.h"
 #include "paradiff/parallel/placement/model_device_map.h"
@@ -89,6 +90,45 @@ TEST(T5Placement, TinyEncoderRunsSplitAndBitIdentical) {
       EXPECT_GE(sent, int64_t{2} * 7 * 32 * 4 * (world.size() - 1));
     }
   }
+}
+
+// Through the engine: the FLUX pipeline with T5 placed by its own map (at 2 ranks alone, by
+// accelerate's "sequential"; at 3 ranks with the transformer placed too) gives the latents and
+// images of one process bit for bit, with two prompts and true CFG.
+TEST(T5Placement, GenerateWithTextEncoder2DeviceMapIsBitIdentical) {
+  auto& world = testing::world();
+  if (world.size() != 2 && world.size() != 3) GTEST_SKIP() << "runs at 2 and 3 ranks";
+  const std::string model = testing::source_path("tests/fixtures/flux_pipeline/tiny");
+  engine::GenerationRequest request;
+  request.height = 32, request.width = 48;
+  request.num_inference_steps = 2;
+  request.max_sequence_length = 8;
+  request.seed = 5;
+  request.prompt = {"a red circle", "a blue square"};
+  request.negative_prompt = {"blurry"};
+  request.true_cfg_scale = 2.0f;
+  engine::EngineOptions options;
+  options.model = model;
+  const std::string maps = testing::source_path("tests/fixtures/placement/maps/");
+  if (world.size() == 2) {
+    options.text_encoder_2_device_map = "sequential";
+    options.max_memory = "0=200000,1=200000";
+  } else {
+    options.text_encoder_2_device_map = maps + "tiny_t5_three_stages.json";
+    options.transformer_device_map = maps + "tiny_three_stages.json";
+  }
+  engine::Engine engine(world, options);
+  EXPECT_EQ(engine.mesh().size(parallel::MeshDim::Stage), world.size());
+  engine.mesh().reset_comm_stats();
+  const auto result = engine.run(request);
+  int64_t stage_bytes = engine.mesh().comm(parallel::MeshDim::Stage).stats().bytes_sent;
+  world.allreduce(&stage_bytes, 1, dist::ReduceType::I64, dist::ReduceOp::Sum);
+  // At least the T5 hidden states (2 prompts x 8 tokens x 32 x 4 bytes, positive and negative).
+  EXPECT_GE(stage_bytes, 2 * 2 * 8 * 32 * 4);
+  if (world.rank() != 0) return;
+  EXPECT_NE(engine.placement_report().find("\"text_encoder_2\":{\"shared\":0"), std::string::npos)
+      << engine.placement_report();
+  testing::expect_same_images(result, testing::run_on_one_process(model, request), 2);
 }
 
 void expect_refused(const std::string& folder, const parallel::DeviceMap& map,

@@ -54,6 +54,8 @@ int run_placement(PlacementArgs a, dist::Communicator& world) {
   }
   std::printf("pipeline:    %s\n", json["pipeline"].dump().c_str());
   std::printf("transformer: %s\n", json["transformer"].dump().c_str());
+  if (!json["text_encoder_2"].is_null())
+    std::printf("text_encoder_2: %s\n", json["text_encoder_2"].dump().c_str());
   std::printf("bytes per rank: %s\n", json["bytes_per_rank"].dump().c_str());
   if (json.contains("bytes_per_host"))
     std::printf("bytes per host: %s\n", json["bytes_per_host"].dump().c_str());
@@ -84,6 +86,9 @@ void add_inspect_command(CLI::App& app, Action& action) {
   cmd->add_option("--transformer-device-map", o.transformer_device_map,
                   "the transformer's layers: auto, balanced, balanced_low_0, sequential, or a "
                   "FILE.json map {module: rank | \"disk\"}")
+      ->needs(model);
+  cmd->add_option("--text-encoder-2-device-map", o.text_encoder_2_device_map,
+                  "FLUX's T5 encoder's blocks, with the same strategies or a map file")
       ->needs(model);
   cmd->add_option("--max-memory", o.max_memory,
                   "budget per rank, e.g. 0=16GB,1=16GB[,disk=200GB] (default: this host's "

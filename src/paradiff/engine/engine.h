@@ -31,6 +31,9 @@ struct EngineOptions {
   // "sequential" or a .json map, dealt over the mesh's stage dimension (parallel.stage_degree;
   // left at 1, it becomes world / (cfg x ring x ulysses): one placement group). "" = none.
   std::string transformer_device_map{};
+  // The same for FLUX's T5 (text_encoder_2): its blocks over the ranks of the stage group, which
+  // all run the encoder together and all receive prompt_embeds. "" = none.
+  std::string text_encoder_2_device_map{};
   // Pipeline-level placement (diffusers' device_map): "balanced" deals whole components to the
   // ranks of the stage dimension, each loaded only on its owner; "" or "cpu" = none. With a
   // transformer map too, the transformer is placed by that map and left out of the deal.
@@ -134,6 +137,7 @@ class Engine {
   std::unique_ptr<pipeline::DiffusionPipeline> pipeline_;
   std::string placement_report_;
   std::map<std::string, int> component_ranks_;  // the pipeline-level map; empty: none
+  bool encoders_placed_ = false;  // a text encoder's layers are placed: encoding is collective
 };
 
 }  // namespace paradiff::engine

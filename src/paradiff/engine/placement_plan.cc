@@ -8,6 +8,7 @@
 #include "paradiff/io/json_config.h"
 #include "paradiff/models/flux/flux_config.h"
 #include "paradiff/models/qwen_image/qwen_image_config.h"
+#include "paradiff/models/t5/t5_module_tree.h"
 #include "paradiff/pipeline/component_module_tree.h"
 #include "paradiff/pipeline/model_index.h"
 
@@ -76,7 +77,9 @@ PlacementPlan plan_placement(const PlacementOptions& o) {
     // text encoders and the VAE are dealt, as diffusers deals a pipeline loaded without it).
     std::vector<parallel::ComponentSize> dealt;
     for (const auto& c : plan.components)
-      if (o.transformer_device_map.empty() || c.name != "transformer") dealt.push_back(c);
+      if ((o.transformer_device_map.empty() || c.name != "transformer") &&
+          (o.text_encoder_2_device_map.empty() || c.name != "text_encoder_2"))
+        dealt.push_back(c);
     plan.pipeline = parallel::compute_pipeline_device_map(o.device_map, dealt, plan.max_memory);
   }
 
@@ -128,6 +131,29 @@ PlacementPlan plan_placement(const PlacementOptions& o) {
         plan.traffic->bytes_per_step += b.bytes;
       }
   }
+  if (!o.text_encoder_2_device_map.empty()) {
+    // T5's layers fill what the deal and the transformer left of each rank's budget. The tree is
+    // the model as transformers loads it (shared and encoder.embed_tokens one tensor), so its
+    // bytes are the file's, where component_bytes counts diffusers' untied meta model.
+    const auto t = index.components.find("text_encoder_2");
+    const std::string cls = t == index.components.end() ? "" : t->second.class_name;
+    PARADIFF_CHECK(cls == "T5EncoderModel",
+                   "--text-encoder-2-device-map: model-level placement of text_encoder_2 is "
+                   "implemented for T5EncoderModel; ",
+                   o.model, "'s text_encoder_2 is ", cls.empty() ? std::string("absent") : cls);
+    const parallel::ModuleTree tree =
+        models::t5::t5_encoder_module_tree(index.folder + "/text_encoder_2");
+    parallel::SizeOptions sizes;
+    sizes.dtype = dtype;
+    parallel::MaxMemory budget = plan.max_memory;
+    for (const auto& [device, bytes] : per_rank)
+      if (budget.contains(device))
+        budget.set(device, std::max<int64_t>(0, budget.at(device) - bytes));
+    plan.text_encoder_2 = parallel::place_model(tree, o.text_encoder_2_device_map, budget,
+                                                o.world_size, sizes, plan.user_set_max_memory);
+    for (const auto& [device, bytes] : plan.text_encoder_2->bytes.per_device)
+      per_rank[device] += bytes;
+  }
   plan.bytes_per_rank.assign(per_rank.begin(), per_rank.end());
   if (!o.hosts.empty()) {
     PARADIFF_CHECK(static_cast<int>(o.hosts.size()) == o.world_size, "placement: ", o.hosts.size(),
@@ -153,6 +179,9 @@ nlohmann::ordered_json placement_plan_to_json(const PlacementPlan& plan) {
                                   : nlohmann::ordered_json(nullptr);
   out["transformer"] = plan.transformer ? parallel::device_map_to_json(plan.transformer->device_map)
                                         : nlohmann::ordered_json(nullptr);
+  out["text_encoder_2"] = plan.text_encoder_2
+                              ? parallel::device_map_to_json(plan.text_encoder_2->device_map)
+                              : nlohmann::ordered_json(nullptr);
   nlohmann::ordered_json components = nlohmann::ordered_json::object();
   for (const auto& c : plan.components) components[c.name] = c.bytes;
   out["component_bytes"] = components;
@@ -168,6 +197,11 @@ nlohmann::ordered_json placement_plan_to_json(const PlacementPlan& plan) {
     out["transformer_max_memory_balanced"] = bytes_json(t.max_memory.entries());
     out["largest_layer"] = {{"bytes", t.largest_layer_bytes}, {"modules", t.largest_layer_names}};
     if (!t.warnings.empty()) out["warnings"] = t.warnings;
+  }
+  if (plan.text_encoder_2) {
+    const auto& t = *plan.text_encoder_2;
+    out["text_encoder_2_bytes_per_rank"] = bytes_json(t.bytes.per_device);
+    out["text_encoder_2_max_memory_balanced"] = bytes_json(t.max_memory.entries());
   }
   if (plan.traffic) {
     nlohmann::ordered_json boundaries = nlohmann::ordered_json::array();

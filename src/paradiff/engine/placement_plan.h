@@ -22,7 +22,10 @@ struct PlacementOptions {
   std::string model;                   // a diffusers pipeline folder
   std::string device_map;              // pipeline level: "" (none), "balanced", "cpu"
   std::string transformer_device_map;  // "" (none), a strategy, or a .json map file
-  std::string max_memory;              // "0=16GB,1=16GB"; "" = the host's memory shared
+  // FLUX's T5 (text_encoder_2), placed by its own map as the transformer is: "" (none), a
+  // strategy, or a .json map file over T5EncoderModel's modules.
+  std::string text_encoder_2_device_map;
+  std::string max_memory;  // "0=16GB,1=16GB"; "" = the host's memory shared
   int world_size = 1;
   int local_ranks = 0;  // ranks on this host for the default budget; 0 = world_size
   // The host of each placement rank, when known (a job running under mpirun): bytes are then
@@ -38,11 +41,12 @@ struct PlacementPlan {
   parallel::MaxMemory max_memory;  // as given, or the default budget
   bool user_set_max_memory = false;
   std::vector<parallel::ComponentSize> components;
-  std::optional<parallel::PipelineDeviceMap> pipeline;  // with device_map="balanced"
-  std::optional<parallel::ModelPlacement> transformer;  // with a transformer device map
-  std::optional<parallel::StepTraffic> traffic;         // of the transformer map
-  // Every rank's bytes: components placed whole, plus the transformer's share under its map
-  // (the transformer is then not counted whole). Ranks ascending, then disk.
+  std::optional<parallel::PipelineDeviceMap> pipeline;     // with device_map="balanced"
+  std::optional<parallel::ModelPlacement> transformer;     // with a transformer device map
+  std::optional<parallel::StepTraffic> traffic;            // of the transformer map
+  std::optional<parallel::ModelPlacement> text_encoder_2;  // with a text_encoder_2 map
+  // Every rank's bytes: components placed whole, plus the share of each model placed by its own
+  // map (the transformer, text_encoder_2; not counted whole then). Ranks ascending, then disk.
   std::vector<std::pair<parallel::DeviceKey, int64_t>> bytes_per_rank;
   std::vector<std::pair<std::string, int64_t>> bytes_per_host;  // when the hosts are known
 };

@@ -121,7 +121,10 @@ Conditioning FluxPipeline::encode_prompt(const std::vector<std::string>& prompts
   const bool placed = !ranks.empty();
   const int here = placed ? runtime_.placement_group->rank() : 0;
   const int clip_rank = placed ? owner("text_encoder") : 0;
-  const int t5_rank = placed ? owner("text_encoder_2") : 0;
+  // A T5 placed by its own map runs on every rank of the group (each its units), and each gets
+  // prompt_embeds; it is left out of the pipeline-level deal.
+  const bool t5_placed = !runtime_.text_encoder_2_device_map.empty();
+  const int t5_rank = t5_placed ? here : placed ? owner("text_encoder_2") : 0;
   auto clip_tokenizer = [&] {
     return components_.get<CLIPTokenizer>(
         "tokenizer", [&] { return CLIPTokenizer::from_pretrained((dir / "tokenizer").string()); });
@@ -145,8 +148,12 @@ Conditioning FluxPipeline::encode_prompt(const std::vector<std::string>& prompts
   auto embeds = [&](const std::vector<std::string>& texts) {
     auto tokenizer = t5_tokenizer();
     auto t5 = components_.get<T5EncoderModel>("text_encoder_2", [&] {
-      return T5EncoderModel::from_pretrained((dir / "text_encoder_2").string(), compute,
-                                             variant_of("text_encoder_2"));
+      const std::string folder = (dir / "text_encoder_2").string();
+      return t5_placed
+                 ? T5EncoderModel::from_pretrained_placed(
+                       folder, compute, runtime_.text_encoder_2_device_map,
+                       *runtime_.placement_group, variant_of("text_encoder_2"))
+                 : T5EncoderModel::from_pretrained(folder, compute, variant_of("text_encoder_2"));
     });
     return t5->forward(tokenizer->encode_batch(texts, options.max_sequence_length));
   };
@@ -156,7 +163,7 @@ Conditioning FluxPipeline::encode_prompt(const std::vector<std::string>& prompts
     Tensor e = here == t5_rank ? embeds(texts) : Tensor();
     if (placed) {
       dist::broadcast_tensor(*runtime_.placement_group, p, clip_rank);
-      dist::broadcast_tensor(*runtime_.placement_group, e, t5_rank);
+      if (!t5_placed) dist::broadcast_tensor(*runtime_.placement_group, e, t5_rank);
     }
     out[prefix + "pooled_prompt_embeds"] = p;
     out[prefix + "prompt_embeds"] = e;
@@ -184,7 +191,7 @@ Tensor FluxPipeline::denoise(const Conditioning& conditioning, Tensor latents,
   auto transformer = components_.get<FluxTransformer2DModel>("transformer", [&] {
     const std::string folder = (fs::path(folder_) / "transformer").string();
     // Placed: this rank holds only the layers the map gives it.
-    auto model = runtime_.placement_group
+    auto model = !runtime_.transformer_device_map.empty()
                      ? FluxTransformer2DModel::from_pretrained_placed(
                            folder, runtime_.compute, runtime_.transformer_device_map,
                            *runtime_.placement_group, variant_of("transformer"))

@@ -154,7 +154,7 @@ Tensor QwenImagePipeline::denoise(const Conditioning& conditioning, Tensor laten
   auto transformer = components_.get<QwenImageTransformer2DModel>("transformer", [&] {
     const std::string folder = (fs::path(folder_) / "transformer").string();
     // Placed: this rank holds only the layers the map gives it.
-    auto model = runtime_.placement_group
+    auto model = !runtime_.transformer_device_map.empty()
                      ? QwenImageTransformer2DModel::from_pretrained_placed(
                            folder, runtime_.compute, runtime_.transformer_device_map,
                            *runtime_.placement_group, variant_of("transformer"))
