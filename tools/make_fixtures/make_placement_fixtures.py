@@ -289,6 +289,12 @@ def model_cases(models):
                              ("sequential", {0: 200000, 1: 200000}),
                              ("sequential", {0: 180000, 1: 40000, 2: 40000})]:
         add("tiny_text_encoder_2_tied", strategy, budget, dtype=f32)
+    # --text-encoder-device-map: the tiny CLIP is mostly its embeddings (333 kB of 402 kB, one
+    # no-split CLIPTextEmbeddings), hence the budgets.
+    for strategy, budget in [("auto", {0: 400000, 1: 400000}), ("auto", {0: 500000, 1: 500000}),
+                             ("balanced", {0: 400000, 1: 400000, 2: 400000}),
+                             ("balanced_low_0", {0: 400000, 1: 400000, 2: 400000})]:
+        add("tiny_text_encoder", strategy, budget, dtype=f32)
     for strategy in ["auto", "balanced_low_0", "sequential"]:
         add("flux_dev_text_encoder_2_tied", strategy, {0: "6GB", 1: "6GB"})
         add("flux_dev_text_encoder_2_tied", strategy, {0: "4GB", 1: "4GB", 2: "4GB"})

@@ -7,8 +7,17 @@
 namespace paradiff::models {
 
 ModuleTreeBuilder::ModuleTreeBuilder(const Checkpoint& checkpoint, std::string model_class,
-                                     SafetensorsDType as_created)
-    : checkpoint_(checkpoint), model_class_(std::move(model_class)), as_created_(as_created) {}
+                                     SafetensorsDType as_created, std::string checkpoint_prefix)
+    : checkpoint_(checkpoint),
+      model_class_(std::move(model_class)),
+      as_created_(as_created),
+      prefix_(std::move(checkpoint_prefix)) {}
+
+void ModuleTreeBuilder::buffer(const std::string& full_name, int64_t numel, SafetensorsDType dtype,
+                               parallel::TensorKind kind) {
+  tree_.add_tensor(full_name, numel, dtype, kind);
+  if (checkpoint_.contains(prefix_ + full_name)) used_.insert(prefix_ + full_name);
+}
 
 void ModuleTreeBuilder::module(const std::string& name, const std::string& class_name) {
   tree_.add_module(name, class_name);
@@ -19,10 +28,10 @@ void ModuleTreeBuilder::with_params(const std::string& name, const std::string& 
   module(name, class_name);
   for (const char* local : locals) {
     const std::string full = name + "." + local;
-    PARADIFF_CHECK(checkpoint_.contains(full), checkpoint_.path(), ": tensor '", full,
-                   "' is missing (", model_class_, " defines it)");
-    tree_.add_tensor(full, checkpoint_.info(full).numel, as_created_);
-    used_.insert(full);
+    PARADIFF_CHECK(checkpoint_.contains(prefix_ + full), checkpoint_.path(), ": tensor '",
+                   prefix_ + full, "' is missing (", model_class_, " defines it)");
+    tree_.add_tensor(full, checkpoint_.info(prefix_ + full).numel, as_created_);
+    used_.insert(prefix_ + full);
   }
 }
 
@@ -30,12 +39,12 @@ void ModuleTreeBuilder::tied_param(const std::string& name, const std::string& c
                                    const std::string& local, const std::string& twin) {
   module(name, class_name);
   const std::string full = name + "." + local;
-  PARADIFF_CHECK(checkpoint_.contains(full) || checkpoint_.contains(twin), checkpoint_.path(),
-                 ": tensor '", twin, "' (tied to '", full, "') is missing (", model_class_,
-                 " defines it)");
-  const std::string& stored = checkpoint_.contains(full) ? full : twin;
+  PARADIFF_CHECK(checkpoint_.contains(prefix_ + full) || checkpoint_.contains(prefix_ + twin),
+                 checkpoint_.path(), ": tensor '", prefix_ + twin, "' (tied to '", full,
+                 "') is missing (", model_class_, " defines it)");
+  const std::string stored = prefix_ + (checkpoint_.contains(prefix_ + full) ? full : twin);
   tree_.add_tensor(full, checkpoint_.info(stored).numel, as_created_);
-  used_.insert(full);
+  used_.insert(stored);
   std::vector<std::string> group{full, twin};
   std::sort(group.begin(), group.end());
   if (std::find(tied_.begin(), tied_.end(), group) == tied_.end())

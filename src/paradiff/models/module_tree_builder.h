@@ -17,9 +17,11 @@ namespace paradiff::models {
 class ModuleTreeBuilder {
  public:
   // `model_class` names the model in messages; every (floating) parameter counts as
-  // `as_created`, the dtype the meta model is built in.
+  // `as_created`, the dtype the meta model is built in. `checkpoint_prefix` is what the
+  // checkpoint's names carry before the model's own (CLIP's "text_model." from before
+  // transformers 5); the tree's names are the model's.
   ModuleTreeBuilder(const Checkpoint& checkpoint, std::string model_class,
-                    SafetensorsDType as_created);
+                    SafetensorsDType as_created, std::string checkpoint_prefix = "");
 
   // A module without parameters of its own.
   void module(const std::string& name, const std::string& class_name);
@@ -33,8 +35,13 @@ class ModuleTreeBuilder {
   // checkpoint may hold this name or only its twin.
   void tied_param(const std::string& name, const std::string& class_name, const std::string& local,
                   const std::string& twin);
-  // A checkpoint tensor the model ignores on load (a full T5 checkpoint's decoder).
-  void ignore(const std::string& full_name) { used_.insert(full_name); }
+  // A checkpoint tensor (by its name in the checkpoint) the model ignores on load (a full T5
+  // checkpoint's decoder).
+  void ignore(const std::string& checkpoint_name) { used_.insert(checkpoint_name); }
+  // A tensor the model has and the checkpoint need not (a non-persistent buffer, such as CLIP's
+  // position_ids); one the checkpoint does hold is marked used.
+  void buffer(const std::string& full_name, int64_t numel, SafetensorsDType dtype,
+              parallel::TensorKind kind);
   // diffusers' TimestepEmbedding (linear_1, SiLU, linear_2).
   void timestep_embedding(const std::string& name);
   // diffusers' FeedForward with a tanh-GELU projection (net.0.proj, Dropout, net.2).
@@ -47,6 +54,7 @@ class ModuleTreeBuilder {
   const Checkpoint& checkpoint_;
   std::string model_class_;
   SafetensorsDType as_created_;
+  std::string prefix_;
   parallel::ModuleTree tree_;
   std::set<std::string> used_;
   std::vector<std::vector<std::string>> tied_;
