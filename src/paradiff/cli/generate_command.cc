@@ -32,7 +32,7 @@ struct Options {
   bool quiet = false;
   ParallelOptions parallel;
   std::string device_map, transformer_device_map, max_memory;
-  std::string text_encoder_2_device_map;
+  std::string text_encoder_2_device_map, text_encoder_device_map;
 };
 
 // A --prompts file: one prompt per line; trailing whitespace (spaces, tabs, a Windows \r) is
@@ -80,6 +80,7 @@ int run(const Options& o, dist::Communicator& world) {
   engine_options.device_map = o.device_map;
   engine_options.transformer_device_map = o.transformer_device_map;
   engine_options.text_encoder_2_device_map = o.text_encoder_2_device_map;
+  engine_options.text_encoder_device_map = o.text_encoder_device_map;
   engine_options.max_memory = o.max_memory;
   engine_options.share_weights = dist::parse_weight_sharing(o.share_weights);
   // A one-shot run holds one stage's weights at a time.
@@ -197,6 +198,8 @@ void add_generate_command(CLI::App& app, Action& action) {
   cmd->add_option("--text-encoder-2-device-map", o->text_encoder_2_device_map,
                   "place FLUX's T5 encoder's blocks across the ranks, as "
                   "--transformer-device-map does the transformer's");
+  cmd->add_option("--text-encoder-device-map", o->text_encoder_device_map,
+                  "the same for FLUX's CLIP text encoder's layers");
   cmd->add_option("--max-memory", o->max_memory,
                   "budget per rank for --device-map / --transformer-device-map, e.g. "
                   "0=16GB,1=16GB");

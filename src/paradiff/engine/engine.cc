@@ -41,8 +41,9 @@ pipeline::StepCallback step_callback(const ProgressCallback& on_step,
 
 Engine::Engine(dist::Communicator& world, const EngineOptions& options)
     : world_(world), options_(options) {
-  const bool model_map =
-      !options.transformer_device_map.empty() || !options.text_encoder_2_device_map.empty();
+  const bool model_map = !options.transformer_device_map.empty() ||
+                         !options.text_encoder_2_device_map.empty() ||
+                         !options.text_encoder_device_map.empty();
   const bool pipeline_map = !options.device_map.empty() && options.device_map != "cpu";
   auto& config = options_.parallel;
   if ((model_map || pipeline_map) && config.stage_degree == 1) {
@@ -70,6 +71,7 @@ Engine::Engine(dist::Communicator& world, const EngineOptions& options)
       po.device_map = options.device_map;
       po.transformer_device_map = options.transformer_device_map;
       po.text_encoder_2_device_map = options.text_encoder_2_device_map;
+      po.text_encoder_device_map = options.text_encoder_device_map;
       po.max_memory = options.max_memory;
       po.world_size = stages.size();
       po.local_ranks = local_ranks;
@@ -87,6 +89,8 @@ Engine::Engine(dist::Communicator& world, const EngineOptions& options)
       }
       if (plan.text_encoder_2)
         maps["text_encoder_2"] = parallel::device_map_to_json(plan.text_encoder_2->device_map);
+      if (plan.text_encoder)
+        maps["text_encoder"] = parallel::device_map_to_json(plan.text_encoder->device_map);
       maps_json = maps.dump();
       placement_report_ = placement_plan_to_json(plan).dump();
     }
@@ -99,6 +103,11 @@ Engine::Engine(dist::Communicator& world, const EngineOptions& options)
     }
     if (maps.contains("text_encoder_2")) {
       runtime.text_encoder_2_device_map = parallel::device_map_from_json(maps["text_encoder_2"]);
+      runtime.placement_group = &stages;
+      encoders_placed_ = true;
+    }
+    if (maps.contains("text_encoder")) {
+      runtime.text_encoder_device_map = parallel::device_map_from_json(maps["text_encoder"]);
       runtime.placement_group = &stages;
       encoders_placed_ = true;
     }

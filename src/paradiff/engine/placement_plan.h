@@ -25,6 +25,8 @@ struct PlacementOptions {
   // FLUX's T5 (text_encoder_2), placed by its own map as the transformer is: "" (none), a
   // strategy, or a .json map file over T5EncoderModel's modules.
   std::string text_encoder_2_device_map;
+  // FLUX's CLIP (text_encoder) the same way, over CLIPTextModel's modules.
+  std::string text_encoder_device_map;
   std::string max_memory;  // "0=16GB,1=16GB"; "" = the host's memory shared
   int world_size = 1;
   int local_ranks = 0;  // ranks on this host for the default budget; 0 = world_size
@@ -45,8 +47,10 @@ struct PlacementPlan {
   std::optional<parallel::ModelPlacement> transformer;     // with a transformer device map
   std::optional<parallel::StepTraffic> traffic;            // of the transformer map
   std::optional<parallel::ModelPlacement> text_encoder_2;  // with a text_encoder_2 map
+  std::optional<parallel::ModelPlacement> text_encoder;    // with a text_encoder map
   // Every rank's bytes: components placed whole, plus the share of each model placed by its own
-  // map (the transformer, text_encoder_2; not counted whole then). Ranks ascending, then disk.
+  // map (the transformer, then the text encoders, each filling what the earlier ones left; not
+  // counted whole then). Ranks ascending, then disk.
   std::vector<std::pair<parallel::DeviceKey, int64_t>> bytes_per_rank;
   std::vector<std::pair<std::string, int64_t>> bytes_per_host;  // when the hosts are known
 };

@@ -120,9 +120,10 @@ Conditioning FluxPipeline::encode_prompt(const std::vector<std::string>& prompts
   };
   const bool placed = !ranks.empty();
   const int here = placed ? runtime_.placement_group->rank() : 0;
-  const int clip_rank = placed ? owner("text_encoder") : 0;
-  // A T5 placed by its own map runs on every rank of the group (each its units), and each gets
-  // prompt_embeds; it is left out of the pipeline-level deal.
+  const bool clip_placed = !runtime_.text_encoder_device_map.empty();
+  const int clip_rank = clip_placed ? here : placed ? owner("text_encoder") : 0;
+  // An encoder placed by its own map runs on every rank of the group (each its units), and each
+  // gets its output; it is left out of the pipeline-level deal.
   const bool t5_placed = !runtime_.text_encoder_2_device_map.empty();
   const int t5_rank = t5_placed ? here : placed ? owner("text_encoder_2") : 0;
   auto clip_tokenizer = [&] {
@@ -140,8 +141,12 @@ Conditioning FluxPipeline::encode_prompt(const std::vector<std::string>& prompts
   auto pooled = [&](const std::vector<std::string>& texts) {
     auto tokenizer = clip_tokenizer();
     auto clip = components_.get<CLIPTextModel>("text_encoder", [&] {
-      return CLIPTextModel::from_pretrained((dir / "text_encoder").string(), compute,
-                                            variant_of("text_encoder"));
+      const std::string folder = (dir / "text_encoder").string();
+      return clip_placed
+                 ? CLIPTextModel::from_pretrained_placed(
+                       folder, compute, runtime_.text_encoder_device_map, *runtime_.placement_group,
+                       variant_of("text_encoder"))
+                 : CLIPTextModel::from_pretrained(folder, compute, variant_of("text_encoder"));
     });
     return clip->forward(tokenizer->encode_batch(texts)).pooler_output;
   };
@@ -162,7 +167,7 @@ Conditioning FluxPipeline::encode_prompt(const std::vector<std::string>& prompts
     Tensor p = here == clip_rank ? pooled(texts) : Tensor();
     Tensor e = here == t5_rank ? embeds(texts) : Tensor();
     if (placed) {
-      dist::broadcast_tensor(*runtime_.placement_group, p, clip_rank);
+      if (!clip_placed) dist::broadcast_tensor(*runtime_.placement_group, p, clip_rank);
       if (!t5_placed) dist::broadcast_tensor(*runtime_.placement_group, e, t5_rank);
     }
     out[prefix + "pooled_prompt_embeds"] = p;
