@@ -37,10 +37,12 @@ from diffusers import AutoencoderKL, FluxPipeline, FluxTransformer2DModel
 from diffusers.models.model_loading_utils import _determine_device_map
 from diffusers.pipelines.pipeline_loading_utils import _get_final_device_map
 from safetensors import safe_open
-from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+from transformers import (AutoConfig, CLIPTextConfig, CLIPTextModel,
+                          Qwen2_5_VLForConditionalGeneration, T5Config, T5EncoderModel)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = os.path.join(ROOT, "tests", "fixtures", "flux_pipeline", "tiny")
+TINY_QWEN = os.path.join(ROOT, "tests", "fixtures", "qwen_image_pipeline", "tiny")
 OUT = os.path.join(ROOT, "tests", "fixtures", "placement")
 
 # black-forest-labs/FLUX.1-dev, as published (transformer/, text_encoder/, text_encoder_2/, vae/).
@@ -126,6 +128,14 @@ def tied(model):
     model.tie_weights()  # what from_pretrained does: shared.weight == encoder.embed_tokens.weight
     assert acc.find_tied_parameters(model), "tie_weights did not tie the T5 embeddings"
     return model
+
+
+def tiny_qwen_text_encoder():
+    """The tiny Qwen-Image pipeline's text_encoder (Qwen2_5_VLForConditionalGeneration, vision
+    tower and lm_head included, as from_pretrained builds it)."""
+    with init_empty_weights():
+        return Qwen2_5_VLForConditionalGeneration(
+            AutoConfig.from_pretrained(os.path.join(TINY_QWEN, "text_encoder")))
 
 
 def tiny_t5_tied():
@@ -295,6 +305,18 @@ def model_cases(models):
                              ("balanced", {0: 400000, 1: 400000, 2: 400000}),
                              ("balanced_low_0", {0: 400000, 1: 400000, 2: 400000})]:
         add("tiny_text_encoder", strategy, budget, dtype=f32)
+    # --text-encoder-device-map on Qwen-Image: the whole Qwen2.5-VL model (vision tower, language
+    # model, lm_head), 281 kB in fp32, the embeddings and lm_head 92 kB each.
+    qwen_total = acc.compute_module_sizes(models["tiny_qwen_image_text_encoder"], dtype=f32)[""]
+    for strategy, budget in [("auto", {0: qwen_total // 2, 1: qwen_total // 2}),
+                             ("auto", {0: qwen_total // 3, 1: qwen_total // 3,
+                                       2: qwen_total // 3}),
+                             ("balanced_low_0", {0: qwen_total, 1: qwen_total, 2: qwen_total}),
+                             ("sequential", {0: 120000, 1: 120000, 2: 120000}),
+                             ("sequential", {0: 200000, 1: 200000})]:
+        add("tiny_qwen_image_text_encoder", strategy, budget, dtype=f32)
+    add("tiny_qwen_image_text_encoder", "auto", {0: qwen_total // 2, 1: qwen_total // 2},
+        label="tiny_qwen_image_text_encoder/auto/bf16 halves")
     for strategy in ["auto", "balanced_low_0", "sequential"]:
         add("flux_dev_text_encoder_2_tied", strategy, {0: "6GB", 1: "6GB"})
         add("flux_dev_text_encoder_2_tied", strategy, {0: "4GB", 1: "4GB", 2: "4GB"})
@@ -469,6 +491,7 @@ def main():
         "tiny_text_encoder_2": tiny("text_encoder_2"),
         "tiny_text_encoder_2_tied": tiny_t5_tied(),
         "flux_dev_text_encoder_2_tied": flux_dev_t5_tied(),
+        "tiny_qwen_image_text_encoder": tiny_qwen_text_encoder(),
     }
     for name, model in models.items():
         dump(f"models/{name}.json", structure(model))

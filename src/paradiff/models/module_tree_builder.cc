@@ -7,16 +7,16 @@
 namespace paradiff::models {
 
 ModuleTreeBuilder::ModuleTreeBuilder(const Checkpoint& checkpoint, std::string model_class,
-                                     SafetensorsDType as_created, std::string checkpoint_prefix)
+                                     SafetensorsDType as_created, NameMap checkpoint_name)
     : checkpoint_(checkpoint),
       model_class_(std::move(model_class)),
       as_created_(as_created),
-      prefix_(std::move(checkpoint_prefix)) {}
+      checkpoint_name_(std::move(checkpoint_name)) {}
 
 void ModuleTreeBuilder::buffer(const std::string& full_name, int64_t numel, SafetensorsDType dtype,
                                parallel::TensorKind kind) {
   tree_.add_tensor(full_name, numel, dtype, kind);
-  if (checkpoint_.contains(prefix_ + full_name)) used_.insert(prefix_ + full_name);
+  if (checkpoint_.contains(stored(full_name))) used_.insert(stored(full_name));
 }
 
 void ModuleTreeBuilder::module(const std::string& name, const std::string& class_name) {
@@ -28,10 +28,10 @@ void ModuleTreeBuilder::with_params(const std::string& name, const std::string& 
   module(name, class_name);
   for (const char* local : locals) {
     const std::string full = name + "." + local;
-    PARADIFF_CHECK(checkpoint_.contains(prefix_ + full), checkpoint_.path(), ": tensor '",
-                   prefix_ + full, "' is missing (", model_class_, " defines it)");
-    tree_.add_tensor(full, checkpoint_.info(prefix_ + full).numel, as_created_);
-    used_.insert(prefix_ + full);
+    PARADIFF_CHECK(checkpoint_.contains(stored(full)), checkpoint_.path(), ": tensor '",
+                   stored(full), "' is missing (", model_class_, " defines it)");
+    tree_.add_tensor(full, checkpoint_.info(stored(full)).numel, as_created_);
+    used_.insert(stored(full));
   }
 }
 
@@ -39,12 +39,12 @@ void ModuleTreeBuilder::tied_param(const std::string& name, const std::string& c
                                    const std::string& local, const std::string& twin) {
   module(name, class_name);
   const std::string full = name + "." + local;
-  PARADIFF_CHECK(checkpoint_.contains(prefix_ + full) || checkpoint_.contains(prefix_ + twin),
-                 checkpoint_.path(), ": tensor '", prefix_ + twin, "' (tied to '", full,
+  PARADIFF_CHECK(checkpoint_.contains(stored(full)) || checkpoint_.contains(stored(twin)),
+                 checkpoint_.path(), ": tensor '", stored(twin), "' (tied to '", full,
                  "') is missing (", model_class_, " defines it)");
-  const std::string stored = prefix_ + (checkpoint_.contains(prefix_ + full) ? full : twin);
-  tree_.add_tensor(full, checkpoint_.info(stored).numel, as_created_);
-  used_.insert(stored);
+  const std::string held = stored(checkpoint_.contains(stored(full)) ? full : twin);
+  tree_.add_tensor(full, checkpoint_.info(held).numel, as_created_);
+  used_.insert(held);
   std::vector<std::string> group{full, twin};
   std::sort(group.begin(), group.end());
   if (std::find(tied_.begin(), tied_.end(), group) == tied_.end())

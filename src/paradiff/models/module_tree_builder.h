@@ -4,6 +4,7 @@
 // headers. No weights are read. A model's *_module_tree.cc calls it in its __init__ order.
 #pragma once
 
+#include <functional>
 #include <initializer_list>
 #include <set>
 #include <string>
@@ -17,11 +18,12 @@ namespace paradiff::models {
 class ModuleTreeBuilder {
  public:
   // `model_class` names the model in messages; every (floating) parameter counts as
-  // `as_created`, the dtype the meta model is built in. `checkpoint_prefix` is what the
-  // checkpoint's names carry before the model's own (CLIP's "text_model." from before
-  // transformers 5); the tree's names are the model's.
+  // `as_created`, the dtype the meta model is built in. `checkpoint_name` gives a tensor's name
+  // in the checkpoint from the model's (CLIP's "text_model." prefix, Qwen2.5-VL's older layout);
+  // none: the same. The tree's names are the model's.
+  using NameMap = std::function<std::string(const std::string&)>;
   ModuleTreeBuilder(const Checkpoint& checkpoint, std::string model_class,
-                    SafetensorsDType as_created, std::string checkpoint_prefix = "");
+                    SafetensorsDType as_created, NameMap checkpoint_name = {});
 
   // A module without parameters of its own.
   void module(const std::string& name, const std::string& class_name);
@@ -54,7 +56,10 @@ class ModuleTreeBuilder {
   const Checkpoint& checkpoint_;
   std::string model_class_;
   SafetensorsDType as_created_;
-  std::string prefix_;
+  std::string stored(const std::string& full) const {
+    return checkpoint_name_ ? checkpoint_name_(full) : full;
+  }
+  NameMap checkpoint_name_;
   parallel::ModuleTree tree_;
   std::set<std::string> used_;
   std::vector<std::vector<std::string>> tied_;

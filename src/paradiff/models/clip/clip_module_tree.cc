@@ -37,7 +37,10 @@ std::string clip_checkpoint_prefix(const Checkpoint& checkpoint) {
 parallel::ModuleTree clip_text_module_tree(const CLIPTextConfig& config,
                                            const Checkpoint& checkpoint,
                                            SafetensorsDType as_created) {
-  ModuleTreeBuilder b(checkpoint, "CLIPTextModel", as_created, clip_checkpoint_prefix(checkpoint));
+  ModuleTreeBuilder b(checkpoint, "CLIPTextModel", as_created,
+                      [prefix = clip_checkpoint_prefix(checkpoint)](const std::string& name) {
+                        return prefix + name;
+                      });
   b.module("", "CLIPTextModel");
   b.module("embeddings", "CLIPTextEmbeddings");
   b.buffer("embeddings.position_ids", config.max_position_embeddings, SafetensorsDType::I64,
