@@ -199,7 +199,7 @@ void add_generate_command(CLI::App& app, Action& action) {
                   "place FLUX's T5 encoder's blocks across the ranks, as "
                   "--transformer-device-map does the transformer's");
   cmd->add_option("--text-encoder-device-map", o->text_encoder_device_map,
-                  "the same for FLUX's CLIP text encoder's layers");
+                  "the same for the text encoder's layers (FLUX's CLIP, Qwen-Image's Qwen2.5-VL)");
   cmd->add_option("--max-memory", o->max_memory,
                   "budget per rank for --device-map / --transformer-device-map, e.g. "
                   "0=16GB,1=16GB");

@@ -91,7 +91,7 @@ void add_inspect_command(CLI::App& app, Action& action) {
                   "FLUX's T5 encoder's blocks, with the same strategies or a map file")
       ->needs(model);
   cmd->add_option("--text-encoder-device-map", o.text_encoder_device_map,
-                  "FLUX's CLIP text encoder's layers, the same way")
+                  "the text encoder's layers (FLUX's CLIP, Qwen-Image's Qwen2.5-VL), the same way")
       ->needs(model);
   cmd->add_option("--max-memory", o.max_memory,
                   "budget per rank, e.g. 0=16GB,1=16GB[,disk=200GB] (default: this host's "

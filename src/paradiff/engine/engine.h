@@ -34,7 +34,8 @@ struct EngineOptions {
   // The same for FLUX's T5 (text_encoder_2): its blocks over the ranks of the stage group, which
   // all run the encoder together and all receive prompt_embeds. "" = none.
   std::string text_encoder_2_device_map{};
-  std::string text_encoder_device_map{};  // FLUX's CLIP, the same way
+  // FLUX's CLIP or Qwen-Image's Qwen2.5-VL (text_encoder), the same way.
+  std::string text_encoder_device_map{};
   // Pipeline-level placement (diffusers' device_map): "balanced" deals whole components to the
   // ranks of the stage dimension, each loaded only on its owner; "" or "cpu" = none. With a
   // transformer map too, the transformer is placed by that map and left out of the deal.

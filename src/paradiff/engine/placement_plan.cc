@@ -8,6 +8,7 @@
 #include "paradiff/io/json_config.h"
 #include "paradiff/models/clip/clip_module_tree.h"
 #include "paradiff/models/flux/flux_config.h"
+#include "paradiff/models/qwen2_5_vl/qwen2_5_vl_module_tree.h"
 #include "paradiff/models/qwen_image/qwen_image_config.h"
 #include "paradiff/models/t5/t5_module_tree.h"
 #include "paradiff/pipeline/component_module_tree.h"
@@ -148,10 +149,13 @@ PlacementPlan plan_placement(const PlacementOptions& o) {
       tree = models::t5::t5_encoder_module_tree(folder);
     if (component == "text_encoder" && cls == "CLIPTextModel")
       tree = models::clip::clip_text_module_tree(folder);
-    PARADIFF_CHECK(tree.has_value(), flag, ": model-level placement of ", component,
-                   " is implemented for ",
-                   component == "text_encoder" ? "CLIPTextModel" : "T5EncoderModel", "; ", o.model,
-                   "'s ", component, " is ", cls.empty() ? std::string("absent") : cls);
+    if (component == "text_encoder" && cls == "Qwen2_5_VLForConditionalGeneration")
+      tree = models::qwen2_5_vl::qwen2_5_vl_module_tree(folder);
+    PARADIFF_CHECK(
+        tree.has_value(), flag, ": model-level placement of ", component, " is implemented for ",
+        component == "text_encoder" ? "CLIPTextModel and Qwen2_5_VLForConditionalGeneration"
+                                    : "T5EncoderModel",
+        "; ", o.model, "'s ", component, " is ", cls.empty() ? std::string("absent") : cls);
     parallel::SizeOptions sizes;
     sizes.dtype = dtype;
     parallel::MaxMemory budget = plan.max_memory;

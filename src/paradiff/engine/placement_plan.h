@@ -25,7 +25,8 @@ struct PlacementOptions {
   // FLUX's T5 (text_encoder_2), placed by its own map as the transformer is: "" (none), a
   // strategy, or a .json map file over T5EncoderModel's modules.
   std::string text_encoder_2_device_map;
-  // FLUX's CLIP (text_encoder) the same way, over CLIPTextModel's modules.
+  // The text_encoder the same way: FLUX's CLIPTextModel, or Qwen-Image's
+  // Qwen2_5_VLForConditionalGeneration (the whole model's modules: vision tower and lm_head too).
   std::string text_encoder_device_map;
   std::string max_memory;  // "0=16GB,1=16GB"; "" = the host's memory shared
   int world_size = 1;

@@ -54,7 +54,8 @@ struct PipelineRuntime {
   // Model-level placement of FLUX's T5 (text_encoder_2) over `placement_group`: encode_prompt is
   // then collective over the group and every rank gets prompt_embeds. Empty: none.
   parallel::DeviceMap text_encoder_2_device_map{};
-  parallel::DeviceMap text_encoder_device_map{};  // FLUX's CLIP, the same way
+  // FLUX's CLIP or Qwen-Image's Qwen2.5-VL (text_encoder), the same way.
+  parallel::DeviceMap text_encoder_device_map{};
   dist::Communicator* placement_group = nullptr;
   // Pipeline-level placement: component -> rank of `placement_group` that loads and runs it
   // (diffusers' hf_device_map); empty: no map. encode_prompt is then collective over the group.

@@ -120,9 +120,16 @@ Conditioning QwenImagePipeline::encode_prompt(const std::vector<std::string>& pr
   const fs::path dir(folder_);
   auto tokenizer = components_.get<Qwen2Tokenizer>(
       "tokenizer", [&] { return Qwen2Tokenizer::from_pretrained((dir / "tokenizer").string()); });
+  // Placed by its own map (--text-encoder-device-map), the encoder runs on every rank of the
+  // group (each its layers), and each gets the embeddings.
   auto text_encoder = components_.get<Qwen2_5_VLTextModel>("text_encoder", [&] {
-    return Qwen2_5_VLTextModel::from_pretrained((dir / "text_encoder").string(), runtime_.compute,
-                                                variant_of("text_encoder"));
+    const std::string folder = (dir / "text_encoder").string();
+    return runtime_.text_encoder_device_map.empty()
+               ? Qwen2_5_VLTextModel::from_pretrained(folder, runtime_.compute,
+                                                      variant_of("text_encoder"))
+               : Qwen2_5_VLTextModel::from_pretrained_placed(
+                     folder, runtime_.compute, runtime_.text_encoder_device_map,
+                     *runtime_.placement_group, variant_of("text_encoder"));
   });
   Conditioning out;
   auto encode = [&](const std::vector<std::string>& texts, const std::string& prefix) {
