@@ -60,7 +60,8 @@ parallel::ModuleTree qwen2_5_vl_module_tree(const std::string& folder, const std
   for (const std::string& name : checkpoint.names())
     if (starts_with(name, visual_prefix)) {
       const std::string rest = name.substr(visual_prefix.size());
-      vision_depth = std::max<int64_t>(vision_depth, std::stoll(rest.substr(0, rest.find('.'))) + 1);
+      vision_depth =
+          std::max<int64_t>(vision_depth, std::stoll(rest.substr(0, rest.find('.'))) + 1);
     }
 
   ModuleTreeBuilder b(checkpoint, "Qwen2_5_VLForConditionalGeneration", SafetensorsDType::F32,
