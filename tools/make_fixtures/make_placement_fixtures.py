@@ -37,7 +37,8 @@ from diffusers import AutoencoderKL, FluxPipeline, FluxTransformer2DModel, QwenI
 from diffusers.models.model_loading_utils import _determine_device_map
 from diffusers.pipelines.pipeline_loading_utils import _get_final_device_map
 from safetensors import safe_open
-from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+from transformers import (AutoConfig, CLIPTextConfig, CLIPTextModel,
+                          Qwen2_5_VLForConditionalGeneration, T5Config, T5EncoderModel)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = os.path.join(ROOT, "tests", "fixtures", "flux_pipeline", "tiny")
@@ -123,11 +124,29 @@ def tiny(component):
     raise ValueError(component)
 
 
-def tiny_t5_tied():
-    model = tiny("text_encoder_2")
+def tied(model):
     model.tie_weights()  # what from_pretrained does: shared.weight == encoder.embed_tokens.weight
     assert acc.find_tied_parameters(model), "tie_weights did not tie the T5 embeddings"
     return model
+
+
+def tiny_qwen_text_encoder():
+    """The tiny Qwen-Image pipeline's text_encoder (Qwen2_5_VLForConditionalGeneration, vision
+    tower and lm_head included, as from_pretrained builds it)."""
+    with init_empty_weights():
+        return Qwen2_5_VLForConditionalGeneration(
+            AutoConfig.from_pretrained(os.path.join(TINY_QWEN, "text_encoder")))
+
+
+def tiny_t5_tied():
+    return tied(tiny("text_encoder_2"))
+
+
+def flux_dev_t5_tied():
+    """FLUX.1-dev's text_encoder_2 as from_pretrained holds it: shared and embed_tokens tied."""
+    with init_empty_weights():
+        model = T5EncoderModel(T5Config(**FLUX_DEV_T5))
+    return tied(model)
 
 
 class Capture(logging.Handler):
@@ -270,6 +289,40 @@ def model_cases(models):
     for budget in [t5["shared"] + 4000, t5["shared"] * 2, t5[""] // 4]:
         add("tiny_text_encoder_2_tied", "sequential", {0: budget, 1: budget, 2: budget, 3: t5[""]},
             dtype=f32)
+    # --text-encoder-2-device-map: the T5 encoder as loaded (embeddings tied). The tiny one is
+    # mostly its embedding (144 kB of 215 kB), hence the budgets; FLUX.1-dev's T5-XXL at bf16
+    # (9.52 GB), every strategy at 2 and 3 ranks, spills included.
+    for strategy, budget in [("auto", {0: 200000, 1: 200000}), ("auto", {0: 250000, 1: 250000}),
+                             ("balanced", {0: 180000, 1: 180000, 2: 180000}),
+                             ("balanced_low_0", {0: 200000, 1: 200000, 2: 200000}),
+                             ("balanced_low_0", {0: 250000, 1: 250000}),
+                             ("sequential", {0: 200000, 1: 200000}),
+                             ("sequential", {0: 180000, 1: 40000, 2: 40000})]:
+        add("tiny_text_encoder_2_tied", strategy, budget, dtype=f32)
+    # --text-encoder-device-map: the tiny CLIP is mostly its embeddings (333 kB of 402 kB, one
+    # no-split CLIPTextEmbeddings), hence the budgets.
+    for strategy, budget in [("auto", {0: 400000, 1: 400000}), ("auto", {0: 500000, 1: 500000}),
+                             ("balanced", {0: 400000, 1: 400000, 2: 400000}),
+                             ("balanced_low_0", {0: 400000, 1: 400000, 2: 400000})]:
+        add("tiny_text_encoder", strategy, budget, dtype=f32)
+    # --text-encoder-device-map on Qwen-Image: the whole Qwen2.5-VL model (vision tower, language
+    # model, lm_head), 281 kB in fp32, the embeddings and lm_head 92 kB each.
+    qwen_total = acc.compute_module_sizes(models["tiny_qwen_image_text_encoder"], dtype=f32)[""]
+    for strategy, budget in [("auto", {0: qwen_total // 2, 1: qwen_total // 2}),
+                             ("auto", {0: qwen_total // 3, 1: qwen_total // 3,
+                                       2: qwen_total // 3}),
+                             ("balanced_low_0", {0: qwen_total, 1: qwen_total, 2: qwen_total}),
+                             ("sequential", {0: 120000, 1: 120000, 2: 120000}),
+                             ("sequential", {0: 200000, 1: 200000})]:
+        add("tiny_qwen_image_text_encoder", strategy, budget, dtype=f32)
+    add("tiny_qwen_image_text_encoder", "auto", {0: qwen_total // 2, 1: qwen_total // 2},
+        label="tiny_qwen_image_text_encoder/auto/bf16 halves")
+    for strategy in ["auto", "balanced_low_0", "sequential"]:
+        add("flux_dev_text_encoder_2_tied", strategy, {0: "6GB", 1: "6GB"})
+        add("flux_dev_text_encoder_2_tied", strategy, {0: "4GB", 1: "4GB", 2: "4GB"})
+    add("flux_dev_text_encoder_2_tied", "auto", {0: "3GB", 1: "3GB", 2: "3GB", 3: "3GB"})
+    add("flux_dev_text_encoder_2_tied", "auto", {0: "2GB", 1: "5GB"})   # spills to disk
+    add("flux_dev_text_encoder_2_tied", "auto", {0: "10GB"}, dtype=f32)  # fp32: spills
     return cases
 
 
@@ -449,6 +502,8 @@ def main():
         "tiny_text_encoder": tiny("text_encoder"),
         "tiny_text_encoder_2": tiny("text_encoder_2"),
         "tiny_text_encoder_2_tied": tiny_t5_tied(),
+        "flux_dev_text_encoder_2_tied": flux_dev_t5_tied(),
+        "tiny_qwen_image_text_encoder": tiny_qwen_text_encoder(),
     }
     for name, model in models.items():
         dump(f"models/{name}.json", structure(model))

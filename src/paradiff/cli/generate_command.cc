@@ -34,6 +34,7 @@ struct Options {
   ParallelOptions parallel;
   std::string device_map, transformer_device_map, vae_device_map, max_memory;
   int placement_stages = 0;  // 0: every rank (one placement group)
+  std::string text_encoder_2_device_map, text_encoder_device_map;
 };
 
 // A --prompts file: one prompt per line; trailing whitespace (spaces, tabs, a Windows \r) is
@@ -81,6 +82,8 @@ int run(const Options& o, dist::Communicator& world) {
   engine_options.device_map = o.device_map;
   engine_options.transformer_device_map = o.transformer_device_map;
   engine_options.vae_device_map = o.vae_device_map;
+  engine_options.text_encoder_2_device_map = o.text_encoder_2_device_map;
+  engine_options.text_encoder_device_map = o.text_encoder_device_map;
   engine_options.max_memory = o.max_memory;
   if (o.placement_stages > 0) engine_options.parallel.stage_degree = o.placement_stages;
   engine_options.share_weights = dist::parse_weight_sharing(o.share_weights);
@@ -205,6 +208,11 @@ void add_generate_command(CLI::App& app, Action& action) {
   cmd->add_option("--vae-device-map", o->vae_device_map,
                   "place the VAE's (AutoencoderKL) decoder units across the ranks, the same "
                   "forms as --transformer-device-map");
+  cmd->add_option("--text-encoder-2-device-map", o->text_encoder_2_device_map,
+                  "place FLUX's T5 encoder's blocks across the ranks, as "
+                  "--transformer-device-map does the transformer's");
+  cmd->add_option("--text-encoder-device-map", o->text_encoder_device_map,
+                  "the same for the text encoder's layers (FLUX's CLIP, Qwen-Image's Qwen2.5-VL)");
   cmd->add_option("--max-memory", o->max_memory,
                   "budget per rank for --device-map / --transformer-device-map, e.g. "
                   "0=16GB,1=16GB");

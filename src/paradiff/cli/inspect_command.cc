@@ -54,6 +54,8 @@ int run_placement(PlacementArgs a, dist::Communicator& world) {
   }
   std::printf("pipeline:    %s\n", json["pipeline"].dump().c_str());
   std::printf("transformer: %s\n", json["transformer"].dump().c_str());
+  for (const char* encoder : {"text_encoder", "text_encoder_2"})
+    if (!json[encoder].is_null()) std::printf("%s: %s\n", encoder, json[encoder].dump().c_str());
   std::printf("bytes per rank: %s\n", json["bytes_per_rank"].dump().c_str());
   if (json.contains("bytes_per_host"))
     std::printf("bytes per host: %s\n", json["bytes_per_host"].dump().c_str());
@@ -87,6 +89,12 @@ void add_inspect_command(CLI::App& app, Action& action) {
       ->needs(model);
   cmd->add_option("--vae-device-map", o.vae_device_map,
                   "the VAE's (AutoencoderKL) layers, the same forms as --transformer-device-map")
+      ->needs(model);
+  cmd->add_option("--text-encoder-2-device-map", o.text_encoder_2_device_map,
+                  "FLUX's T5 encoder's blocks, with the same strategies or a map file")
+      ->needs(model);
+  cmd->add_option("--text-encoder-device-map", o.text_encoder_device_map,
+                  "the text encoder's layers (FLUX's CLIP, Qwen-Image's Qwen2.5-VL), the same way")
       ->needs(model);
   cmd->add_option("--max-memory", o.max_memory,
                   "budget per rank, e.g. 0=16GB,1=16GB[,disk=200GB] (default: this host's "

@@ -42,7 +42,9 @@ pipeline::StepCallback step_callback(const ProgressCallback& on_step,
 
 Engine::Engine(dist::Communicator& world, const EngineOptions& options)
     : world_(world), options_(options) {
-  const bool model_map = !options.transformer_device_map.empty() || !options.vae_device_map.empty();
+  const bool model_map =
+      !options.transformer_device_map.empty() || !options.vae_device_map.empty() ||
+      !options.text_encoder_2_device_map.empty() || !options.text_encoder_device_map.empty();
   const bool pipeline_map = !options.device_map.empty() && options.device_map != "cpu";
   auto& config = options_.parallel;
   PARADIFF_CHECK(config.stage_degree == 1 || model_map || pipeline_map, "placement stages (",
@@ -71,6 +73,8 @@ Engine::Engine(dist::Communicator& world, const EngineOptions& options)
       po.device_map = options.device_map;
       po.transformer_device_map = options.transformer_device_map;
       po.vae_device_map = options.vae_device_map;
+      po.text_encoder_2_device_map = options.text_encoder_2_device_map;
+      po.text_encoder_device_map = options.text_encoder_device_map;
       po.max_memory = options.max_memory;
       po.world_size = stages.size();
       po.local_ranks = local_ranks;
@@ -87,6 +91,10 @@ Engine::Engine(dist::Communicator& world, const EngineOptions& options)
         // The whole transformer on its owner: the model-level map {"": rank}.
         if (!plan.transformer) maps["transformer"] = {{"", maps["pipeline"].at("transformer")}};
       }
+      if (plan.text_encoder_2)
+        maps["text_encoder_2"] = parallel::device_map_to_json(plan.text_encoder_2->device_map);
+      if (plan.text_encoder)
+        maps["text_encoder"] = parallel::device_map_to_json(plan.text_encoder->device_map);
       maps_json = maps.dump();
       placement_report_ = placement_plan_to_json(plan).dump();
     }
@@ -96,6 +104,16 @@ Engine::Engine(dist::Communicator& world, const EngineOptions& options)
     if (maps.contains("transformer")) {
       runtime.transformer_device_map = parallel::device_map_from_json(maps["transformer"]);
       runtime.placement_group = &stages;
+    }
+    if (maps.contains("text_encoder_2")) {
+      runtime.text_encoder_2_device_map = parallel::device_map_from_json(maps["text_encoder_2"]);
+      runtime.placement_group = &stages;
+      encoders_placed_ = true;
+    }
+    if (maps.contains("text_encoder")) {
+      runtime.text_encoder_device_map = parallel::device_map_from_json(maps["text_encoder"]);
+      runtime.placement_group = &stages;
+      encoders_placed_ = true;
     }
     if (maps.contains("vae")) {
       PARADIFF_CHECK(mesh_->replica().size() == stages.size(),
@@ -186,11 +204,12 @@ GenerationResult Engine::run(const GenerationRequest& request, const ProgressCal
     }
     Stopwatch stage;
     pipeline::Conditioning conditioning;
-    if (component_ranks_.empty()) {
+    if (component_ranks_.empty() && !encoders_placed_) {
       if (group_root) conditioning = pipeline_->encode_prompt(prompts, negatives, options);
       dist::broadcast_tensors(group, conditioning, 0);
     } else {
-      // Each text encoder's owner encodes and broadcasts its part (collective over the replica).
+      // Each text encoder's owner encodes and broadcasts its part, or the owners of a placed
+      // encoder's layers run it together (collective over the replica).
       conditioning = pipeline_->encode_prompt(prompts, negatives, options);
     }
     // One conditioning row per item, as diffusers repeats each prompt's embeddings (and mask)

@@ -37,6 +37,11 @@ struct EngineOptions {
   // Model-level placement of the VAE (AutoencoderKL): its decoder's units over the same stage
   // ranks, decode collective over them. Not with cfg or context parallelism or --device-map.
   std::string vae_device_map{};
+  // The same for FLUX's T5 (text_encoder_2): its blocks over the ranks of the stage group, which
+  // all run the encoder together and all receive prompt_embeds. "" = none.
+  std::string text_encoder_2_device_map{};
+  // FLUX's CLIP or Qwen-Image's Qwen2.5-VL (text_encoder), the same way.
+  std::string text_encoder_device_map{};
   // Pipeline-level placement (diffusers' device_map): "balanced" deals whole components to the
   // stages, each loaded only on its owner: a text encoder or the VAE on the stage's first rank,
   // the transformer on every rank of the stage (its cfg/ring/ulysses group); "" or "cpu" = none.
@@ -147,6 +152,7 @@ class Engine {
   std::string placement_report_;
   // The pipeline-level map, as replica ranks (PipelineRuntime::component_ranks); empty: none.
   std::map<std::string, int> component_ranks_;
+  bool encoders_placed_ = false;  // a text encoder's layers are placed: encoding is collective
 };
 
 }  // namespace paradiff::engine

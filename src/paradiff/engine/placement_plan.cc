@@ -7,8 +7,11 @@
 #include "paradiff/core/error.h"
 #include "paradiff/engine/disk_weights_check.h"
 #include "paradiff/io/json_config.h"
+#include "paradiff/models/clip/clip_module_tree.h"
 #include "paradiff/models/flux/flux_config.h"
+#include "paradiff/models/qwen2_5_vl/qwen2_5_vl_module_tree.h"
 #include "paradiff/models/qwen_image/qwen_image_config.h"
+#include "paradiff/models/t5/t5_module_tree.h"
 #include "paradiff/models/vae/placed_vae_decoder.h"
 #include "paradiff/models/vae/vae_module_tree.h"
 #include "paradiff/parallel/placement/stage_assignment.h"
@@ -88,7 +91,10 @@ PlacementPlan plan_placement(const PlacementOptions& o) {
     // text encoders and the VAE are dealt, as diffusers deals a pipeline loaded without it).
     std::vector<parallel::ComponentSize> dealt;
     for (const auto& c : plan.components)
-      if (o.transformer_device_map.empty() || c.name != "transformer") dealt.push_back(c);
+      if ((o.transformer_device_map.empty() || c.name != "transformer") &&
+          (o.text_encoder_2_device_map.empty() || c.name != "text_encoder_2") &&
+          (o.text_encoder_device_map.empty() || c.name != "text_encoder"))
+        dealt.push_back(c);
     plan.pipeline = parallel::compute_pipeline_device_map(o.device_map, dealt, plan.max_memory);
   }
 
@@ -143,6 +149,43 @@ PlacementPlan plan_placement(const PlacementOptions& o) {
         plan.traffic->bytes_per_step += b.bytes;
       }
   }
+  // The text encoders' layers fill what the deal and the transformer left of each rank's budget.
+  auto place_encoder = [&](const std::string& component, const std::string& strategy,
+                           const char* flag) -> std::optional<parallel::ModelPlacement> {
+    if (strategy.empty()) return std::nullopt;
+    const auto t = index.components.find(component);
+    const std::string cls = t == index.components.end() ? "" : t->second.class_name;
+    const std::string folder = index.folder + "/" + component;
+    std::optional<parallel::ModuleTree> tree;
+    // T5's tree is the model as transformers loads it (shared and encoder.embed_tokens one
+    // tensor), so its bytes are the file's, where component_bytes counts diffusers' untied meta
+    // model.
+    if (component == "text_encoder_2" && cls == "T5EncoderModel")
+      tree = models::t5::t5_encoder_module_tree(folder);
+    if (component == "text_encoder" && cls == "CLIPTextModel")
+      tree = models::clip::clip_text_module_tree(folder);
+    if (component == "text_encoder" && cls == "Qwen2_5_VLForConditionalGeneration")
+      tree = models::qwen2_5_vl::qwen2_5_vl_module_tree(folder);
+    PARADIFF_CHECK(
+        tree.has_value(), flag, ": model-level placement of ", component, " is implemented for ",
+        component == "text_encoder" ? "CLIPTextModel and Qwen2_5_VLForConditionalGeneration"
+                                    : "T5EncoderModel",
+        "; ", o.model, "'s ", component, " is ", cls.empty() ? std::string("absent") : cls);
+    parallel::SizeOptions sizes;
+    sizes.dtype = dtype;
+    parallel::MaxMemory budget = plan.max_memory;
+    for (const auto& [device, bytes] : per_rank)
+      if (budget.contains(device))
+        budget.set(device, std::max<int64_t>(0, budget.at(device) - bytes));
+    auto placed = parallel::place_model(*tree, strategy, budget, o.world_size, sizes,
+                                        plan.user_set_max_memory);
+    for (const auto& [device, bytes] : placed.bytes.per_device) per_rank[device] += bytes;
+    return placed;
+  };
+  plan.text_encoder_2 =
+      place_encoder("text_encoder_2", o.text_encoder_2_device_map, "--text-encoder-2-device-map");
+  plan.text_encoder =
+      place_encoder("text_encoder", o.text_encoder_device_map, "--text-encoder-device-map");
   if (!o.vae_device_map.empty()) {
     PARADIFF_CHECK(o.device_map.empty(),
                    "--vae-device-map with --device-map balanced is not implemented yet (the deal "
@@ -195,6 +238,12 @@ nlohmann::ordered_json placement_plan_to_json(const PlacementPlan& plan) {
                                   : nlohmann::ordered_json(nullptr);
   out["transformer"] = plan.transformer ? parallel::device_map_to_json(plan.transformer->device_map)
                                         : nlohmann::ordered_json(nullptr);
+  out["text_encoder"] = plan.text_encoder
+                            ? parallel::device_map_to_json(plan.text_encoder->device_map)
+                            : nlohmann::ordered_json(nullptr);
+  out["text_encoder_2"] = plan.text_encoder_2
+                              ? parallel::device_map_to_json(plan.text_encoder_2->device_map)
+                              : nlohmann::ordered_json(nullptr);
   nlohmann::ordered_json components = nlohmann::ordered_json::object();
   for (const auto& c : plan.components) components[c.name] = c.bytes;
   out["component_bytes"] = components;
@@ -214,6 +263,12 @@ nlohmann::ordered_json placement_plan_to_json(const PlacementPlan& plan) {
   if (plan.vae) {
     out["vae"] = parallel::device_map_to_json(plan.vae->device_map);
     out["vae_bytes_per_rank"] = bytes_json(plan.vae->bytes.per_device);
+  }
+  for (const auto& [name, placed] : {std::pair{"text_encoder", &plan.text_encoder},
+                                     std::pair{"text_encoder_2", &plan.text_encoder_2}}) {
+    if (!*placed) continue;
+    out[str_cat(name, "_bytes_per_rank")] = bytes_json((*placed)->bytes.per_device);
+    out[str_cat(name, "_max_memory_balanced")] = bytes_json((*placed)->max_memory.entries());
   }
   if (plan.traffic) {
     nlohmann::ordered_json boundaries = nlohmann::ordered_json::array();

@@ -49,8 +49,13 @@ struct PipelineRuntime {
   std::shared_ptr<parallel::DeviceMesh> mesh;
   ComponentCache::Policy cache_policy = ComponentCache::Policy::KeepLoaded;
   // Model-level placement of the transformer (a cleaned device map over the ranks of
-  // `placement_group`, the mesh's stage communicator); null group: no placement.
+  // `placement_group`, the mesh's stage communicator); empty map: no placement.
   parallel::DeviceMap transformer_device_map{};
+  // Model-level placement of FLUX's T5 (text_encoder_2) over `placement_group`: encode_prompt is
+  // then collective over the group and every rank gets prompt_embeds. Empty: none.
+  parallel::DeviceMap text_encoder_2_device_map{};
+  // FLUX's CLIP or Qwen-Image's Qwen2.5-VL (text_encoder), the same way.
+  parallel::DeviceMap text_encoder_device_map{};
   dist::Communicator* placement_group = nullptr;
   // Model-level placement of the VAE over the same group (FluxPipeline's AutoencoderKL); empty:
   // none.

@@ -4,12 +4,16 @@
 // takes from CLIP (`pooled_prompt_embeds`).
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "paradiff/dist/communicator.h"
 #include "paradiff/kernels/linear.h"
 #include "paradiff/models/clip/clip_text_config.h"
 #include "paradiff/models/module_loader.h"
+#include "paradiff/models/unit_placement.h"
+#include "paradiff/parallel/placement/model_device_map.h"
 
 namespace paradiff::models::clip {
 
@@ -41,6 +45,24 @@ class CLIPTextModel {
   static CLIPTextModel with_random_weights(const CLIPTextConfig& config, DType compute,
                                            uint64_t seed);
 
+  // Model-level placement (--text-encoder-device-map: accelerate's device_map executed across
+  // the ranks of `group`). The execution units, in the order forward runs them: "embeddings",
+  // every "encoder.layers.i", "final_layer_norm" (names without the checkpoint's prefix).
+  static std::vector<std::string> execution_units(const CLIPTextConfig& config);
+  // This rank binds only the units `map` gives it; forward() is then collective over `group`:
+  // every rank passes the same input_ids; the owner of each run of consecutive units computes
+  // them for the whole batch and sends the hidden states (B, S, hidden) F32 to the next run's
+  // owner; final_layer_norm's owner broadcasts last_hidden_state and pooler_output, so every rank
+  // returns them. A unit on "disk" is refused (not streamed). `group` must outlive the model.
+  static CLIPTextModel from_pretrained_placed(const std::string& folder, DType compute,
+                                              const parallel::DeviceMap& map,
+                                              dist::Communicator& group,
+                                              const std::string& variant = {});
+  bool is_placed() const { return placement_ != nullptr; }
+  // Bytes of the parameters this process bound, in the dtype each was bound in (before oneDNN
+  // packs them): under a placement, this rank's share.
+  int64_t parameter_bytes() const { return parameter_bytes_; }
+
   const CLIPTextConfig& config() const { return config_; }
   DType compute_dtype() const { return compute_; }
 
@@ -51,12 +73,21 @@ class CLIPTextModel {
   CLIPTextModelOutput forward(const Tensor& input_ids) const;
 
  private:
+  CLIPTextModel(const CLIPTextConfig& config, ModuleLoader& loader, const std::string& prefix,
+                std::shared_ptr<const UnitPlacement> placement);
+  CLIPTextModelOutput forward_placed(const Tensor& input_ids) const;
+  // The final LayerNorm of one prompt's residual stream x (S, hidden) into `last` (1, S, hidden),
+  // and its pooled row into `pooled` (hidden).
+  void finish_prompt(const int64_t* ids, const Tensor& x, Tensor& last, Tensor pooled) const;
+
   CLIPTextConfig config_;
   DType compute_;
   Tensor token_embedding_;     // (vocab, hidden) in the compute dtype
   Tensor position_embedding_;  // (max_positions, hidden) F32
   std::vector<CLIPEncoderLayer> layers_;
   Tensor final_scale_, final_shift_;  // final_layer_norm as (1, hidden) scale and shift
+  std::shared_ptr<const UnitPlacement> placement_;  // null: this process binds every unit
+  int64_t parameter_bytes_ = 0;
 };
 
 }  // namespace paradiff::models::clip

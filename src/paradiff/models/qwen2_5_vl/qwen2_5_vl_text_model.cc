@@ -3,6 +3,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "paradiff/dist/tensor_transfer.h"
 #include "paradiff/kernels/attention_bias.h"
 #include "paradiff/kernels/embedding.h"
 #include "paradiff/kernels/pointwise.h"
@@ -104,14 +105,21 @@ kernels::Linear rope_linear(ModuleLoader& loader, const std::string& prefix, int
 }  // namespace
 
 Qwen2_5_VLTextModel::Qwen2_5_VLTextModel(const Qwen2_5_VLTextConfig& config, ModuleLoader& loader)
-    : config_(config), compute_(loader.compute_dtype()) {
+    : Qwen2_5_VLTextModel(config, loader, nullptr) {}
+
+Qwen2_5_VLTextModel::Qwen2_5_VLTextModel(const Qwen2_5_VLTextConfig& config, ModuleLoader& loader,
+                                         std::shared_ptr<const UnitPlacement> placement)
+    : config_(config), compute_(loader.compute_dtype()), placement_(std::move(placement)) {
   config_.validate("Qwen2.5-VL text config");
+  auto mine = [this](const std::string& unit) { return !placement_ || placement_->binds(unit); };
   const int64_t c = config_.hidden_size, f = config_.intermediate_size, d = config_.head_dim();
   const int64_t heads = config_.num_attention_heads, kv = config_.num_key_value_heads;
-  embed_tokens_ =
-      loader.tensor(kPrefix + "embed_tokens.weight", Shape{config_.vocab_size, c}, compute_);
+  if (mine(kPrefix + "embed_tokens"))
+    embed_tokens_ =
+        loader.tensor(kPrefix + "embed_tokens.weight", Shape{config_.vocab_size, c}, compute_);
   layers_.resize(static_cast<size_t>(config_.num_hidden_layers));
   for (int64_t i = 0; i < config_.num_hidden_layers; ++i) {
+    if (!mine(str_cat(kPrefix, "layers.", i))) continue;
     Qwen2_5_VLDecoderLayer& l = layers_[static_cast<size_t>(i)];
     const std::string p = str_cat(kPrefix, "layers.", i, ".");
     l.input_layernorm = loader.parameter(p + "input_layernorm.weight", Shape{c});
@@ -124,8 +132,9 @@ Qwen2_5_VLTextModel::Qwen2_5_VLTextModel(const Qwen2_5_VLTextConfig& config, Mod
     l.up_proj = loader.linear(p + "mlp.up_proj", c, f, /*bias=*/false);
     l.down_proj = loader.linear(p + "mlp.down_proj", f, c, /*bias=*/false);
   }
-  norm_ = loader.parameter(kPrefix + "norm.weight", Shape{c});
+  if (mine(kPrefix + "norm")) norm_ = loader.parameter(kPrefix + "norm.weight", Shape{c});
   loader.finish();
+  parameter_bytes_ = loader.bytes_bound();
 
   // transformers' inv_freq: 1 / theta^(2k / D), each step in fp32.
   const auto theta = static_cast<float>(config_.rope_theta);
@@ -145,6 +154,35 @@ Qwen2_5_VLTextModel Qwen2_5_VLTextModel::from_pretrained(const std::string& fold
   const TextModelWeights weights(checkpoint);
   ModuleLoader loader(weights, compute);
   return Qwen2_5_VLTextModel(config, loader);
+}
+
+std::vector<std::string> Qwen2_5_VLTextModel::execution_units(const Qwen2_5_VLTextConfig& config) {
+  std::vector<std::string> units{kPrefix + "embed_tokens"};
+  for (int64_t i = 0; i < config.num_hidden_layers; ++i)
+    units.push_back(str_cat(kPrefix, "layers.", i));
+  units.push_back(kPrefix + "norm");
+  return units;
+}
+
+Qwen2_5_VLTextModel Qwen2_5_VLTextModel::from_pretrained_placed(const std::string& folder,
+                                                                DType compute,
+                                                                const parallel::DeviceMap& map,
+                                                                dist::Communicator& group,
+                                                                const std::string& variant) {
+  const auto config = Qwen2_5_VLTextConfig::load(model_config_path(folder, "text encoder folder"));
+  const CheckpointWeights checkpoint(Checkpoint::open_folder(folder, "model", variant));
+  const TextModelWeights weights(checkpoint);
+  auto placement =
+      std::make_shared<const UnitPlacement>(map, execution_units(config), weights.names(), group);
+  for (const std::string& unit : placement->assignment().units())
+    PARADIFF_CHECK(!placement->assignment().on_disk(unit),
+                   "placement: Qwen2_5_VLForConditionalGeneration's '", unit,
+                   "' on \"disk\": text encoder units are not streamed from disk; give it a rank");
+  // The predicate holds its own reference: the placement moves into the model below.
+  const IgnoringWeights mine(
+      weights, [p = placement](const std::string& name) { return !p->binds_tensor(name); });
+  ModuleLoader loader(mine, compute);
+  return Qwen2_5_VLTextModel(config, loader, std::move(placement));
 }
 
 Qwen2_5_VLTextModel Qwen2_5_VLTextModel::with_random_weights(const Qwen2_5_VLTextConfig& config,
@@ -169,7 +207,15 @@ void Qwen2_5_VLTextModel::rotary_tables(const std::vector<int64_t>& positions, T
 
 void Qwen2_5_VLTextModel::forward_tokens(const Tensor& ids, const std::vector<int64_t>& positions,
                                          Tensor& out) const {
-  const int64_t n = ids.dim(0), c = config_.hidden_size, f = config_.intermediate_size;
+  Tensor x = Tensor::empty({ids.dim(0), config_.hidden_size}, DType::F32);  // the residual stream
+  run_units(0, layers_.size() + 1, ids, positions, x, out);
+}
+
+void Qwen2_5_VLTextModel::run_units(size_t first, size_t last, const Tensor& ids,
+                                    const std::vector<int64_t>& positions, Tensor& x,
+                                    Tensor& out) const {
+  const auto n = static_cast<int64_t>(positions.size());
+  const int64_t c = config_.hidden_size, f = config_.intermediate_size;
   const int64_t heads = config_.num_attention_heads, kv = config_.num_key_value_heads;
   const int64_t d = config_.head_dim(), groups = config_.num_key_value_groups();
   const DType act = compute_;  // GEMM and attention inputs
@@ -187,7 +233,6 @@ void Qwen2_5_VLTextModel::forward_tokens(const Tensor& ids, const std::vector<in
       for (int64_t h = 0; h < heads; ++h) r[s * heads + h] = s * kv + h / groups;
   }
 
-  Tensor x = Tensor::empty({n, c}, DType::F32);  // the residual stream
   Tensor h = Tensor::empty({n, c}, act);
   Tensor q = Tensor::empty({n, heads * d}, DType::F32);
   Tensor k = Tensor::empty({n, kv * d}, DType::F32);
@@ -201,8 +246,10 @@ void Qwen2_5_VLTextModel::forward_tokens(const Tensor& ids, const std::vector<in
   Tensor up = Tensor::empty({n, f}, DType::F32);
   Tensor product = Tensor::empty({n, f}, act);
 
-  kernels::embedding(embed_tokens_, ids, x);
-  for (const Qwen2_5_VLDecoderLayer& l : layers_) {
+  if (first == 0) kernels::embedding(embed_tokens_, ids, x);
+  const size_t layers = layers_.size();
+  for (size_t u = std::max<size_t>(first, 1); u <= std::min(last, layers); ++u) {
+    const Qwen2_5_VLDecoderLayer& l = layers_[u - 1];
     kernels::rms_norm(x, l.input_layernorm, eps, h);
     l.q_proj.forward(h, q);
     l.k_proj.forward(h, k);
@@ -223,7 +270,7 @@ void Qwen2_5_VLTextModel::forward_tokens(const Tensor& ids, const std::vector<in
     kernels::multiply(gate, up, product);
     l.down_proj.forward(product, x, Activation::None, /*accumulate=*/true);
   }
-  kernels::rms_norm(x, norm_, eps, out);
+  if (last == layers + 1) kernels::rms_norm(x, norm_, eps, out);
 }
 
 Tensor Qwen2_5_VLTextModel::forward(const Tensor& input_ids, const Tensor& attention_mask) const {
@@ -248,6 +295,9 @@ Tensor Qwen2_5_VLTextModel::forward(const Tensor& input_ids, const Tensor& atten
   }
 
   Tensor out = Tensor::zeros({batch, s, c}, DType::F32);
+  constexpr int kHiddenTag = 0x5156;  // "QV": hidden states from one stage owner to the next
+  const std::vector<parallel::Stage> chain =
+      placement_ ? hidden_state_chain(placement_->assignment(), 0) : std::vector<parallel::Stage>{};
   for (int64_t b = 0; b < batch; ++b) {
     // The valid tokens, at their padded positions (transformers 5 numbers tokens 0..S-1).
     std::vector<int64_t> positions;
@@ -258,6 +308,22 @@ Tensor Qwen2_5_VLTextModel::forward(const Tensor& input_ids, const Tensor& atten
     Tensor ids = Tensor::empty({n}, DType::I64);
     for (int64_t j = 0; j < n; ++j) ids.data<int64_t>()[j] = all_ids[b * s + positions[j]];
     Tensor rows = out.select(b);
+    if (placement_) {
+      // The element's chain: each stage owner runs its units and hands x on; the norm's owner
+      // writes the rows (broadcast with the whole batch below).
+      dist::Communicator& group = placement_->group();
+      Tensor x = Tensor::empty({n, c}, DType::F32);
+      Tensor hidden = Tensor::empty({n, c}, DType::F32);
+      for (size_t k = 0; k < chain.size(); ++k) {
+        if (chain[k].rank != group.rank()) continue;
+        if (k > 0) x = dist::receive_tensor(group, chain[k - 1].rank, kHiddenTag);
+        run_units(chain[k].first, chain[k].first + chain[k].count - 1, ids, positions, x, hidden);
+        if (k + 1 < chain.size()) dist::send_tensor(group, x, chain[k + 1].rank, kHiddenTag);
+      }
+      if (chain.back().rank == group.rank())
+        for (int64_t j = 0; j < n; ++j) rows.slice(positions[j], 1).copy_from(hidden.slice(j, 1));
+      continue;
+    }
     if (positions.back() == n - 1) {  // a prefix (right padding or none): write in place
       Tensor prefix = rows.slice(0, n);
       forward_tokens(ids, positions, prefix);
@@ -267,6 +333,8 @@ Tensor Qwen2_5_VLTextModel::forward(const Tensor& input_ids, const Tensor& atten
     forward_tokens(ids, positions, hidden);
     for (int64_t j = 0; j < n; ++j) rows.slice(positions[j], 1).copy_from(hidden.slice(j, 1));
   }
+  // The last hidden states from the norm's owner to every rank.
+  if (placement_) placement_->group().broadcast(out.raw_data(), out.nbytes(), chain.back().rank);
   return out;
 }
 

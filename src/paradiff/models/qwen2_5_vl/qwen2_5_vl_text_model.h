@@ -22,12 +22,16 @@
 // a row gather, then attention runs over all heads.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "paradiff/dist/communicator.h"
 #include "paradiff/kernels/linear.h"
 #include "paradiff/models/module_loader.h"
 #include "paradiff/models/qwen2_5_vl/qwen2_5_vl_config.h"
+#include "paradiff/models/unit_placement.h"
+#include "paradiff/parallel/placement/model_device_map.h"
 
 namespace paradiff::models::qwen2_5_vl {
 
@@ -60,6 +64,28 @@ class Qwen2_5_VLTextModel {
   static Qwen2_5_VLTextModel with_random_weights(const Qwen2_5_VLTextConfig& config, DType compute,
                                                  uint64_t seed);
 
+  // Model-level placement (--text-encoder-device-map on a Qwen-Image folder: accelerate's
+  // device_map over the whole Qwen2_5_VLForConditionalGeneration, executed across the ranks of
+  // `group`). The execution units, in the order forward runs them:
+  // "model.language_model.embed_tokens", every "model.language_model.layers.i",
+  // "model.language_model.norm". Where the map puts the vision tower and lm_head does not matter:
+  // they are never run or read. This rank binds only its units; forward() is then collective
+  // over `group`: every rank passes the same ids and mask; for each batch element the owner of
+  // each run of consecutive units computes them on the element's valid tokens and sends the
+  // hidden states (n, hidden) F32 to the next run's owner (every rank builds the rotary tables
+  // from the positions); the owner of the norm broadcasts the last hidden state of the whole
+  // batch, so every rank returns it. A unit on "disk" is refused (not streamed). `group` must
+  // outlive the model.
+  static std::vector<std::string> execution_units(const Qwen2_5_VLTextConfig& config);
+  static Qwen2_5_VLTextModel from_pretrained_placed(const std::string& folder, DType compute,
+                                                    const parallel::DeviceMap& map,
+                                                    dist::Communicator& group,
+                                                    const std::string& variant = {});
+  bool is_placed() const { return placement_ != nullptr; }
+  // Bytes of the parameters this process bound, in the dtype each was bound in (before oneDNN
+  // packs them): under a placement, this rank's share of the language model.
+  int64_t parameter_bytes() const { return parameter_bytes_; }
+
   const Qwen2_5_VLTextConfig& config() const { return config_; }
   DType compute_dtype() const { return compute_; }
 
@@ -70,6 +96,13 @@ class Qwen2_5_VLTextModel {
   Tensor forward(const Tensor& input_ids, const Tensor& attention_mask = Tensor()) const;
 
  private:
+  Qwen2_5_VLTextModel(const Qwen2_5_VLTextConfig& config, ModuleLoader& loader,
+                      std::shared_ptr<const UnitPlacement> placement);
+  // The units from `first` to `last` (execution_units' indices) on one sequence's residual
+  // stream x (n, hidden) F32 at `positions`: the embedding (unit 0) writes x from `ids`, the
+  // layers update it, the norm (the last unit) writes `out`.
+  void run_units(size_t first, size_t last, const Tensor& ids,
+                 const std::vector<int64_t>& positions, Tensor& x, Tensor& out) const;
   // The rotary tables (n, head_dim) F32 for n positions in the interleaved layout
   // (cos[2k] == cos[2k + 1] == cos(p * inv_freq[k])), each step in fp32 as torch computes it.
   void rotary_tables(const std::vector<int64_t>& positions, Tensor& cos, Tensor& sin) const;
@@ -80,8 +113,10 @@ class Qwen2_5_VLTextModel {
   DType compute_;
   Tensor embed_tokens_;  // (vocab, hidden) in the compute dtype
   std::vector<Qwen2_5_VLDecoderLayer> layers_;
-  Tensor norm_;                  // (hidden) F32
-  std::vector<float> inv_freq_;  // (head_dim / 2), torch's fp32 values
+  Tensor norm_;                                     // (hidden) F32
+  std::vector<float> inv_freq_;                     // (head_dim / 2), torch's fp32 values
+  std::shared_ptr<const UnitPlacement> placement_;  // null: this process binds every unit
+  int64_t parameter_bytes_ = 0;
 };
 
 }  // namespace paradiff::models::qwen2_5_vl

@@ -5,12 +5,16 @@
 // here.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "paradiff/dist/communicator.h"
 #include "paradiff/kernels/linear.h"
 #include "paradiff/models/module_loader.h"
 #include "paradiff/models/t5/t5_config.h"
+#include "paradiff/models/unit_placement.h"
+#include "paradiff/parallel/placement/model_device_map.h"
 
 namespace paradiff::models::t5 {
 
@@ -40,6 +44,28 @@ class T5EncoderModel {
                                         const std::string& variant = {});
   static T5EncoderModel with_random_weights(const T5Config& config, DType compute, uint64_t seed);
 
+  // Model-level placement (--text-encoder-2-device-map: accelerate's device_map executed across
+  // the ranks of `group`). The execution units, in the order forward runs them: the token
+  // embedding ("shared", or "encoder.embed_tokens" in a checkpoint without shared.weight), every
+  // "encoder.block.i", "encoder.final_layer_norm".
+  static std::vector<std::string> execution_units(const T5Config& config,
+                                                  const std::string& embedding = "shared");
+  // This rank binds (reads, packs, holds) only the units `map` gives it; forward() is then
+  // collective over `group`: every rank passes the same input_ids; block 0's owner broadcasts the
+  // relative position table (num_buckets x num_heads, F32) and every rank that runs a block builds
+  // the bias from it; the owner of each run of consecutive units computes them for the whole
+  // batch and sends the hidden states (B, S, d_model) F32 to the next run's owner; the owner of
+  // final_layer_norm broadcasts last_hidden_state, so every rank returns it. A unit on "disk" is
+  // refused (text encoder units are not streamed). `group` must outlive the model.
+  static T5EncoderModel from_pretrained_placed(const std::string& folder, DType compute,
+                                               const parallel::DeviceMap& map,
+                                               dist::Communicator& group,
+                                               const std::string& variant = {});
+  bool is_placed() const { return placement_ != nullptr; }
+  // Bytes of the parameters this process bound, in the dtype each was bound in (before oneDNN
+  // packs them): under a placement, this rank's share.
+  int64_t parameter_bytes() const { return parameter_bytes_; }
+
   const T5Config& config() const { return config_; }
   DType compute_dtype() const { return compute_; }
 
@@ -51,12 +77,19 @@ class T5EncoderModel {
   Tensor forward(const Tensor& input_ids) const;
 
  private:
+  T5EncoderModel(const T5Config& config, ModuleLoader& loader, const std::string& embedding,
+                 std::shared_ptr<const UnitPlacement> placement);
+  Tensor forward_placed(const Tensor& input_ids) const;
+  void check_ids(const Tensor& input_ids) const;
+
   T5Config config_;
   DType compute_;
   Tensor shared_;                   // (vocab, d_model) in the compute dtype
   Tensor relative_attention_bias_;  // (num_buckets, num_heads) F32
   std::vector<T5Block> blocks_;
   Tensor final_layer_norm_;
+  std::shared_ptr<const UnitPlacement> placement_;  // null: this process binds every unit
+  int64_t parameter_bytes_ = 0;
 };
 
 }  // namespace paradiff::models::t5

@@ -111,9 +111,13 @@ Conditioning FluxPipeline::encode_prompt(const std::vector<std::string>& prompts
   const fs::path dir(folder_);
   const DType compute = runtime_.compute;
   // Under a pipeline-level map each encoder runs on its owner only, which sends its output to
-  // the replica; without one this process runs both.
-  const bool run_clip = runs_component("text_encoder");
-  const bool run_t5 = runs_component("text_encoder_2");
+  // the replica; without one this process runs both. An encoder placed by its own map runs on
+  // every rank of the group (each its units), and each gets its output; it is left out of the
+  // pipeline-level deal.
+  const bool clip_placed = !runtime_.text_encoder_device_map.empty();
+  const bool t5_placed = !runtime_.text_encoder_2_device_map.empty();
+  const bool run_clip = clip_placed || runs_component("text_encoder");
+  const bool run_t5 = t5_placed || runs_component("text_encoder_2");
   auto clip_tokenizer = [&] {
     return components_.get<CLIPTokenizer>(
         "tokenizer", [&] { return CLIPTokenizer::from_pretrained((dir / "tokenizer").string()); });
@@ -129,16 +133,24 @@ Conditioning FluxPipeline::encode_prompt(const std::vector<std::string>& prompts
   auto pooled = [&](const std::vector<std::string>& texts) {
     auto tokenizer = clip_tokenizer();
     auto clip = components_.get<CLIPTextModel>("text_encoder", [&] {
-      return CLIPTextModel::from_pretrained((dir / "text_encoder").string(), compute,
-                                            variant_of("text_encoder"));
+      const std::string folder = (dir / "text_encoder").string();
+      return clip_placed
+                 ? CLIPTextModel::from_pretrained_placed(
+                       folder, compute, runtime_.text_encoder_device_map, *runtime_.placement_group,
+                       variant_of("text_encoder"))
+                 : CLIPTextModel::from_pretrained(folder, compute, variant_of("text_encoder"));
     });
     return clip->forward(tokenizer->encode_batch(texts)).pooler_output;
   };
   auto embeds = [&](const std::vector<std::string>& texts) {
     auto tokenizer = t5_tokenizer();
     auto t5 = components_.get<T5EncoderModel>("text_encoder_2", [&] {
-      return T5EncoderModel::from_pretrained((dir / "text_encoder_2").string(), compute,
-                                             variant_of("text_encoder_2"));
+      const std::string folder = (dir / "text_encoder_2").string();
+      return t5_placed
+                 ? T5EncoderModel::from_pretrained_placed(
+                       folder, compute, runtime_.text_encoder_2_device_map,
+                       *runtime_.placement_group, variant_of("text_encoder_2"))
+                 : T5EncoderModel::from_pretrained(folder, compute, variant_of("text_encoder_2"));
     });
     return t5->forward(tokenizer->encode_batch(texts, options.max_sequence_length));
   };
@@ -147,8 +159,8 @@ Conditioning FluxPipeline::encode_prompt(const std::vector<std::string>& prompts
     Conditioning pooled_part, embeds_part;
     if (run_clip) pooled_part[prefix + "pooled_prompt_embeds"] = pooled(texts);
     if (run_t5) embeds_part[prefix + "prompt_embeds"] = embeds(texts);
-    share_from_owner("text_encoder", pooled_part);
-    share_from_owner("text_encoder_2", embeds_part);
+    if (!clip_placed) share_from_owner("text_encoder", pooled_part);
+    if (!t5_placed) share_from_owner("text_encoder_2", embeds_part);
     out.merge(pooled_part);
     out.merge(embeds_part);
   };
@@ -175,7 +187,7 @@ Tensor FluxPipeline::denoise(const Conditioning& conditioning, Tensor latents,
   auto transformer = components_.get<FluxTransformer2DModel>("transformer", [&] {
     const std::string folder = (fs::path(folder_) / "transformer").string();
     // Placed: this rank holds only the layers the map gives it.
-    auto model = runtime_.placement_group && !runtime_.transformer_device_map.empty()
+    auto model = !runtime_.transformer_device_map.empty()
                      ? FluxTransformer2DModel::from_pretrained_placed(
                            folder, runtime_.compute, runtime_.transformer_device_map,
                            *runtime_.placement_group, variant_of("transformer"))

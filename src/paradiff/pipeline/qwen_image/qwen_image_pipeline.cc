@@ -112,8 +112,11 @@ Conditioning QwenImagePipeline::encode_prompt(const std::vector<std::string>& pr
                                               const GenerationOptions& options) {
   const bool cfg = true_cfg_for(prompts, negative_prompts, options);
   // Under a pipeline-level map the text encoder's owner alone encodes, and sends the embeddings
-  // and masks to the replica; without one this process encodes.
-  const bool run_encoder = runs_component("text_encoder");
+  // and masks to the replica; without one this process encodes. Placed by its own map
+  // (--text-encoder-device-map, left out of the deal), the encoder runs on every rank of the group
+  // (each its layers), and each gets the embeddings.
+  const bool encoder_placed = !runtime_.text_encoder_device_map.empty();
+  const bool run_encoder = encoder_placed || runs_component("text_encoder");
   if (run_encoder && !negative_prompts.empty() && !cfg)
     log_warning(
         "a negative prompt is given but true classifier-free guidance is off because "
@@ -126,8 +129,12 @@ Conditioning QwenImagePipeline::encode_prompt(const std::vector<std::string>& pr
     auto tokenizer = components_.get<Qwen2Tokenizer>(
         "tokenizer", [&] { return Qwen2Tokenizer::from_pretrained((dir / "tokenizer").string()); });
     auto text_encoder = components_.get<Qwen2_5_VLTextModel>("text_encoder", [&] {
-      return Qwen2_5_VLTextModel::from_pretrained((dir / "text_encoder").string(), runtime_.compute,
-                                                  variant_of("text_encoder"));
+      const std::string folder = (dir / "text_encoder").string();
+      return encoder_placed ? Qwen2_5_VLTextModel::from_pretrained_placed(
+                                  folder, runtime_.compute, runtime_.text_encoder_device_map,
+                                  *runtime_.placement_group, variant_of("text_encoder"))
+                            : Qwen2_5_VLTextModel::from_pretrained(folder, runtime_.compute,
+                                                                   variant_of("text_encoder"));
     });
     auto encode = [&](const std::vector<std::string>& texts, const std::string& prefix) {
       auto embeds = models::qwen2_5_vl::encode_qwen_image_prompt(
@@ -139,7 +146,7 @@ Conditioning QwenImagePipeline::encode_prompt(const std::vector<std::string>& pr
     encode(prompts, "");
     if (cfg) encode(negative_prompts, "negative_");
   }
-  share_from_owner("text_encoder", out);
+  if (!encoder_placed) share_from_owner("text_encoder", out);
   components_.end_stage(text_components());
   return out;
 }
@@ -160,7 +167,7 @@ Tensor QwenImagePipeline::denoise(const Conditioning& conditioning, Tensor laten
   auto transformer = components_.get<QwenImageTransformer2DModel>("transformer", [&] {
     const std::string folder = (fs::path(folder_) / "transformer").string();
     // Placed: this rank holds only the layers the map gives it.
-    auto model = runtime_.placement_group
+    auto model = !runtime_.transformer_device_map.empty()
                      ? QwenImageTransformer2DModel::from_pretrained_placed(
                            folder, runtime_.compute, runtime_.transformer_device_map,
                            *runtime_.placement_group, variant_of("transformer"))

@@ -1,0 +1,165 @@
+// --text-encoder-2-device-map executed across ranks: each rank binds only the T5 units its map
+// gives it, the owners hand the hidden states on, and prompt_embeds equal the single-process
+// ones bit for bit (fp32 and bf16, same thread count per rank); the parameters each rank bound
+// are its share of the map.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "mpi_world.h"
+#include "paradiff/engine/engine.h"
+#include "paradiff/models/t5/t5_encoder_model.h"
+#include "paradiff/models/t5/t5_module_tree.h"
+#include "paradiff/parallel/placement/model_device_map.h"
+#include "placement_checks.h"
+#include "testing/test_util.h"
+
+namespace paradiff {
+namespace {
+
+using models::t5::T5EncoderModel;
+
+const std::string kTinyT5 = "tests/fixtures/flux_pipeline/tiny/text_encoder_2";
+
+// At 2 ranks accelerate's "sequential" (golden: the embedding on rank 0, the blocks and the final
+// norm on rank 1) and a map that goes back and forth (1 -> 0 -> 1 -> 0); at 3 ranks
+// "sequential" (golden: one unit run per rank) and an explicit map ending in the middle rank.
+std::vector<std::pair<std::string, parallel::DeviceMap>> t5_maps(const parallel::ModuleTree& tree,
+                                                                 int ranks) {
+  parallel::SizeOptions sizes;
+  sizes.dtype = SafetensorsDType::F32;
+  auto place = [&](const std::string& map, const std::string& budget) {
+    return std::make_pair(
+        map,
+        parallel::place_model(tree, map, parallel::MaxMemory::parse(budget, ranks), ranks, sizes)
+            .device_map);
+  };
+  auto file = [&](const std::string& name) {
+    return place(testing::source_path("tests/fixtures/placement/maps/" + name),
+                 ranks == 2 ? "0=1MB,1=1MB" : "0=1MB,1=1MB,2=1MB");
+  };
+  if (ranks == 2)
+    return {place("sequential", "0=200000,1=200000"), file("tiny_t5_back_and_forth.json")};
+  return {place("sequential", "0=180000,1=40000,2=40000"), file("tiny_t5_three_stages.json")};
+}
+
+TEST(T5Placement, TinyEncoderRunsSplitAndBitIdentical) {
+  auto& world = testing::world();
+  if (world.size() != 2 && world.size() != 3) GTEST_SKIP() << "runs at 2 and 3 ranks";
+  const std::string folder = testing::source_path(kTinyT5);
+  const parallel::ModuleTree tree = models::t5::t5_encoder_module_tree(folder);
+  // Two prompts of 7 tokens, every id in the vocabulary (the same on every rank).
+  auto rng = testing::make_rng();
+  Tensor ids = Tensor::empty({2, 7}, DType::I64);
+  std::uniform_int_distribution<int64_t> id(0, 1127);
+  for (int64_t i = 0; i < ids.numel(); ++i) ids.data<int64_t>()[i] = id(rng);
+  for (const auto& [map_name, map] : t5_maps(tree, world.size())) {
+    SCOPED_TRACE(map_name);
+    const auto [mine, on_disk] = testing::map_share(tree, map);
+    ASSERT_EQ(on_disk, 0);
+    for (DType compute : {DType::F32, DType::BF16}) {
+      SCOPED_TRACE(dtype_name(compute));
+      Tensor want;
+      int64_t full_parameters = 0;
+      {
+        const auto single = T5EncoderModel::from_pretrained(folder, compute);
+        full_parameters = single.parameter_bytes();
+        want = single.forward(ids);
+      }
+      const auto placed = T5EncoderModel::from_pretrained_placed(folder, compute, map, world);
+      EXPECT_TRUE(placed.is_placed());
+      // The weights were split: each rank bound something and less than the whole encoder, the
+      // ranks together bound it once, and in fp32 each rank's bytes are its share of the map.
+      // (Resident bytes say little here: an fp32 embedding is a view of the mapped file.)
+      int64_t bound = placed.parameter_bytes();
+      EXPECT_GT(bound, 0) << "rank " << world.rank() << " bound nothing";
+      EXPECT_LT(bound, full_parameters) << "rank " << world.rank() << " bound everything";
+      if (compute == DType::F32) {
+        EXPECT_EQ(bound, mine) << "rank " << world.rank();
+        EXPECT_EQ(full_parameters,
+                  parallel::compute_module_sizes(tree, SafetensorsDType::F32).total());
+      }
+      world.allreduce(&bound, 1, dist::ReduceType::I64, dist::ReduceOp::Sum);
+      EXPECT_EQ(bound, full_parameters);
+      world.reset_stats();
+      const Tensor got = placed.forward(ids);
+      testing::expect_bit_identical(got, want, "placed prompt_embeds");
+      // The hidden states (B, S, d_model) F32 crossed every boundary between owners.
+      int64_t sent = world.stats().bytes_sent;
+      world.allreduce(&sent, 1, dist::ReduceType::I64, dist::ReduceOp::Sum);
+      EXPECT_GE(sent, int64_t{2} * 7 * 32 * 4 * (world.size() - 1));
+    }
+  }
+}
+
+// Through the engine: the FLUX pipeline with T5 placed by its own map (at 2 ranks alone, by
+// accelerate's "sequential"; at 3 ranks with the transformer placed too) gives the latents and
+// images of one process bit for bit, with two prompts and true CFG.
+TEST(T5Placement, GenerateWithTextEncoder2DeviceMapIsBitIdentical) {
+  auto& world = testing::world();
+  if (world.size() != 2 && world.size() != 3) GTEST_SKIP() << "runs at 2 and 3 ranks";
+  const std::string model = testing::source_path("tests/fixtures/flux_pipeline/tiny");
+  engine::GenerationRequest request;
+  request.height = 32, request.width = 48;
+  request.num_inference_steps = 2;
+  request.max_sequence_length = 8;
+  request.seed = 5;
+  request.prompt = {"a red circle", "a blue square"};
+  request.negative_prompt = {"blurry"};
+  request.true_cfg_scale = 2.0f;
+  engine::EngineOptions options;
+  options.model = model;
+  const std::string maps = testing::source_path("tests/fixtures/placement/maps/");
+  if (world.size() == 2) {
+    options.text_encoder_2_device_map = "sequential";
+    options.max_memory = "0=200000,1=200000";
+  } else {
+    options.text_encoder_2_device_map = maps + "tiny_t5_three_stages.json";
+    options.transformer_device_map = maps + "tiny_three_stages.json";
+  }
+  engine::Engine engine(world, options);
+  EXPECT_EQ(engine.mesh().size(parallel::MeshDim::Stage), world.size());
+  engine.mesh().reset_comm_stats();
+  const auto result = engine.run(request);
+  int64_t stage_bytes = engine.mesh().comm(parallel::MeshDim::Stage).stats().bytes_sent;
+  world.allreduce(&stage_bytes, 1, dist::ReduceType::I64, dist::ReduceOp::Sum);
+  // At least the T5 hidden states (2 prompts x 8 tokens x 32 x 4 bytes, positive and negative).
+  EXPECT_GE(stage_bytes, 2 * 2 * 8 * 32 * 4);
+  if (world.rank() != 0) return;
+  EXPECT_NE(engine.placement_report().find("\"text_encoder_2\":{\"shared\":0"), std::string::npos)
+      << engine.placement_report();
+  testing::expect_same_images(result, testing::run_on_one_process(model, request), 2);
+}
+
+void expect_refused(const std::string& folder, const parallel::DeviceMap& map,
+                    const std::string& needle) {
+  try {
+    T5EncoderModel::from_pretrained_placed(folder, DType::F32, map, testing::world());
+    ADD_FAILURE() << "not refused: " << needle;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+TEST(T5Placement, DiskAndSplitBlocksAreRefused) {
+  if (testing::world().size() != 2) GTEST_SKIP() << "runs at 2 ranks";
+  const std::string folder = testing::source_path(kTinyT5);
+  using parallel::DeviceKey;
+  const parallel::DeviceMap on_disk{{"shared", DeviceKey::rank(0)},
+                                    {"encoder.embed_tokens", DeviceKey::rank(0)},
+                                    {"encoder.block.0", DeviceKey::rank(1)},
+                                    {"encoder.block.1", DeviceKey::disk()},
+                                    {"encoder.final_layer_norm", DeviceKey::rank(1)}};
+  expect_refused(folder, on_disk,
+                 "'encoder.block.1' on \"disk\": text encoder units are not streamed");
+  const parallel::DeviceMap split{{"shared", DeviceKey::rank(0)},
+                                  {"encoder.embed_tokens", DeviceKey::rank(0)},
+                                  {"encoder.block.0", DeviceKey::rank(1)},
+                                  {"encoder.block.1.layer.0", DeviceKey::rank(0)},
+                                  {"encoder.block.1.layer.1", DeviceKey::rank(1)},
+                                  {"encoder.final_layer_norm", DeviceKey::rank(1)}};
+  expect_refused(folder, split, "encoder.block.1");
+}
+
+}  // namespace
+}  // namespace paradiff
