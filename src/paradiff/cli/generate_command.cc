@@ -24,6 +24,7 @@ namespace fs = std::filesystem;
 struct Options {
   std::string model, prompt, prompts_file, output = "out.png", dtype = "fp32", save_latents;
   std::string share_weights = "auto";
+  int fully_shard_degree = 1;
   std::string variant;
   bool prompt_given = false;  // --prompt "" is a valid (empty) prompt, as in diffusers
   std::vector<std::string> negative_prompt;
@@ -80,6 +81,7 @@ int run(const Options& o, dist::Communicator& world) {
   engine_options.transformer_device_map = o.transformer_device_map;
   engine_options.max_memory = o.max_memory;
   engine_options.share_weights = dist::parse_weight_sharing(o.share_weights);
+  engine_options.fully_shard_degree = o.fully_shard_degree;
   // A one-shot run holds one stage's weights at a time.
   engine_options.cache_policy = pipeline::ComponentCache::Policy::ReleaseAfterStage;
   check_output_folder(o.output);
@@ -169,6 +171,11 @@ void add_generate_command(CLI::App& app, Action& action) {
                   "ranks of a replica share one)")
       ->envname("PARADIFF_SHARE_WEIGHTS")
       ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
+  cmd->add_option("--fully-shard-degree", o->fully_shard_degree,
+                  "split the transformer blocks' weights over this many ranks of each "
+                  "context-parallel group, each block all-gathered just before it runs")
+      ->check(CLI::Range(1, 4096))
       ->capture_default_str();
   cmd->add_option("--variant", o->variant,
                   "weights variant, as diffusers' variant= (fp16 reads *.fp16.safetensors where a "

@@ -21,6 +21,7 @@ struct Options {
   std::string model, config, inputs, output, dtype = "fp32", share_weights = "auto";
   int threads = 0;
   int repeat = 0;
+  int fully_shard_degree = 1;
   ParallelOptions parallel;
 };
 
@@ -62,7 +63,7 @@ int run(const Options& o, dist::Communicator& world) {
   Stopwatch load;
   engine::TransformerRunner runner(
       world, parallel, [&] { return load_model(o, compute); },
-      dist::parse_weight_sharing(o.share_weights));
+      dist::parse_weight_sharing(o.share_weights), o.fully_shard_degree);
   runner.validate_inputs(in);
   log_info("loaded ", o.model, " in ", load.seconds(), " s (", dtype_name(compute), " compute, ",
            num_threads(), " threads)");
@@ -83,6 +84,14 @@ int run(const Options& o, dist::Communicator& world) {
                 static_cast<long long>(timing.weight_bytes),
                 timing.shared_weights ? "one copy per host" : "one copy per rank",
                 timing.host_ranks);
+    if (timing.fully_shard_degree > 1)
+      std::printf(
+          "fully_shard: degree %d, block weights %lld bytes, shard %lld and block buffers %lld "
+          "bytes per rank, gathered_bytes_per_rank %lld per forward (largest rank)\n",
+          timing.fully_shard_degree, static_cast<long long>(timing.block_weight_bytes),
+          static_cast<long long>(timing.shard_bytes),
+          static_cast<long long>(timing.block_buffer_bytes),
+          static_cast<long long>(timing.gathered_bytes_per_rank));
     std::printf("pss_bytes_per_rank: %lld (weights %lld; largest rank, after the forwards)\n",
                 static_cast<long long>(timing.rank_pss_bytes),
                 static_cast<long long>(timing.rank_weights_pss_bytes));
@@ -134,6 +143,11 @@ void add_transformer_forward_command(CLI::App& app, Action& action) {
                   "one copy of the prepared weights per host (auto: when several ranks share one)")
       ->envname("PARADIFF_SHARE_WEIGHTS")
       ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
+  cmd->add_option("--fully-shard-degree", opts->fully_shard_degree,
+                  "split the transformer blocks' weights over this many ranks of the "
+                  "context-parallel group, each block all-gathered just before it runs")
+      ->check(CLI::Range(1, 4096))
       ->capture_default_str();
   add_parallel_options(*cmd, opts->parallel, /*with_cfg=*/false);
   cmd->callback([opts, &action] {

@@ -9,6 +9,7 @@
 #include "paradiff/core/timer.h"
 #include "paradiff/dist/host_communicator.h"
 #include "paradiff/dist/host_names.h"
+#include "paradiff/dist/sharded_block_weights.h"
 #include "paradiff/dist/tensor_broadcast.h"
 #include "paradiff/dist/tensor_transfer.h"
 #include "paradiff/engine/placement_plan.h"
@@ -111,13 +112,33 @@ Engine::Engine(dist::Communicator& world, const EngineOptions& options)
   // replicas do not wait on each other. Under a placement map each rank holds other blocks: no
   // sharing then.
   host_ = dist::host_communicator(world);
+  const int shard_degree = options.fully_shard_degree;
+  PARADIFF_CHECK(shard_degree == 1 || !(model_map || pipeline_map),
+                 "--fully-shard-degree cannot be combined with --device-map or "
+                 "--transformer-device-map");
   if (model_map || pipeline_map) return;
   host_replica_ = host_->split(mesh_->index(parallel::MeshDim::Data), host_->rank());
+  dist::WeightSharing sharing = options_.share_weights;
+  if (shard_degree != 1) {
+    dist::check_fully_shard_degree(shard_degree, mesh_->context_parallel().size());
+    PARADIFF_CHECK(sharing != dist::WeightSharing::On || host_replica_->size() == 1,
+                   "--fully-shard-degree ", shard_degree, " with --share-weights on (",
+                   host_replica_->size(),
+                   " ranks of a replica on this host) is not supported: use --share-weights off");
+    sharing = dist::WeightSharing::Off;
+  }
   pipeline_->components().set_load_hook(
-      [this](const std::string& name, const std::function<void()>& load) {
+      [this, sharing, shard_degree](const std::string& name, const std::function<void()>& load) {
         if (name != "transformer") return load();
-        transformer_weights_ =
-            dist::load_with_host_weights(*host_replica_, options_.share_weights, load);
+        // The model holds its sharded store (through its layers); here only its size is kept.
+        int64_t block_bytes = 0;
+        transformer_weights_ = dist::load_with_host_weights(*host_replica_, sharing, [&] {
+          if (shard_degree == 1) return load();
+          block_bytes = dist::load_fully_sharded(
+                            dist::fully_shard_group(mesh_->context_parallel(), shard_degree), load)
+                            ->block_bytes();
+        });
+        transformer_weights_.weight_bytes += block_bytes;
       });
 }
 

@@ -39,6 +39,9 @@ struct EngineOptions {
   // Whether the ranks of one replica on one host share one copy of the transformer's prepared
   // weights (dist/host_weights.h).
   dist::WeightSharing share_weights = dist::WeightSharing::Auto;
+  // N > 1: the transformer blocks' prepared weights are split over N ranks of each
+  // context-parallel group and all-gathered block by block (dist/sharded_block_weights.h).
+  int fully_shard_degree = 1;
   // diffusers' variant= ("fp16"), see PipelineRuntime::variant; initialised, so that brace-inits
   // may omit it.
   std::string variant = "";

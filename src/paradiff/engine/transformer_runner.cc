@@ -119,7 +119,7 @@ TransformerInputs load_transformer_inputs(const std::string& class_name,
 
 TransformerRunner::TransformerRunner(dist::Communicator& world,
                                      const parallel::ParallelConfig& parallel, const Loader& load,
-                                     dist::WeightSharing sharing)
+                                     dist::WeightSharing sharing, int fully_shard_degree)
     : world_(world) {
   mesh_ = std::make_shared<parallel::DeviceMesh>(world, parallel);
   PARADIFF_CHECK(parallel.cfg_degree == 1,
@@ -130,8 +130,29 @@ TransformerRunner::TransformerRunner(dist::Communicator& world,
                  parallel.ring_degree() * parallel.ulysses_degree(),
                  ") must equal the number of processes (", world.size(), ")");
   host_ = dist::host_communicator(world);
-  weights_ = dist::load_with_host_weights(
-      *host_, sharing, [&] { model_ = std::make_unique<TransformerModel>(load()); });
+  std::unique_ptr<dist::Communicator> shard_group;
+  if (fully_shard_degree != 1) {
+    // Checked before any weight is read; the host's ranks cannot share a copy that is sharded.
+    shard_group = dist::fully_shard_group(mesh_->context_parallel(), fully_shard_degree);
+    PARADIFF_CHECK(sharing != dist::WeightSharing::On || host_->size() == 1,
+                   "--fully-shard-degree ", fully_shard_degree, " with --share-weights on (",
+                   host_->size(), " ranks on this host) is not supported: use --share-weights off");
+    sharing = dist::WeightSharing::Off;
+  }
+  weights_ = dist::load_with_host_weights(*host_, sharing, [&] {
+    if (!shard_group) {
+      model_ = std::make_unique<TransformerModel>(load());
+      return;
+    }
+    sharded_ = dist::load_fully_sharded(
+        std::move(shard_group), [&] { model_ = std::make_unique<TransformerModel>(load()); });
+  });
+  // One copy of the model's prepared weights; this rank holds held_weight_bytes_ of them.
+  held_weight_bytes_ = weights_.weight_bytes;
+  if (sharded_) {
+    held_weight_bytes_ += sharded_->shard_bytes() + sharded_->buffer_bytes();
+    weights_.weight_bytes += sharded_->block_bytes();
+  }
   if (weights_.arena->private_bytes() > 0)
     log_warning("rank ", world.rank(), " loaded ", weights_.arena->private_bytes(),
                 " bytes of weights the host's first rank did not: those are not shared");
@@ -169,6 +190,7 @@ ForwardTiming TransformerRunner::time_forwards(const TransformerInputs& in, int 
   reset_peak_bytes();
   if (warm_up) forward(in);  // primitive creation, page faults
   mesh_->reset_comm_stats();
+  if (sharded_) sharded_->reset_stats();
   std::vector<double> ms;
   const int forwards = std::max(1, repeat);
   ProcessMemory high;
@@ -187,8 +209,7 @@ ForwardTiming TransformerRunner::time_forwards(const TransformerInputs& in, int 
   double reduced[2] = {ms[ms.size() / 2], stats.wait_seconds * 1e3 / forwards};
   world_.allreduce(reduced, 2, dist::ReduceType::F64, dist::ReduceOp::Max);
   const int64_t sent = stats.bytes_sent / forwards, expected = expected_sent_bytes(in);
-  int64_t counts[4] = {peak_bytes() + weights_.weight_bytes, sent, expected,
-                       sent != expected ? 1 : 0};
+  int64_t counts[4] = {peak_bytes() + held_weight_bytes_, sent, expected, sent != expected ? 1 : 0};
   world_.allreduce(counts, 4, dist::ReduceType::I64, dist::ReduceOp::Max);
   timing.median_ms = reduced[0];
   timing.wait_ms = reduced[1];
@@ -211,6 +232,16 @@ ForwardTiming TransformerRunner::time_forwards(const TransformerInputs& in, int 
   timing.host_ranks = static_cast<int>(memory[5]);
   timing.weight_bytes = memory[6];
   timing.shared_weights = memory[7] == 1;
+  if (sharded_) {
+    int64_t shard[4] = {sharded_->gathered_bytes() / forwards, sharded_->block_bytes(),
+                        sharded_->shard_bytes(), sharded_->buffer_bytes()};
+    world_.allreduce(shard, 4, dist::ReduceType::I64, dist::ReduceOp::Max);
+    timing.fully_shard_degree = sharded_->degree();
+    timing.gathered_bytes_per_rank = shard[0];
+    timing.block_weight_bytes = shard[1];
+    timing.shard_bytes = shard[2];
+    timing.block_buffer_bytes = shard[3];
+  }
   return timing;
 }
 
