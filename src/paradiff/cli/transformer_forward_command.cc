@@ -82,16 +82,19 @@ int run(const Options& o, dist::Communicator& world) {
     }
     std::printf("weights: %lld bytes prepared, %s (%d rank(s) on the largest host)\n",
                 static_cast<long long>(timing.weight_bytes),
-                timing.shared_weights ? "one copy per host" : "one copy per rank",
+                timing.fully_shard_degree > 1 ? "blocks sharded across ranks"
+                : timing.shared_weights       ? "one copy per host"
+                                              : "one copy per rank",
                 timing.host_ranks);
     if (timing.fully_shard_degree > 1)
       std::printf(
           "fully_shard: degree %d, block weights %lld bytes, shard %lld and block buffers %lld "
-          "bytes per rank, gathered_bytes_per_rank %lld per forward (largest rank)\n",
+          "bytes per rank, gathered_bytes_per_rank %lld per forward (largest rank), gather wait "
+          "%.1f ms per forward\n",
           timing.fully_shard_degree, static_cast<long long>(timing.block_weight_bytes),
           static_cast<long long>(timing.shard_bytes),
           static_cast<long long>(timing.block_buffer_bytes),
-          static_cast<long long>(timing.gathered_bytes_per_rank));
+          static_cast<long long>(timing.gathered_bytes_per_rank), timing.gather_wait_ms);
     std::printf("pss_bytes_per_rank: %lld (weights %lld; largest rank, after the forwards)\n",
                 static_cast<long long>(timing.rank_pss_bytes),
                 static_cast<long long>(timing.rank_weights_pss_bytes));

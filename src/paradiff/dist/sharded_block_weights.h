@@ -59,7 +59,12 @@ class ShardedBlockWeights final : public WeightStore,
   // reset_stats().
   int64_t gathered_bytes() const { return gathered_bytes_; }
   int64_t gathers() const { return gathers_; }
-  void reset_stats() { gathered_bytes_ = gathers_ = 0; }
+  // Seconds blocked waiting for gathers (what the overlap did not hide).
+  double wait_seconds() const { return shard_->stats().wait_seconds; }
+  void reset_stats() {
+    gathered_bytes_ = gathers_ = 0;
+    shard_->reset_stats();
+  }
 
  private:
   struct Block {

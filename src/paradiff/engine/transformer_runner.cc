@@ -236,6 +236,9 @@ ForwardTiming TransformerRunner::time_forwards(const TransformerInputs& in, int 
     int64_t shard[4] = {sharded_->gathered_bytes() / forwards, sharded_->block_bytes(),
                         sharded_->shard_bytes(), sharded_->buffer_bytes()};
     world_.allreduce(shard, 4, dist::ReduceType::I64, dist::ReduceOp::Max);
+    double wait_ms = sharded_->wait_seconds() * 1e3 / forwards;
+    world_.allreduce(&wait_ms, 1, dist::ReduceType::F64, dist::ReduceOp::Max);
+    timing.gather_wait_ms = wait_ms;
     timing.fully_shard_degree = sharded_->degree();
     timing.gathered_bytes_per_rank = shard[0];
     timing.block_weight_bytes = shard[1];

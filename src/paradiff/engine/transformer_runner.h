@@ -62,6 +62,7 @@ struct ForwardTiming {
   // and its two block buffers.
   int fully_shard_degree = 1;
   int64_t gathered_bytes_per_rank = 0;
+  double gather_wait_ms = 0;  // per forward, largest over ranks: blocked waiting for a gather
   int64_t block_weight_bytes = 0, shard_bytes = 0, block_buffer_bytes = 0;
 };
 
