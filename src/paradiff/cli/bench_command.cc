@@ -203,7 +203,7 @@ int run(const Options& o, dist::Communicator& world) {
     std::printf(
         "| CP Backend | Time / Iter (ms) | Steps / Sec | Peak Memory (GB) | Sent / Rank / "
         "Step (MB) | Comm Wait | Weights | PSS / Rank (GB): weights + rest | PSS / Host "
-        "(GB): weights + rest | Peak RSS / Rank (GB) | Weights Gathered / Rank / Step (MB) |\n"
+        "(GB): weights + rest | Peak RSS / Rank (GB) | Weights Gathered / Rank / Step (MB), Wait |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|\n");
     std::fflush(stdout);
   }
@@ -222,7 +222,7 @@ int run(const Options& o, dist::Communicator& world) {
     if (root) {
       std::printf(
           "| %s | %.1f | %.3f | %.3f | %.1f | %.0f%% | %s | %.3f + %.3f | %.3f + %.3f | %.3f | "
-          "%.1f |\n",
+          "%.1f, %.0f%% |\n",
           row_name(cp, world.size()).c_str(), t.median_ms, 1000.0 / t.median_ms, t.peak_bytes / 1e9,
           t.sent_bytes_per_rank / 1e6, 100.0 * t.wait_ms / t.median_ms,
           t.fully_shard_degree > 1 ? str_cat("sharded by ", t.fully_shard_degree).c_str()
@@ -230,7 +230,8 @@ int run(const Options& o, dist::Communicator& world) {
                                    : "per rank",
           t.rank_weights_pss_bytes / 1e9, (t.rank_pss_bytes - t.rank_weights_pss_bytes) / 1e9,
           t.host_weights_pss_bytes / 1e9, (t.host_pss_bytes - t.host_weights_pss_bytes) / 1e9,
-          t.rank_peak_rss_bytes / 1e9, t.gathered_bytes_per_rank / 1e6);
+          t.rank_peak_rss_bytes / 1e9, t.gathered_bytes_per_rank / 1e6,
+          100.0 * t.gather_wait_ms / t.median_ms);
       std::fflush(stdout);
     }
   }
