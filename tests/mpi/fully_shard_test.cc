@@ -7,9 +7,11 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 
 #include "mpi_world.h"
 #include "paradiff/engine/transformer_runner.h"
@@ -71,16 +73,22 @@ TEST(FullyShard, OutputsMatchResidentWeightsAndOneProcess) {
                                        dist::WeightSharing::Off);
       resident = runner.time_forwards(in, 1, false);
     }
-    std::vector<int> degrees{world.size()};
-    if (world.size() == 4 && compute == DType::F32) degrees.push_back(2);  // {0, 2} and {1, 3}
-    for (int degree : degrees) {
+    // (degree, gathered with MPI): every rank of this test is on one host, where the gathers
+    // copy from the mapped shards of the others unless PARADIFF_SHARD_GATHER=mpi.
+    std::vector<std::pair<int, bool>> cases{{world.size(), false}};
+    if (compute == DType::F32) cases.push_back({world.size(), true});
+    if (world.size() == 4 && compute == DType::F32) cases.push_back({2, false});  // {0,2}, {1,3}
+    for (auto [degree, mpi] : cases) {
+      if (mpi) setenv("PARADIFF_SHARD_GATHER", "mpi", 1);
       engine::TransformerRunner runner(world, ulysses_over_world(), random_model(config, compute),
                                        dist::WeightSharing::Auto, degree);
+      unsetenv("PARADIFF_SHARD_GATHER");
       ASSERT_NE(runner.sharded_weights(), nullptr);
       EXPECT_EQ(runner.sharded_weights()->degree(), degree);
+      EXPECT_EQ(runner.sharded_weights()->gathers_locally(), !mpi);
       EXPECT_EQ(runner.sharded_weights()->blocks(), 5);
-      // Twice: the second forward starts with the blocks the first one left in the buffers.
-      sharded = runner.time_forwards(in, 2, true);
+      // Warm-up and one timed forward: the second starts with the blocks the first one left.
+      sharded = runner.time_forwards(in, 1, true);
       EXPECT_TRUE(same_bits(sharded.sample, resident.sample))
           << dtype_name(compute) << ", degree " << degree << ", rank " << world.rank();
       const double err = testing::relative_error(sharded.sample, one_process);
@@ -92,9 +100,11 @@ TEST(FullyShard, OutputsMatchResidentWeightsAndOneProcess) {
       EXPECT_NEAR(static_cast<double>(sharded.weight_bytes),
                   static_cast<double>(resident.weight_bytes), 5 * 64 * degree + 64);
       if (world.rank() == 0)
-        std::printf("  %s, degree %d: relative error %.3g; %.2f MB gathered per rank per forward\n",
-                    std::string(dtype_name(compute)).c_str(), degree, err,
-                    sharded.gathered_bytes_per_rank / 1e6);
+        std::printf(
+            "  %s, degree %d (%s): relative error %.3g; %.2f MB gathered per rank per "
+            "forward\n",
+            std::string(dtype_name(compute)).c_str(), degree, mpi ? "MPI" : "copies", err,
+            sharded.gathered_bytes_per_rank / 1e6);
     }
   }
 }

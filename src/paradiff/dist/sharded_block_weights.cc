@@ -1,15 +1,20 @@
 #include "paradiff/dist/sharded_block_weights.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "paradiff/core/error.h"
+#include "paradiff/core/logging.h"
 #include "paradiff/core/memory.h"
 #include "paradiff/core/weight_arena.h"
+#include "paradiff/dist/host_communicator.h"
 
 namespace paradiff::dist {
 
@@ -28,7 +33,7 @@ size_t reserve_bytes() {
 
 }  // namespace
 
-ShardedBlockWeights::Segment ShardedBlockWeights::reserve(const char* what) {
+ShardedBlockWeights::Segment ShardedBlockWeights::reserve(const char* what, bool keep_descriptor) {
   Segment s;
   s.fd = memfd_create(WeightArena::kMappingName, MFD_CLOEXEC);
   PARADIFF_CHECK(s.fd >= 0, "memfd_create for the ", what, " failed: ", std::strerror(errno));
@@ -38,9 +43,11 @@ ShardedBlockWeights::Segment ShardedBlockWeights::reserve(const char* what) {
   void* p = mmap(nullptr, s.mapped, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, s.fd, 0);
   PARADIFF_CHECK(p != MAP_FAILED, "mapping the ", what, " failed: ", std::strerror(errno));
   s.base = static_cast<std::byte*>(p);
-  // The mapping keeps the segment; the descriptor is not needed.
-  close(s.fd);
-  s.fd = -1;
+  // The mapping keeps the segment; the descriptor only serves other processes opening it.
+  if (!keep_descriptor) {
+    close(s.fd);
+    s.fd = -1;
+  }
   return s;
 }
 
@@ -65,13 +72,16 @@ ShardedBlockWeights::ShardedBlockWeights(std::unique_ptr<Communicator> shard, We
   PARADIFF_CHECK(shard_ != nullptr, "a sharded weight store needs a shard group");
   buffers_[0] = reserve("block weight buffer");
   buffers_[1] = reserve("block weight buffer");
-  shard_segment_ = reserve("weight shard");
+  shard_segment_ = reserve("weight shard", /*keep_descriptor=*/true);
 }
 
 ShardedBlockWeights::~ShardedBlockWeights() {
   pending_.reset();  // completes a gather in flight (its peers started it too)
   for (Segment* s : {&buffers_[0], &buffers_[1], &shard_segment_})
     if (s->base != nullptr) munmap(s->base, s->mapped);
+  for (Segment& s : peer_shards_)
+    if (s.base != nullptr) munmap(s.base, s.mapped);
+  if (shard_segment_.fd >= 0) close(shard_segment_.fd);
 }
 
 std::shared_ptr<const std::byte> ShardedBlockWeights::place(size_t bytes, uint64_t key,
@@ -157,17 +167,80 @@ void ShardedBlockWeights::finish() {
   trim(buffers_[0], buffer_size_, false);
   trim(buffers_[1], buffer_size_, false);
   trim(shard_segment_, shard_used_, true);
+  if (shard_segment_.fd >= 0)
+    PARADIFF_CHECK(ftruncate(shard_segment_.fd, static_cast<off_t>(shard_segment_.mapped)) == 0,
+                   "shrinking the weight shard failed: ", std::strerror(errno));
+  map_peer_shards();
+}
+
+void ShardedBlockWeights::map_peer_shards() {
+  const char* forced = std::getenv("PARADIFF_SHARD_GATHER");
+  const bool mpi_only = forced != nullptr && std::string(forced) == "mpi";
+  auto host = host_communicator(*shard_);
+  if (mpi_only || degree() == 1 || host->size() != shard_->size()) {
+    close(shard_segment_.fd);
+    shard_segment_.fd = -1;
+    return;
+  }
+  // Every rank's (pid, descriptor); then each maps the others' shards read-only.
+  const int64_t mine[2] = {static_cast<int64_t>(getpid()), shard_segment_.fd};
+  std::vector<int64_t> all(2 * static_cast<size_t>(degree()));
+  const std::vector<size_t> counts(static_cast<size_t>(degree()), sizeof(mine));
+  shard_->allgatherv(mine, sizeof(mine), all.data(), counts, exclusive_offsets(counts));
+  std::vector<Segment> peers(static_cast<size_t>(degree()));
+  std::string failure;
+  for (int j = 0; j < degree() && failure.empty(); ++j) {
+    if (j == shard_->rank()) continue;
+    const size_t at = 2 * static_cast<size_t>(j);
+    const std::string path = str_cat("/proc/", all[at], "/fd/", all[at + 1]);
+    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      failure = str_cat("opening rank ", j, "'s weight shard at ", path,
+                        " failed: ", std::strerror(errno));
+      break;
+    }
+    void* p = mmap(nullptr, shard_segment_.mapped, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) {
+      failure = str_cat("mapping rank ", j, "'s weight shard failed: ", std::strerror(errno));
+      break;
+    }
+    peers[static_cast<size_t>(j)] = {-1, static_cast<std::byte*>(p), shard_segment_.mapped};
+  }
+  // Every rank has opened the others' segments (or failed): the descriptors may go.
+  int64_t failed = failure.empty() ? 0 : 1;
+  shard_->allreduce(&failed, 1, ReduceType::I64, ReduceOp::Max);
+  close(shard_segment_.fd);
+  shard_segment_.fd = -1;
+  peer_shards_ = std::move(peers);
+  if (failed != 0) {
+    // Some rank could not map its peers: every rank gathers with MPI instead.
+    for (Segment& s : peer_shards_)
+      if (s.base != nullptr) munmap(s.base, s.mapped);
+    peer_shards_.clear();
+    if (!failure.empty()) log_warning(failure, "; gathering block weights with MPI instead");
+  }
 }
 
 void ShardedBlockWeights::start_gather(int block) {
   const Block& b = blocks_[static_cast<size_t>(block)];
   const size_t chunk = b.padded / static_cast<size_t>(degree());
   resident_[block % 2] = -1;
-  pending_ =
-      shard_->iallgather(shard_segment_.base + b.shard_offset, chunk, buffers_[block % 2].base);
-  pending_block_ = block;
   gathered_bytes_ += static_cast<int64_t>(chunk) * (degree() - 1);
   ++gathers_;
+  std::byte* buffer = buffers_[block % 2].base;
+  if (gathers_locally()) {
+    // The shards are immutable after loading: a copy, no message.
+    for (int j = 0; j < degree(); ++j) {
+      const std::byte* from =
+          j == shard_->rank() ? shard_segment_.base : peer_shards_[static_cast<size_t>(j)].base;
+      std::memcpy(buffer + static_cast<size_t>(j) * chunk, from + b.shard_offset, chunk);
+    }
+    resident_[block % 2] = block;
+    return;
+  }
+  pending_ = shard_->iallgather(shard_segment_.base + b.shard_offset, chunk, buffer);
+  pending_block_ = block;
 }
 
 void ShardedBlockWeights::wait_pending() {

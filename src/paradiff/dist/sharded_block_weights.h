@@ -12,6 +12,11 @@
 // gathered (no repacking per use), which needs every rank of the group to pack alike (the same
 // oneDNN and ISA): finish() checks that, digest by digest, and refuses otherwise.
 //
+// How a block is gathered: when every rank of the shard group is on this host (and can open the
+// others' memory), each rank maps the others' shards read-only after loading and a gather is a
+// memcpy of their slices; otherwise (ranks on several hosts) an MPI_Iallgather. The environment
+// variable PARADIFF_SHARD_GATHER=mpi forces MPI (tests and benchmarks of that path).
+//
 // Weights outside blocks (embedders, head) and the blocks' small unpacked parameters (biases,
 // norm scales) stay replicated. Memory per rank: the replicated weights + the blocks / N + the
 // two block buffers; all three in "paradiff-weights" segments (core/weight_arena.h), counted as
@@ -59,6 +64,8 @@ class ShardedBlockWeights final : public WeightStore,
   // reset_stats().
   int64_t gathered_bytes() const { return gathered_bytes_; }
   int64_t gathers() const { return gathers_; }
+  // Whether gathers copy from the other ranks' mapped shards (all on this host) or use MPI.
+  bool gathers_locally() const { return !peer_shards_.empty(); }
   // Seconds blocked waiting for gathers (what the overlap did not hide).
   double wait_seconds() const { return shard_->stats().wait_seconds; }
   void reset_stats() {
@@ -76,12 +83,14 @@ class ShardedBlockWeights final : public WeightStore,
     std::byte* base = nullptr;
     size_t mapped = 0;
   };
+  // After loading, collective: maps the other ranks' shards when they are all on this host.
+  void map_peer_shards();
 
   ShardedBlockWeights(std::unique_ptr<Communicator> shard, WeightStore* outside);
   void close_block();
   void start_gather(int block);
   void wait_pending();
-  static Segment reserve(const char* what);
+  static Segment reserve(const char* what, bool keep_descriptor = false);
   static void trim(Segment& segment, size_t keep, bool read_only);
 
   std::unique_ptr<Communicator> shard_;
@@ -93,6 +102,7 @@ class ShardedBlockWeights final : public WeightStore,
   size_t shard_used_ = 0, buffer_size_ = 0;
   int64_t block_bytes_ = 0;
   int resident_[2] = {-1, -1};  // the block each buffer holds (-1: none, or being overwritten)
+  std::vector<Segment> peer_shards_;  // by rank of the shard group (this rank's: unmapped)
   std::unique_ptr<Request> pending_;
   int pending_block_ = -1;
   int64_t gathered_bytes_ = 0, gathers_ = 0;
