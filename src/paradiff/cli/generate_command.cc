@@ -126,7 +126,11 @@ int run(const Options& o, dist::Communicator& world) {
     std::fprintf(stderr,
                  "memory: transformer weights %.1f MB (%s) | PSS per rank %.1f MB (weights %.1f)"
                  " | PSS per host %.1f MB (weights %.1f) | peak RSS per rank %.1f MB\n",
-                 s.weight_bytes / 1e6, s.shared_weights ? "one copy per host" : "one copy per rank",
+                 s.weight_bytes / 1e6,
+                 o.fully_shard_degree > 1
+                     ? str_cat("blocks sharded by ", o.fully_shard_degree).c_str()
+                 : s.shared_weights ? "one copy per host"
+                                    : "one copy per rank",
                  s.rank_pss_bytes / 1e6, s.rank_weights_pss_bytes / 1e6, s.host_pss_bytes / 1e6,
                  s.host_weights_pss_bytes / 1e6, s.peak_rss_bytes / 1e6);
   }

@@ -13,6 +13,7 @@
 #include "paradiff/core/error.h"
 #include "paradiff/core/logging.h"
 #include "paradiff/core/memory.h"
+#include "paradiff/core/timer.h"
 #include "paradiff/core/weight_arena.h"
 #include "paradiff/dist/host_communicator.h"
 
@@ -231,12 +232,14 @@ void ShardedBlockWeights::start_gather(int block) {
   std::byte* buffer = buffers_[block % 2].base;
   if (gathers_locally()) {
     // The shards are immutable after loading: a copy, no message.
+    Stopwatch copying;
     for (int j = 0; j < degree(); ++j) {
       const std::byte* from =
           j == shard_->rank() ? shard_segment_.base : peer_shards_[static_cast<size_t>(j)].base;
       std::memcpy(buffer + static_cast<size_t>(j) * chunk, from + b.shard_offset, chunk);
     }
     resident_[block % 2] = block;
+    copy_seconds_ += copying.seconds();
     return;
   }
   pending_ = shard_->iallgather(shard_segment_.base + b.shard_offset, chunk, buffer);

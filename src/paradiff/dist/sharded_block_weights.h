@@ -66,10 +66,12 @@ class ShardedBlockWeights final : public WeightStore,
   int64_t gathers() const { return gathers_; }
   // Whether gathers copy from the other ranks' mapped shards (all on this host) or use MPI.
   bool gathers_locally() const { return !peer_shards_.empty(); }
-  // Seconds blocked waiting for gathers (what the overlap did not hide).
-  double wait_seconds() const { return shard_->stats().wait_seconds; }
+  // Seconds the forward spent on gathers: blocked waiting for MPI's (what the overlap did not
+  // hide), or copying (local gathers are not overlapped).
+  double wait_seconds() const { return shard_->stats().wait_seconds + copy_seconds_; }
   void reset_stats() {
     gathered_bytes_ = gathers_ = 0;
+    copy_seconds_ = 0;
     shard_->reset_stats();
   }
 
@@ -106,6 +108,7 @@ class ShardedBlockWeights final : public WeightStore,
   std::unique_ptr<Request> pending_;
   int pending_block_ = -1;
   int64_t gathered_bytes_ = 0, gathers_ = 0;
+  double copy_seconds_ = 0;
 };
 
 // The shard group of this rank of `group` (a context-parallel group of size G) for degree N:
