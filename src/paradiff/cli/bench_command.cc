@@ -203,7 +203,8 @@ int run(const Options& o, dist::Communicator& world) {
     std::printf(
         "| CP Backend | Time / Iter (ms) | Steps / Sec | Peak Memory (GB) | Sent / Rank / "
         "Step (MB) | Comm Wait | Weights | PSS / Rank (GB): weights + rest | PSS / Host "
-        "(GB): weights + rest | Peak RSS / Rank (GB) | Weights Gathered / Rank / Step (MB), Wait |\n"
+        "(GB): weights + rest | Peak RSS / Rank (GB) | Weights Gathered / Rank / Step (MB), Wait "
+        "|\n"
         "|---|---|---|---|---|---|---|---|---|---|---|\n");
     std::fflush(stdout);
   }
