@@ -226,9 +226,12 @@ int run(const Options& o, dist::Communicator& world) {
           "%.1f, %.0f%% |\n",
           row_name(cp, world.size()).c_str(), t.median_ms, 1000.0 / t.median_ms, t.peak_bytes / 1e9,
           t.sent_bytes_per_rank / 1e6, 100.0 * t.wait_ms / t.median_ms,
-          t.fully_shard_degree > 1 ? str_cat("sharded by ", t.fully_shard_degree).c_str()
-          : t.shared_weights       ? str_cat("shared by ", t.host_ranks).c_str()
-                                   : "per rank",
+          t.fully_shard_degree > 1
+              ? str_cat("sharded by ", t.fully_shard_degree,
+                        t.shared_weights ? str_cat(", shared by ", t.host_ranks) : "")
+                    .c_str()
+          : t.shared_weights ? str_cat("shared by ", t.host_ranks).c_str()
+                             : "per rank",
           t.rank_weights_pss_bytes / 1e9, (t.rank_pss_bytes - t.rank_weights_pss_bytes) / 1e9,
           t.host_weights_pss_bytes / 1e9, (t.host_pss_bytes - t.host_weights_pss_bytes) / 1e9,
           t.rank_peak_rss_bytes / 1e9, t.gathered_bytes_per_rank / 1e6,

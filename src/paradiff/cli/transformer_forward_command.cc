@@ -82,9 +82,11 @@ int run(const Options& o, dist::Communicator& world) {
     }
     std::printf("weights: %lld bytes prepared, %s (%d rank(s) on the largest host)\n",
                 static_cast<long long>(timing.weight_bytes),
-                timing.fully_shard_degree > 1 ? "blocks sharded across ranks"
-                : timing.shared_weights       ? "one copy per host"
-                                              : "one copy per rank",
+                timing.fully_shard_degree > 1
+                    ? (timing.shared_weights ? "blocks sharded across hosts, one copy per host"
+                                             : "blocks sharded across ranks")
+                : timing.shared_weights ? "one copy per host"
+                                        : "one copy per rank",
                 timing.host_ranks);
     if (timing.fully_shard_degree > 1)
       std::printf(

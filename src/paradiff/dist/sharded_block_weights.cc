@@ -64,13 +64,17 @@ void ShardedBlockWeights::trim(Segment& s, size_t keep, bool read_only) {
 }
 
 std::shared_ptr<ShardedBlockWeights> ShardedBlockWeights::create(
-    std::unique_ptr<Communicator> shard, WeightStore* outside) {
-  return std::shared_ptr<ShardedBlockWeights>(new ShardedBlockWeights(std::move(shard), outside));
+    std::unique_ptr<Communicator> shard, WeightStore* outside, bool slices_outside) {
+  return std::shared_ptr<ShardedBlockWeights>(
+      new ShardedBlockWeights(std::move(shard), outside, slices_outside));
 }
 
-ShardedBlockWeights::ShardedBlockWeights(std::unique_ptr<Communicator> shard, WeightStore* outside)
-    : shard_(std::move(shard)), outside_(outside) {
+ShardedBlockWeights::ShardedBlockWeights(std::unique_ptr<Communicator> shard, WeightStore* outside,
+                                         bool slices_outside)
+    : shard_(std::move(shard)), outside_(outside), slices_outside_(slices_outside) {
   PARADIFF_CHECK(shard_ != nullptr, "a sharded weight store needs a shard group");
+  PARADIFF_CHECK(!slices_outside_ || outside_ != nullptr,
+                 "sharing the weight slices needs a store to share them in");
   buffers_[0] = reserve("block weight buffer");
   buffers_[1] = reserve("block weight buffer");
   shard_segment_ = reserve("weight shard", /*keep_descriptor=*/true);
@@ -129,9 +133,20 @@ void ShardedBlockWeights::close_block() {
   b.digest = weight_digest(buffer.base, b.padded, b.digest);
   const size_t chunk = b.padded / n;
   b.shard_offset = shard_used_;
-  PARADIFF_CHECK(shard_used_ + chunk <= shard_segment_.mapped, "the weight shard is full");
-  std::memcpy(shard_segment_.base + shard_used_,
-              buffer.base + static_cast<size_t>(shard_->rank()) * chunk, chunk);
+  const std::byte* mine = buffer.base + static_cast<size_t>(shard_->rank()) * chunk;
+  if (slices_outside_) {
+    // Keyed by the whole block's bytes and the slice's index: the host's ranks with the same
+    // slice get one copy (core/weight_arena.h).
+    const int64_t index = shard_->rank();
+    auto slice = outside_->place(chunk, weight_digest(&index, sizeof(index), b.digest),
+                                 [&](std::byte* dst) { std::memcpy(dst, mine, chunk); });
+    b.slice = slice.get();
+    outside_slices_.push_back(std::move(slice));
+  } else {
+    PARADIFF_CHECK(shard_used_ + chunk <= shard_segment_.mapped, "the weight shard is full");
+    std::memcpy(shard_segment_.base + shard_used_, mine, chunk);
+    b.slice = shard_segment_.base + shard_used_;
+  }
   shard_used_ += chunk;
   block_bytes_ += static_cast<int64_t>(b.padded);
   buffer_size_ = std::max(buffer_size_, b.padded);
@@ -178,7 +193,7 @@ void ShardedBlockWeights::map_peer_shards() {
   const char* forced = std::getenv("PARADIFF_SHARD_GATHER");
   const bool mpi_only = forced != nullptr && std::string(forced) == "mpi";
   auto host = host_communicator(*shard_);
-  if (mpi_only || degree() == 1 || host->size() != shard_->size()) {
+  if (mpi_only || slices_outside_ || degree() == 1 || host->size() != shard_->size()) {
     close(shard_segment_.fd);
     shard_segment_.fd = -1;
     return;
@@ -242,7 +257,7 @@ void ShardedBlockWeights::start_gather(int block) {
     copy_seconds_ += copying.seconds();
     return;
   }
-  pending_ = shard_->iallgather(shard_segment_.base + b.shard_offset, chunk, buffer);
+  pending_ = shard_->iallgather(b.slice, chunk, buffer);
   pending_block_ = block;
 }
 
@@ -287,9 +302,17 @@ std::unique_ptr<Communicator> fully_shard_group(Communicator& group, int degree)
   return group.split(group.rank() % stride, group.rank());
 }
 
+bool shard_groups_span_hosts(const Communicator& shard, Communicator& over) {
+  int64_t shared_host = host_communicator(shard)->size() > 1 ? 1 : 0;
+  over.allreduce(&shared_host, 1, ReduceType::I64, ReduceOp::Max);
+  return shared_host == 0;
+}
+
 std::shared_ptr<ShardedBlockWeights> load_fully_sharded(std::unique_ptr<Communicator> shard,
-                                                        const std::function<void()>& load) {
-  auto store = ShardedBlockWeights::create(std::move(shard), current_weight_store());
+                                                        const std::function<void()>& load,
+                                                        bool slices_outside) {
+  auto store =
+      ShardedBlockWeights::create(std::move(shard), current_weight_store(), slices_outside);
   {
     WeightStoreScope scope(store.get());
     BlockWeightsScope hook(store);

@@ -39,9 +39,12 @@ class ShardedBlockWeights final : public WeightStore,
                                   public std::enable_shared_from_this<ShardedBlockWeights> {
  public:
   // `shard`: the group among which the blocks are split (its size is the degree). `outside`:
-  // where weights outside blocks go (null: private memory); it must outlive this store.
+  // where weights outside blocks go (null: private memory); it must outlive this store. With
+  // `slices_outside`, this rank's slices go there too (a host's weight arena: the ranks of one
+  // host that hold the same slices then share them), else to a private segment.
   static std::shared_ptr<ShardedBlockWeights> create(std::unique_ptr<Communicator> shard,
-                                                     WeightStore* outside);
+                                                     WeightStore* outside,
+                                                     bool slices_outside = false);
   ~ShardedBlockWeights() override;
   ShardedBlockWeights(const ShardedBlockWeights&) = delete;
   ShardedBlockWeights& operator=(const ShardedBlockWeights&) = delete;
@@ -58,6 +61,8 @@ class ShardedBlockWeights final : public WeightStore,
   int64_t block_bytes() const { return block_bytes_; }
   // This rank's shard: block_bytes() / degree().
   int64_t shard_bytes() const { return static_cast<int64_t>(shard_used_); }
+  // Whether the shard was placed in the `outside` store (see create).
+  bool slices_outside() const { return slices_outside_; }
   // The two block buffers (each the largest block).
   int64_t buffer_bytes() const { return static_cast<int64_t>(2 * buffer_size_); }
   // Bytes this rank received from the others' shards, and the gathers started, since the last
@@ -79,6 +84,7 @@ class ShardedBlockWeights final : public WeightStore,
   struct Block {
     size_t bytes = 0, padded = 0, shard_offset = 0;
     uint64_t digest = 0;
+    const std::byte* slice = nullptr;  // this rank's slice (in the shard or the outside store)
   };
   struct Segment {
     int fd = -1;
@@ -88,7 +94,8 @@ class ShardedBlockWeights final : public WeightStore,
   // After loading, collective: maps the other ranks' shards when they are all on this host.
   void map_peer_shards();
 
-  ShardedBlockWeights(std::unique_ptr<Communicator> shard, WeightStore* outside);
+  ShardedBlockWeights(std::unique_ptr<Communicator> shard, WeightStore* outside,
+                      bool slices_outside);
   void close_block();
   void start_gather(int block);
   void wait_pending();
@@ -97,6 +104,8 @@ class ShardedBlockWeights final : public WeightStore,
 
   std::unique_ptr<Communicator> shard_;
   WeightStore* outside_;
+  bool slices_outside_ = false;
+  std::vector<std::shared_ptr<const std::byte>> outside_slices_;  // keeps them alive
   Segment buffers_[2], shard_segment_;
   std::vector<Block> blocks_;
   bool open_ = false, finished_ = false;
@@ -119,10 +128,16 @@ std::unique_ptr<Communicator> fully_shard_group(Communicator& group, int degree)
 // The refusals of fully_shard_group alone (no communicator needed).
 void check_fully_shard_degree(int degree, int group_size);
 
-// Runs `load` with the store above installed (weights outside blocks go to the store installed
-// on this thread now) and the model's block hook set to it, then finish()es it. Collective over
-// `shard`'s parent group.
+// Whether every shard group of `shard`'s kind has one rank per host, decided together over
+// `over` (collective over `shard`, then `over`): the ranks of one host then hold the same slices
+// (with G / N consecutive ranks per host, shard index = host index) and can share them.
+bool shard_groups_span_hosts(const Communicator& shard, Communicator& over);
+
+// Runs `load` with the store above installed (weights outside blocks, and with `slices_outside`
+// this rank's slices, go to the store installed on this thread now) and the model's block hook
+// set to it, then finish()es it. Collective over `shard`'s parent group.
 std::shared_ptr<ShardedBlockWeights> load_fully_sharded(std::unique_ptr<Communicator> shard,
-                                                        const std::function<void()>& load);
+                                                        const std::function<void()>& load,
+                                                        bool slices_outside = false);
 
 }  // namespace paradiff::dist

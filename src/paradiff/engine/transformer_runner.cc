@@ -131,13 +131,20 @@ TransformerRunner::TransformerRunner(dist::Communicator& world,
                  ") must equal the number of processes (", world.size(), ")");
   host_ = dist::host_communicator(world);
   std::unique_ptr<dist::Communicator> shard_group;
+  bool share_slices = false;
   if (fully_shard_degree != 1) {
-    // Checked before any weight is read; the host's ranks cannot share a copy that is sharded.
+    // Checked before any weight is read. The ranks of a host share their slices only when every
+    // shard group has one rank per host (sharding across hosts): they then hold the same ones.
     shard_group = dist::fully_shard_group(mesh_->context_parallel(), fully_shard_degree);
-    PARADIFF_CHECK(sharing != dist::WeightSharing::On || host_->size() == 1,
-                   "--fully-shard-degree ", fully_shard_degree, " with --share-weights on (",
-                   host_->size(), " ranks on this host) is not supported: use --share-weights off");
-    sharing = dist::WeightSharing::Off;
+    const bool across_hosts = dist::shard_groups_span_hosts(*shard_group, world);
+    PARADIFF_CHECK(sharing != dist::WeightSharing::On || host_->size() == 1 || across_hosts,
+                   "--fully-shard-degree ", fully_shard_degree,
+                   " with --share-weights on needs "
+                   "shard groups of one rank per host (sharding across hosts), but some ranks of "
+                   "one shard group are on one host (",
+                   host_->size(), " ranks on this host): use --share-weights off");
+    share_slices = sharing != dist::WeightSharing::Off && host_->size() > 1 && across_hosts;
+    if (!share_slices) sharing = dist::WeightSharing::Off;
   }
   weights_ = dist::load_with_host_weights(*host_, sharing, [&] {
     if (!shard_group) {
@@ -145,13 +152,16 @@ TransformerRunner::TransformerRunner(dist::Communicator& world,
       return;
     }
     sharded_ = dist::load_fully_sharded(
-        std::move(shard_group), [&] { model_ = std::make_unique<TransformerModel>(load()); });
+        std::move(shard_group), [&] { model_ = std::make_unique<TransformerModel>(load()); },
+        share_slices);
   });
-  // One copy of the model's prepared weights; this rank holds held_weight_bytes_ of them.
+  // One copy of the model's prepared weights; this rank holds held_weight_bytes_ of them (the
+  // arena holds the slices too when they are shared).
   held_weight_bytes_ = weights_.weight_bytes;
   if (sharded_) {
-    held_weight_bytes_ += sharded_->shard_bytes() + sharded_->buffer_bytes();
-    weights_.weight_bytes += sharded_->block_bytes();
+    const int64_t in_arena = sharded_->slices_outside() ? sharded_->shard_bytes() : 0;
+    held_weight_bytes_ += sharded_->shard_bytes() - in_arena + sharded_->buffer_bytes();
+    weights_.weight_bytes += sharded_->block_bytes() - in_arena;
   }
   if (weights_.arena->private_bytes() > 0)
     log_warning("rank ", world.rank(), " loaded ", weights_.arena->private_bytes(),
