@@ -119,26 +119,39 @@ Engine::Engine(dist::Communicator& world, const EngineOptions& options)
   if (model_map || pipeline_map) return;
   host_replica_ = host_->split(mesh_->index(parallel::MeshDim::Data), host_->rank());
   dist::WeightSharing sharing = options_.share_weights;
+  bool share_slices = false;
   if (shard_degree != 1) {
-    dist::check_fully_shard_degree(shard_degree, mesh_->context_parallel().size());
-    PARADIFF_CHECK(sharing != dist::WeightSharing::On || host_replica_->size() == 1,
-                   "--fully-shard-degree ", shard_degree, " with --share-weights on (",
+    // As in TransformerRunner: a host's ranks share their slices only when every shard group
+    // has one rank per host.
+    const bool across_hosts = dist::shard_groups_span_hosts(
+        *dist::fully_shard_group(mesh_->context_parallel(), shard_degree), world);
+    PARADIFF_CHECK(sharing != dist::WeightSharing::On || host_replica_->size() == 1 || across_hosts,
+                   "--fully-shard-degree ", shard_degree,
+                   " with --share-weights on needs "
+                   "shard groups of one rank per host (sharding across hosts), but some ranks of "
+                   "one shard group are on one host (",
                    host_replica_->size(),
-                   " ranks of a replica on this host) is not supported: use --share-weights off");
-    sharing = dist::WeightSharing::Off;
+                   " ranks of a replica on this host): use --share-weights off");
+    share_slices = sharing != dist::WeightSharing::Off && host_replica_->size() > 1 && across_hosts;
+    if (!share_slices) sharing = dist::WeightSharing::Off;
   }
   pipeline_->components().set_load_hook(
-      [this, sharing, shard_degree](const std::string& name, const std::function<void()>& load) {
+      [this, sharing, shard_degree, share_slices](const std::string& name,
+                                                  const std::function<void()>& load) {
         if (name != "transformer") return load();
-        // The model holds its sharded store (through its layers); here only its size is kept.
-        int64_t block_bytes = 0;
+        // The shard group is made before the host's ranks load one after another.
+        std::unique_ptr<dist::Communicator> group;
+        if (shard_degree != 1)
+          group = dist::fully_shard_group(mesh_->context_parallel(), shard_degree);
+        // The model holds its sharded store (through its layers); here only its sizes are kept.
+        int64_t block_bytes = 0, in_arena = 0;
         transformer_weights_ = dist::load_with_host_weights(*host_replica_, sharing, [&] {
-          if (shard_degree == 1) return load();
-          block_bytes = dist::load_fully_sharded(
-                            dist::fully_shard_group(mesh_->context_parallel(), shard_degree), load)
-                            ->block_bytes();
+          if (!group) return load();
+          const auto store = dist::load_fully_sharded(std::move(group), load, share_slices);
+          block_bytes = store->block_bytes();
+          in_arena = store->slices_outside() ? store->shard_bytes() : 0;
         });
-        transformer_weights_.weight_bytes += block_bytes;
+        transformer_weights_.weight_bytes += block_bytes - in_arena;
       });
 }
 
