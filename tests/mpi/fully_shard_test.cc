@@ -65,6 +65,9 @@ TEST(FullyShard, OutputsMatchResidentWeightsAndOneProcess) {
   std::mt19937_64 rng(7);
   const auto in = testing::random_flux_inputs(config, 2, 37, 11, 7, rng);
   for (DType compute : {DType::F32, DType::BF16}) {
+    // bf16 (other packed layouts, same store) once: at 2 ranks, keeping the 3- and 4-rank runs
+    // short.
+    if (compute == DType::BF16 && world.size() > 2) continue;
     auto single = FluxTransformer2DModel::with_random_weights(config, compute, 11);
     const Tensor one_process = single.forward(in);
     engine::ForwardTiming resident, sharded;
