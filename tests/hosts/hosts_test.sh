@@ -4,6 +4,8 @@
 #
 #   hosts_test.sh PARADIFF_BIN cp RANKS [MODE FLAGS...]   context parallel across the hosts equals
 #                                                         the single process, bytes crossed the link
+#                                                         (with --fully-shard-degree: the gathered
+#                                                         block weights too)
 #   hosts_test.sh PARADIFF_BIN kill-remote-rank           kill -9 of a rank on host B mid-run
 #   hosts_test.sh PARADIFF_BIN cut-link                   host B's veth down mid-run
 #   hosts_test.sh FAULT_INJECTION remote-rank-error       rank 1 (host B) fails with an error

@@ -68,6 +68,13 @@ case "$1" in
     # of the final gather cross, so the four ranks put >= 4 ring blocks on the link, more than
     # one rank's Ulysses + ring + gather. mpirun's own traffic is a few tens of kB.
     least=$(( (repeat + 1) * expected ))
+    # --fully-shard-degree: every rank also gathers the others' shards of each block, and with
+    # one rank of each shard group per host all of it crosses the link.
+    gathered=$(sed -n 's/^fully_shard: .*gathered_bytes_per_rank \([0-9]*\).*/\1/p' "$tmp/out")
+    if [[ " $* " == *" --fully-shard-degree "* ]]; then
+      [[ -n "$gathered" && "$gathered" -gt 0 ]] || fail "no gathered block weights printed"
+      least=$(( least + (repeat + 1) * gathered ))
+    fi
     echo "link_bytes: $crossed (both directions, $((repeat + 1)) forwards; at least $least)"
     [[ $crossed -ge $least ]] || fail "only $crossed bytes crossed the link, expected >= $least"
     "$PARADIFF_BIN" compare "$tmp/cp.safetensors" "$tmp/sp.safetensors" --tolerance 1e-5 ||

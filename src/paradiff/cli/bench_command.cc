@@ -42,7 +42,7 @@ struct Options {
   int64_t image_tokens = 4096, text_tokens = 256;
   int64_t heads = 8, head_dim = 128, double_layers = 4, single_layers = 8, joint_dim = 4096;
   int64_t layers = 12;  // Qwen-Image: as many blocks as FLUX's default 4 + 8, of the same FLOPs
-  int threads = 0, steps = 3;
+  int threads = 0, steps = 3, fully_shard_degree = 1;
   std::string ring_progress = "thread", share_weights = "auto", storage_dtype = "fp32";
   std::string transformer_device_map, max_memory;  // a placed run instead of the CP backends
   bool header = true;
@@ -200,8 +200,9 @@ void print_table_header() {
   std::printf(
       "| CP Backend | Time / Iter (ms) | Steps / Sec | Peak Memory (GB) | Sent / Rank / "
       "Step (MB) | Comm Wait | Weights | PSS / Rank (GB): weights + rest | PSS / Host "
-      "(GB): weights + rest | Peak RSS / Rank (GB) |\n"
-      "|---|---|---|---|---|---|---|---|---|---|\n");
+      "(GB): weights + rest | Peak RSS / Rank (GB) | Weights Gathered / Rank / Step (MB), Wait "
+      "|\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|\n");
   std::fflush(stdout);
 }
 
@@ -272,7 +273,7 @@ int run_placed(const Options& o, const BenchModel& bench, DType compute, DType s
       const auto& k = t.ranks[r];
       std::printf(
           "| placed %s, rank %zu (%s) | %.1f | %.3f | %.3f | %.3f | %.0f%% | %.3f GB on this rank "
-          "| %.3f + %.3f | %.3f + %.3f | %.3f |\n",
+          "| %.3f + %.3f | %.3f + %.3f | %.3f | - |\n",
           std::filesystem::path(o.transformer_device_map).filename().c_str(), r, hosts[r].c_str(),
           t.median_ms, 1000.0 / t.median_ms, k.peak_bytes / 1e9, k.sent_bytes / 1e6,
           100.0 * (k.wait_us / 1e3) / t.median_ms, k.weight_bytes / 1e9, k.weights_pss_bytes / 1e9,
@@ -328,17 +329,24 @@ int run(const Options& o, dist::Communicator& world) {
           kernels::WeightStorageScope narrow(storage);
           return bench.load();
         },
-        dist::parse_weight_sharing(o.share_weights));
+        dist::parse_weight_sharing(o.share_weights), o.fully_shard_degree);
     const auto t = runner.time_forwards(bench.inputs, o.steps, /*warm_up=*/true);
     if (root) {
       std::printf(
-          "| %s | %.1f | %.3f | %.3f | %.1f | %.0f%% | %s | %.3f + %.3f | %.3f + %.3f | %.3f |\n",
+          "| %s | %.1f | %.3f | %.3f | %.1f | %.0f%% | %s | %.3f + %.3f | %.3f + %.3f | %.3f | "
+          "%.1f, %.0f%% |\n",
           row_name(cp, world.size()).c_str(), t.median_ms, 1000.0 / t.median_ms, t.peak_bytes / 1e9,
           t.sent_bytes_per_rank / 1e6, 100.0 * t.wait_ms / t.median_ms,
-          t.shared_weights ? str_cat("shared by ", t.host_ranks).c_str() : "per rank",
+          t.fully_shard_degree > 1
+              ? str_cat("sharded by ", t.fully_shard_degree,
+                        t.shared_weights ? str_cat(", shared by ", t.host_ranks) : "")
+                    .c_str()
+          : t.shared_weights ? str_cat("shared by ", t.host_ranks).c_str()
+                             : "per rank",
           t.rank_weights_pss_bytes / 1e9, (t.rank_pss_bytes - t.rank_weights_pss_bytes) / 1e9,
           t.host_weights_pss_bytes / 1e9, (t.host_pss_bytes - t.host_weights_pss_bytes) / 1e9,
-          t.rank_peak_rss_bytes / 1e9);
+          t.rank_peak_rss_bytes / 1e9, t.gathered_bytes_per_rank / 1e6,
+          100.0 * t.gather_wait_ms / t.median_ms);
       std::fflush(stdout);
     }
   }
@@ -384,6 +392,11 @@ void add_bench_command(CLI::App& app, Action& action) {
                   "one copy of the prepared weights per host (auto: when several ranks share one)")
       ->envname("PARADIFF_SHARE_WEIGHTS")
       ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
+  cmd->add_option("--fully-shard-degree", o->fully_shard_degree,
+                  "split the transformer blocks' weights over this many ranks of the "
+                  "context-parallel group, each block all-gathered just before it runs")
+      ->check(CLI::Range(1, 4096))
       ->capture_default_str();
   cmd->add_option("--ring-progress", o->ring_progress,
                   "p2p ring: drive transfers from a helper thread, or by tests between chunks")

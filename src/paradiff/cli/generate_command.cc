@@ -25,6 +25,7 @@ namespace fs = std::filesystem;
 struct Options {
   std::string model, prompt, prompts_file, output = "out.png", dtype = "fp32", save_latents;
   std::string share_weights = "auto", storage_dtype = "fp32";
+  int fully_shard_degree = 1;
   std::string variant;
   bool prompt_given = false;  // --prompt "" is a valid (empty) prompt, as in diffusers
   std::vector<std::string> negative_prompt;
@@ -88,6 +89,7 @@ int run(const Options& o, dist::Communicator& world) {
   if (o.placement_stages > 0) engine_options.parallel.stage_degree = o.placement_stages;
   engine_options.share_weights = dist::parse_weight_sharing(o.share_weights);
   engine_options.transformer_storage = kernels::parse_weight_storage(o.storage_dtype);
+  engine_options.fully_shard_degree = o.fully_shard_degree;
   // A one-shot run holds one stage's weights at a time.
   engine_options.cache_policy = pipeline::ComponentCache::Policy::ReleaseAfterStage;
   check_output_folder(o.output);
@@ -132,7 +134,11 @@ int run(const Options& o, dist::Communicator& world) {
     std::fprintf(stderr,
                  "memory: transformer weights %.1f MB (%s) | PSS per rank %.1f MB (weights %.1f)"
                  " | PSS per host %.1f MB (weights %.1f) | peak RSS per rank %.1f MB\n",
-                 s.weight_bytes / 1e6, s.shared_weights ? "one copy per host" : "one copy per rank",
+                 s.weight_bytes / 1e6,
+                 o.fully_shard_degree > 1
+                     ? str_cat("blocks sharded by ", o.fully_shard_degree).c_str()
+                 : s.shared_weights ? "one copy per host"
+                                    : "one copy per rank",
                  s.rank_pss_bytes / 1e6, s.rank_weights_pss_bytes / 1e6, s.host_pss_bytes / 1e6,
                  s.host_weights_pss_bytes / 1e6, s.peak_rss_bytes / 1e6);
   }
@@ -182,6 +188,11 @@ void add_generate_command(CLI::App& app, Action& action) {
                   "dtype the transformer's GEMM weights are kept in: bf16 narrows them for fp32 "
                   "compute (diffusers' enable_layerwise_casting)")
       ->envname("PARADIFF_STORAGE_DTYPE")
+      ->capture_default_str();
+  cmd->add_option("--fully-shard-degree", o->fully_shard_degree,
+                  "split the transformer blocks' weights over this many ranks of each "
+                  "context-parallel group, each block all-gathered just before it runs")
+      ->check(CLI::Range(1, 4096))
       ->capture_default_str();
   cmd->add_option("--variant", o->variant,
                   "weights variant, as diffusers' variant= (fp16 reads *.fp16.safetensors where a "

@@ -23,6 +23,7 @@ struct Options {
   std::string storage_dtype = "fp32";
   int threads = 0;
   int repeat = 0;
+  int fully_shard_degree = 1;
   ParallelOptions parallel;
 };
 
@@ -69,7 +70,7 @@ int run(const Options& o, dist::Communicator& world) {
         kernels::WeightStorageScope narrow(storage);
         return load_model(o, compute);
       },
-      dist::parse_weight_sharing(o.share_weights));
+      dist::parse_weight_sharing(o.share_weights), o.fully_shard_degree);
   runner.validate_inputs(in);
   log_info("loaded ", o.model, " in ", load.seconds(), " s (", dtype_name(compute), " compute, ",
            storage == DType::BF16 && compute == DType::F32 ? "bf16 weight storage, " : "",
@@ -89,8 +90,21 @@ int run(const Options& o, dist::Communicator& world) {
     }
     std::printf("weights: %lld bytes prepared, %s (%d rank(s) on the largest host)\n",
                 static_cast<long long>(timing.weight_bytes),
-                timing.shared_weights ? "one copy per host" : "one copy per rank",
+                timing.fully_shard_degree > 1
+                    ? (timing.shared_weights ? "blocks sharded across hosts, one copy per host"
+                                             : "blocks sharded across ranks")
+                : timing.shared_weights ? "one copy per host"
+                                        : "one copy per rank",
                 timing.host_ranks);
+    if (timing.fully_shard_degree > 1)
+      std::printf(
+          "fully_shard: degree %d, block weights %lld bytes, shard %lld and block buffers %lld "
+          "bytes per rank, gathered_bytes_per_rank %lld per forward (largest rank), gather wait "
+          "%.1f ms per forward\n",
+          timing.fully_shard_degree, static_cast<long long>(timing.block_weight_bytes),
+          static_cast<long long>(timing.shard_bytes),
+          static_cast<long long>(timing.block_buffer_bytes),
+          static_cast<long long>(timing.gathered_bytes_per_rank), timing.gather_wait_ms);
     std::printf("pss_bytes_per_rank: %lld (weights %lld; largest rank, after the forwards)\n",
                 static_cast<long long>(timing.rank_pss_bytes),
                 static_cast<long long>(timing.rank_weights_pss_bytes));
@@ -147,6 +161,11 @@ void add_transformer_forward_command(CLI::App& app, Action& action) {
                   "dtype the GEMM weights are kept in: bf16 narrows them for fp32 compute "
                   "(diffusers' enable_layerwise_casting)")
       ->envname("PARADIFF_STORAGE_DTYPE")
+      ->capture_default_str();
+  cmd->add_option("--fully-shard-degree", opts->fully_shard_degree,
+                  "split the transformer blocks' weights over this many ranks of the "
+                  "context-parallel group, each block all-gathered just before it runs")
+      ->check(CLI::Range(1, 4096))
       ->capture_default_str();
   add_parallel_options(*cmd, opts->parallel, /*with_cfg=*/false);
   cmd->callback([opts, &action] {

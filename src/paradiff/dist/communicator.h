@@ -56,6 +56,11 @@ class Communicator {
   virtual void allgatherv(const void* send, size_t bytes, void* recv,
                           const std::vector<size_t>& counts,
                           const std::vector<size_t>& offsets) = 0;
+  // Non-blocking even all-gather: each rank contributes `bytes`; rank j's part lands at
+  // recv + j * bytes once the request completes. Every rank must start it in the same order
+  // as its other collectives on this communicator and wait for it. By default it runs
+  // blocking (allgatherv) and returns a completed request.
+  virtual std::unique_ptr<Request> iallgather(const void* send, size_t bytes, void* recv);
   // Blocking exchange: send to `dest` and receive from `source` at once (deadlock-free ring shift).
   virtual void sendrecv(const void* send, size_t send_bytes, int dest, void* recv,
                         size_t recv_bytes, int source, int tag) = 0;

@@ -60,6 +60,30 @@ class MpiRequest : public Request {
   std::shared_ptr<CommStats> stats_;
 };
 
+// A non-blocking collective: it cannot be cancelled, so one destroyed before completion (an
+// exception unwound past it) is completed first; its peers started it too.
+class MpiCollectiveRequest : public Request {
+ public:
+  MpiCollectiveRequest(MPI_Request request, std::shared_ptr<CommStats> stats)
+      : request_(request), stats_(std::move(stats)) {}
+  ~MpiCollectiveRequest() override {
+    if (request_ != MPI_REQUEST_NULL) MPI_Wait(&request_, MPI_STATUS_IGNORE);
+  }
+  void wait() override {
+    WaitTimer timer(*stats_);
+    check_mpi(MPI_Wait(&request_, MPI_STATUS_IGNORE), "MPI_Wait (all-gather)");
+  }
+  bool test() override {
+    int done = 0;
+    check_mpi(MPI_Test(&request_, &done, MPI_STATUS_IGNORE), "MPI_Test (all-gather)");
+    return done != 0;
+  }
+
+ private:
+  MPI_Request request_;
+  std::shared_ptr<CommStats> stats_;
+};
+
 MPI_Datatype mpi_type(ReduceType type) {
   switch (type) {
     case ReduceType::F32:
@@ -167,6 +191,15 @@ void MpiCommunicator::allgatherv(const void* send, size_t bytes, void* recv,
                            to_counts(counts, "allgatherv").data(),
                            to_counts(offsets, "allgatherv").data(), MPI_BYTE, comm_),
             "MPI_Allgatherv");
+}
+
+std::unique_ptr<Request> MpiCommunicator::iallgather(const void* send, size_t bytes, void* recv) {
+  const int count = to_count(bytes, "iallgather");
+  stats_->bytes_sent += static_cast<int64_t>(bytes) * (size_ - 1);
+  MPI_Request request;
+  check_mpi(MPI_Iallgather(send, count, MPI_BYTE, recv, count, MPI_BYTE, comm_, &request),
+            "MPI_Iallgather");
+  return std::make_unique<MpiCollectiveRequest>(request, stats_);
 }
 
 void MpiCommunicator::sendrecv(const void* send, size_t send_bytes, int dest, void* recv,

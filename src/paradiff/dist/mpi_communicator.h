@@ -28,6 +28,7 @@ class MpiCommunicator : public Communicator {
                  const std::vector<size_t>& recv_offsets) override;
   void allgatherv(const void* send, size_t bytes, void* recv, const std::vector<size_t>& counts,
                   const std::vector<size_t>& offsets) override;
+  std::unique_ptr<Request> iallgather(const void* send, size_t bytes, void* recv) override;
   void sendrecv(const void* send, size_t send_bytes, int dest, void* recv, size_t recv_bytes,
                 int source, int tag) override;
   std::unique_ptr<Request> isend(const void* data, size_t bytes, int dest, int tag) override;

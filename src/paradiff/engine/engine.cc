@@ -9,6 +9,7 @@
 #include "paradiff/core/timer.h"
 #include "paradiff/dist/host_communicator.h"
 #include "paradiff/dist/host_names.h"
+#include "paradiff/dist/sharded_block_weights.h"
 #include "paradiff/dist/tensor_broadcast.h"
 #include "paradiff/dist/tensor_transfer.h"
 #include "paradiff/engine/placement_plan.h"
@@ -144,15 +145,48 @@ Engine::Engine(dist::Communicator& world, const EngineOptions& options)
   // replicas do not wait on each other. Under a placement map each rank holds other blocks: no
   // sharing then.
   host_ = dist::host_communicator(world);
+  const int shard_degree = options.fully_shard_degree;
+  PARADIFF_CHECK(shard_degree == 1 || !(model_map || pipeline_map),
+                 "--fully-shard-degree cannot be combined with --device-map or "
+                 "--transformer-device-map");
   const bool share = !(model_map || pipeline_map);
   if (share) host_replica_ = host_->split(mesh_->index(parallel::MeshDim::Data), host_->rank());
+  dist::WeightSharing sharing = options_.share_weights;
+  bool share_slices = false;
+  if (share && shard_degree != 1) {
+    // As in TransformerRunner: a host's ranks share their slices only when every shard group
+    // has one rank per host.
+    const bool across_hosts = dist::shard_groups_span_hosts(
+        *dist::fully_shard_group(mesh_->context_parallel(), shard_degree), world);
+    PARADIFF_CHECK(sharing != dist::WeightSharing::On || host_replica_->size() == 1 || across_hosts,
+                   "--fully-shard-degree ", shard_degree,
+                   " with --share-weights on needs "
+                   "shard groups of one rank per host (sharding across hosts), but some ranks of "
+                   "one shard group are on one host (",
+                   host_replica_->size(),
+                   " ranks of a replica on this host): use --share-weights off");
+    share_slices = sharing != dist::WeightSharing::Off && host_replica_->size() > 1 && across_hosts;
+    if (!share_slices) sharing = dist::WeightSharing::Off;
+  }
   pipeline_->components().set_load_hook(
-      [this, share](const std::string& name, const std::function<void()>& load) {
+      [this, share, sharing, shard_degree, share_slices](const std::string& name,
+                                                         const std::function<void()>& load) {
         if (name != "transformer") return load();
         kernels::WeightStorageScope narrow(options_.transformer_storage);
         if (!share) return load();
-        transformer_weights_ =
-            dist::load_with_host_weights(*host_replica_, options_.share_weights, load);
+        // The shard group is made before the host's ranks load one after another.
+        std::unique_ptr<dist::Communicator> group;
+        if (shard_degree != 1)
+          group = dist::fully_shard_group(mesh_->context_parallel(), shard_degree);
+        // The model holds its sharded store (through its layers); here only its sizes are kept.
+        int64_t block_bytes = 0, in_arena = 0;
+        transformer_weights_ = dist::load_with_host_weights(*host_replica_, sharing, [&] {
+          if (!group) return load();
+          const auto store = dist::load_fully_sharded(std::move(group), load, share_slices);
+          block_bytes = store->block_bytes();
+          in_arena = store->slices_outside() ? store->shard_bytes() : 0;
+        });
+        transformer_weights_.weight_bytes += block_bytes - in_arena;
       });
 }
 

@@ -54,6 +54,9 @@ struct EngineOptions {
   // The dtype the transformer's GEMM weights are kept in (kernels/weight_storage.h): BF16 narrows
   // them for F32 compute (diffusers' enable_layerwise_casting); F32 = as computed.
   DType transformer_storage = DType::F32;
+  // N > 1: the transformer blocks' prepared weights are split over N ranks of each
+  // context-parallel group and all-gathered block by block (dist/sharded_block_weights.h).
+  int fully_shard_degree = 1;
   // diffusers' variant= ("fp16"), see PipelineRuntime::variant; initialised, so that brace-inits
   // may omit it.
   std::string variant = "";

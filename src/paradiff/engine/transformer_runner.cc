@@ -119,13 +119,15 @@ TransformerInputs load_transformer_inputs(const std::string& class_name,
 
 TransformerRunner::TransformerRunner(dist::Communicator& world,
                                      const parallel::ParallelConfig& parallel, const Loader& load,
-                                     dist::WeightSharing sharing)
+                                     dist::WeightSharing sharing, int fully_shard_degree)
     : TransformerRunner(world, parallel,
-                        MeshLoader([&load](parallel::DeviceMesh&) { return load(); }), sharing) {}
+                        MeshLoader([&load](parallel::DeviceMesh&) { return load(); }), sharing,
+                        fully_shard_degree) {}
 
 TransformerRunner::TransformerRunner(dist::Communicator& world,
                                      const parallel::ParallelConfig& parallel,
-                                     const MeshLoader& load, dist::WeightSharing sharing)
+                                     const MeshLoader& load, dist::WeightSharing sharing,
+                                     int fully_shard_degree)
     : world_(world) {
   mesh_ = std::make_shared<parallel::DeviceMesh>(world, parallel);
   PARADIFF_CHECK(parallel.cfg_degree == 1,
@@ -136,8 +138,39 @@ TransformerRunner::TransformerRunner(dist::Communicator& world,
                  parallel.ring_degree() * parallel.ulysses_degree(),
                  ") must equal the number of processes (", world.size(), ")");
   host_ = dist::host_communicator(world);
-  weights_ = dist::load_with_host_weights(
-      *host_, sharing, [&] { model_ = std::make_unique<TransformerModel>(load(*mesh_)); });
+  std::unique_ptr<dist::Communicator> shard_group;
+  bool share_slices = false;
+  if (fully_shard_degree != 1) {
+    // Checked before any weight is read. The ranks of a host share their slices only when every
+    // shard group has one rank per host (sharding across hosts): they then hold the same ones.
+    shard_group = dist::fully_shard_group(mesh_->context_parallel(), fully_shard_degree);
+    const bool across_hosts = dist::shard_groups_span_hosts(*shard_group, world);
+    PARADIFF_CHECK(sharing != dist::WeightSharing::On || host_->size() == 1 || across_hosts,
+                   "--fully-shard-degree ", fully_shard_degree,
+                   " with --share-weights on needs "
+                   "shard groups of one rank per host (sharding across hosts), but some ranks of "
+                   "one shard group are on one host (",
+                   host_->size(), " ranks on this host): use --share-weights off");
+    share_slices = sharing != dist::WeightSharing::Off && host_->size() > 1 && across_hosts;
+    if (!share_slices) sharing = dist::WeightSharing::Off;
+  }
+  weights_ = dist::load_with_host_weights(*host_, sharing, [&] {
+    if (!shard_group) {
+      model_ = std::make_unique<TransformerModel>(load(*mesh_));
+      return;
+    }
+    sharded_ = dist::load_fully_sharded(
+        std::move(shard_group), [&] { model_ = std::make_unique<TransformerModel>(load(*mesh_)); },
+        share_slices);
+  });
+  // One copy of the model's prepared weights; this rank holds held_weight_bytes_ of them (the
+  // arena holds the slices too when they are shared).
+  held_weight_bytes_ = weights_.weight_bytes;
+  if (sharded_) {
+    const int64_t in_arena = sharded_->slices_outside() ? sharded_->shard_bytes() : 0;
+    held_weight_bytes_ += sharded_->shard_bytes() - in_arena + sharded_->buffer_bytes();
+    weights_.weight_bytes += sharded_->block_bytes() - in_arena;
+  }
   if (weights_.arena->private_bytes() > 0)
     log_warning("rank ", world.rank(), " loaded ", weights_.arena->private_bytes(),
                 " bytes of weights the host's first rank did not: those are not shared");
@@ -175,6 +208,7 @@ ForwardTiming TransformerRunner::time_forwards(const TransformerInputs& in, int 
   reset_peak_bytes();
   if (warm_up) forward(in);  // primitive creation, page faults
   mesh_->reset_comm_stats();
+  if (sharded_) sharded_->reset_stats();
   std::vector<double> ms;
   const int forwards = std::max(1, repeat);
   ProcessMemory high;
@@ -193,8 +227,7 @@ ForwardTiming TransformerRunner::time_forwards(const TransformerInputs& in, int 
   double reduced[2] = {ms[ms.size() / 2], stats.wait_seconds * 1e3 / forwards};
   world_.allreduce(reduced, 2, dist::ReduceType::F64, dist::ReduceOp::Max);
   const int64_t sent = stats.bytes_sent / forwards, expected = expected_sent_bytes(in);
-  int64_t counts[4] = {peak_bytes() + weights_.weight_bytes, sent, expected,
-                       sent != expected ? 1 : 0};
+  int64_t counts[4] = {peak_bytes() + held_weight_bytes_, sent, expected, sent != expected ? 1 : 0};
   world_.allreduce(counts, 4, dist::ReduceType::I64, dist::ReduceOp::Max);
   timing.median_ms = reduced[0];
   timing.wait_ms = reduced[1];
@@ -231,6 +264,19 @@ ForwardTiming TransformerRunner::time_forwards(const TransformerInputs& in, int 
   std::vector<size_t> counts_per_rank(timing.ranks.size(), sizeof mine), offsets;
   for (size_t r = 0; r < timing.ranks.size(); ++r) offsets.push_back(r * sizeof mine);
   world_.allgatherv(&mine, sizeof mine, timing.ranks.data(), counts_per_rank, offsets);
+  if (sharded_) {
+    int64_t shard[4] = {sharded_->gathered_bytes() / forwards, sharded_->block_bytes(),
+                        sharded_->shard_bytes(), sharded_->buffer_bytes()};
+    world_.allreduce(shard, 4, dist::ReduceType::I64, dist::ReduceOp::Max);
+    double wait_ms = sharded_->wait_seconds() * 1e3 / forwards;
+    world_.allreduce(&wait_ms, 1, dist::ReduceType::F64, dist::ReduceOp::Max);
+    timing.gather_wait_ms = wait_ms;
+    timing.fully_shard_degree = sharded_->degree();
+    timing.gathered_bytes_per_rank = shard[0];
+    timing.block_weight_bytes = shard[1];
+    timing.shard_bytes = shard[2];
+    timing.block_buffer_bytes = shard[3];
+  }
   return timing;
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "paradiff/dist/host_weights.h"
+#include "paradiff/dist/sharded_block_weights.h"
 #include "paradiff/models/flux/flux_transformer.h"
 #include "paradiff/models/qwen_image/qwen_image_transformer.h"
 #include "paradiff/parallel/device_mesh.h"
@@ -64,6 +65,13 @@ struct ForwardTiming {
     int64_t host_pss_bytes = 0, host_weights_pss_bytes = 0;  // of this rank's host, summed
   };
   std::vector<Rank> ranks;
+  // --fully-shard-degree (1: not sharded): bytes each rank received per forward gathering block
+  // weights (largest over ranks), and the block weights of one copy, this rank's shard of them
+  // and its two block buffers.
+  int fully_shard_degree = 1;
+  int64_t gathered_bytes_per_rank = 0;
+  double gather_wait_ms = 0;  // per forward, largest over ranks: blocked waiting for a gather
+  int64_t block_weight_bytes = 0, shard_bytes = 0, block_buffer_bytes = 0;
 };
 
 class TransformerRunner {
@@ -75,17 +83,22 @@ class TransformerRunner {
   // world must be one group (data-parallel copies of one forward would only repeat it); without,
   // every rank computes the whole forward.
   // `sharing`: whether the ranks of one host share one copy of the prepared weights
-  // (dist/host_weights.h).
+  // (dist/host_weights.h). `fully_shard_degree` N > 1: the transformer blocks' prepared weights
+  // are split over N ranks of the context-parallel group (dist/sharded_block_weights.h).
   TransformerRunner(dist::Communicator& world, const parallel::ParallelConfig& parallel,
-                    const Loader& load, dist::WeightSharing sharing = dist::WeightSharing::Auto);
+                    const Loader& load, dist::WeightSharing sharing = dist::WeightSharing::Auto,
+                    int fully_shard_degree = 1);
   // The same with a loader that needs the mesh (a placed model binds its units over the stage
   // communicator; `parallel.stage_degree` sets the stages).
   using MeshLoader = std::function<TransformerModel(parallel::DeviceMesh&)>;
   TransformerRunner(dist::Communicator& world, const parallel::ParallelConfig& parallel,
-                    const MeshLoader& load, dist::WeightSharing sharing);
+                    const MeshLoader& load, dist::WeightSharing sharing,
+                    int fully_shard_degree = 1);
 
   const TransformerModel& model() const { return *model_; }
   const dist::HostWeights& weights() const { return weights_; }
+  // The block weights' store under --fully-shard-degree, else null.
+  const dist::ShardedBlockWeights* sharded_weights() const { return sharded_.get(); }
   dist::Communicator& host() { return *host_; }
   parallel::DeviceMesh& mesh() { return *mesh_; }
 
@@ -103,6 +116,8 @@ class TransformerRunner {
   std::shared_ptr<parallel::DeviceMesh> mesh_;
   std::unique_ptr<dist::Communicator> host_;
   dist::HostWeights weights_;
+  std::shared_ptr<dist::ShardedBlockWeights> sharded_;
+  int64_t held_weight_bytes_ = 0;  // the prepared weights this rank holds
   std::unique_ptr<TransformerModel> model_;
 };
 

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <map>
 
+#include "paradiff/core/block_weights.h"
 #include "paradiff/core/logging.h"
 #include "paradiff/dist/tensor_broadcast.h"
 #include "paradiff/dist/tensor_transfer.h"
@@ -49,6 +50,11 @@ FluxTransformer2DModel::FluxTransformer2DModel(const FluxTransformerConfig& conf
       attention_(parallel::make_local_attention()),
       placement_(std::move(placement)) {
   config_.validate("transformer config");
+  // Blocks whose weights another store holds in part (--fully-shard-degree) are gathered before
+  // each runs (core/block_weights.h).
+  block_weights_ = current_block_weights();
+  PARADIFF_CHECK(!block_weights_ || !placement_,
+                 "--fully-shard-degree cannot be combined with a placement (device map)");
   // Without a placement this process binds every unit.
   auto mine = [this](const std::string& unit) { return !placement_ || placement_->binds(unit); };
   const int64_t c = config_.inner_dim();
@@ -61,11 +67,13 @@ FluxTransformer2DModel::FluxTransformer2DModel(const FluxTransformerConfig& conf
   transformer_blocks_.resize(static_cast<size_t>(config_.num_layers));
   for (int64_t i = 0; i < config_.num_layers; ++i) {
     const std::string name = str_cat("transformer_blocks.", i);
+    WeightBlockScope block(static_cast<int>(i));
     if (mine(name)) transformer_blocks_[static_cast<size_t>(i)].emplace(loader, name, config_);
   }
   single_transformer_blocks_.resize(static_cast<size_t>(config_.num_single_layers));
   for (int64_t i = 0; i < config_.num_single_layers; ++i) {
     const std::string name = str_cat("single_transformer_blocks.", i);
+    WeightBlockScope block(static_cast<int>(config_.num_layers + i));
     if (mine(name))
       single_transformer_blocks_[static_cast<size_t>(i)].emplace(loader, name, config_);
   }
@@ -311,8 +319,15 @@ Tensor FluxTransformer2DModel::forward_local(const FluxTransformerInputs& in,
     embed(enc.select(i), hidden.select(i), context_embedder_, x_embedder_, h);
     const Tensor silu_row = silu_temb.slice(i, 1);
     const BlockContext ctx{st, &silu_row, &rotary, attention_.get(), &context, compute_};
-    for (const auto& block : transformer_blocks_) block->forward(h, ctx);
-    for (const auto& block : single_transformer_blocks_) block->forward(h, ctx);
+    int index = 0;
+    for (const auto& block : transformer_blocks_) {
+      if (block_weights_) block_weights_->before_block(index++);
+      block->forward(h, ctx);
+    }
+    for (const auto& block : single_transformer_blocks_) {
+      if (block_weights_) block_weights_->before_block(index++);
+      block->forward(h, ctx);
+    }
     Tensor out = sample.select(i);
     output_head(h, st, silu_row, norm_out_, proj_out_, out);
   }

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "paradiff/core/block_weights.h"
 #include "paradiff/models/flux/flux_blocks.h"
 #include "paradiff/models/flux/flux_config.h"
 #include "paradiff/models/flux/flux_embeddings.h"
@@ -157,6 +158,7 @@ class FluxTransformer2DModel {
   std::shared_ptr<parallel::DeviceMesh> mesh_;
   std::shared_ptr<const UnitPlacement> placement_;
   std::shared_ptr<const WeightSource> disk_source_;  // the checkpoint "disk" units stream from
+  std::shared_ptr<BlockWeights> block_weights_;      // null: every block's weights resident
   int64_t parameter_bytes_ = 0;
 };
 

@@ -48,6 +48,11 @@ QwenImageTransformer2DModel::QwenImageTransformer2DModel(
       attention_(parallel::make_local_attention()),
       placement_(std::move(placement)) {
   config_.validate("transformer config");
+  // Blocks whose weights another store holds in part (--fully-shard-degree) are gathered before
+  // each runs (core/block_weights.h).
+  block_weights_ = current_block_weights();
+  PARADIFF_CHECK(!block_weights_ || !placement_,
+                 "--fully-shard-degree cannot be combined with a placement (device map)");
   // Without a placement this process binds every unit.
   auto mine = [this](const std::string& unit) { return !placement_ || placement_->binds(unit); };
   const int64_t c = config_.inner_dim();
@@ -60,6 +65,7 @@ QwenImageTransformer2DModel::QwenImageTransformer2DModel(
   transformer_blocks_.resize(static_cast<size_t>(config_.num_layers));
   for (int64_t i = 0; i < config_.num_layers; ++i) {
     const std::string name = str_cat("transformer_blocks.", i);
+    WeightBlockScope block(static_cast<int>(i));
     if (mine(name)) transformer_blocks_[static_cast<size_t>(i)].emplace(loader, name, config_);
   }
   if (mine("norm_out")) norm_out_ = loader.linear("norm_out.linear", c, 2 * c);
@@ -317,7 +323,11 @@ Tensor QwenImageTransformer2DModel::forward_local(const parallel::NamedTensors& 
   Tensor h = Tensor::empty({st + si, config_.inner_dim()}, DType::F32);
   embed(local, txt_norm_, txt_in_, img_in_, h);
   const BlockContext ctx{st, &silu_temb, &rotary, attention_.get(), &context, compute_};
-  for (const auto& block : transformer_blocks_) block->forward(h, ctx);
+  int index = 0;
+  for (const auto& block : transformer_blocks_) {
+    if (block_weights_) block_weights_->before_block(index++);
+    block->forward(h, ctx);
+  }
   return output_head(h, st, silu_temb, norm_out_, proj_out_);
 }
 

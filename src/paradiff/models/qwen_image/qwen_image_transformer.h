@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "paradiff/core/block_weights.h"
 #include "paradiff/models/qwen_image/qwen_image_blocks.h"
 #include "paradiff/models/qwen_image/qwen_image_config.h"
 #include "paradiff/models/qwen_image/qwen_image_pos_embed.h"
@@ -152,6 +153,7 @@ class QwenImageTransformer2DModel {
   std::shared_ptr<parallel::AttentionBackend> attention_;
   std::shared_ptr<parallel::DeviceMesh> mesh_;
   std::shared_ptr<const UnitPlacement> placement_;
+  std::shared_ptr<BlockWeights> block_weights_;      // null: every block's weights resident
   std::shared_ptr<const WeightSource> disk_source_;  // the checkpoint "disk" units stream from
   int64_t parameter_bytes_ = 0;
 };
