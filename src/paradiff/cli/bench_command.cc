@@ -42,8 +42,9 @@ struct Options {
   int64_t image_tokens = 4096, text_tokens = 256;
   int64_t heads = 8, head_dim = 128, double_layers = 4, single_layers = 8, joint_dim = 4096;
   int64_t layers = 12;  // Qwen-Image: as many blocks as FLUX's default 4 + 8, of the same FLOPs
-  int threads = 0, steps = 3, fully_shard_degree = 1;
-  std::string ring_progress = "thread", share_weights = "auto", storage_dtype = "fp32";
+  int threads = 0, steps = 3;
+  std::string ring_progress = "thread";
+  WeightOptions weights;
   std::string transformer_device_map, max_memory;  // a placed run instead of the CP backends
   bool header = true;
 };
@@ -287,7 +288,7 @@ int run_placed(const Options& o, const BenchModel& bench, DType compute, DType s
 
 int run(const Options& o, dist::Communicator& world) {
   const DType compute = compute_dtype(o.dtype);
-  const DType storage = kernels::parse_weight_storage(o.storage_dtype);
+  const DType storage = kernels::parse_weight_storage(o.weights.storage_dtype);
   if (o.threads > 0) set_num_threads(o.threads);
   // A folder says what it is; --model-type, when also given, must agree with it.
   std::string type = o.model_type.empty() ? "flux" : o.model_type;
@@ -329,7 +330,7 @@ int run(const Options& o, dist::Communicator& world) {
           kernels::WeightStorageScope narrow(storage);
           return bench.load();
         },
-        dist::parse_weight_sharing(o.share_weights), o.fully_shard_degree);
+        dist::parse_weight_sharing(o.weights.share_weights), o.weights.fully_shard_degree);
     const auto t = runner.time_forwards(bench.inputs, o.steps, /*warm_up=*/true);
     if (root) {
       std::printf(
@@ -378,26 +379,12 @@ void add_bench_command(CLI::App& app, Action& action) {
   cmd->add_option("--joint-dim", o->joint_dim, "random model: joint_attention_dim")
       ->capture_default_str();
   cmd->add_option("--dtype", o->dtype, "compute precision: fp32 or bf16")->capture_default_str();
-  cmd->add_option("--storage-dtype", o->storage_dtype,
-                  "dtype the GEMM weights are kept in: bf16 narrows them for fp32 compute "
-                  "(diffusers' enable_layerwise_casting)")
-      ->envname("PARADIFF_STORAGE_DTYPE")
-      ->capture_default_str();
   cmd->add_option("--threads", o->threads, "kernel threads per rank");
   cmd->add_option("--steps", o->steps, "timed forwards per backend (median)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
   cmd->add_option("--modes", o->modes, "only these backends, e.g. \"ulysses,ring\"");
-  cmd->add_option("--share-weights", o->share_weights,
-                  "one copy of the prepared weights per host (auto: when several ranks share one)")
-      ->envname("PARADIFF_SHARE_WEIGHTS")
-      ->check(CLI::IsMember({"auto", "on", "off"}))
-      ->capture_default_str();
-  cmd->add_option("--fully-shard-degree", o->fully_shard_degree,
-                  "split the transformer blocks' weights over this many ranks of the "
-                  "context-parallel group, each block all-gathered just before it runs")
-      ->check(CLI::Range(1, 4096))
-      ->capture_default_str();
+  add_weight_options(*cmd, o->weights);
   cmd->add_option("--ring-progress", o->ring_progress,
                   "p2p ring: drive transfers from a helper thread, or by tests between chunks")
       ->envname("PARADIFF_RING_PROGRESS")

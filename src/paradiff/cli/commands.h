@@ -26,6 +26,15 @@ struct ParallelOptions {
 };
 void add_parallel_options(CLI::App& cmd, ParallelOptions& options, bool with_cfg);
 
+// How the transformer's weights are held: --share-weights auto|on|off (one copy per host),
+// --storage-dtype fp32|bf16 (layerwise casting) and --fully-shard-degree N (block weights split
+// over N ranks of each context-parallel group).
+struct WeightOptions {
+  std::string share_weights = "auto", storage_dtype = "fp32";
+  int fully_shard_degree = 1;
+};
+void add_weight_options(CLI::App& cmd, WeightOptions& options);
+
 // --dtype's value as a compute precision: fp32 or bf16, anything else a clear error.
 DType compute_dtype(const std::string& dtype);
 // Fails (naming the value) when the folder --output would be written to does not exist.

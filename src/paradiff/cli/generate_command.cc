@@ -24,8 +24,7 @@ namespace fs = std::filesystem;
 
 struct Options {
   std::string model, prompt, prompts_file, output = "out.png", dtype = "fp32", save_latents;
-  std::string share_weights = "auto", storage_dtype = "fp32";
-  int fully_shard_degree = 1;
+  WeightOptions weights;
   std::string variant;
   bool prompt_given = false;  // --prompt "" is a valid (empty) prompt, as in diffusers
   std::vector<std::string> negative_prompt;
@@ -87,9 +86,9 @@ int run(const Options& o, dist::Communicator& world) {
   engine_options.text_encoder_device_map = o.text_encoder_device_map;
   engine_options.max_memory = o.max_memory;
   if (o.placement_stages > 0) engine_options.parallel.stage_degree = o.placement_stages;
-  engine_options.share_weights = dist::parse_weight_sharing(o.share_weights);
-  engine_options.transformer_storage = kernels::parse_weight_storage(o.storage_dtype);
-  engine_options.fully_shard_degree = o.fully_shard_degree;
+  engine_options.share_weights = dist::parse_weight_sharing(o.weights.share_weights);
+  engine_options.transformer_storage = kernels::parse_weight_storage(o.weights.storage_dtype);
+  engine_options.fully_shard_degree = o.weights.fully_shard_degree;
   // A one-shot run holds one stage's weights at a time.
   engine_options.cache_policy = pipeline::ComponentCache::Policy::ReleaseAfterStage;
   check_output_folder(o.output);
@@ -135,8 +134,8 @@ int run(const Options& o, dist::Communicator& world) {
                  "memory: transformer weights %.1f MB (%s) | PSS per rank %.1f MB (weights %.1f)"
                  " | PSS per host %.1f MB (weights %.1f) | peak RSS per rank %.1f MB\n",
                  s.weight_bytes / 1e6,
-                 o.fully_shard_degree > 1
-                     ? str_cat("blocks sharded by ", o.fully_shard_degree).c_str()
+                 o.weights.fully_shard_degree > 1
+                     ? str_cat("blocks sharded by ", o.weights.fully_shard_degree).c_str()
                  : s.shared_weights ? "one copy per host"
                                     : "one copy per rank",
                  s.rank_pss_bytes / 1e6, s.rank_weights_pss_bytes / 1e6, s.host_pss_bytes / 1e6,
@@ -178,22 +177,7 @@ void add_generate_command(CLI::App& app, Action& action) {
   cmd->add_option("--dtype", o->dtype, "compute precision: fp32 or bf16")
       ->envname("PARADIFF_DTYPE")
       ->capture_default_str();
-  cmd->add_option("--share-weights", o->share_weights,
-                  "one copy of the transformer's prepared weights per host (auto: when several "
-                  "ranks of a replica share one)")
-      ->envname("PARADIFF_SHARE_WEIGHTS")
-      ->check(CLI::IsMember({"auto", "on", "off"}))
-      ->capture_default_str();
-  cmd->add_option("--storage-dtype", o->storage_dtype,
-                  "dtype the transformer's GEMM weights are kept in: bf16 narrows them for fp32 "
-                  "compute (diffusers' enable_layerwise_casting)")
-      ->envname("PARADIFF_STORAGE_DTYPE")
-      ->capture_default_str();
-  cmd->add_option("--fully-shard-degree", o->fully_shard_degree,
-                  "split the transformer blocks' weights over this many ranks of each "
-                  "context-parallel group, each block all-gathered just before it runs")
-      ->check(CLI::Range(1, 4096))
-      ->capture_default_str();
+  add_weight_options(*cmd, o->weights);
   cmd->add_option("--variant", o->variant,
                   "weights variant, as diffusers' variant= (fp16 reads *.fp16.safetensors where a "
                   "component has them)");

@@ -19,11 +19,10 @@ namespace paradiff::cli {
 namespace {
 
 struct Options {
-  std::string model, config, inputs, output, dtype = "fp32", share_weights = "auto";
-  std::string storage_dtype = "fp32";
+  std::string model, config, inputs, output, dtype = "fp32";
+  WeightOptions weights;
   int threads = 0;
   int repeat = 0;
-  int fully_shard_degree = 1;
   ParallelOptions parallel;
 };
 
@@ -54,7 +53,7 @@ std::string model_class(const Options& o) {
 
 int run(const Options& o, dist::Communicator& world) {
   const DType compute = compute_dtype(o.dtype);
-  const DType storage = kernels::parse_weight_storage(o.storage_dtype);
+  const DType storage = kernels::parse_weight_storage(o.weights.storage_dtype);
   if (o.threads > 0) set_num_threads(o.threads);
   const parallel::ParallelConfig parallel = o.parallel.config();
   parallel.validate(world.size());
@@ -70,7 +69,7 @@ int run(const Options& o, dist::Communicator& world) {
         kernels::WeightStorageScope narrow(storage);
         return load_model(o, compute);
       },
-      dist::parse_weight_sharing(o.share_weights), o.fully_shard_degree);
+      dist::parse_weight_sharing(o.weights.share_weights), o.weights.fully_shard_degree);
   runner.validate_inputs(in);
   log_info("loaded ", o.model, " in ", load.seconds(), " s (", dtype_name(compute), " compute, ",
            storage == DType::BF16 && compute == DType::F32 ? "bf16 weight storage, " : "",
@@ -152,21 +151,7 @@ void add_transformer_forward_command(CLI::App& app, Action& action) {
   cmd->add_option("--repeat", opts->repeat,
                   "timed forwards after one warm-up; prints the median as forward_ms")
       ->check(CLI::Range(1, 100000));
-  cmd->add_option("--share-weights", opts->share_weights,
-                  "one copy of the prepared weights per host (auto: when several ranks share one)")
-      ->envname("PARADIFF_SHARE_WEIGHTS")
-      ->check(CLI::IsMember({"auto", "on", "off"}))
-      ->capture_default_str();
-  cmd->add_option("--storage-dtype", opts->storage_dtype,
-                  "dtype the GEMM weights are kept in: bf16 narrows them for fp32 compute "
-                  "(diffusers' enable_layerwise_casting)")
-      ->envname("PARADIFF_STORAGE_DTYPE")
-      ->capture_default_str();
-  cmd->add_option("--fully-shard-degree", opts->fully_shard_degree,
-                  "split the transformer blocks' weights over this many ranks of the "
-                  "context-parallel group, each block all-gathered just before it runs")
-      ->check(CLI::Range(1, 4096))
-      ->capture_default_str();
+  add_weight_options(*cmd, opts->weights);
   add_parallel_options(*cmd, opts->parallel, /*with_cfg=*/false);
   cmd->callback([opts, &action] {
     action = [opts](dist::Communicator& world) { return run(*opts, world); };
