@@ -24,15 +24,17 @@ namespace paradiff::kernels {
 // Precision: F32 inputs compute in f32 throughout. BF16 inputs, where the CPU has native bf16
 // dot products (active_cpu_isa() avx512_bf16 or amx, and the portable level), compute Q K^T and
 // P V as bf16 products with f32 accumulation (P is rounded to bf16 for the P V product, as in
-// flash attention on accelerators; at amx the whole rows' softmax comes first and P is rounded
-// normalised, through oneDNN's matmuls); at the avx512 and avx2 levels they are widened to f32
+// flash attention on accelerators; at amx the whole rows' softmax comes first, through oneDNN's
+// matmuls, and P is rounded unnormalised, P V divided by the row sums in f32); at the avx512 and
+// avx2 levels they are widened to f32
 // (exactly) and computed in f32 throughout. The softmax is f32 in every case; out is rounded to its
 // dtype.
 //
 // Threads: OpenMP over (batch, head, query tile), as many as omp_get_max_threads(). Scratch: a
 // packed copy of K and V for the heads in flight (as many heads as fit in 16 MiB, at least one)
-// plus a few tens of KiB per thread (the oneDNN path: about 6 MiB per thread for a block's
-// scores and probabilities), all from allocate_bytes so that peak accounting sees it.
+// plus about 250 KiB per thread for a tile of 192 query rows (the oneDNN path: about 3 MiB per
+// thread for a block's scores and probabilities), all from allocate_bytes so that peak accounting
+// sees it.
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
                Tensor* lse = nullptr, float scale = 0.0f);
 
