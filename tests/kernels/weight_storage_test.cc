@@ -19,19 +19,19 @@ TEST(WeightStorage, Bf16StorageForF32ComputeIsF32ArithmeticOnBf16RoundedWeights)
   const Tensor w = random_uniform({out, in}, DType::F32, rng);
   const Tensor b = random_uniform({out}, DType::F32, rng);
   const Linear plain(w, b, DType::F32);
-  EXPECT_EQ(weight_storage_dtype(), DType::F32);
+  EXPECT_EQ(weight_storage(), WeightStorage::AsComputed);
   Linear narrowed;
   {
-    WeightStorageScope scope(DType::BF16);
-    EXPECT_EQ(weight_storage_dtype(), DType::BF16);
+    WeightStorageScope scope(WeightStorage::Bf16);
+    EXPECT_EQ(weight_storage(), WeightStorage::Bf16);
     narrowed = Linear(w, b, DType::F32);
     {
-      WeightStorageScope inner(DType::F32);  // scopes nest
+      WeightStorageScope inner(WeightStorage::AsComputed);  // scopes nest
       EXPECT_EQ(Linear(w, b, DType::F32).mode(), GemmMode::F32);
     }
-    EXPECT_EQ(weight_storage_dtype(), DType::BF16);
+    EXPECT_EQ(weight_storage(), WeightStorage::Bf16);
   }
-  EXPECT_EQ(weight_storage_dtype(), DType::F32);  // restored when the scope ends
+  EXPECT_EQ(weight_storage(), WeightStorage::AsComputed);  // restored when the scope ends
   EXPECT_EQ(narrowed.mode(), GemmMode::Bf16StoredF32);
   EXPECT_EQ(narrowed.compute_dtype(), DType::F32);
   EXPECT_EQ(narrowed.weight_bytes() * 2, plain.weight_bytes());  // half of fp32's packing
@@ -54,14 +54,44 @@ TEST(WeightStorage, Bf16StorageForF32ComputeIsF32ArithmeticOnBf16RoundedWeights)
   }
 }
 
+TEST(WeightStorage, Fp8StorageIsF32ArithmeticOnE4M3RoundedWeights) {
+  auto rng = make_rng();
+  const int64_t in = 96, out = 80;
+  const Tensor w = random_uniform({out, in}, DType::F32, rng, -2.0f, 2.0f);
+  const Tensor b = random_uniform({out}, DType::F32, rng);
+  const Linear plain(w, b, DType::F32);
+  Linear narrowed;
+  {
+    WeightStorageScope scope(WeightStorage::Fp8E4M3);
+    narrowed = Linear(w, b, DType::F32);
+  }
+  EXPECT_EQ(narrowed.mode(), GemmMode::Fp8StoredF32);
+  EXPECT_EQ(narrowed.weight_bytes() * 4, plain.weight_bytes());  // a quarter of fp32's packing
+  // The same bits as an fp32 layer on the e4m3-rounded weights, whatever the row count (the fp8
+  // layer always widens and runs oneDNN's fp32 GEMM); and not the fp32 layer's.
+  const Linear rounded(round_to_storage(w, WeightStorage::Fp8E4M3), b, DType::F32);
+  for (int64_t rows : {1, 2, 7, 64}) {
+    const Tensor x = random_uniform({rows, in}, DType::F32, rng);
+    const Tensor want = rounded.forward(x), got = narrowed.forward(x);
+    for (int64_t i = 0; i < want.numel(); ++i)
+      ASSERT_EQ(got.data<float>()[i], want.data<float>()[i]) << "rows " << rows << " at " << i;
+    EXPECT_GT(testing::relative_error(got, plain.forward(x)), 1e-3) << "rows " << rows;
+  }
+  // bf16 compute cannot keep fp8 weights.
+  WeightStorageScope scope(WeightStorage::Fp8E4M3);
+  EXPECT_THROW(Linear(w, b, DType::BF16), Error);
+}
+
 TEST(WeightStorage, ConvolutionsNarrowToo) {
   auto rng = make_rng();
   const Tensor w = random_uniform({8, 4, 3, 3}, DType::F32, rng);
   const Conv2d plain(w, Tensor(), 1, Padding2d::same(1), DType::F32);
-  WeightStorageScope scope(DType::BF16);
+  WeightStorageScope scope(WeightStorage::Bf16);
   const Conv2d narrowed(w, Tensor(), 1, Padding2d::same(1), DType::F32);
   EXPECT_EQ(plain.mode(), GemmMode::F32);
   EXPECT_EQ(narrowed.mode(), GemmMode::Bf16StoredF32);
+  WeightStorageScope fp8(WeightStorage::Fp8E4M3);  // not for convolutions: refused by name
+  EXPECT_THROW(Conv2d(w, Tensor(), 1, Padding2d::same(1), DType::F32), Error);
 }
 
 TEST(WeightStorage, DiffusersSkipPatterns) {
@@ -78,16 +108,20 @@ TEST(WeightStorage, DiffusersSkipPatterns) {
 }
 
 TEST(WeightStorage, NamesAreParsedAndTheRestRefused) {
-  EXPECT_EQ(parse_weight_storage("bf16"), DType::BF16);
-  EXPECT_EQ(parse_weight_storage("fp32"), DType::F32);
-  EXPECT_EQ(parse_weight_storage("f32"), DType::F32);
+  EXPECT_EQ(parse_weight_storage("bf16"), WeightStorage::Bf16);
+  EXPECT_EQ(parse_weight_storage("fp32"), WeightStorage::AsComputed);
+  EXPECT_EQ(parse_weight_storage("f32"), WeightStorage::AsComputed);
+  for (const char* fp8 : {"fp8", "fp8_e4m3", "float8_e4m3fn"})
+    EXPECT_EQ(parse_weight_storage(fp8), WeightStorage::Fp8E4M3) << fp8;
   try {
-    parse_weight_storage("fp8");
-    FAIL() << "fp8 accepted";
+    check_weight_storage(WeightStorage::Fp8E4M3, DType::BF16);
+    FAIL() << "fp8 storage with bf16 compute accepted";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("'fp8' is not supported yet"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("fp8 is implemented for fp32 compute"), std::string::npos)
         << e.what();
   }
+  check_weight_storage(WeightStorage::Fp8E4M3, DType::F32);
+  check_weight_storage(WeightStorage::Bf16, DType::BF16);
   try {
     parse_weight_storage("bfloat");
     FAIL() << "bfloat accepted";
@@ -95,7 +129,6 @@ TEST(WeightStorage, NamesAreParsedAndTheRestRefused) {
     EXPECT_NE(std::string(e.what()).find("unknown storage dtype 'bfloat'"), std::string::npos)
         << e.what();
   }
-  EXPECT_THROW(WeightStorageScope(DType::F16), Error);
 }
 
 }  // namespace

@@ -61,20 +61,24 @@ TEST(FluxTransformer, BlackForestLabsSingleFileMatchesDiffusers) {
 // (tools/make_fixtures/make_layerwise_casting_fixtures.py) is 2.7e-3 away from the fp32 one, and
 // paradiff's --storage-dtype bf16 must give it to fp32 tolerance: the same layers narrowed
 // (weights and biases), the same ones skipped (norm*.linear, the final proj_out).
-TEST(FluxTransformer, Bf16WeightStorageMatchesDiffusersLayerwiseCasting) {
+// The same with storage_dtype=float8_e4m3fn (4.4e-2 from fp32): --storage-dtype fp8.
+TEST(FluxTransformer, WeightStorageMatchesDiffusersLayerwiseCasting) {
   const std::string dir = fixture("guidance_batch2");
   const FluxTransformerInputs inputs = FluxTransformerInputs::load(dir + "/inputs.safetensors");
-  const Tensor expected =
-      SafetensorsFile::open(dir + "/output_bf16_storage.safetensors").read("sample", DType::F32);
-  kernels::WeightStorageScope narrow(DType::BF16);
-  const auto model = FluxTransformer2DModel::from_pretrained(dir + "/transformer", DType::F32);
-  const Tensor sample = model.forward(inputs);
-  const double err = testing::relative_error(sample, expected);
-  const double from_fp32 = testing::relative_error(sample, expected_sample(dir));
-  std::printf("  bf16 storage: relative error %.3g against diffusers' casting, %.3g against fp32\n",
-              err, from_fp32);
-  EXPECT_LE(err, 1e-4);
-  EXPECT_GT(from_fp32, 1e-3);
+  for (const auto& [storage, name] : {std::pair{kernels::WeightStorage::Bf16, "bf16"},
+                                      std::pair{kernels::WeightStorage::Fp8E4M3, "fp8"}}) {
+    const Tensor expected = SafetensorsFile::open(dir + "/output_" + name + "_storage.safetensors")
+                                .read("sample", DType::F32);
+    kernels::WeightStorageScope narrow(storage);
+    const auto model = FluxTransformer2DModel::from_pretrained(dir + "/transformer", DType::F32);
+    const Tensor sample = model.forward(inputs);
+    const double err = testing::relative_error(sample, expected);
+    const double from_fp32 = testing::relative_error(sample, expected_sample(dir));
+    std::printf("  %s storage: relative error %.3g against diffusers' casting, %.3g against fp32\n",
+                name, err, from_fp32);
+    EXPECT_LE(err, 1e-4) << name;
+    EXPECT_GT(from_fp32, 1e-3) << name;
+  }
 }
 
 }  // namespace

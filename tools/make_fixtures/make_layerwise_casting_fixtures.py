@@ -4,9 +4,11 @@
 For FLUX (tests/fixtures/flux_transformer/guidance_batch2), this loads the fixture's transformer
 folder in fp32, calls diffusers' `enable_layerwise_casting(storage_dtype=torch.bfloat16,
 compute_dtype=torch.float32)` (its default skip patterns and the model's own), runs the fixture's
-inputs and writes `sample` to <case>/output_bf16_storage.safetensors. (The Qwen-Image fixtures'
-weights are bf16 values already, so bf16 storage would not move their outputs: no case there.) paradiff's
-`--storage-dtype bf16` must reproduce it to fp32 tolerance (tests/models/layerwise_casting_test.cc).
+inputs and writes `sample` to <case>/output_bf16_storage.safetensors; the same with
+`storage_dtype=torch.float8_e4m3fn` to <case>/output_fp8_storage.safetensors. paradiff's
+`--storage-dtype bf16` / `fp8` must reproduce them to fp32 tolerance
+(tests/models/flux_transformer_test.cc). The Qwen-Image fixtures' weights are bf16 values
+already, so bf16 storage would not move their outputs: no case there.
 
 Run from the repository root (a few seconds, CPU, no network, deterministic):
   nice -n 10 .venv-tools/bin/python tools/make_fixtures/make_layerwise_casting_fixtures.py
@@ -46,15 +48,18 @@ def main() -> int:
         plain = run(model, inputs)
         drift = ((plain - full).norm() / full.norm()).item()
         assert drift < 1e-5, f"{case}: the fp32 output drifted from output.safetensors by {drift:.3g}"
-        model.enable_layerwise_casting(storage_dtype=torch.bfloat16, compute_dtype=torch.float32)
-        narrow = run(model, inputs)
-        # The storage must really be bf16 (and some layers skipped), and the output must move.
-        kinds = {p.dtype for p in model.parameters()}
-        assert kinds == {torch.bfloat16, torch.float32}, kinds
-        moved = ((narrow - full).norm() / full.norm()).item()
-        assert 1e-5 < moved < 2e-2, moved
-        save_file({"sample": narrow.contiguous()}, case / "output_bf16_storage.safetensors")
-        print(f"{case.relative_to(ROOT)}: bf16 storage moves the output by {moved:.3g} (relative)")
+        for storage, name, limit in ((torch.bfloat16, "bf16", 2e-2),
+                                     (torch.float8_e4m3fn, "fp8", 2e-1)):
+            model = cls.from_pretrained(case / "transformer", torch_dtype=torch.float32).eval()
+            model.enable_layerwise_casting(storage_dtype=storage, compute_dtype=torch.float32)
+            narrow = run(model, inputs)
+            # The storage must really be narrow (and some layers skipped), and the output move.
+            kinds = {p.dtype for p in model.parameters()}
+            assert kinds == {storage, torch.float32}, kinds
+            moved = ((narrow - full).norm() / full.norm()).item()
+            assert 1e-5 < moved < limit, moved
+            save_file({"sample": narrow.contiguous()}, case / f"output_{name}_storage.safetensors")
+            print(f"{case.relative_to(ROOT)}: {name} storage moves the output by {moved:.3g}")
     return 0
 
 

@@ -211,8 +211,8 @@ void print_table_header() {
 // most): the map is planned on rank 0 (its budget, its host's memory) and broadcast; one row per
 // rank, each with that rank's own peak memory, bytes sent per step, communication wait and
 // memory (its host's PSS summed over the host's ranks).
-int run_placed(const Options& o, const BenchModel& bench, DType compute, DType storage,
-               dist::Communicator& world) {
+int run_placed(const Options& o, const BenchModel& bench, DType compute,
+               kernels::WeightStorage storage, dist::Communicator& world) {
   const bool root = world.rank() == 0;
   std::string folder = o.model;
   if (folder.empty()) {
@@ -288,7 +288,8 @@ int run_placed(const Options& o, const BenchModel& bench, DType compute, DType s
 
 int run(const Options& o, dist::Communicator& world) {
   const DType compute = compute_dtype(o.dtype);
-  const DType storage = kernels::parse_weight_storage(o.weights.storage_dtype);
+  const kernels::WeightStorage storage = kernels::parse_weight_storage(o.weights.storage_dtype);
+  kernels::check_weight_storage(storage, compute);
   if (o.threads > 0) set_num_threads(o.threads);
   // A folder says what it is; --model-type, when also given, must agree with it.
   std::string type = o.model_type.empty() ? "flux" : o.model_type;
@@ -310,7 +311,9 @@ int run(const Options& o, dist::Communicator& world) {
         "rank(s); %.1f GFLOP per step; %s\n",
         bench.description.c_str(), (long long)o.image_tokens, (long long)o.text_tokens,
         std::string(dtype_name(compute)).c_str(),
-        storage == DType::BF16 && compute == DType::F32 ? " (bf16 weight storage)" : "",
+        storage != kernels::WeightStorage::AsComputed && compute == DType::F32
+            ? str_cat(" (", kernels::weight_storage_name(storage), " weight storage)").c_str()
+            : "",
         num_threads(), world.size(), bench.flops / 1e9, cpu_isa_summary().c_str());
     if (o.transformer_device_map.empty()) print_table_header();
   }

@@ -53,7 +53,8 @@ std::string model_class(const Options& o) {
 
 int run(const Options& o, dist::Communicator& world) {
   const DType compute = compute_dtype(o.dtype);
-  const DType storage = kernels::parse_weight_storage(o.weights.storage_dtype);
+  const kernels::WeightStorage storage = kernels::parse_weight_storage(o.weights.storage_dtype);
+  kernels::check_weight_storage(storage, compute);
   if (o.threads > 0) set_num_threads(o.threads);
   const parallel::ParallelConfig parallel = o.parallel.config();
   parallel.validate(world.size());
@@ -72,7 +73,9 @@ int run(const Options& o, dist::Communicator& world) {
       dist::parse_weight_sharing(o.weights.share_weights), o.weights.fully_shard_degree);
   runner.validate_inputs(in);
   log_info("loaded ", o.model, " in ", load.seconds(), " s (", dtype_name(compute), " compute, ",
-           storage == DType::BF16 && compute == DType::F32 ? "bf16 weight storage, " : "",
+           storage != kernels::WeightStorage::AsComputed && compute == DType::F32
+               ? str_cat(kernels::weight_storage_name(storage), " weight storage, ")
+               : std::string(),
            num_threads(), " threads)");
 
   const auto timing = runner.time_forwards(in, o.repeat, /*warm_up=*/o.repeat > 0);

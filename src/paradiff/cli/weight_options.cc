@@ -10,8 +10,8 @@ void add_weight_options(CLI::App& cmd, WeightOptions& options) {
       ->check(CLI::IsMember({"auto", "on", "off"}))
       ->capture_default_str();
   cmd.add_option("--storage-dtype", options.storage_dtype,
-                 "dtype the transformer's GEMM weights are kept in: bf16 narrows them for fp32 "
-                 "compute (diffusers' enable_layerwise_casting)")
+                 "dtype the transformer's GEMM weights are kept in: bf16 or fp8 (float8 e4m3) "
+                 "narrows them for fp32 compute (diffusers' enable_layerwise_casting)")
       ->envname("PARADIFF_STORAGE_DTYPE")
       ->capture_default_str();
   cmd.add_option("--fully-shard-degree", options.fully_shard_degree,

@@ -43,6 +43,7 @@ pipeline::StepCallback step_callback(const ProgressCallback& on_step,
 
 Engine::Engine(dist::Communicator& world, const EngineOptions& options)
     : world_(world), options_(options) {
+  kernels::check_weight_storage(options.transformer_storage, options.compute);
   const bool model_map =
       !options.transformer_device_map.empty() || !options.vae_device_map.empty() ||
       !options.text_encoder_2_device_map.empty() || !options.text_encoder_device_map.empty();

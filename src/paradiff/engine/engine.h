@@ -18,6 +18,7 @@
 #include "paradiff/dist/communicator.h"
 #include "paradiff/dist/host_weights.h"
 #include "paradiff/engine/generation_request.h"
+#include "paradiff/kernels/weight_storage.h"
 #include "paradiff/parallel/device_mesh.h"
 #include "paradiff/pipeline/diffusion_pipeline.h"
 
@@ -51,9 +52,9 @@ struct EngineOptions {
   // Whether the ranks of one replica on one host share one copy of the transformer's prepared
   // weights (dist/host_weights.h).
   dist::WeightSharing share_weights = dist::WeightSharing::Auto;
-  // The dtype the transformer's GEMM weights are kept in (kernels/weight_storage.h): BF16 narrows
-  // them for F32 compute (diffusers' enable_layerwise_casting); F32 = as computed.
-  DType transformer_storage = DType::F32;
+  // The storage of the transformer's GEMM weights (kernels/weight_storage.h): Bf16 or Fp8E4M3
+  // narrow them for F32 compute (diffusers' enable_layerwise_casting).
+  kernels::WeightStorage transformer_storage = kernels::WeightStorage::AsComputed;
   // N > 1: the transformer blocks' prepared weights are split over N ranks of each
   // context-parallel group and all-gathered block by block (dist/sharded_block_weights.h).
   int fully_shard_degree = 1;

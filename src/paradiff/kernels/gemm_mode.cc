@@ -13,16 +13,30 @@ std::string_view gemm_mode_name(GemmMode mode) {
     case GemmMode::Bf16:
       return "bf16";
     case GemmMode::Bf16StoredF32:
+      return "bf16 stored, f32 computed";
+    case GemmMode::Fp8StoredF32:
       break;
   }
-  return "bf16 stored, f32 computed";
+  return "fp8 e4m3 stored, f32 computed";
 }
 
 GemmMode gemm_mode_for(DType compute) {
   PARADIFF_CHECK(compute == DType::F32 || compute == DType::BF16,
                  "compute dtype must be f32 or bf16, got ", dtype_name(compute));
-  if (compute == DType::F32)
-    return weight_storage_dtype() == DType::BF16 ? GemmMode::Bf16StoredF32 : GemmMode::F32;
+  if (compute == DType::F32) {
+    switch (weight_storage()) {
+      case WeightStorage::Bf16:
+        return GemmMode::Bf16StoredF32;
+      case WeightStorage::Fp8E4M3:
+        return GemmMode::Fp8StoredF32;
+      case WeightStorage::AsComputed:
+        break;
+    }
+    return GemmMode::F32;
+  }
+  PARADIFF_CHECK(weight_storage() != WeightStorage::Fp8E4M3,
+                 "fp8 weight storage is implemented for fp32 compute; bf16 compute keeps bf16 "
+                 "weights");
   return native_bf16() ? GemmMode::Bf16 : GemmMode::Bf16StoredF32;
 }
 

@@ -39,8 +39,8 @@ void Linear::forward(const Tensor& x, Tensor& out, Activation activation, bool a
                  " is not on the layer's device ", device_name(device_));
   if (m == 0) return;
   // bf16 activations of a layer computed in fp32 reach the device as they are (it widens them).
-  impl_->forward(mode_ == GemmMode::Bf16StoredF32 ? x : x.as(gemm_operand_dtype(mode_)), out,
-                 activation, accumulate);
+  const bool widened = mode_ == GemmMode::Bf16StoredF32 || mode_ == GemmMode::Fp8StoredF32;
+  impl_->forward(widened ? x : x.as(gemm_operand_dtype(mode_)), out, activation, accumulate);
 }
 
 size_t Linear::weight_bytes() const {

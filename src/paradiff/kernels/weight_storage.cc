@@ -3,17 +3,28 @@
 #include <string>
 
 #include "paradiff/core/error.h"
+#include "paradiff/kernels/fp8_e4m3.h"
 
 namespace paradiff::kernels {
 namespace {
 
-thread_local DType current_storage = DType::F32;
+thread_local WeightStorage current_storage = WeightStorage::AsComputed;
 
 }  // namespace
 
-WeightStorageScope::WeightStorageScope(DType storage) : previous_(current_storage) {
-  PARADIFF_CHECK(storage == DType::F32 || storage == DType::BF16,
-                 "weight storage dtype must be fp32 or bf16, got ", dtype_name(storage));
+std::string_view weight_storage_name(WeightStorage storage) {
+  switch (storage) {
+    case WeightStorage::Bf16:
+      return "bf16";
+    case WeightStorage::Fp8E4M3:
+      return "fp8_e4m3";
+    case WeightStorage::AsComputed:
+      break;
+  }
+  return "fp32";
+}
+
+WeightStorageScope::WeightStorageScope(WeightStorage storage) : previous_(current_storage) {
   current_storage = storage;
 }
 
@@ -21,7 +32,7 @@ WeightStorageScope::~WeightStorageScope() {
   current_storage = previous_;
 }
 
-DType weight_storage_dtype() {
+WeightStorage weight_storage() {
   return current_storage;
 }
 
@@ -31,13 +42,27 @@ bool layerwise_casting_skips(std::string_view module_name) {
   return module_name == "proj_in" || module_name == "proj_out";
 }
 
-DType parse_weight_storage(std::string_view name) {
-  if (name == "fp32" || name == "f32") return DType::F32;
-  if (name == "bf16") return DType::BF16;
-  if (name == "fp8" || name == "fp8_e4m3" || name == "float8_e4m3fn")
-    throw Error("storage dtype '" + std::string(name) +
-                "' is not supported yet: weights can be stored in fp32 or bf16");
-  throw Error("unknown storage dtype '" + std::string(name) + "': expected fp32 or bf16");
+Tensor round_to_storage(const Tensor& f32, WeightStorage storage) {
+  if (storage == WeightStorage::AsComputed || !f32.defined()) return f32;
+  if (storage == WeightStorage::Bf16) return f32.to(DType::BF16).to(DType::F32);
+  Tensor out = f32.to(DType::F32);  // a copy
+  float* v = out.data<float>();
+  for (int64_t i = 0; i < out.numel(); ++i) v[i] = round_to_fp8_e4m3(v[i]);
+  return out;
+}
+
+WeightStorage parse_weight_storage(std::string_view name) {
+  if (name == "fp32" || name == "f32") return WeightStorage::AsComputed;
+  if (name == "bf16") return WeightStorage::Bf16;
+  if (name == "fp8" || name == "fp8_e4m3" || name == "float8_e4m3fn") return WeightStorage::Fp8E4M3;
+  throw Error("unknown storage dtype '" + std::string(name) +
+              "': expected fp32, bf16 or fp8 (float8 e4m3)");
+}
+
+void check_weight_storage(WeightStorage storage, DType compute) {
+  PARADIFF_CHECK(storage != WeightStorage::Fp8E4M3 || compute == DType::F32,
+                 "--storage-dtype fp8 is implemented for fp32 compute (--dtype fp32), got --dtype ",
+                 dtype_name(compute) == "f32" ? "fp32" : "bf16");
 }
 
 }  // namespace paradiff::kernels

@@ -1,34 +1,44 @@
 // Layerwise casting, as diffusers' `enable_layerwise_casting(storage_dtype, compute_dtype)`: the
 // GEMM layers (Linear, Conv2d) built while a WeightStorageScope is installed on the thread keep
 // their weights in a narrower storage dtype than they compute in, and widen them for each GEMM.
-// Today: bf16 storage for fp32 compute (GemmMode::Bf16StoredF32: the weights rounded to bf16
-// once, half the memory, fp32 activations and arithmetic). Installed around a model's loading
-// (e.g. `--storage-dtype bf16`); layers built outside a scope store what they compute in.
-// models::ModuleLoader applies diffusers' rules per layer: a layer whose module name matches
-// one of its skip patterns stays as computed, and a narrowed layer's bias is rounded to the
-// storage dtype too (diffusers casts every parameter of the layer).
+// Today: fp32 compute with bf16 storage (GemmMode::Bf16StoredF32: half the memory) or float8
+// e4m3 storage (GemmMode::Fp8StoredF32, Linear only: a quarter), the weights rounded once,
+// activations and arithmetic fp32. Installed around a model's loading (`--storage-dtype`);
+// layers built outside a scope store what they compute in. models::ModuleLoader applies
+// diffusers' rules per layer: a layer whose module name matches one of its skip patterns stays as
+// computed, and a narrowed layer's bias is rounded to the storage dtype too (diffusers casts
+// every parameter of the layer).
 #pragma once
 
 #include <string_view>
 
 #include "paradiff/core/dtype.h"
+#include "paradiff/core/tensor.h"
 
 namespace paradiff::kernels {
 
+enum class WeightStorage {
+  AsComputed,  // no narrowing
+  Bf16,
+  Fp8E4M3,  // torch.float8_e4m3fn
+};
+
+// "fp32" (as computed), "bf16", "fp8_e4m3".
+std::string_view weight_storage_name(WeightStorage storage);
+
 class WeightStorageScope {
  public:
-  // storage: F32 (no narrowing) or BF16.
-  explicit WeightStorageScope(DType storage);
+  explicit WeightStorageScope(WeightStorage storage);
   ~WeightStorageScope();
   WeightStorageScope(const WeightStorageScope&) = delete;
   WeightStorageScope& operator=(const WeightStorageScope&) = delete;
 
  private:
-  DType previous_;
+  WeightStorage previous_;
 };
 
-// The innermost scope's storage dtype on this thread; F32 (no narrowing) without one.
-DType weight_storage_dtype();
+// The innermost scope's storage on this thread; AsComputed without one.
+WeightStorage weight_storage();
 
 // Whether diffusers' enable_layerwise_casting leaves the layer `module_name` (dotted, from the
 // model's root) as computed: its default skip patterns, searched in the name as re.search does,
@@ -36,8 +46,15 @@ DType weight_storage_dtype();
 // Qwen-Image's own patterns, "pos_embed" and "norm", are among them).
 bool layerwise_casting_skips(std::string_view module_name);
 
-// "fp32"/"f32" -> F32, "bf16" -> BF16; anything else (fp8 included, not supported yet) is refused
-// with a message naming the value and the choices.
-DType parse_weight_storage(std::string_view name);
+// An F32 tensor's values rounded to `storage` and back (bf16: to nearest even; fp8: as PyTorch
+// converts to float8_e4m3fn, kernels/fp8_e4m3.h); the tensor itself for AsComputed.
+Tensor round_to_storage(const Tensor& f32, WeightStorage storage);
+
+// "fp32"/"f32" -> AsComputed, "bf16", "fp8"/"fp8_e4m3"/"float8_e4m3fn" -> Fp8E4M3; anything else
+// is refused with a message naming the value and the choices.
+WeightStorage parse_weight_storage(std::string_view name);
+
+// Refuses (naming both) a storage that `compute` cannot use: fp8 storage needs fp32 compute.
+void check_weight_storage(WeightStorage storage, DType compute);
 
 }  // namespace paradiff::kernels

@@ -88,11 +88,11 @@ kernels::Linear ModuleLoader::linear_from(const std::string& prefix, const Tenso
                                           const Tensor& bias) {
   // Layerwise casting: the module keeps its parameters in the scope's storage dtype unless
   // diffusers' patterns skip it; the Linear rounds the weights itself, the bias is rounded here.
-  const DType storage = kernels::weight_storage_dtype();
-  const bool narrow =
-      storage != DType::F32 && compute_ == DType::F32 && !kernels::layerwise_casting_skips(prefix);
-  kernels::WeightStorageScope scope(narrow ? storage : DType::F32);
-  const Tensor b = narrow && bias.defined() ? bias.to(storage).to(DType::F32) : bias;
+  const kernels::WeightStorage storage = kernels::weight_storage();
+  const bool narrow = storage != kernels::WeightStorage::AsComputed && compute_ == DType::F32 &&
+                      !kernels::layerwise_casting_skips(prefix);
+  kernels::WeightStorageScope scope(narrow ? storage : kernels::WeightStorage::AsComputed);
+  const Tensor b = narrow ? kernels::round_to_storage(bias, storage) : bias;
   try {
     return kernels::Linear(weight, b, compute_);
   } catch (...) {

@@ -1,7 +1,8 @@
 // Linear on the CPU: oneDNN matmul, the weights prepacked once into oneDNN's preferred layout
 // and one primitive cached per row count. In GemmMode::Bf16StoredF32 the packing is the fp32 one,
 // stored in bf16 (cpu/bf16_stored_weights.h) and widened into a per-thread buffer for each call;
-// the GEMM is oneDNN's fp32 one.
+// the GEMM is oneDNN's fp32 one. GemmMode::Fp8StoredF32 is the same with float8 e4m3 storage
+// (cpu/fp8_stored_weights.h), the weights rounded to e4m3 first.
 #include <omp.h>
 
 #include <cmath>
@@ -13,8 +14,10 @@
 
 #include "paradiff/core/weight_store.h"
 #include "paradiff/kernels/cpu/bf16_stored_weights.h"
+#include "paradiff/kernels/cpu/fp8_stored_weights.h"
 #include "paradiff/kernels/cpu/onednn_context.h"
 #include "paradiff/kernels/linear.h"
+#include "paradiff/kernels/weight_storage.h"
 
 namespace paradiff::kernels {
 
@@ -31,7 +34,7 @@ class OneDnnLinear final : public Linear::Impl {
   OneDnnLinear(const Tensor& weight, const Tensor& bias, GemmMode mode);
   void forward(const Tensor& x, Tensor& out, Activation activation, bool accumulate) const override;
   size_t weight_bytes() const override {
-    return widened_ ? bf16_weights_.bytes() : packed_desc_.get_size();
+    return fp8_ ? fp8_weights_.bytes() : widened_ ? bf16_weights_.bytes() : packed_desc_.get_size();
   }
 
  private:
@@ -42,11 +45,13 @@ class OneDnnLinear final : public Linear::Impl {
 
   int64_t in_ = 0, out_ = 0;
   GemmMode mode_ = GemmMode::F32;
-  bool widened_ = false;        // mode_ == Bf16StoredF32
+  bool widened_ = false;        // mode_ == Bf16StoredF32 or Fp8StoredF32
+  bool fp8_ = false;            // mode_ == Fp8StoredF32
   DType operand_ = DType::F32;  // dtype of the GEMM's activations and weights
   memory::desc packed_desc_;
   std::shared_ptr<memory> packed_weights_;  // unless widened_
-  cpu::Bf16StoredWeights bf16_weights_;     // if widened_
+  cpu::Bf16StoredWeights bf16_weights_;     // if widened_ and not fp8_
+  cpu::Fp8StoredWeights fp8_weights_;       // if fp8_
   Tensor bias_;                             // F32 [1, out]
   // Primitives by (rows, output dtype, activation, accumulate, threads): a model calls each layer
   // with a few distinct row counts, so this stays small.
@@ -58,7 +63,8 @@ OneDnnLinear::OneDnnLinear(const Tensor& weight, const Tensor& bias, GemmMode mo
     : in_(weight.dim(1)),
       out_(weight.dim(0)),
       mode_(mode),
-      widened_(mode == GemmMode::Bf16StoredF32),
+      widened_(mode == GemmMode::Bf16StoredF32 || mode == GemmMode::Fp8StoredF32),
+      fp8_(mode == GemmMode::Fp8StoredF32),
       operand_(gemm_operand_dtype(mode)) {
   if (bias.defined()) bias_ = bias.to(DType::F32).reshape({1, out_});
 
@@ -66,7 +72,10 @@ OneDnnLinear::OneDnnLinear(const Tensor& weight, const Tensor& bias, GemmMode mo
   const auto dt = onednn_dtype(operand_);
   // PyTorch stores W as [out, in]; oneDNN wants weights as [K=in, N=out]: same bytes, tag "ba".
   // Widened weights are rounded to bf16 first: every packed value is then exact in bf16.
-  Tensor w = widened_ ? weight.as(DType::BF16).to(DType::F32) : weight.as(operand_);
+  // fp8: rounded to e4m3 as PyTorch converts to float8_e4m3fn.
+  Tensor w = fp8_       ? round_to_storage(weight.as(DType::F32), WeightStorage::Fp8E4M3)
+             : widened_ ? weight.as(DType::BF16).to(DType::F32)
+                        : weight.as(operand_);
   memory::desc plain({in_, out_}, dt, memory::format_tag::ba);
   memory::desc any({in_, out_}, dt, memory::format_tag::any);
   memory::desc src({kLayoutQueryRows, in_}, dt, memory::format_tag::ab);
@@ -75,8 +84,9 @@ OneDnnLinear::OneDnnLinear(const Tensor& weight, const Tensor& bias, GemmMode mo
   packed_desc_ = pd.weights_desc();
 
   memory plain_mem(plain, engine, w.raw_data());
-  const size_t packed_bytes =
-      widened_ ? cpu::Bf16StoredWeights::storage_bytes(packed_desc_) : packed_desc_.get_size();
+  const size_t packed_bytes = fp8_       ? cpu::Fp8StoredWeights::storage_bytes(packed_desc_)
+                              : widened_ ? cpu::Bf16StoredWeights::storage_bytes(packed_desc_)
+                                         : packed_desc_.get_size();
   auto pack_into = [&](void* dst) {
     memory packed(packed_desc_, engine, dst);
     dnnl::reorder(plain_mem, packed).execute(onednn_stream(), plain_mem, packed);
@@ -87,7 +97,11 @@ OneDnnLinear::OneDnnLinear(const Tensor& weight, const Tensor& bias, GemmMode mo
     Tensor tmp =
         Tensor::empty({static_cast<int64_t>((packed_desc_.get_size() + 3) / 4)}, DType::F32);
     pack_into(tmp.raw_data());
-    cpu::Bf16StoredWeights::narrow_into(memory(packed_desc_, engine, tmp.raw_data()), dst);
+    const memory packed(packed_desc_, engine, tmp.raw_data());
+    if (fp8_)
+      cpu::Fp8StoredWeights::narrow_into(packed, dst);
+    else
+      cpu::Bf16StoredWeights::narrow_into(packed, dst);
   };
   if (WeightStore* store = current_weight_store()) {
     // The store may already hold this packing (filled by another process of the host): the key
@@ -103,6 +117,10 @@ OneDnnLinear::OneDnnLinear(const Tensor& weight, const Tensor& bias, GemmMode mo
         pack_into(dst);
       }
     });
+    if (fp8_) {
+      fp8_weights_ = cpu::Fp8StoredWeights(packed_desc_, std::move(storage));
+      return;
+    }
     if (widened_) {
       bf16_weights_ = cpu::Bf16StoredWeights(packed_desc_, std::move(storage));
       return;
@@ -114,12 +132,16 @@ OneDnnLinear::OneDnnLinear(const Tensor& weight, const Tensor& bias, GemmMode mo
     return;
   }
   if (widened_) {
+    // Tensor memory (counted in peak bytes), in whole bf16 elements.
     auto storage = std::make_shared<Tensor>(
-        Tensor::empty({static_cast<int64_t>(packed_bytes / 2)}, DType::BF16));
+        Tensor::empty({static_cast<int64_t>((packed_bytes + 1) / 2)}, DType::BF16));
     pack_bf16_into(static_cast<std::byte*>(storage->raw_data()));
-    bf16_weights_ = cpu::Bf16StoredWeights(
-        packed_desc_, std::shared_ptr<const std::byte>(
-                          storage, static_cast<const std::byte*>(storage->raw_data())));
+    std::shared_ptr<const std::byte> bytes(storage,
+                                           static_cast<const std::byte*>(storage->raw_data()));
+    if (fp8_)
+      fp8_weights_ = cpu::Fp8StoredWeights(packed_desc_, std::move(bytes));
+    else
+      bf16_weights_ = cpu::Bf16StoredWeights(packed_desc_, std::move(bytes));
     return;
   }
   // The packed copy lives in a Tensor so that it is counted in peak memory.
@@ -199,7 +221,8 @@ void OneDnnLinear::forward(const Tensor& x, Tensor& out, Activation activation,
     cpu::widen_bf16(x.data<bf16>(), src.data<float>(), x.numel());
   }
   // Few rows: straight from the bf16 storage (cpu::Bf16StoredWeights::direct_rows()).
-  if (widened_ && m <= cpu::Bf16StoredWeights::direct_rows() && bf16_weights_.rows_readable()) {
+  if (widened_ && !fp8_ && m <= cpu::Bf16StoredWeights::direct_rows() &&
+      bf16_weights_.rows_readable()) {
     forward_rows(src, out, activation, accumulate);
     return;
   }
@@ -218,10 +241,11 @@ void OneDnnLinear::forward(const Tensor& x, Tensor& out, Activation activation,
                  const_cast<void*>(src.raw_data()));
   memory dst_mem({{m, out_}, onednn_dtype(out.dtype()), memory::format_tag::ab}, engine,
                  out.raw_data());
-  std::unordered_map<int, memory> args{
-      {DNNL_ARG_SRC, src_mem},
-      {DNNL_ARG_WEIGHTS, widened_ ? bf16_weights_.widened() : *packed_weights_},
-      {DNNL_ARG_DST, dst_mem}};
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src_mem},
+                                       {DNNL_ARG_WEIGHTS, fp8_       ? fp8_weights_.widened()
+                                                          : widened_ ? bf16_weights_.widened()
+                                                                     : *packed_weights_},
+                                       {DNNL_ARG_DST, dst_mem}};
   if (bias_.defined()) {
     args.emplace(DNNL_ARG_BIAS, memory({{1, out_}, memory::data_type::f32, memory::format_tag::ab},
                                        engine, const_cast<void*>(bias_.raw_data())));
