@@ -156,6 +156,11 @@ PlacementPlan plan_placement(const PlacementOptions& o) {
     const auto t = index.components.find(component);
     const std::string cls = t == index.components.end() ? "" : t->second.class_name;
     const std::string folder = index.folder + "/" + component;
+    // "disk" units are streamed from the component's own files: a map file's are checked
+    // readable before any header is read, a strategy's once computed (below).
+    const bool encoder_map_file = strategy.size() > 5 && strategy.ends_with(".json");
+    if (encoder_map_file && t != index.components.end())
+      check_disk_weights_readable(folder, parallel::read_device_map_file(strategy), flag);
     std::optional<parallel::ModuleTree> tree;
     // T5's tree is the model as transformers loads it (shared and encoder.embed_tokens one
     // tensor), so its bytes are the file's, where component_bytes counts diffusers' untied meta
@@ -179,6 +184,7 @@ PlacementPlan plan_placement(const PlacementOptions& o) {
         budget.set(device, std::max<int64_t>(0, budget.at(device) - bytes));
     auto placed = parallel::place_model(*tree, strategy, budget, o.world_size, sizes,
                                         plan.user_set_max_memory);
+    if (!encoder_map_file) check_disk_weights_readable(folder, placed.device_map, flag);
     for (const auto& [device, bytes] : placed.bytes.per_device) per_rank[device] += bytes;
     return placed;
   };
