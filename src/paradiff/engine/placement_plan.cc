@@ -91,7 +91,8 @@ PlacementPlan plan_placement(const PlacementOptions& o) {
     if (strategy->size() > 5 && strategy->ends_with(".json") &&
         index.components.count(component) != 0)
       check_disk_weights_readable(index.folder + "/" + component,
-                                  parallel::read_device_map_file(*strategy), flag);
+                                  parallel::read_device_map_file(*strategy), flag,
+                                  "at every encode");
   plan.components = pipeline::component_sizes(index, dtype);
 
   if (!o.device_map.empty()) {
@@ -190,7 +191,8 @@ PlacementPlan plan_placement(const PlacementOptions& o) {
         budget.set(device, std::max<int64_t>(0, budget.at(device) - bytes));
     auto placed = parallel::place_model(*tree, strategy, budget, o.world_size, sizes,
                                         plan.user_set_max_memory);
-    if (!encoder_map_file) check_disk_weights_readable(folder, placed.device_map, flag);
+    if (!encoder_map_file)
+      check_disk_weights_readable(folder, placed.device_map, flag, "at every encode");
     for (const auto& [device, bytes] : placed.bytes.per_device) per_rank[device] += bytes;
     return placed;
   };
