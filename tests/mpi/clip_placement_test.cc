@@ -7,6 +7,7 @@
 #include <random>
 
 #include "mpi_world.h"
+#include "paradiff/core/memory.h"
 #include "paradiff/engine/engine.h"
 #include "paradiff/models/clip/clip_module_tree.h"
 #include "paradiff/models/clip/clip_text_model.h"
@@ -103,6 +104,74 @@ TEST(ClipPlacement, TinyEncoderRunsSplitAndBitIdentical) {
       int64_t sent = world.stats().bytes_sent;
       world.allreduce(&sent, 1, dist::ReduceType::I64, dist::ReduceOp::Sum);
       EXPECT_GE(sent, int64_t{2} * 9 * 32 * 4);  // at least one hand-off of (B, S, hidden)
+    }
+  }
+}
+
+// "disk" units (the embeddings and layer 1; then layer 0 and the final norm) run on rank 0,
+// streamed from the folder's model.safetensors: both outputs equal one process's bit for bit,
+// nobody binds the disk share, and a forward leaves nothing resident but its outputs.
+TEST(ClipPlacement, DiskUnitsAreStreamedAndBitIdentical) {
+  auto& world = testing::world();
+  if (world.size() != 2) GTEST_SKIP() << "runs at 2 ranks";
+  const std::string folder = testing::source_path(kTiny + "/text_encoder");
+  const parallel::ModuleTree tree = models::clip::clip_text_module_tree(folder);
+  using parallel::DeviceKey;
+  const std::vector<std::pair<std::string, parallel::DeviceMap>> maps{
+      {"the embeddings and layer 1 on disk",
+       {{"embeddings", DeviceKey::disk()},
+        {"encoder.layers.0", DeviceKey::rank(1)},
+        {"encoder.layers.1", DeviceKey::disk()},
+        {"final_layer_norm", DeviceKey::rank(1)}}},
+      {"layer 0 and the final norm on disk",
+       {{"embeddings", DeviceKey::rank(1)},
+        {"encoder.layers.0", DeviceKey::disk()},
+        {"encoder.layers.1", DeviceKey::rank(1)},
+        {"final_layer_norm", DeviceKey::disk()}}}};
+  auto rng = testing::make_rng();
+  Tensor ids = Tensor::empty({2, 9}, DType::I64);
+  std::uniform_int_distribution<int64_t> id(3, 2519);
+  for (int64_t i = 0; i < ids.numel(); ++i) ids.data<int64_t>()[i] = id(rng);
+  ids.data<int64_t>()[4] = 2;
+  ids.data<int64_t>()[9 + 7] = 2;
+  for (const auto& [map_name, map] : maps) {
+    SCOPED_TRACE(map_name);
+    const auto [mine, on_disk] = testing::map_share(tree, map);
+    ASSERT_GT(on_disk, 0);
+    // The old position_ids buffer is counted by the map, never bound as a parameter.
+    const auto ids_owner = device_of(map, "embeddings.position_ids");
+    const int64_t position_ids = 77 * 8;
+    for (DType compute : {DType::F32, DType::BF16}) {
+      SCOPED_TRACE(dtype_name(compute));
+      models::clip::CLIPTextModelOutput want;
+      int64_t full_parameters = 0;
+      {
+        const auto single = CLIPTextModel::from_pretrained(folder, compute);
+        full_parameters = single.parameter_bytes();
+        want = single.forward(ids);
+      }
+      const auto placed = CLIPTextModel::from_pretrained_placed(folder, compute, map, world);
+      int64_t bound = placed.parameter_bytes();
+      if (compute == DType::F32) {
+        const bool holds_ids = ids_owner.is_rank() && ids_owner.rank_index() == world.rank();
+        EXPECT_EQ(bound, mine - (holds_ids ? position_ids : 0)) << "rank " << world.rank();
+      }
+      world.allreduce(&bound, 1, dist::ReduceType::I64, dist::ReduceOp::Sum);
+      if (compute == DType::F32) {
+        EXPECT_EQ(bound, full_parameters - on_disk + (ids_owner.is_disk() ? position_ids : 0));
+      }
+      EXPECT_LT(bound, full_parameters) << "the disk share was bound";
+      for (int pass = 0; pass < 2; ++pass) {  // streamed afresh at every forward
+        const int64_t before_forward = current_bytes();
+        const auto got = placed.forward(ids);
+        testing::expect_bit_identical(got.last_hidden_state, want.last_hidden_state,
+                                      "placed last_hidden_state with disk units");
+        testing::expect_bit_identical(got.pooler_output, want.pooler_output,
+                                      "placed pooler_output with disk units");
+        EXPECT_EQ(current_bytes() - before_forward,
+                  got.last_hidden_state.nbytes() + got.pooler_output.nbytes())
+            << "streamed units must not stay resident after the forward";
+      }
     }
   }
 }

@@ -144,7 +144,9 @@ namespace paradiff {
 namespace {
 
 // Placement composed with context parallelism: 2 stages x Ulysses 2 on 4 ranks. Each stage is a
-// Ulysses group; each rank hands its token share to its peer in the next stage.
+// Ulysses group; each rank hands its token share to its peer in the next stage. The text
+// encoders are placed by their own maps too (T5 with block 0 on "disk", CLIP back and forth):
+// each stage communicator (one per Ulysses index) runs them across its two ranks.
 TEST(Placement, TwoStagesOfUlysses2MatchOneProcess) {
   auto& world = testing::world();
   if (world.size() != 4) GTEST_SKIP() << "runs at 4 ranks";
@@ -157,10 +159,15 @@ TEST(Placement, TwoStagesOfUlysses2MatchOneProcess) {
   options.parallel.context_parallel_config = ulysses;
   options.transformer_device_map = "auto";
   options.max_memory = "0=250000,1=400000";
+  const std::string maps = testing::source_path("tests/fixtures/placement/maps/");
+  options.text_encoder_2_device_map = maps + "tiny_t5_disk_back_and_forth.json";
+  options.text_encoder_device_map = maps + "tiny_clip_back_and_forth.json";
   engine::Engine engine(world, options);
   EXPECT_EQ(engine.replicas(), 1);
   EXPECT_EQ(engine.mesh().size(parallel::MeshDim::Stage), 2);
   EXPECT_EQ(engine.mesh().context_parallel().size(), 2);
+  EXPECT_NE(engine.placement_report().find("\"encoder.block.0\":\"disk\""), std::string::npos)
+      << engine.placement_report();
   engine.mesh().reset_comm_stats();
   const auto result = engine.run(request);
   int64_t bytes[2] = {engine.mesh().comm(parallel::MeshDim::Stage).stats().bytes_sent,

@@ -162,7 +162,9 @@ engine::GenerationRequest qwen_request() {
 }
 
 // Through the engine: --transformer-device-map on the Qwen-Image pipeline, alone (2 and 3
-// stages) or as 2 stages inside each of 2 cfg-parallel groups (4 ranks).
+// stages) or as 2 stages inside each of 2 cfg-parallel groups (4 ranks), where the text encoder
+// is placed by its own map too (each cfg group's stage communicator runs it across its ranks,
+// layer 0 streamed from "disk").
 TEST(QwenImagePlacement, PipelineWithTransformerDeviceMapEqualsOneProcess) {
   auto& world = testing::world();
   const std::string model = testing::source_path("tests/fixtures/qwen_image_pipeline/tiny");
@@ -178,9 +180,17 @@ TEST(QwenImagePlacement, PipelineWithTransformerDeviceMapEqualsOneProcess) {
     out << parallel::device_map_to_json(round_robin_map(config, stages, Disk::None)).dump();
   }
   options.transformer_device_map = map_path;
+  if (world.size() == 4)
+    options.text_encoder_device_map =
+        testing::source_path("tests/fixtures/placement/maps/tiny_qwen_text_encoder_disk.json");
   engine::Engine engine(world, options);
   EXPECT_EQ(engine.replicas(), 1);
   EXPECT_EQ(engine.mesh().size(parallel::MeshDim::Stage), stages);
+  if (world.size() == 4 && world.rank() == 0) {
+    EXPECT_NE(engine.placement_report().find("\"model.language_model.layers.0\":\"disk\""),
+              std::string::npos)
+        << engine.placement_report();
+  }
   engine.mesh().reset_comm_stats();
   const auto request = qwen_request();
   const auto result = engine.run(request);

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "mpi_world.h"
+#include "paradiff/core/memory.h"
 #include "paradiff/engine/engine.h"
 #include "paradiff/models/qwen2_5_vl/qwen2_5_vl_module_tree.h"
 #include "paradiff/models/qwen2_5_vl/qwen2_5_vl_text_model.h"
@@ -42,8 +43,10 @@ std::vector<std::pair<std::string, parallel::DeviceMap>> maps(const parallel::Mo
   return {place("balanced_low_0", "0=281264,1=281264,2=281264")};
 }
 
-// This rank's bytes of the language model's parameters under `map` (fp32): what it must bind.
-int64_t text_model_share(const parallel::ModuleTree& tree, const parallel::DeviceMap& map) {
+// This rank's bytes of the language model's parameters under `map` (fp32): what it must bind;
+// with `on_disk`, the bytes on "disk" instead.
+int64_t text_model_share(const parallel::ModuleTree& tree, const parallel::DeviceMap& map,
+                         bool on_disk = false) {
   const auto sizes = parallel::compute_module_sizes(tree, SafetensorsDType::F32);
   int64_t mine = 0;
   for (const std::string& name : tree.state_dict_names()) {
@@ -54,7 +57,8 @@ int64_t text_model_share(const parallel::ModuleTree& tree, const parallel::Devic
       if (key.empty() || name == key || name.rfind(key + ".", 0) == 0)
         if (!found || key.size() >= best) {
           best = key.size(), found = true;
-          here = device.is_rank() && device.rank_index() == testing::world().rank();
+          here = on_disk ? device.is_disk()
+                         : device.is_rank() && device.rank_index() == testing::world().rank();
         }
     if (here) mine += sizes[name];
   }
@@ -103,6 +107,76 @@ TEST(QwenTextEncoderPlacement, RunsSplitAndBitIdentical) {
       int64_t sent = world.stats().bytes_sent;
       world.allreduce(&sent, 1, dist::ReduceType::I64, dist::ReduceOp::Sum);
       EXPECT_GE(sent, int64_t{3} * 32 * 4);  // at least one element's hand-off
+    }
+  }
+}
+
+// "disk" units (the embedding and layer 1; then layer 0 and the norm) run on rank 0, streamed
+// from the folder's model.safetensors for each element: the masked batch's last hidden state
+// equals one process's bit for bit, nobody binds the disk share, and a forward leaves nothing
+// resident but its output.
+TEST(QwenTextEncoderPlacement, DiskUnitsAreStreamedAndBitIdentical) {
+  auto& world = testing::world();
+  if (world.size() != 2) GTEST_SKIP() << "runs at 2 ranks";
+  const std::string folder = testing::source_path(kTiny + "/text_encoder");
+  const parallel::ModuleTree tree = models::qwen2_5_vl::qwen2_5_vl_module_tree(folder);
+  using parallel::DeviceKey;
+  const std::string lm = "model.language_model.";
+  const std::vector<std::pair<std::string, parallel::DeviceMap>> maps{
+      {"the embedding and layer 1 on disk",
+       {{"model.visual", DeviceKey::rank(0)},
+        {lm + "embed_tokens", DeviceKey::disk()},
+        {lm + "layers.0", DeviceKey::rank(1)},
+        {lm + "layers.1", DeviceKey::disk()},
+        {lm + "norm", DeviceKey::rank(1)},
+        {lm + "rotary_emb", DeviceKey::rank(1)},
+        {"lm_head", DeviceKey::rank(1)}}},
+      {"layer 0 and the norm on disk",
+       {{"model.visual", DeviceKey::rank(0)},
+        {lm + "embed_tokens", DeviceKey::rank(1)},
+        {lm + "layers.0", DeviceKey::disk()},
+        {lm + "layers.1", DeviceKey::rank(1)},
+        {lm + "norm", DeviceKey::disk()},
+        {lm + "rotary_emb", DeviceKey::rank(0)},
+        {"lm_head", DeviceKey::rank(1)}}}};
+  Tensor ids = Tensor::empty({2, 6}, DType::I64), mask = Tensor::empty({2, 6}, DType::I64);
+  const int64_t id_values[12] = {700, 700, 11, 57, 310, 699, 42, 8, 615, 700, 700, 700};
+  const int64_t mask_values[12] = {0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0};
+  for (int i = 0; i < 12; ++i) {
+    ids.data<int64_t>()[i] = id_values[i];
+    mask.data<int64_t>()[i] = mask_values[i];
+  }
+  for (const auto& [map_name, map] : maps) {
+    SCOPED_TRACE(map_name);
+    const int64_t mine = text_model_share(tree, map);
+    const int64_t on_disk = text_model_share(tree, map, /*on_disk=*/true);
+    ASSERT_GT(on_disk, 0);
+    for (DType compute : {DType::F32, DType::BF16}) {
+      SCOPED_TRACE(dtype_name(compute));
+      Tensor want;
+      int64_t full_parameters = 0;
+      {
+        const auto single = Qwen2_5_VLTextModel::from_pretrained(folder, compute);
+        full_parameters = single.parameter_bytes();
+        want = single.forward(ids, mask);
+      }
+      const auto placed = Qwen2_5_VLTextModel::from_pretrained_placed(folder, compute, map, world);
+      int64_t bound = placed.parameter_bytes();
+      if (compute == DType::F32) {
+        EXPECT_EQ(bound, mine) << "rank " << world.rank();
+      }
+      world.allreduce(&bound, 1, dist::ReduceType::I64, dist::ReduceOp::Sum);
+      if (compute == DType::F32) {
+        EXPECT_EQ(bound, full_parameters - on_disk);
+      }
+      EXPECT_LT(bound, full_parameters) << "the disk share was bound";
+      for (int pass = 0; pass < 2; ++pass) {  // streamed afresh at every forward
+        const int64_t before_forward = current_bytes();
+        const Tensor got = placed.forward(ids, mask);
+        testing::expect_bit_identical(got, want, "placed last hidden state with disk units");
+        EXPECT_EQ(current_bytes() - before_forward, got.nbytes())
+            << "streamed units must not stay resident after the forward";
+      }
     }
   }
 }

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "mpi_world.h"
+#include "paradiff/core/memory.h"
 #include "paradiff/engine/engine.h"
 #include "paradiff/models/t5/t5_encoder_model.h"
 #include "paradiff/models/t5/t5_module_tree.h"
@@ -131,6 +132,69 @@ TEST(T5Placement, GenerateWithTextEncoder2DeviceMapIsBitIdentical) {
   testing::expect_same_images(result, testing::run_on_one_process(model, request), 2);
 }
 
+// "disk" units (block 0 with the position table, the final norm; then the embedding and block
+// 1) run on rank 0, streamed from the folder's model.safetensors: prompt_embeds equal one
+// process's bit for bit, nobody binds the disk share, and a forward leaves nothing resident but
+// its output.
+TEST(T5Placement, DiskUnitsAreStreamedAndBitIdentical) {
+  auto& world = testing::world();
+  if (world.size() != 2) GTEST_SKIP() << "runs at 2 ranks";
+  const std::string folder = testing::source_path(kTinyT5);
+  const parallel::ModuleTree tree = models::t5::t5_encoder_module_tree(folder);
+  using parallel::DeviceKey;
+  const std::vector<std::pair<std::string, parallel::DeviceMap>> maps{
+      {"block 0 and the final norm on disk",
+       {{"shared", DeviceKey::rank(1)},
+        {"encoder.embed_tokens", DeviceKey::rank(1)},
+        {"encoder.block.0", DeviceKey::disk()},
+        {"encoder.block.1", DeviceKey::rank(1)},
+        {"encoder.final_layer_norm", DeviceKey::disk()},
+        {"encoder.dropout", DeviceKey::rank(0)}}},
+      {"the embedding and block 1 on disk",
+       {{"shared", DeviceKey::disk()},
+        {"encoder.embed_tokens", DeviceKey::disk()},
+        {"encoder.block.0", DeviceKey::rank(1)},
+        {"encoder.block.1", DeviceKey::disk()},
+        {"encoder.final_layer_norm", DeviceKey::rank(1)},
+        {"encoder.dropout", DeviceKey::rank(1)}}}};
+  auto rng = testing::make_rng();
+  Tensor ids = Tensor::empty({2, 7}, DType::I64);
+  std::uniform_int_distribution<int64_t> id(0, 1127);
+  for (int64_t i = 0; i < ids.numel(); ++i) ids.data<int64_t>()[i] = id(rng);
+  for (const auto& [map_name, map] : maps) {
+    SCOPED_TRACE(map_name);
+    const auto [mine, on_disk] = testing::map_share(tree, map);
+    ASSERT_GT(on_disk, 0);
+    for (DType compute : {DType::F32, DType::BF16}) {
+      SCOPED_TRACE(dtype_name(compute));
+      Tensor want;
+      int64_t full_parameters = 0;
+      {
+        const auto single = T5EncoderModel::from_pretrained(folder, compute);
+        full_parameters = single.parameter_bytes();
+        want = single.forward(ids);
+      }
+      const auto placed = T5EncoderModel::from_pretrained_placed(folder, compute, map, world);
+      int64_t bound = placed.parameter_bytes();
+      if (compute == DType::F32) {
+        EXPECT_EQ(bound, mine) << "rank " << world.rank();
+      }
+      world.allreduce(&bound, 1, dist::ReduceType::I64, dist::ReduceOp::Sum);
+      if (compute == DType::F32) {
+        EXPECT_EQ(bound, full_parameters - on_disk);
+      }
+      EXPECT_LT(bound, full_parameters) << "the disk share was bound";
+      for (int pass = 0; pass < 2; ++pass) {  // streamed afresh at every forward
+        const int64_t before_forward = current_bytes();
+        const Tensor got = placed.forward(ids);
+        testing::expect_bit_identical(got, want, "placed prompt_embeds with disk units");
+        EXPECT_EQ(current_bytes() - before_forward, got.nbytes())
+            << "streamed units must not stay resident after the forward";
+      }
+    }
+  }
+}
+
 void expect_refused(const std::string& folder, const parallel::DeviceMap& map,
                     const std::string& needle) {
   try {
@@ -141,17 +205,10 @@ void expect_refused(const std::string& folder, const parallel::DeviceMap& map,
   }
 }
 
-TEST(T5Placement, DiskAndSplitBlocksAreRefused) {
+TEST(T5Placement, SplitBlocksAreRefused) {
   if (testing::world().size() != 2) GTEST_SKIP() << "runs at 2 ranks";
   const std::string folder = testing::source_path(kTinyT5);
   using parallel::DeviceKey;
-  const parallel::DeviceMap on_disk{{"shared", DeviceKey::rank(0)},
-                                    {"encoder.embed_tokens", DeviceKey::rank(0)},
-                                    {"encoder.block.0", DeviceKey::rank(1)},
-                                    {"encoder.block.1", DeviceKey::disk()},
-                                    {"encoder.final_layer_norm", DeviceKey::rank(1)}};
-  expect_refused(folder, on_disk,
-                 "'encoder.block.1' on \"disk\": text encoder units are not streamed");
   const parallel::DeviceMap split{{"shared", DeviceKey::rank(0)},
                                   {"encoder.embed_tokens", DeviceKey::rank(0)},
                                   {"encoder.block.0", DeviceKey::rank(1)},

@@ -54,7 +54,7 @@ bool covers(const std::string& key, const std::string& name) {
 }  // namespace
 
 void check_disk_weights_readable(const std::string& folder, const parallel::DeviceMap& map,
-                                 const std::string& option) {
+                                 const std::string& option, const std::string& when) {
   std::vector<std::string> disk_keys;
   for (const auto& [key, device] : map)
     if (device.is_disk()) disk_keys.push_back(key);
@@ -94,7 +94,7 @@ void check_disk_weights_readable(const std::string& folder, const parallel::Devi
   for (const std::string& file : files)
     if (const std::string why = why_unreadable(file); !why.empty())
       throw Error(str_cat(option, " puts ", units, " on \"disk\": their weights are streamed from ",
-                          file, " at every step, but it cannot be read: ", why));
+                          file, " ", when, ", but it cannot be read: ", why));
 }
 
 }  // namespace paradiff::engine

@@ -12,9 +12,11 @@
 namespace paradiff::engine {
 
 // `component_folder`: the model folder the map applies to (a pipeline's transformer/);
-// `option`: the command-line option that gave the map, for the message. Does nothing when no
+// `option`: the command-line option that gave the map, for the message; `when`: how often the
+// units are streamed ("at every step", a text encoder's "at every encode"). Does nothing when no
 // entry of `map` is "disk". Throws naming the disk units, the file and why it cannot be read.
 void check_disk_weights_readable(const std::string& component_folder,
-                                 const parallel::DeviceMap& map, const std::string& option);
+                                 const parallel::DeviceMap& map, const std::string& option,
+                                 const std::string& when = "at every step");
 
 }  // namespace paradiff::engine

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <tuple>
 
 #include "paradiff/core/error.h"
 #include "paradiff/engine/disk_weights_check.h"
@@ -84,6 +85,14 @@ PlacementPlan plan_placement(const PlacementOptions& o) {
     check_disk_weights_readable(index.folder + "/transformer",
                                 parallel::read_device_map_file(o.transformer_device_map),
                                 "--transformer-device-map");
+  for (const auto& [component, strategy, flag] :
+       {std::tuple{"text_encoder_2", &o.text_encoder_2_device_map, "--text-encoder-2-device-map"},
+        std::tuple{"text_encoder", &o.text_encoder_device_map, "--text-encoder-device-map"}})
+    if (strategy->size() > 5 && strategy->ends_with(".json") &&
+        index.components.count(component) != 0)
+      check_disk_weights_readable(index.folder + "/" + component,
+                                  parallel::read_device_map_file(*strategy), flag,
+                                  "at every encode");
   plan.components = pipeline::component_sizes(index, dtype);
 
   if (!o.device_map.empty()) {
@@ -156,6 +165,9 @@ PlacementPlan plan_placement(const PlacementOptions& o) {
     const auto t = index.components.find(component);
     const std::string cls = t == index.components.end() ? "" : t->second.class_name;
     const std::string folder = index.folder + "/" + component;
+    // "disk" units are streamed from the component's own files: a map file's were checked
+    // readable before any header was read (above), a strategy's once computed (below).
+    const bool encoder_map_file = strategy.size() > 5 && strategy.ends_with(".json");
     std::optional<parallel::ModuleTree> tree;
     // T5's tree is the model as transformers loads it (shared and encoder.embed_tokens one
     // tensor), so its bytes are the file's, where component_bytes counts diffusers' untied meta
@@ -179,6 +191,8 @@ PlacementPlan plan_placement(const PlacementOptions& o) {
         budget.set(device, std::max<int64_t>(0, budget.at(device) - bytes));
     auto placed = parallel::place_model(*tree, strategy, budget, o.world_size, sizes,
                                         plan.user_set_max_memory);
+    if (!encoder_map_file)
+      check_disk_weights_readable(folder, placed.device_map, flag, "at every encode");
     for (const auto& [device, bytes] : placed.bytes.per_device) per_rank[device] += bytes;
     return placed;
   };

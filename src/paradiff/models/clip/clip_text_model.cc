@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <optional>
 
 #include "paradiff/dist/tensor_transfer.h"
 #include "paradiff/kernels/activations.h"
@@ -91,22 +92,71 @@ void layer_forward(const CLIPTextConfig& config, DType act, const CLIPEncoderLay
   l.fc2.forward(w.mlp, x, Activation::None, /*accumulate=*/true);
 }
 
+// One encoder layer's parameters, under `lp` (".../encoder.layers.i").
+CLIPEncoderLayer load_layer(const CLIPTextConfig& config, ModuleLoader& loader,
+                            const std::string& lp) {
+  const int64_t c = config.hidden_size, f = config.intermediate_size;
+  CLIPEncoderLayer l;
+  bind_layer_norm(loader, lp + ".layer_norm1", c, l.layer_norm1_scale, l.layer_norm1_shift);
+  l.q_proj = loader.linear(lp + ".self_attn.q_proj", c, c);
+  l.k_proj = loader.linear(lp + ".self_attn.k_proj", c, c);
+  l.v_proj = loader.linear(lp + ".self_attn.v_proj", c, c);
+  l.out_proj = loader.linear(lp + ".self_attn.out_proj", c, c);
+  bind_layer_norm(loader, lp + ".layer_norm2", c, l.layer_norm2_scale, l.layer_norm2_shift);
+  l.fc1 = loader.linear(lp + ".mlp.fc1", c, f);
+  l.fc2 = loader.linear(lp + ".mlp.fc2", f, c);
+  return l;
+}
+
+// A checkpoint under the model's module names (its "text_model." prefix, if any, dropped),
+// without the old position_ids buffer: what "disk" units stream from. Owns the checkpoint.
+class UnprefixedWeights : public WeightSource {
+ public:
+  UnprefixedWeights(std::shared_ptr<const CheckpointWeights> base, std::string prefix)
+      : base_(std::move(base)), prefix_(std::move(prefix)) {}
+  std::string describe() const override { return base_->describe(); }
+  std::vector<std::string> names() const override {
+    std::vector<std::string> out;
+    for (const std::string& name : base_->names()) {
+      const std::string bare = name.rfind(prefix_, 0) == 0 ? name.substr(prefix_.size()) : name;
+      if (bare != "embeddings.position_ids") out.push_back(bare);
+    }
+    return out;
+  }
+  bool contains(const std::string& name) const override { return base_->contains(stored(name)); }
+  std::vector<int64_t> shape(const std::string& name) const override {
+    return base_->shape(stored(name));
+  }
+  Tensor read(const std::string& name, DType want) const override {
+    return base_->read(stored(name), want);
+  }
+  std::string stored_dtype(const std::string& name) const override {
+    return base_->stored_dtype(stored(name));
+  }
+
+ private:
+  std::string stored(const std::string& name) const { return prefix_ + name; }
+  std::shared_ptr<const CheckpointWeights> base_;
+  std::string prefix_;
+};
+
 // A transformers CLIP folder's checkpoint: the prefix of its names, and the tensors the model
 // reads (an old checkpoint's position_ids buffer is accepted and unused).
 struct ClipCheckpoint {
   ClipCheckpoint(const std::string& folder, const std::string& variant)
       : config(CLIPTextConfig::load(model_config_path(folder, "text encoder folder"))),
-        weights(Checkpoint::open_folder(folder, "model", variant)),
-        prefix(weights.contains("text_model.embeddings.token_embedding.weight") ? "text_model."
-                                                                                : "") {}
+        weights(std::make_shared<const CheckpointWeights>(
+            Checkpoint::open_folder(folder, "model", variant))),
+        prefix(weights->contains("text_model.embeddings.token_embedding.weight") ? "text_model."
+                                                                                 : "") {}
   // Binds the old position_ids buffer, when there is one, so that finish() accepts it.
   void bind_position_ids(ModuleLoader& loader) const {
     const std::string position_ids = prefix + "embeddings.position_ids";
-    if (weights.contains(position_ids))
+    if (weights->contains(position_ids))
       loader.tensor(position_ids, Shape{1, config.max_position_embeddings}, DType::I64);
   }
   CLIPTextConfig config;
-  CheckpointWeights weights;
+  std::shared_ptr<const CheckpointWeights> weights;
   std::string prefix;
 };
 
@@ -122,7 +172,7 @@ CLIPTextModel::CLIPTextModel(const CLIPTextConfig& config, ModuleLoader& loader,
     : config_(config), compute_(loader.compute_dtype()), placement_(std::move(placement)) {
   config_.validate("CLIP text config");
   auto mine = [this](const std::string& unit) { return !placement_ || placement_->binds(unit); };
-  const int64_t c = config_.hidden_size, f = config_.intermediate_size;
+  const int64_t c = config_.hidden_size;
   const std::string p = prefix;
   if (mine("embeddings")) {
     token_embedding_ = loader.tensor(p + "embeddings.token_embedding.weight",
@@ -131,19 +181,10 @@ CLIPTextModel::CLIPTextModel(const CLIPTextConfig& config, ModuleLoader& loader,
                                            Shape{config_.max_position_embeddings, c});
   }
   layers_.resize(static_cast<size_t>(config_.num_hidden_layers));
-  for (int64_t i = 0; i < config_.num_hidden_layers; ++i) {
-    if (!mine(str_cat("encoder.layers.", i))) continue;
-    CLIPEncoderLayer& l = layers_[static_cast<size_t>(i)];
-    const std::string lp = str_cat(p, "encoder.layers.", i, ".");
-    bind_layer_norm(loader, lp + "layer_norm1", c, l.layer_norm1_scale, l.layer_norm1_shift);
-    l.q_proj = loader.linear(lp + "self_attn.q_proj", c, c);
-    l.k_proj = loader.linear(lp + "self_attn.k_proj", c, c);
-    l.v_proj = loader.linear(lp + "self_attn.v_proj", c, c);
-    l.out_proj = loader.linear(lp + "self_attn.out_proj", c, c);
-    bind_layer_norm(loader, lp + "layer_norm2", c, l.layer_norm2_scale, l.layer_norm2_shift);
-    l.fc1 = loader.linear(lp + "mlp.fc1", c, f);
-    l.fc2 = loader.linear(lp + "mlp.fc2", f, c);
-  }
+  for (int64_t i = 0; i < config_.num_hidden_layers; ++i)
+    if (mine(str_cat("encoder.layers.", i)))
+      layers_[static_cast<size_t>(i)] =
+          load_layer(config_, loader, str_cat(p, "encoder.layers.", i));
   if (mine("final_layer_norm"))
     bind_layer_norm(loader, p + "final_layer_norm", c, final_scale_, final_shift_);
   loader.finish();
@@ -169,25 +210,24 @@ CLIPTextModel CLIPTextModel::from_pretrained_placed(const std::string& folder, D
     return name.rfind(prefix, 0) == 0 ? name.substr(prefix.size()) : name;
   };
   std::vector<std::string> names;
-  for (const std::string& name : checkpoint.weights.names()) names.push_back(strip(name));
+  for (const std::string& name : checkpoint.weights->names()) names.push_back(strip(name));
   auto placement =
       std::make_shared<const UnitPlacement>(map, execution_units(checkpoint.config), names, group);
-  for (const std::string& unit : placement->assignment().units())
-    PARADIFF_CHECK(!placement->assignment().on_disk(unit), "placement: CLIPTextModel's '", unit,
-                   "' on \"disk\": text encoder units are not streamed from disk; give it a rank");
   // The predicate holds its own reference: the placement moves into the model below.
-  const IgnoringWeights mine(checkpoint.weights, [strip, p = placement](const std::string& name) {
+  const IgnoringWeights mine(*checkpoint.weights, [strip, p = placement](const std::string& name) {
     return !p->binds_tensor(strip(name));
   });
   ModuleLoader loader(mine, compute);
   if (placement->binds("embeddings")) checkpoint.bind_position_ids(loader);
-  return CLIPTextModel(checkpoint.config, loader, prefix, std::move(placement));
+  CLIPTextModel model(checkpoint.config, loader, prefix, std::move(placement));
+  model.disk_source_ = std::make_shared<const UnprefixedWeights>(checkpoint.weights, prefix);
+  return model;
 }
 
 CLIPTextModel CLIPTextModel::from_pretrained(const std::string& folder, DType compute,
                                              const std::string& variant) {
   const ClipCheckpoint checkpoint(folder, variant);
-  ModuleLoader loader(checkpoint.weights, compute);
+  ModuleLoader loader(*checkpoint.weights, compute);
   // Checkpoints from before transformers 4.31 also hold the position_ids buffer.
   checkpoint.bind_position_ids(loader);
   return CLIPTextModel(checkpoint.config, loader, checkpoint.prefix);
@@ -201,9 +241,14 @@ CLIPTextModel CLIPTextModel::with_random_weights(const CLIPTextConfig& config, D
 
 void CLIPTextModel::finish_prompt(const int64_t* ids, const Tensor& x, Tensor& last,
                                   Tensor pooled) const {
+  finish_prompt(ids, x, last, std::move(pooled), final_scale_, final_shift_);
+}
+
+void CLIPTextModel::finish_prompt(const int64_t* ids, const Tensor& x, Tensor& last, Tensor pooled,
+                                  const Tensor& scale, const Tensor& shift) const {
   const int64_t s = x.dim(0), c = config_.hidden_size;
   const float eps = static_cast<float>(config_.layer_norm_eps);
-  kernels::layer_norm_modulate(x.reshape({1, s, c}), final_shift_, final_scale_, eps, last);
+  kernels::layer_norm_modulate(x.reshape({1, s, c}), shift, scale, eps, last);
   // transformers' pooled position: argmax of the ids (legacy eos_token_id 2), else the first
   // EOS; argmax returns the first maximum, and no EOS gives position 0.
   int64_t pos = 0;
@@ -255,6 +300,9 @@ CLIPTextModelOutput CLIPTextModel::forward_placed(const Tensor& input_ids) const
   const int64_t* all_ids = input_ids.data<int64_t>();
   const size_t layers = layers_.size();
   const std::vector<parallel::Stage> chain = hidden_state_chain(assignment, 0);
+  // The "disk" units this rank runs (rank 0), in order: each one's tensors are read ahead in a
+  // background thread while the unit before it computes.
+  UnitStreamer streamer(assignment, rank, 0, *disk_source_, compute_);
   Tensor x;  // (B, S, hidden) F32: the residual streams of the whole batch
   CLIPTextModelOutput out{Tensor::empty({batch, s, c}, DType::F32),
                           Tensor::empty({batch, c}, DType::F32)};
@@ -264,17 +312,36 @@ CLIPTextModelOutput CLIPTextModel::forward_placed(const Tensor& input_ids) const
     if (k > 0) x = dist::receive_tensor(group, chain[k - 1].rank, kHiddenTag);
     Scratch scratch(config_, s, compute_);
     for (size_t u = stage.first; u < stage.first + stage.count; ++u) {
+      // A "disk" unit's weights, bound from the streamed tensors for this unit only.
+      Tensor token_embedding = token_embedding_, position_embedding = position_embedding_;
+      Tensor final_scale = final_scale_, final_shift = final_shift_;
+      std::optional<CLIPEncoderLayer> streamed;
+      if (assignment.on_disk(u)) {
+        ModuleLoader loader(streamer.next(u), compute_);
+        if (u == 0) {
+          token_embedding = loader.tensor("embeddings.token_embedding.weight",
+                                          Shape{config_.vocab_size, c}, compute_);
+          position_embedding = loader.parameter("embeddings.position_embedding.weight",
+                                                Shape{config_.max_position_embeddings, c});
+        } else if (u <= layers) {
+          streamed = load_layer(config_, loader, assignment.units()[u]);
+        } else {
+          bind_layer_norm(loader, "final_layer_norm", c, final_scale, final_shift);
+        }
+        loader.finish();
+      }
       if (u == 0) x = Tensor::empty({batch, s, c}, DType::F32);
       for (int64_t b = 0; b < batch; ++b) {
         Tensor row = x.select(b);
         if (u == 0) {
-          kernels::embedding(token_embedding_, input_ids.select(b), row);
-          kernels::add(row, position_embedding_.slice(0, s), row);
+          kernels::embedding(token_embedding, input_ids.select(b), row);
+          kernels::add(row, position_embedding.slice(0, s), row);
         } else if (u <= layers) {
-          layer_forward(config_, compute_, layers_[u - 1], row, scratch);
+          layer_forward(config_, compute_, streamed ? *streamed : layers_[u - 1], row, scratch);
         } else {
           Tensor last = out.last_hidden_state.slice(b, 1);
-          finish_prompt(all_ids + b * s, row, last, out.pooler_output.select(b));
+          finish_prompt(all_ids + b * s, row, last, out.pooler_output.select(b), final_scale,
+                        final_shift);
         }
       }
     }

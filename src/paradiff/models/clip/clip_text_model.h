@@ -53,7 +53,9 @@ class CLIPTextModel {
   // every rank passes the same input_ids; the owner of each run of consecutive units computes
   // them for the whole batch and sends the hidden states (B, S, hidden) F32 to the next run's
   // owner; final_layer_norm's owner broadcasts last_hidden_state and pooler_output, so every rank
-  // returns them. A unit on "disk" is refused (not streamed). `group` must outlive the model.
+  // returns them. A unit on "disk" runs on rank 0, streamed from the folder's safetensors at each
+  // forward (read ahead while the unit before it computes, freed after it runs), as the
+  // transformers' are. `group` must outlive the model.
   static CLIPTextModel from_pretrained_placed(const std::string& folder, DType compute,
                                               const parallel::DeviceMap& map,
                                               dist::Communicator& group,
@@ -79,6 +81,9 @@ class CLIPTextModel {
   // The final LayerNorm of one prompt's residual stream x (S, hidden) into `last` (1, S, hidden),
   // and its pooled row into `pooled` (hidden).
   void finish_prompt(const int64_t* ids, const Tensor& x, Tensor& last, Tensor pooled) const;
+  // The same with a given final LayerNorm (scale, shift): a streamed one.
+  void finish_prompt(const int64_t* ids, const Tensor& x, Tensor& last, Tensor pooled,
+                     const Tensor& scale, const Tensor& shift) const;
 
   CLIPTextConfig config_;
   DType compute_;
@@ -86,7 +91,8 @@ class CLIPTextModel {
   Tensor position_embedding_;  // (max_positions, hidden) F32
   std::vector<CLIPEncoderLayer> layers_;
   Tensor final_scale_, final_shift_;  // final_layer_norm as (1, hidden) scale and shift
-  std::shared_ptr<const UnitPlacement> placement_;  // null: this process binds every unit
+  std::shared_ptr<const UnitPlacement> placement_;   // null: this process binds every unit
+  std::shared_ptr<const WeightSource> disk_source_;  // what "disk" units stream from
   int64_t parameter_bytes_ = 0;
 };
 

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <optional>
 
 #include "paradiff/dist/tensor_transfer.h"
 #include "paradiff/kernels/attention_bias.h"
@@ -102,6 +103,25 @@ kernels::Linear rope_linear(ModuleLoader& loader, const std::string& prefix, int
   return kernels::Linear(pw, pb.reshape({out}), compute);
 }
 
+// Decoder layer i's parameters ("model.language_model.layers.i").
+Qwen2_5_VLDecoderLayer load_layer(const Qwen2_5_VLTextConfig& config, ModuleLoader& loader,
+                                  int64_t i) {
+  const int64_t c = config.hidden_size, f = config.intermediate_size, d = config.head_dim();
+  const int64_t heads = config.num_attention_heads, kv = config.num_key_value_heads;
+  Qwen2_5_VLDecoderLayer l;
+  const std::string p = str_cat(kPrefix, "layers.", i, ".");
+  l.input_layernorm = loader.parameter(p + "input_layernorm.weight", Shape{c});
+  l.q_proj = rope_linear(loader, p + "self_attn.q_proj", c, heads, d);
+  l.k_proj = rope_linear(loader, p + "self_attn.k_proj", c, kv, d);
+  l.v_proj = loader.linear(p + "self_attn.v_proj", c, kv * d, /*bias=*/true);
+  l.o_proj = loader.linear(p + "self_attn.o_proj", heads * d, c, /*bias=*/false);
+  l.post_attention_layernorm = loader.parameter(p + "post_attention_layernorm.weight", Shape{c});
+  l.gate_proj = loader.linear(p + "mlp.gate_proj", c, f, /*bias=*/false);
+  l.up_proj = loader.linear(p + "mlp.up_proj", c, f, /*bias=*/false);
+  l.down_proj = loader.linear(p + "mlp.down_proj", f, c, /*bias=*/false);
+  return l;
+}
+
 }  // namespace
 
 Qwen2_5_VLTextModel::Qwen2_5_VLTextModel(const Qwen2_5_VLTextConfig& config, ModuleLoader& loader)
@@ -112,26 +132,14 @@ Qwen2_5_VLTextModel::Qwen2_5_VLTextModel(const Qwen2_5_VLTextConfig& config, Mod
     : config_(config), compute_(loader.compute_dtype()), placement_(std::move(placement)) {
   config_.validate("Qwen2.5-VL text config");
   auto mine = [this](const std::string& unit) { return !placement_ || placement_->binds(unit); };
-  const int64_t c = config_.hidden_size, f = config_.intermediate_size, d = config_.head_dim();
-  const int64_t heads = config_.num_attention_heads, kv = config_.num_key_value_heads;
+  const int64_t c = config_.hidden_size, d = config_.head_dim();
   if (mine(kPrefix + "embed_tokens"))
     embed_tokens_ =
         loader.tensor(kPrefix + "embed_tokens.weight", Shape{config_.vocab_size, c}, compute_);
   layers_.resize(static_cast<size_t>(config_.num_hidden_layers));
-  for (int64_t i = 0; i < config_.num_hidden_layers; ++i) {
-    if (!mine(str_cat(kPrefix, "layers.", i))) continue;
-    Qwen2_5_VLDecoderLayer& l = layers_[static_cast<size_t>(i)];
-    const std::string p = str_cat(kPrefix, "layers.", i, ".");
-    l.input_layernorm = loader.parameter(p + "input_layernorm.weight", Shape{c});
-    l.q_proj = rope_linear(loader, p + "self_attn.q_proj", c, heads, d);
-    l.k_proj = rope_linear(loader, p + "self_attn.k_proj", c, kv, d);
-    l.v_proj = loader.linear(p + "self_attn.v_proj", c, kv * d, /*bias=*/true);
-    l.o_proj = loader.linear(p + "self_attn.o_proj", heads * d, c, /*bias=*/false);
-    l.post_attention_layernorm = loader.parameter(p + "post_attention_layernorm.weight", Shape{c});
-    l.gate_proj = loader.linear(p + "mlp.gate_proj", c, f, /*bias=*/false);
-    l.up_proj = loader.linear(p + "mlp.up_proj", c, f, /*bias=*/false);
-    l.down_proj = loader.linear(p + "mlp.down_proj", f, c, /*bias=*/false);
-  }
+  for (int64_t i = 0; i < config_.num_hidden_layers; ++i)
+    if (mine(str_cat(kPrefix, "layers.", i)))
+      layers_[static_cast<size_t>(i)] = load_layer(config_, loader, i);
   if (mine(kPrefix + "norm")) norm_ = loader.parameter(kPrefix + "norm.weight", Shape{c});
   loader.finish();
   parameter_bytes_ = loader.bytes_bound();
@@ -170,19 +178,24 @@ Qwen2_5_VLTextModel Qwen2_5_VLTextModel::from_pretrained_placed(const std::strin
                                                                 dist::Communicator& group,
                                                                 const std::string& variant) {
   const auto config = Qwen2_5_VLTextConfig::load(model_config_path(folder, "text encoder folder"));
-  const CheckpointWeights checkpoint(Checkpoint::open_folder(folder, "model", variant));
-  const TextModelWeights weights(checkpoint);
+  auto checkpoint =
+      std::make_shared<const CheckpointWeights>(Checkpoint::open_folder(folder, "model", variant));
+  // The text model's view of the checkpoint, which owns it: "disk" units stream from it.
+  struct OwningTextModelWeights : TextModelWeights {
+    explicit OwningTextModelWeights(std::shared_ptr<const CheckpointWeights> c)
+        : TextModelWeights(*c), checkpoint(std::move(c)) {}
+    std::shared_ptr<const CheckpointWeights> checkpoint;
+  };
+  auto weights = std::make_shared<const OwningTextModelWeights>(checkpoint);
   auto placement =
-      std::make_shared<const UnitPlacement>(map, execution_units(config), weights.names(), group);
-  for (const std::string& unit : placement->assignment().units())
-    PARADIFF_CHECK(!placement->assignment().on_disk(unit),
-                   "placement: Qwen2_5_VLForConditionalGeneration's '", unit,
-                   "' on \"disk\": text encoder units are not streamed from disk; give it a rank");
+      std::make_shared<const UnitPlacement>(map, execution_units(config), weights->names(), group);
   // The predicate holds its own reference: the placement moves into the model below.
   const IgnoringWeights mine(
-      weights, [p = placement](const std::string& name) { return !p->binds_tensor(name); });
+      *weights, [p = placement](const std::string& name) { return !p->binds_tensor(name); });
   ModuleLoader loader(mine, compute);
-  return Qwen2_5_VLTextModel(config, loader, std::move(placement));
+  Qwen2_5_VLTextModel model(config, loader, std::move(placement));
+  model.disk_source_ = std::move(weights);
+  return model;
 }
 
 Qwen2_5_VLTextModel Qwen2_5_VLTextModel::with_random_weights(const Qwen2_5_VLTextConfig& config,
@@ -208,12 +221,12 @@ void Qwen2_5_VLTextModel::rotary_tables(const std::vector<int64_t>& positions, T
 void Qwen2_5_VLTextModel::forward_tokens(const Tensor& ids, const std::vector<int64_t>& positions,
                                          Tensor& out) const {
   Tensor x = Tensor::empty({ids.dim(0), config_.hidden_size}, DType::F32);  // the residual stream
-  run_units(0, layers_.size() + 1, ids, positions, x, out);
+  run_units(0, layers_.size() + 1, ids, positions, x, out, nullptr);
 }
 
 void Qwen2_5_VLTextModel::run_units(size_t first, size_t last, const Tensor& ids,
-                                    const std::vector<int64_t>& positions, Tensor& x,
-                                    Tensor& out) const {
+                                    const std::vector<int64_t>& positions, Tensor& x, Tensor& out,
+                                    UnitStreamer* streamer) const {
   const auto n = static_cast<int64_t>(positions.size());
   const int64_t c = config_.hidden_size, f = config_.intermediate_size;
   const int64_t heads = config_.num_attention_heads, kv = config_.num_key_value_heads;
@@ -246,10 +259,31 @@ void Qwen2_5_VLTextModel::run_units(size_t first, size_t last, const Tensor& ids
   Tensor up = Tensor::empty({n, f}, DType::F32);
   Tensor product = Tensor::empty({n, f}, act);
 
-  if (first == 0) kernels::embedding(embed_tokens_, ids, x);
+  // A "disk" unit (placed models only) is bound from `streamer` just before it runs and freed
+  // after it.
+  auto on_disk = [&](size_t u) {
+    return streamer != nullptr && placement_->assignment().on_disk(u);
+  };
+  if (first == 0) {
+    if (on_disk(0)) {
+      ModuleLoader loader(streamer->next(0), compute_);
+      const Tensor table =
+          loader.tensor(kPrefix + "embed_tokens.weight", Shape{config_.vocab_size, c}, compute_);
+      loader.finish();
+      kernels::embedding(table, ids, x);
+    } else {
+      kernels::embedding(embed_tokens_, ids, x);
+    }
+  }
   const size_t layers = layers_.size();
   for (size_t u = std::max<size_t>(first, 1); u <= std::min(last, layers); ++u) {
-    const Qwen2_5_VLDecoderLayer& l = layers_[u - 1];
+    std::optional<Qwen2_5_VLDecoderLayer> streamed;
+    if (on_disk(u)) {
+      ModuleLoader loader(streamer->next(u), compute_);
+      streamed = load_layer(config_, loader, static_cast<int64_t>(u - 1));
+      loader.finish();
+    }
+    const Qwen2_5_VLDecoderLayer& l = streamed ? *streamed : layers_[u - 1];
     kernels::rms_norm(x, l.input_layernorm, eps, h);
     l.q_proj.forward(h, q);
     l.k_proj.forward(h, k);
@@ -270,7 +304,16 @@ void Qwen2_5_VLTextModel::run_units(size_t first, size_t last, const Tensor& ids
     kernels::multiply(gate, up, product);
     l.down_proj.forward(product, x, Activation::None, /*accumulate=*/true);
   }
-  if (last == layers + 1) kernels::rms_norm(x, norm_, eps, out);
+  if (last == layers + 1) {
+    if (on_disk(last)) {
+      ModuleLoader loader(streamer->next(last), compute_);
+      const Tensor norm = loader.parameter(kPrefix + "norm.weight", Shape{c});
+      loader.finish();
+      kernels::rms_norm(x, norm, eps, out);
+    } else {
+      kernels::rms_norm(x, norm_, eps, out);
+    }
+  }
 }
 
 Tensor Qwen2_5_VLTextModel::forward(const Tensor& input_ids, const Tensor& attention_mask) const {
@@ -312,12 +355,15 @@ Tensor Qwen2_5_VLTextModel::forward(const Tensor& input_ids, const Tensor& atten
       // The element's chain: each stage owner runs its units and hands x on; the norm's owner
       // writes the rows (broadcast with the whole batch below).
       dist::Communicator& group = placement_->group();
+      // This element's "disk" units (rank 0's), each read ahead while the one before computes.
+      UnitStreamer streamer(placement_->assignment(), group.rank(), 0, *disk_source_, compute_);
       Tensor x = Tensor::empty({n, c}, DType::F32);
       Tensor hidden = Tensor::empty({n, c}, DType::F32);
       for (size_t k = 0; k < chain.size(); ++k) {
         if (chain[k].rank != group.rank()) continue;
         if (k > 0) x = dist::receive_tensor(group, chain[k - 1].rank, kHiddenTag);
-        run_units(chain[k].first, chain[k].first + chain[k].count - 1, ids, positions, x, hidden);
+        run_units(chain[k].first, chain[k].first + chain[k].count - 1, ids, positions, x, hidden,
+                  &streamer);
         if (k + 1 < chain.size()) dist::send_tensor(group, x, chain[k + 1].rank, kHiddenTag);
       }
       if (chain.back().rank == group.rank())

@@ -74,8 +74,9 @@ class Qwen2_5_VLTextModel {
   // each run of consecutive units computes them on the element's valid tokens and sends the
   // hidden states (n, hidden) F32 to the next run's owner (every rank builds the rotary tables
   // from the positions); the owner of the norm broadcasts the last hidden state of the whole
-  // batch, so every rank returns it. A unit on "disk" is refused (not streamed). `group` must
-  // outlive the model.
+  // batch, so every rank returns it. A unit on "disk" runs on rank 0, streamed from the folder's
+  // safetensors for each element (read ahead while the unit before it computes, freed after it
+  // runs), as the transformers' are. `group` must outlive the model.
   static std::vector<std::string> execution_units(const Qwen2_5_VLTextConfig& config);
   static Qwen2_5_VLTextModel from_pretrained_placed(const std::string& folder, DType compute,
                                                     const parallel::DeviceMap& map,
@@ -101,8 +102,10 @@ class Qwen2_5_VLTextModel {
   // The units from `first` to `last` (execution_units' indices) on one sequence's residual
   // stream x (n, hidden) F32 at `positions`: the embedding (unit 0) writes x from `ids`, the
   // layers update it, the norm (the last unit) writes `out`.
+  // Units on "disk" are bound from `streamer` (placed models; null otherwise).
   void run_units(size_t first, size_t last, const Tensor& ids,
-                 const std::vector<int64_t>& positions, Tensor& x, Tensor& out) const;
+                 const std::vector<int64_t>& positions, Tensor& x, Tensor& out,
+                 UnitStreamer* streamer) const;
   // The rotary tables (n, head_dim) F32 for n positions in the interleaved layout
   // (cos[2k] == cos[2k + 1] == cos(p * inv_freq[k])), each step in fp32 as torch computes it.
   void rotary_tables(const std::vector<int64_t>& positions, Tensor& cos, Tensor& sin) const;
@@ -113,9 +116,10 @@ class Qwen2_5_VLTextModel {
   DType compute_;
   Tensor embed_tokens_;  // (vocab, hidden) in the compute dtype
   std::vector<Qwen2_5_VLDecoderLayer> layers_;
-  Tensor norm_;                                     // (hidden) F32
-  std::vector<float> inv_freq_;                     // (head_dim / 2), torch's fp32 values
-  std::shared_ptr<const UnitPlacement> placement_;  // null: this process binds every unit
+  Tensor norm_;                                      // (hidden) F32
+  std::vector<float> inv_freq_;                      // (head_dim / 2), torch's fp32 values
+  std::shared_ptr<const UnitPlacement> placement_;   // null: this process binds every unit
+  std::shared_ptr<const WeightSource> disk_source_;  // the checkpoint "disk" units stream from
   int64_t parameter_bytes_ = 0;
 };
 

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <optional>
 
 #include "paradiff/dist/tensor_broadcast.h"
 #include "paradiff/dist/tensor_transfer.h"
@@ -87,6 +88,32 @@ Tensor position_bias_from(const T5Config& config, const Tensor& table, int64_t s
       .reshape({heads, seq_len, seq_len});
 }
 
+// Block i's parameters ("encoder.block.i"); block 0 also holds the relative position table,
+// bound into *table.
+T5Block load_block(const T5Config& config, ModuleLoader& loader, int64_t i, Tensor* table) {
+  const int64_t dm = config.d_model, inner = config.inner_dim(), ff = config.d_ff;
+  T5Block b;
+  const std::string attn = str_cat("encoder.block.", i, ".layer.0.");
+  const std::string mlp = str_cat("encoder.block.", i, ".layer.1.");
+  b.attention_norm = loader.parameter(attn + "layer_norm.weight", Shape{dm});
+  b.q = loader.linear(attn + "SelfAttention.q", dm, inner, false);
+  b.k = loader.linear(attn + "SelfAttention.k", dm, inner, false);
+  b.v = loader.linear(attn + "SelfAttention.v", dm, inner, false);
+  b.o = loader.linear(attn + "SelfAttention.o", inner, dm, false);
+  if (i == 0)
+    *table = loader.parameter(attn + "SelfAttention.relative_attention_bias.weight",
+                              Shape{config.relative_attention_num_buckets, config.num_heads});
+  b.ff_norm = loader.parameter(mlp + "layer_norm.weight", Shape{dm});
+  if (config.gated) {
+    b.wi_0 = loader.linear(mlp + "DenseReluDense.wi_0", dm, ff, false);
+    b.wi_1 = loader.linear(mlp + "DenseReluDense.wi_1", dm, ff, false);
+  } else {
+    b.wi = loader.linear(mlp + "DenseReluDense.wi", dm, ff, false);
+  }
+  b.wo = loader.linear(mlp + "DenseReluDense.wo", ff, dm, false);
+  return b;
+}
+
 // A transformers T5 folder's checkpoint and what T5EncoderModel reads of it: the decoder,
 // lm_head and (when shared.weight exists) its tied twin are ignored.
 struct T5Checkpoint {
@@ -129,34 +156,14 @@ T5EncoderModel::T5EncoderModel(const T5Config& config, ModuleLoader& loader,
     : config_(config), compute_(loader.compute_dtype()), placement_(std::move(placement)) {
   config_.validate("T5 config");
   auto mine = [this](const std::string& unit) { return !placement_ || placement_->binds(unit); };
-  const int64_t dm = config_.d_model, inner = config_.inner_dim(), ff = config_.d_ff;
+  const int64_t dm = config_.d_model;
   const std::string embedding_unit = embedding.substr(0, embedding.rfind('.'));
   if (mine(embedding_unit))
     shared_ = loader.tensor(embedding, Shape{config_.vocab_size, dm}, compute_);
   blocks_.resize(static_cast<size_t>(config_.num_layers));
-  for (int64_t i = 0; i < config_.num_layers; ++i) {
-    if (!mine(str_cat("encoder.block.", i))) continue;
-    T5Block& b = blocks_[static_cast<size_t>(i)];
-    const std::string attn = str_cat("encoder.block.", i, ".layer.0.");
-    const std::string mlp = str_cat("encoder.block.", i, ".layer.1.");
-    b.attention_norm = loader.parameter(attn + "layer_norm.weight", Shape{dm});
-    b.q = loader.linear(attn + "SelfAttention.q", dm, inner, false);
-    b.k = loader.linear(attn + "SelfAttention.k", dm, inner, false);
-    b.v = loader.linear(attn + "SelfAttention.v", dm, inner, false);
-    b.o = loader.linear(attn + "SelfAttention.o", inner, dm, false);
-    if (i == 0)
-      relative_attention_bias_ =
-          loader.parameter(attn + "SelfAttention.relative_attention_bias.weight",
-                           Shape{config_.relative_attention_num_buckets, config_.num_heads});
-    b.ff_norm = loader.parameter(mlp + "layer_norm.weight", Shape{dm});
-    if (config_.gated) {
-      b.wi_0 = loader.linear(mlp + "DenseReluDense.wi_0", dm, ff, false);
-      b.wi_1 = loader.linear(mlp + "DenseReluDense.wi_1", dm, ff, false);
-    } else {
-      b.wi = loader.linear(mlp + "DenseReluDense.wi", dm, ff, false);
-    }
-    b.wo = loader.linear(mlp + "DenseReluDense.wo", ff, dm, false);
-  }
+  for (int64_t i = 0; i < config_.num_layers; ++i)
+    if (mine(str_cat("encoder.block.", i)))
+      blocks_[static_cast<size_t>(i)] = load_block(config_, loader, i, &relative_attention_bias_);
   if (mine("encoder.final_layer_norm"))
     final_layer_norm_ = loader.parameter("encoder.final_layer_norm.weight", Shape{dm});
   loader.finish();
@@ -180,16 +187,16 @@ T5EncoderModel T5EncoderModel::from_pretrained_placed(const std::string& folder,
       checkpoint.embedding.substr(0, checkpoint.embedding.rfind('.'));
   auto placement = std::make_shared<const UnitPlacement>(
       map, execution_units(checkpoint.config, embedding_unit), checkpoint.used_names(), group);
-  for (const std::string& unit : placement->assignment().units())
-    PARADIFF_CHECK(!placement->assignment().on_disk(unit), "placement: T5EncoderModel's '", unit,
-                   "' on \"disk\": text encoder units are not streamed from disk; give it a rank");
   // The predicate holds its own reference: the placement moves into the model below.
   const IgnoringWeights mine(*checkpoint.weights,
                              [&checkpoint, p = placement](const std::string& name) {
                                return checkpoint.ignored(name) || !p->binds_tensor(name);
                              });
   ModuleLoader loader(mine, compute);
-  return T5EncoderModel(checkpoint.config, loader, checkpoint.embedding, std::move(placement));
+  T5EncoderModel model(checkpoint.config, loader, checkpoint.embedding, std::move(placement));
+  model.disk_source_ = checkpoint.weights;
+  model.embedding_ = checkpoint.embedding;
+  return model;
 }
 
 T5EncoderModel T5EncoderModel::from_pretrained(const std::string& folder, DType compute,
@@ -249,9 +256,21 @@ Tensor T5EncoderModel::forward_placed(const Tensor& input_ids) const {
   const float eps = static_cast<float>(config_.layer_norm_epsilon);
   const size_t blocks = blocks_.size(), head = blocks + 1;
 
-  // The position bias: block 0's owner sends its table, every rank that runs a block builds it.
+  // The "disk" units this rank runs (rank 0), in order: each one's tensors are read ahead in a
+  // background thread while the unit before it computes, bound just before it runs and freed
+  // after it.
+  UnitStreamer streamer(assignment, rank, 0, *disk_source_, compute_);
+
+  // The position bias: block 0's owner sends its table (read from the file when block 0 is on
+  // "disk"), every rank that runs a block builds it.
   const int table_owner = assignment.owner(size_t{1});
-  Tensor table = rank == table_owner ? relative_attention_bias_ : Tensor();
+  Tensor table;
+  if (rank == table_owner)
+    table = assignment.on_disk(1) ? disk_source_->read(
+                                        "encoder.block.0.layer.0.SelfAttention."
+                                        "relative_attention_bias.weight",
+                                        DType::F32)
+                                  : relative_attention_bias_;
   dist::broadcast_tensor(group, table, table_owner);
   bool runs_block = false;
   for (size_t u = 1; u <= blocks; ++u) runs_block = runs_block || assignment.owner(u) == rank;
@@ -266,18 +285,34 @@ Tensor T5EncoderModel::forward_placed(const Tensor& input_ids) const {
     if (k > 0) x = dist::receive_tensor(group, chain[k - 1].rank, kHiddenTag);
     Scratch scratch(config_, s, compute_);
     for (size_t u = stage.first; u < stage.first + stage.count; ++u) {
+      // A "disk" unit's weights, bound from the streamed tensors for this unit only.
+      Tensor disk_tensor, unused_table;
+      std::optional<T5Block> disk_block;
+      if (assignment.on_disk(u)) {
+        ModuleLoader loader(streamer.next(u), compute_);
+        if (u == 0)
+          disk_tensor = loader.tensor(embedding_, Shape{config_.vocab_size, dm}, compute_);
+        else if (u <= blocks)
+          disk_block = load_block(config_, loader, static_cast<int64_t>(u - 1), &unused_table);
+        else
+          disk_tensor = loader.parameter("encoder.final_layer_norm.weight", Shape{dm});
+        loader.finish();
+      }
       for (int64_t b = 0; b < batch; ++b) {
         if (u == 0) {
           if (b == 0) x = Tensor::empty({batch, s, dm}, DType::F32);
           Tensor row = x.select(b);
-          kernels::embedding(shared_, input_ids.select(b), row);
+          kernels::embedding(disk_tensor.defined() ? disk_tensor : shared_, input_ids.select(b),
+                             row);
         } else if (u <= blocks) {
           Tensor row = x.select(b);
-          block_forward(config_, compute_, blocks_[u - 1], bias, row, scratch);
+          block_forward(config_, compute_, disk_block ? *disk_block : blocks_[u - 1], bias, row,
+                        scratch);
         } else {
           PARADIFF_ASSERT(u == head);
           Tensor last = out.select(b);
-          kernels::rms_norm(x.select(b), final_layer_norm_, eps, last);
+          kernels::rms_norm(x.select(b), disk_tensor.defined() ? disk_tensor : final_layer_norm_,
+                            eps, last);
         }
       }
     }

@@ -55,8 +55,10 @@ class T5EncoderModel {
   // relative position table (num_buckets x num_heads, F32) and every rank that runs a block builds
   // the bias from it; the owner of each run of consecutive units computes them for the whole
   // batch and sends the hidden states (B, S, d_model) F32 to the next run's owner; the owner of
-  // final_layer_norm broadcasts last_hidden_state, so every rank returns it. A unit on "disk" is
-  // refused (text encoder units are not streamed). `group` must outlive the model.
+  // final_layer_norm broadcasts last_hidden_state, so every rank returns it. A unit on "disk" runs
+  // on rank 0, streamed from the folder's safetensors at each forward (read ahead while the unit
+  // before it computes, freed after it runs), as the transformers' are. `group` must outlive the
+  // model.
   static T5EncoderModel from_pretrained_placed(const std::string& folder, DType compute,
                                                const parallel::DeviceMap& map,
                                                dist::Communicator& group,
@@ -88,7 +90,9 @@ class T5EncoderModel {
   Tensor relative_attention_bias_;  // (num_buckets, num_heads) F32
   std::vector<T5Block> blocks_;
   Tensor final_layer_norm_;
-  std::shared_ptr<const UnitPlacement> placement_;  // null: this process binds every unit
+  std::shared_ptr<const UnitPlacement> placement_;   // null: this process binds every unit
+  std::shared_ptr<const WeightSource> disk_source_;  // the checkpoint "disk" units stream from
+  std::string embedding_;                            // the token embedding's tensor name
   int64_t parameter_bytes_ = 0;
 };
 
