@@ -33,7 +33,8 @@ import warnings
 import accelerate.utils.modeling as acc
 import torch
 from accelerate import init_empty_weights
-from diffusers import AutoencoderKL, FluxPipeline, FluxTransformer2DModel, QwenImagePipeline
+from diffusers import (AutoencoderKL, AutoencoderKLQwenImage, FluxPipeline, FluxTransformer2DModel,
+                       QwenImagePipeline)
 from diffusers.models.model_loading_utils import _determine_device_map
 from diffusers.pipelines.pipeline_loading_utils import _get_final_device_map
 from safetensors import safe_open
@@ -122,6 +123,12 @@ def tiny(component):
         if component == "text_encoder_2":
             return T5EncoderModel(T5Config.from_pretrained(path))
     raise ValueError(component)
+
+
+def tiny_qwen_vae():
+    path = os.path.join(TINY_QWEN, "vae")
+    with init_empty_weights():
+        return AutoencoderKLQwenImage.from_config(AutoencoderKLQwenImage.load_config(path))
 
 
 def tied(model):
@@ -317,6 +324,18 @@ def model_cases(models):
         add("tiny_qwen_image_text_encoder", strategy, budget, dtype=f32)
     add("tiny_qwen_image_text_encoder", "auto", {0: qwen_total // 2, 1: qwen_total // 2},
         label="tiny_qwen_image_text_encoder/auto/bf16 halves")
+    # --vae-device-map on Qwen-Image: AutoencoderKLQwenImage declares no no-split modules
+    # (diffusers' from_pretrained refuses a strategy name for it; accelerate's infer_auto_device_map
+    # with that empty list is what the strategies compute), fp32 and bf16, 2 and 3 ranks, disk.
+    qvae_total = acc.compute_module_sizes(models["tiny_qwen_image_vae"], dtype=f32)[""]
+    for strategy, budget, dtype in [
+            ("auto", {0: qvae_total // 2, 1: qvae_total // 2}, f32),
+            ("auto", {0: qvae_total // 3, 1: qvae_total // 3, 2: qvae_total // 3}, f32),
+            ("balanced_low_0", {0: qvae_total, 1: qvae_total, 2: qvae_total}, f32),
+            ("sequential", {0: qvae_total // 2, 1: qvae_total // 2}, f32),
+            ("sequential", {0: qvae_total // 5, 1: qvae_total // 5, 2: qvae_total // 5}, f32),
+            ("auto", {0: qvae_total // 3, 1: qvae_total // 3, 2: qvae_total // 3}, bf16)]:
+        add("tiny_qwen_image_vae", strategy, budget, dtype=dtype)
     for strategy in ["auto", "balanced_low_0", "sequential"]:
         add("flux_dev_text_encoder_2_tied", strategy, {0: "6GB", 1: "6GB"})
         add("flux_dev_text_encoder_2_tied", strategy, {0: "4GB", 1: "4GB", 2: "4GB"})
@@ -504,6 +523,7 @@ def main():
         "tiny_text_encoder_2_tied": tiny_t5_tied(),
         "flux_dev_text_encoder_2_tied": flux_dev_t5_tied(),
         "tiny_qwen_image_text_encoder": tiny_qwen_text_encoder(),
+        "tiny_qwen_image_vae": tiny_qwen_vae(),
     }
     for name, model in models.items():
         dump(f"models/{name}.json", structure(model))

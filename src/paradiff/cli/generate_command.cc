@@ -200,9 +200,10 @@ void add_generate_command(CLI::App& app, Action& action) {
   cmd->add_option("--transformer-device-map", o->transformer_device_map,
                   "place the transformer's layers across the ranks: auto, balanced, "
                   "balanced_low_0, sequential, or a FILE.json map {module: rank}");
-  cmd->add_option("--vae-device-map", o->vae_device_map,
-                  "place the VAE's (AutoencoderKL) decoder units across the ranks, the same "
-                  "forms as --transformer-device-map");
+  cmd->add_option(
+      "--vae-device-map", o->vae_device_map,
+      "place the VAE's (AutoencoderKL, AutoencoderKLQwenImage) decoder units across the "
+      "ranks, the same forms as --transformer-device-map");
   cmd->add_option("--text-encoder-2-device-map", o->text_encoder_2_device_map,
                   "place FLUX's T5 encoder's blocks across the ranks, as "
                   "--transformer-device-map does the transformer's");

@@ -88,7 +88,8 @@ void add_inspect_command(CLI::App& app, Action& action) {
                   "FILE.json map {module: rank | \"disk\"}")
       ->needs(model);
   cmd->add_option("--vae-device-map", o.vae_device_map,
-                  "the VAE's (AutoencoderKL) layers, the same forms as --transformer-device-map")
+                  "the VAE's (AutoencoderKL, AutoencoderKLQwenImage) layers, the same forms as "
+                  "--transformer-device-map")
       ->needs(model);
   cmd->add_option("--text-encoder-2-device-map", o.text_encoder_2_device_map,
                   "FLUX's T5 encoder's blocks, with the same strategies or a map file")

@@ -15,6 +15,8 @@
 #include "paradiff/models/t5/t5_module_tree.h"
 #include "paradiff/models/vae/placed_vae_decoder.h"
 #include "paradiff/models/vae/vae_module_tree.h"
+#include "paradiff/models/vae_qwen_image/placed_qwen_image_vae_decoder.h"
+#include "paradiff/models/vae_qwen_image/qwen_image_vae_module_tree.h"
 #include "paradiff/parallel/placement/stage_assignment.h"
 #include "paradiff/pipeline/component_module_tree.h"
 #include "paradiff/pipeline/model_index.h"
@@ -206,24 +208,31 @@ PlacementPlan plan_placement(const PlacementOptions& o) {
                    "places the VAE whole)");
     const auto v = index.components.find("vae");
     const std::string cls = v == index.components.end() ? "" : v->second.class_name;
-    PARADIFF_CHECK(cls == "AutoencoderKL",
+    const bool qwen = cls == "AutoencoderKLQwenImage";
+    PARADIFF_CHECK(cls == "AutoencoderKL" || qwen,
                    "--vae-device-map: model-level placement of the VAE is implemented for "
-                   "AutoencoderKL; ",
+                   "AutoencoderKL and AutoencoderKLQwenImage; ",
                    o.model, "'s vae is ", cls.empty() ? std::string("absent") : cls);
     const std::string folder = index.folder + "/vae";
+    const std::string config_path = models::model_config_path(folder, "vae folder");
+    const parallel::ModuleTree tree =
+        qwen ? models::vae_qwen_image::autoencoder_kl_qwen_image_module_tree(folder)
+             : models::vae::autoencoder_kl_module_tree(folder);
     parallel::SizeOptions sizes;
     sizes.dtype = dtype;
-    plan.vae =
-        parallel::place_model(models::vae::autoencoder_kl_module_tree(folder), o.vae_device_map,
-                              plan.max_memory, o.world_size, sizes, plan.user_set_max_memory);
-    // The decoder runs by units (models/vae/placed_vae_decoder.h): a map that splits one (an
-    // Attention's projections over two devices, as accelerate may) is refused here, before any
+    plan.vae = parallel::place_model(tree, o.vae_device_map, plan.max_memory, o.world_size, sizes,
+                                     plan.user_set_max_memory);
+    // The decoder runs by units (models/vae/placed_vae_decoder.h,
+    // models/vae_qwen_image/placed_qwen_image_vae_decoder.h): a map that splits one (an
+    // Attention's projections over two devices, as accelerate may; any residual block of
+    // AutoencoderKLQwenImage, which declares no no-split modules) is refused here, before any
     // weight is read, naming the unit.
-    const auto config = models::vae::AutoencoderKLConfig::from_json(
-        JsonConfig::load(models::model_config_path(folder, "vae folder")));
-    parallel::StageAssignment(
-        plan.vae->device_map, models::vae::PlacedVaeDecoder::execution_units(config),
-        models::vae::autoencoder_kl_module_tree(folder).state_dict_names(), o.world_size);
+    const std::vector<std::string> units =
+        qwen ? models::vae_qwen_image::PlacedQwenImageVaeDecoder::execution_units(
+                   models::vae_qwen_image::AutoencoderKLQwenImageConfig::load(config_path))
+             : models::vae::PlacedVaeDecoder::execution_units(
+                   models::vae::AutoencoderKLConfig::from_json(JsonConfig::load(config_path)));
+    parallel::StageAssignment(plan.vae->device_map, units, tree.state_dict_names(), o.world_size);
     check_disk_weights_readable(folder, plan.vae->device_map, "--vae-device-map");
     for (const auto& [device, bytes] : plan.vae->bytes.per_device) per_rank[device] += bytes;
   }

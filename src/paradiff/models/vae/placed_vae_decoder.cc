@@ -2,11 +2,10 @@
 
 #include <optional>
 
-#include "paradiff/dist/tensor_broadcast.h"
-#include "paradiff/dist/tensor_transfer.h"
 #include "paradiff/kernels/channels_last.h"
 #include "paradiff/kernels/group_norm.h"
 #include "paradiff/kernels/pointwise.h"
+#include "paradiff/models/unit_chain.h"
 #include "paradiff/models/vae/autoencoder_kl.h"
 #include "paradiff/models/vae/vae_blocks.h"
 
@@ -158,36 +157,16 @@ Tensor PlacedVaeDecoder::decode(const Tensor& z) const {
   PARADIFF_CHECK(z.ndim() == 4 && z.dim(1) == lc && is_floating(z.dtype()),
                  "AutoencoderKL.decode: latents must be floating point (B, ", lc, ", h, w), got ",
                  z.describe());
-  const auto& assignment = placement_->assignment();
-  dist::Communicator& group = placement_->group();
-  const int rank = group.rank();
   const std::vector<UnitSpec> specs = unit_specs(config_);
-  const std::vector<parallel::Stage> chain = hidden_state_chain(assignment, 0);
-  UnitStreamer streamer(assignment, rank, 0, *disk_source_, DType::F32);
-
-  Tensor h, images;
-  for (size_t k = 0; k < chain.size(); ++k) {
-    const parallel::Stage& stage = chain[k];
-    if (stage.rank != rank) continue;
-    h = k == 0 ? kernels::nchw_to_nhwc(z.to(DType::F32))
-               : dist::receive_tensor(group, chain[k - 1].rank, kActivationTag);
-    for (size_t u = stage.first; u < stage.first + stage.count; ++u) {
-      if (assignment.on_disk(u)) {
-        ModuleLoader loader(streamer.next(u), DType::F32);
-        const Unit streamed(loader, specs[u], config_.norm_num_groups);
-        loader.finish();
-        h = streamed.forward(std::move(h));
-      } else {
-        h = units_[u]->forward(std::move(h));
-      }
-    }
-    if (k + 1 < chain.size())
-      dist::send_tensor(group, h, chain[k + 1].rank, kActivationTag);
-    else
-      images = kernels::nhwc_to_nchw(h);
-  }
-  dist::broadcast_tensor(group, images, chain.back().rank);
-  return images;
+  UnitChainSteps steps;
+  steps.run_bound = [&](size_t u, Tensor h) { return units_[u]->forward(std::move(h)); };
+  steps.run_streamed = [&](size_t u, ModuleLoader& loader, Tensor h) {
+    const Unit streamed(loader, specs[u], config_.norm_num_groups);
+    loader.finish();
+    return streamed.forward(std::move(h));
+  };
+  return kernels::nhwc_to_nchw(run_unit_chain(
+      *placement_, *disk_source_, steps, kernels::nchw_to_nhwc(z.to(DType::F32)), kActivationTag));
 }
 
 }  // namespace paradiff::models::vae

@@ -1,5 +1,6 @@
 // AutoencoderKL's decoder under a model-level placement (accelerate's device_map over the VAE,
-// executed across the ranks of a group): each rank binds only its decoder units, the owner of each
+// executed across the ranks of a group by models/unit_chain.h, which AutoencoderKLQwenImage's
+// placed decoder shares): each rank binds only its decoder units, the owner of each
 // run of consecutive units computes them and hands the (B, H, W, C) activations on to the next
 // run's owner, and the last owner broadcasts the images. The units are the finest pieces
 // accelerate's maps name with AutoencoderKL's no-split ResnetBlock2D: post_quant_conv (when the

@@ -177,17 +177,22 @@ Tensor latent_planes(const Tensor& latents, int64_t z_dim, const char* what) {
 }  // namespace
 
 Tensor AutoencoderKLQwenImage::unnormalize_latents(const Tensor& latents) const {
-  const int64_t zc = config_.z_dim;
+  return unnormalize_qwen_image_latents(config_, latents);
+}
+
+Tensor unnormalize_qwen_image_latents(const AutoencoderKLQwenImageConfig& config,
+                                      const Tensor& latents) {
+  const int64_t zc = config.z_dim;
   Tensor out = latent_planes(latents, zc, "unnormalize_latents");
   const int64_t planes = out.dim(0) * zc;
   const Tensor rows = out.reshape({planes, -1});
   for (int64_t p = 0; p < planes; ++p) {
     const int64_t c = p % zc;
     // torch: 1.0 / tensor(latents_std) in float32, then latents / that + latents_mean.
-    const float rstd = 1.0f / static_cast<float>(config_.latents_std[c]);
+    const float rstd = 1.0f / static_cast<float>(config.latents_std[c]);
     Tensor plane = rows.select(p);
     kernels::divide_scalar(plane, rstd, plane);
-    kernels::add_scalar(plane, static_cast<float>(config_.latents_mean[c]), plane);
+    kernels::add_scalar(plane, static_cast<float>(config.latents_mean[c]), plane);
   }
   return out;
 }

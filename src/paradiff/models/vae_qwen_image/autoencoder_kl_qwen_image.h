@@ -28,6 +28,10 @@ namespace paradiff::models::vae_qwen_image {
 using vae::DiagonalGaussianDistribution;
 using vae::VaeParts;
 
+// AutoencoderKLQwenImage::unnormalize_latents for a config (the placed decoder's too).
+Tensor unnormalize_qwen_image_latents(const AutoencoderKLQwenImageConfig& config,
+                                      const Tensor& latents);
+
 class AutoencoderKLQwenImage {
  public:
   // Binds every parameter of the parts asked for through `loader` (F32 compute); the loader's

@@ -12,6 +12,7 @@
 #include "paradiff/models/qwen_image/qwen_image_transformer.h"
 #include "paradiff/models/tokenizers/qwen2_tokenizer.h"
 #include "paradiff/models/vae_qwen_image/autoencoder_kl_qwen_image.h"
+#include "paradiff/models/vae_qwen_image/placed_qwen_image_vae_decoder.h"
 #include "paradiff/models/weight_source.h"
 #include "paradiff/pipeline/component_consistency.h"
 #include "paradiff/pipeline/flow_match_euler_scheduler.h"
@@ -209,6 +210,21 @@ Tensor QwenImagePipeline::denoise(const Conditioning& conditioning, Tensor laten
 }
 
 Tensor QwenImagePipeline::decode(const Tensor& latents, const GenerationOptions& options) {
+  if (!runtime_.vae_device_map.empty()) {
+    // Placed: this rank holds only its decoder units; decode is collective over the group.
+    using models::vae_qwen_image::PlacedQwenImageVaeDecoder;
+    auto vae = components_.get<PlacedQwenImageVaeDecoder>("vae", [&] {
+      return PlacedQwenImageVaeDecoder::from_pretrained(
+          (fs::path(folder_) / "vae").string(), runtime_.vae_device_map, *runtime_.placement_group,
+          variant_of("vae"));
+    });
+    const int64_t h = latent_size(options.height, vae_scale_factor_);
+    const int64_t w = latent_size(options.width, vae_scale_factor_);
+    Tensor images = vae->decode(vae->unnormalize_latents(unpack_latents(latents, h, w)));
+    components_.end_stage(decode_components());
+    kernels::scale_shift_clamp(images, 0.5f, 0.5f, 0.0f, 1.0f, images);
+    return images;
+  }
   auto vae = components_.get<AutoencoderKLQwenImage>("vae", [&] {
     return AutoencoderKLQwenImage::from_pretrained((fs::path(folder_) / "vae").string(),
                                                    models::vae_qwen_image::VaeParts::DecoderOnly,
