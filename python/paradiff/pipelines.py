@@ -59,6 +59,10 @@ def _optional_str(value, what):
     return value or ""
 
 
+# Model-level maps besides the transformer's, as from_pretrained keywords.
+_MODEL_MAPS = ("text_encoder_device_map", "text_encoder_2_device_map", "vae_device_map")
+
+
 def _map_argument(value):
     """transformer_device_map: a strategy ("auto", "balanced", "balanced_low_0", "sequential"), a
     path to a JSON map, or a dict {module: rank or "disk"} (written to a temporary JSON file)."""
@@ -121,6 +125,31 @@ class _Component:
             return None
         return dict(report["transformer"])
 
+    def enable_layerwise_casting(self, storage_dtype="float8_e4m3fn", compute_dtype=None, **kwargs):
+        """Keeps the transformer's linear weights in ``storage_dtype`` (torch.bfloat16 or
+        torch.float8_e4m3fn, or their names) and computes in float32, with diffusers' default
+        skip patterns (diffusers' ``transformer.enable_layerwise_casting``). The pipeline must be
+        float32; its transformer is reloaded. Other arguments of diffusers' (skip patterns and
+        classes, non_blocking) are refused."""
+        if self.name != "transformer":
+            raise ValueError(f"enable_layerwise_casting is implemented for the transformer, not the {self.name}")
+        if kwargs:
+            raise TypeError(
+                f"enable_layerwise_casting: {', '.join(sorted(kwargs))} not supported (paradiff uses "
+                "diffusers' default skip patterns)"
+            )
+        storage = str(storage_dtype)
+        storage = storage[len("torch."):] if storage.startswith("torch.") else storage
+        names = {"bfloat16": "bf16", "bf16": "bf16", "float8_e4m3fn": "fp8", "fp8": "fp8"}
+        if storage not in names:
+            raise ValueError(f"storage_dtype must be bfloat16 or float8_e4m3fn, got {storage_dtype!r}")
+        if compute_dtype is not None and _dtype_name(compute_dtype) != "fp32":
+            raise ValueError(f"compute_dtype must be float32 (paradiff widens narrow weights to fp32), got {compute_dtype!r}")
+        if self._pipeline._dtype != "fp32":
+            raise ValueError("enable_layerwise_casting needs a float32 pipeline (torch_dtype=torch.float32)")
+        self._pipeline._placement = dict(self._pipeline._placement, transformer_storage=names[storage])
+        self._pipeline._open()
+
     def enable_parallelism(self, config=None, cp_plan=None):
         """Splits each image across the job's processes (diffusers'
         ``transformer.enable_parallelism(config=ContextParallelConfig(...))``); takes a
@@ -161,8 +190,10 @@ class DiffusionPipeline:
         where a component has them. ``device_map="balanced"`` (components dealt to the job's
         processes, each loaded only by its owner), ``transformer_device_map`` (the transformer's
         blocks over the processes: "auto", "balanced", "balanced_low_0", "sequential", a JSON
-        file or a dict) and ``max_memory`` ({rank: "16GB"}) place the pipeline as diffusers and
-        accelerate do; the placed pipeline spans the job's processes."""
+        file or a dict), ``text_encoder_device_map``, ``text_encoder_2_device_map`` and
+        ``vae_device_map`` (those models' layers, the same forms) and ``max_memory``
+        ({rank: "16GB"}) place the pipeline as diffusers and accelerate do; the placed pipeline
+        spans the job's processes."""
         folder = os.fspath(pretrained_model_name_or_path)
         if not os.path.isdir(folder):
             raise ValueError(
@@ -205,6 +236,9 @@ class DiffusionPipeline:
             "transformer_device_map": _map_argument(kwargs.pop("transformer_device_map", None)),
             "max_memory": _max_memory_argument(kwargs.pop("max_memory", None)),
         }
+        for key in _MODEL_MAPS:
+            placement[key] = _map_argument(kwargs.pop(key, None))
+        placement["transformer_storage"] = "fp32"
         if kwargs:
             raise TypeError(f"from_pretrained() got unexpected keyword argument(s): {', '.join(sorted(kwargs))}")
         if parallel_config is not None and not isinstance(parallel_config, ParallelConfig):
@@ -231,7 +265,8 @@ class DiffusionPipeline:
             setattr(self, name, None if name in self._disabled else _Component(self, name))
 
     def _open(self):
-        placed = bool(self._placement["device_map"] or self._placement["transformer_device_map"])
+        placed = bool(self._placement["device_map"] or self._placement["transformer_device_map"]
+                      or any(self._placement[key] for key in _MODEL_MAPS))
         config = self._parallel_config
         if config is None and placed:
             config = ParallelConfig()  # a placement spans the job's processes
@@ -281,7 +316,8 @@ class DiffusionPipeline:
 
     def reset_device_map(self):
         """Back to every process loading what it needs (diffusers' reset_device_map)."""
-        self._placement = dict(self._placement, device_map="", transformer_device_map="", max_memory="")
+        self._placement = dict(self._placement, device_map="", transformer_device_map="", max_memory="",
+                               **{key: "" for key in _MODEL_MAPS})
         self._open()
 
     def to(self, device=None, dtype=None):

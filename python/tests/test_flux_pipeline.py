@@ -179,3 +179,33 @@ def test_bfloat16_runs_close_to_float32(flux_folder, pipe):
     b = bf16("x", generator=paradiff.Generator().manual_seed(1), **kw).images
     assert bf16.dtype == "bfloat16"
     assert 0 < np.abs(a - b).max() < 0.1
+
+
+def test_layerwise_casting_equals_the_cli_storage_dtype(flux_folder, tmp_path):
+    # transformer.enable_layerwise_casting(storage_dtype=...) is `generate --storage-dtype`: the
+    # same latents bit for bit; narrower than fp32's, not the same.
+    kw = dict(height=32, width=32, num_inference_steps=2, max_sequence_length=16, output_type="latent")
+    from conftest import read_safetensors
+
+    full = paradiff.FluxPipeline.from_pretrained(flux_folder)
+    full.set_progress_bar_config(disable=True)
+    want_fp32 = full("x", generator=paradiff.Generator().manual_seed(1), **kw).images
+    for storage, flag in (("bfloat16", "bf16"), ("float8_e4m3fn", "fp8")):
+        narrow = paradiff.FluxPipeline.from_pretrained(flux_folder)
+        narrow.set_progress_bar_config(disable=True)
+        narrow.transformer.enable_layerwise_casting(storage_dtype=storage, compute_dtype="float32")
+        got = narrow("x", generator=paradiff.Generator().manual_seed(1), **kw).images
+        lat = tmp_path / f"{flag}.safetensors"
+        run_cli("generate", "--model", flux_folder, "--prompt", "x", "--height", 32, "--width", 32,
+                "--num-inference-steps", 2, "--max-sequence-length", 16, "--seed", 1,
+                "--storage-dtype", flag, "--output", tmp_path / f"{flag}.png", "--save-latents", lat,
+                "--quiet")
+        assert np.array_equal(got, read_safetensors(lat)["latents"]), flag
+        assert 0 < np.abs(got - want_fp32).max(), flag
+    with pytest.raises(ValueError, match="storage_dtype"):
+        full.transformer.enable_layerwise_casting(storage_dtype="float16")
+    with pytest.raises(ValueError, match="transformer"):
+        full.vae.enable_layerwise_casting()
+    bf16 = paradiff.FluxPipeline.from_pretrained(flux_folder, torch_dtype="bfloat16")
+    with pytest.raises(ValueError, match="float32 pipeline"):
+        bf16.transformer.enable_layerwise_casting(storage_dtype="float8_e4m3fn")

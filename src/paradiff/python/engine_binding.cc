@@ -7,6 +7,7 @@
 
 #include "paradiff/core/error.h"
 #include "paradiff/engine/progress_printer.h"
+#include "paradiff/kernels/weight_storage.h"
 #include "paradiff/python/process_runtime.h"
 
 namespace py = pybind11;
@@ -92,13 +93,19 @@ class PyEngine {
   PyEngine(const std::string& model, const std::string& dtype,
            std::optional<parallel::ParallelConfig> parallel, bool keep_loaded,
            const std::string& variant, const std::string& device_map,
-           const std::string& transformer_device_map, const std::string& max_memory) {
+           const std::string& transformer_device_map, const std::string& max_memory,
+           const std::string& text_encoder_device_map, const std::string& text_encoder_2_device_map,
+           const std::string& vae_device_map, const std::string& transformer_storage) {
     engine::EngineOptions options;
     options.model = model;
     options.variant = variant;
     options.device_map = device_map;
     options.transformer_device_map = transformer_device_map;
     options.max_memory = max_memory;
+    options.text_encoder_device_map = text_encoder_device_map;
+    options.text_encoder_2_device_map = text_encoder_2_device_map;
+    options.vae_device_map = vae_device_map;
+    options.transformer_storage = kernels::parse_weight_storage(transformer_storage);
     options.compute = parse_dtype(dtype);
     PARADIFF_CHECK(options.compute == DType::F32 || options.compute == DType::BF16,
                    "torch_dtype must be float32 or bfloat16, got '", dtype, "'");
@@ -305,10 +312,13 @@ void bind_engine(py::module_& m) {
   py::class_<PyEngine>(m, "Engine")
       .def(py::init<const std::string&, const std::string&, std::optional<parallel::ParallelConfig>,
                     bool, const std::string&, const std::string&, const std::string&,
+                    const std::string&, const std::string&, const std::string&, const std::string&,
                     const std::string&>(),
            py::arg("model"), py::arg("dtype"), py::arg("parallel_config"), py::arg("keep_loaded"),
            py::arg("variant") = "", py::arg("device_map") = "",
-           py::arg("transformer_device_map") = "", py::arg("max_memory") = "")
+           py::arg("transformer_device_map") = "", py::arg("max_memory") = "",
+           py::arg("text_encoder_device_map") = "", py::arg("text_encoder_2_device_map") = "",
+           py::arg("vae_device_map") = "", py::arg("transformer_storage") = "fp32")
       .def_property_readonly("placement_report", &PyEngine::placement_report)
       .def_property_readonly("class_name", &PyEngine::class_name)
       .def_property_readonly("vae_scale_factor", &PyEngine::vae_scale_factor)
