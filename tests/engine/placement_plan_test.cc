@@ -31,32 +31,7 @@ std::string tiny() {
 TEST(PlacementPlan, FluxTreeFromHeadersIsDiffusersMetaModel) {
   const parallel::ModuleTree got =
       models::flux::flux_transformer_module_tree(tiny() + "/transformer");
-  const parallel::ModuleTree& want = placement_model("tiny_transformer");
-  ASSERT_EQ(got.size(), want.size());
-  for (size_t i = 0; i < want.size(); ++i) {
-    const auto& g = got.node(static_cast<int>(i));
-    const auto& w = want.node(static_cast<int>(i));
-    EXPECT_EQ(g.name, w.name);
-    EXPECT_EQ(g.class_name, w.class_name) << w.name;
-    ASSERT_EQ(g.tensors.size(), w.tensors.size()) << w.name;
-    for (size_t t = 0; t < w.tensors.size(); ++t) {
-      EXPECT_EQ(g.tensors[t].name, w.tensors[t].name) << w.name;
-      EXPECT_EQ(g.tensors[t].numel, w.tensors[t].numel) << w.name;
-      EXPECT_EQ(g.tensors[t].dtype, w.tensors[t].dtype) << w.name;
-    }
-  }
-  auto sorted = [](std::vector<std::string> v) {
-    std::sort(v.begin(), v.end());
-    return v;
-  };
-  EXPECT_EQ(sorted(got.no_split()), sorted(want.no_split()));
-  EXPECT_EQ(got.state_dict_names(), want.state_dict_names());
-  for (auto dtype : {SafetensorsDType::F32, SafetensorsDType::BF16}) {
-    const auto g = parallel::compute_module_sizes(got, dtype);
-    const auto w = parallel::compute_module_sizes(want, dtype);
-    EXPECT_EQ(g.keys(), w.keys());
-    for (const auto& k : w.keys()) EXPECT_EQ(g[k], w[k]) << k;
-  }
+  parallel::testing::expect_same_module_tree(got, placement_model("tiny_transformer"));
 }
 
 const std::string kTinyQwen = "tests/fixtures/qwen_image_pipeline/tiny";
@@ -148,19 +123,7 @@ TEST(PlacementPlan, TransformerMapsAreAccelerates) {
 // maps are accelerate's for every golden tiny_vae case (fp32 and bf16, 2 and 3 ranks, disk).
 TEST(PlacementPlan, VaeTreeAndMapsAreAccelerates) {
   const parallel::ModuleTree got = models::vae::autoencoder_kl_module_tree(tiny() + "/vae");
-  const parallel::ModuleTree& want = placement_model("tiny_vae");
-  ASSERT_EQ(got.size(), want.size());
-  for (size_t i = 0; i < want.size(); ++i) {
-    const auto& g = got.node(static_cast<int>(i));
-    const auto& w = want.node(static_cast<int>(i));
-    EXPECT_EQ(g.name, w.name);
-    EXPECT_EQ(g.class_name, w.class_name) << w.name;
-    ASSERT_EQ(g.tensors.size(), w.tensors.size()) << w.name;
-    for (size_t t = 0; t < w.tensors.size(); ++t) {
-      EXPECT_EQ(g.tensors[t].name, w.tensors[t].name) << w.name;
-      EXPECT_EQ(g.tensors[t].numel, w.tensors[t].numel) << w.name;
-    }
-  }
+  parallel::testing::expect_same_module_tree(got, placement_model("tiny_vae"));
   const auto fixture = load_placement_fixture("model_maps.json");
   int checked = 0;
   for (const auto& c : fixture["cases"]) {

@@ -2,6 +2,7 @@
 // tools/make_fixtures/make_placement_fixtures.py writes into tests/fixtures/placement/.
 #pragma once
 
+#include <algorithm>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -12,6 +13,7 @@
 
 #include "paradiff/core/error.h"
 #include "paradiff/parallel/placement/memory_budget.h"
+#include "paradiff/parallel/placement/model_device_map.h"
 #include "paradiff/parallel/placement/module_sizes.h"
 #include "testing/test_util.h"
 
@@ -54,6 +56,73 @@ inline MaxMemory max_memory_from_json(const nlohmann::json& pairs) {
     entries.emplace_back(device_from_json(pair[0]), bytes);
   }
   return MaxMemory(std::move(entries));
+}
+
+// A module tree built from a checkpoint's headers against the meta model the fixture script
+// recorded: node by node (names, classes, tensors: name, size, dtype, kind), the no-split classes,
+// the state-dict names and the module sizes at f32 and bf16.
+inline void expect_same_module_tree(const ModuleTree& got, const ModuleTree& want) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    const auto& g = got.node(static_cast<int>(i));
+    const auto& w = want.node(static_cast<int>(i));
+    EXPECT_EQ(g.name, w.name);
+    EXPECT_EQ(g.class_name, w.class_name) << w.name;
+    ASSERT_EQ(g.tensors.size(), w.tensors.size()) << w.name;
+    for (size_t t = 0; t < w.tensors.size(); ++t) {
+      EXPECT_EQ(g.tensors[t].name, w.tensors[t].name) << w.name;
+      EXPECT_EQ(g.tensors[t].numel, w.tensors[t].numel) << w.name;
+      EXPECT_EQ(g.tensors[t].dtype, w.tensors[t].dtype) << w.name;
+      EXPECT_EQ(g.tensors[t].kind, w.tensors[t].kind) << w.name;
+    }
+  }
+  auto sorted = [](std::vector<std::string> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  EXPECT_EQ(sorted(got.no_split()), sorted(want.no_split()));
+  EXPECT_EQ(got.state_dict_names(), want.state_dict_names());
+  for (auto dtype : {SafetensorsDType::F32, SafetensorsDType::BF16}) {
+    const auto g = compute_module_sizes(got, dtype);
+    const auto w = compute_module_sizes(want, dtype);
+    EXPECT_EQ(g.keys(), w.keys());
+    for (const auto& k : w.keys()) EXPECT_EQ(g[k], w[k]) << k;
+  }
+}
+
+// Places `tree` for every golden case of `model` in model_maps.json whose budget fits something
+// (cases with special dtypes, which place_model is not given here, left out) and expects
+// accelerate's map (and, with `bytes`, its bytes per device); returns the cases checked.
+inline int expect_golden_maps(const ModuleTree& tree, const std::string& model,
+                              bool bytes = false) {
+  const auto fixture = load_placement_fixture("model_maps.json");
+  int checked = 0;
+  for (const auto& c : fixture["cases"]) {
+    if (c["model"] != model) continue;
+    SCOPED_TRACE(c["name"].get<std::string>());
+    const MaxMemory given = max_memory_from_json(c["max_memory"]);
+    if (c.contains("minimum_required") && c["minimum_required"].size() == given.entries().size())
+      continue;  // fits nothing
+    if (c.contains("special_dtypes") && !c["special_dtypes"].empty()) continue;
+    SizeOptions sizes;
+    sizes.dtype = parse_torch_dtype(c["dtype"].get<std::string>());
+    const auto placement = place_model(tree, c["strategy"].get<std::string>(), given,
+                                       static_cast<int>(given.entries().size()), sizes);
+    std::map<std::string, std::string> got, want;
+    for (const auto& [k, v] : placement.device_map) got[k] = v.str();
+    for (const auto& p : c["device_map"]) want[p[0]] = device_from_json(p[1]).str();
+    EXPECT_EQ(got, want);
+    if (bytes) {
+      std::map<std::string, int64_t> got_bytes, want_bytes;
+      for (const auto& [device, n] : placement.bytes.per_device) got_bytes[device.str()] = n;
+      for (const auto& [device, n] : c["bytes_per_device"].items())
+        want_bytes[device == "disk" ? DeviceKey::parse("disk").str()
+                                    : DeviceKey::rank(std::stoi(device)).str()] = n.get<int64_t>();
+      EXPECT_EQ(got_bytes, want_bytes);
+    }
+    ++checked;
+  }
+  return checked;
 }
 
 inline std::string error_of(const std::function<void()>& f) {
