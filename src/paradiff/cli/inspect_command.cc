@@ -114,6 +114,10 @@ void add_inspect_command(CLI::App& app, Action& action) {
   cmd->add_option("--width", o.width, "image width for the traffic estimate")
       ->capture_default_str()
       ->needs(model);
+  cmd->add_option("--variant", o.variant,
+                  "weights variant, as diffusers' variant= (sizes from *.fp16.safetensors where a "
+                  "component has them)")
+      ->needs(model);
   cmd->add_flag("--json", placement->json, "print the placement as JSON")->needs(model);
   cmd->callback([path, placement, &action] {
     const bool place = !placement->options.model.empty();

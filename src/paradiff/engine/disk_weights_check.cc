@@ -54,7 +54,8 @@ bool covers(const std::string& key, const std::string& name) {
 }  // namespace
 
 void check_disk_weights_readable(const std::string& folder, const parallel::DeviceMap& map,
-                                 const std::string& option, const std::string& when) {
+                                 const std::string& option, const std::string& when,
+                                 const std::string& variant) {
   std::vector<std::string> disk_keys;
   for (const auto& [key, device] : map)
     if (device.is_disk()) disk_keys.push_back(key);
@@ -64,7 +65,8 @@ void check_disk_weights_readable(const std::string& folder, const parallel::Devi
     units += str_cat(i == 0 ? "" : ", ", disk_keys[i].empty() ? "the whole model" : disk_keys[i]);
   if (disk_keys.size() > 4) units += str_cat(" and ", disk_keys.size() - 4, " more");
 
-  const std::string checkpoint = Checkpoint::find_in_folder(folder);
+  const std::string checkpoint =
+      Checkpoint::find_in_folder(folder, "diffusion_pytorch_model", variant);
   std::set<std::string> files;
   if (checkpoint.size() > 5 && checkpoint.compare(checkpoint.size() - 5, 5, ".json") == 0) {
     // A sharded checkpoint: the shards that hold a disk unit's tensors.

@@ -15,8 +15,10 @@ namespace paradiff::engine {
 // `option`: the command-line option that gave the map, for the message; `when`: how often the
 // units are streamed ("at every step", a text encoder's "at every encode"). Does nothing when no
 // entry of `map` is "disk". Throws naming the disk units, the file and why it cannot be read.
+// `variant`: the checkpoint variant the units are read from ("" for the default files).
 void check_disk_weights_readable(const std::string& component_folder,
                                  const parallel::DeviceMap& map, const std::string& option,
-                                 const std::string& when = "at every step");
+                                 const std::string& when = "at every step",
+                                 const std::string& variant = {});
 
 }  // namespace paradiff::engine

@@ -72,6 +72,7 @@ Engine::Engine(dist::Communicator& world, const EngineOptions& options)
     if (world.rank() == 0) {
       PlacementOptions po;
       po.model = options.model;
+      po.variant = options.variant;
       po.device_map = options.device_map;
       po.transformer_device_map = options.transformer_device_map;
       po.vae_device_map = options.vae_device_map;

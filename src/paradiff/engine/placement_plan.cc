@@ -7,6 +7,7 @@
 
 #include "paradiff/core/error.h"
 #include "paradiff/engine/disk_weights_check.h"
+#include "paradiff/io/checkpoint.h"
 #include "paradiff/io/json_config.h"
 #include "paradiff/models/clip/clip_module_tree.h"
 #include "paradiff/models/flux/flux_config.h"
@@ -79,14 +80,19 @@ PlacementPlan plan_placement(const PlacementOptions& o) {
   if (!o.device_map.empty() && o.device_map != "balanced" && o.device_map != "cpu")
     parallel::compute_pipeline_device_map(o.device_map, {}, plan.max_memory);  // throws diffusers'
   const pipeline::ModelIndex index = pipeline::ModelIndex::load(o.model);
+  // The variant a component's files are read in: --variant where it has them, as loading does.
+  auto variant_of = [&](const std::string& folder) {
+    return !o.variant.empty() && Checkpoint::folder_has_variant(folder, o.variant) ? o.variant
+                                                                                   : std::string();
+  };
   // A map file's "disk" units must be readable where they are streamed from: checked before any
   // header is read (a strategy's map is checked once computed, below).
   const bool map_file =
       o.transformer_device_map.size() > 5 && o.transformer_device_map.ends_with(".json");
   if (map_file && index.components.count("transformer") != 0)
-    check_disk_weights_readable(index.folder + "/transformer",
-                                parallel::read_device_map_file(o.transformer_device_map),
-                                "--transformer-device-map");
+    check_disk_weights_readable(
+        index.folder + "/transformer", parallel::read_device_map_file(o.transformer_device_map),
+        "--transformer-device-map", "at every step", variant_of(index.folder + "/transformer"));
   for (const auto& [component, strategy, flag] :
        {std::tuple{"text_encoder_2", &o.text_encoder_2_device_map, "--text-encoder-2-device-map"},
         std::tuple{"text_encoder", &o.text_encoder_device_map, "--text-encoder-device-map"}})
@@ -94,8 +100,8 @@ PlacementPlan plan_placement(const PlacementOptions& o) {
         index.components.count(component) != 0)
       check_disk_weights_readable(index.folder + "/" + component,
                                   parallel::read_device_map_file(*strategy), flag,
-                                  "at every encode");
-  plan.components = pipeline::component_sizes(index, dtype);
+                                  "at every encode", variant_of(index.folder + "/" + component));
+  plan.components = pipeline::component_sizes(index, dtype, o.variant);
 
   if (!o.device_map.empty()) {
     // With a model-level map the transformer is placed by it, so the deal leaves it out (the
@@ -122,7 +128,8 @@ PlacementPlan plan_placement(const PlacementOptions& o) {
                    "--transformer-device-map: model-level placement is implemented for "
                    "FluxTransformer2DModel and QwenImageTransformer2DModel; ",
                    o.model, "'s transformer is ", cls.empty() ? std::string("absent") : cls);
-    const parallel::ModuleTree tree = pipeline::component_module_tree(index, "transformer");
+    const parallel::ModuleTree tree =
+        pipeline::component_module_tree(index, "transformer", o.variant);
     parallel::SizeOptions sizes;
     sizes.dtype = dtype;
     // With a pipeline deal as well, the transformer's layers fill what the dealt components left
@@ -135,7 +142,8 @@ PlacementPlan plan_placement(const PlacementOptions& o) {
                                              sizes, plan.user_set_max_memory);
     if (!map_file)
       check_disk_weights_readable(index.folder + "/transformer", plan.transformer->device_map,
-                                  "--transformer-device-map");
+                                  "--transformer-device-map", "at every step",
+                                  variant_of(index.folder + "/transformer"));
     for (const auto& [device, bytes] : plan.transformer->bytes.per_device)
       per_rank[device] += bytes;
     const std::string config_path = index.folder + "/transformer/config.json";
@@ -175,11 +183,11 @@ PlacementPlan plan_placement(const PlacementOptions& o) {
     // tensor), so its bytes are the file's, where component_bytes counts diffusers' untied meta
     // model.
     if (component == "text_encoder_2" && cls == "T5EncoderModel")
-      tree = models::t5::t5_encoder_module_tree(folder);
+      tree = models::t5::t5_encoder_module_tree(folder, variant_of(folder));
     if (component == "text_encoder" && cls == "CLIPTextModel")
-      tree = models::clip::clip_text_module_tree(folder);
+      tree = models::clip::clip_text_module_tree(folder, variant_of(folder));
     if (component == "text_encoder" && cls == "Qwen2_5_VLForConditionalGeneration")
-      tree = models::qwen2_5_vl::qwen2_5_vl_module_tree(folder);
+      tree = models::qwen2_5_vl::qwen2_5_vl_module_tree(folder, variant_of(folder));
     PARADIFF_CHECK(
         tree.has_value(), flag, ": model-level placement of ", component, " is implemented for ",
         component == "text_encoder" ? "CLIPTextModel and Qwen2_5_VLForConditionalGeneration"
@@ -194,7 +202,8 @@ PlacementPlan plan_placement(const PlacementOptions& o) {
     auto placed = parallel::place_model(*tree, strategy, budget, o.world_size, sizes,
                                         plan.user_set_max_memory);
     if (!encoder_map_file)
-      check_disk_weights_readable(folder, placed.device_map, flag, "at every encode");
+      check_disk_weights_readable(folder, placed.device_map, flag, "at every encode",
+                                  variant_of(folder));
     for (const auto& [device, bytes] : placed.bytes.per_device) per_rank[device] += bytes;
     return placed;
   };
@@ -216,8 +225,9 @@ PlacementPlan plan_placement(const PlacementOptions& o) {
     const std::string folder = index.folder + "/vae";
     const std::string config_path = models::model_config_path(folder, "vae folder");
     const parallel::ModuleTree tree =
-        qwen ? models::vae_qwen_image::autoencoder_kl_qwen_image_module_tree(folder)
-             : models::vae::autoencoder_kl_module_tree(folder);
+        qwen ? models::vae_qwen_image::autoencoder_kl_qwen_image_module_tree(folder,
+                                                                             variant_of(folder))
+             : models::vae::autoencoder_kl_module_tree(folder, variant_of(folder));
     parallel::SizeOptions sizes;
     sizes.dtype = dtype;
     plan.vae = parallel::place_model(tree, o.vae_device_map, plan.max_memory, o.world_size, sizes,
@@ -233,7 +243,8 @@ PlacementPlan plan_placement(const PlacementOptions& o) {
              : models::vae::PlacedVaeDecoder::execution_units(
                    models::vae::AutoencoderKLConfig::from_json(JsonConfig::load(config_path)));
     parallel::StageAssignment(plan.vae->device_map, units, tree.state_dict_names(), o.world_size);
-    check_disk_weights_readable(folder, plan.vae->device_map, "--vae-device-map");
+    check_disk_weights_readable(folder, plan.vae->device_map, "--vae-device-map", "at every step",
+                                variant_of(folder));
     for (const auto& [device, bytes] : plan.vae->bytes.per_device) per_rank[device] += bytes;
   }
   plan.bytes_per_rank.assign(per_rank.begin(), per_rank.end());

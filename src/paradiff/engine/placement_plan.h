@@ -19,7 +19,10 @@
 namespace paradiff::engine {
 
 struct PlacementOptions {
-  std::string model;                   // a diffusers pipeline folder
+  std::string model;  // a diffusers pipeline folder
+  // diffusers' variant= ("fp16"): sizes and disk files from that variant's files where a
+  // component has them, as loading reads them.
+  std::string variant;
   std::string device_map;              // pipeline level: "" (none), "balanced", "cpu"
   std::string transformer_device_map;  // "" (none), a strategy, or a .json map file
   std::string vae_device_map;          // the VAE's (AutoencoderKL) map, the same forms

@@ -30,16 +30,19 @@ std::vector<std::string> model_components(const ModelIndex& index) {
   return out;
 }
 
-parallel::ModuleTree component_module_tree(const ModelIndex& index, const std::string& component) {
+parallel::ModuleTree component_module_tree(const ModelIndex& index, const std::string& component,
+                                           const std::string& variant) {
   auto it = index.components.find(component);
   PARADIFF_CHECK(it != index.components.end() && is_model_class(it->second), index.folder,
                  ": model_index.json has no model component '", component, "'");
   const std::string folder = (std::filesystem::path(index.folder) / component).string();
+  const std::string v =
+      !variant.empty() && Checkpoint::folder_has_variant(folder, variant) ? variant : "";
   const std::string& cls = it->second.class_name;
-  if (cls == "FluxTransformer2DModel") return models::flux::flux_transformer_module_tree(folder);
+  if (cls == "FluxTransformer2DModel") return models::flux::flux_transformer_module_tree(folder, v);
   if (cls == "QwenImageTransformer2DModel")
-    return models::qwen_image::qwen_image_transformer_module_tree(folder);
-  const Checkpoint checkpoint = Checkpoint::open_folder(folder);
+    return models::qwen_image::qwen_image_transformer_module_tree(folder, v);
+  const Checkpoint checkpoint = Checkpoint::open_folder(folder, "diffusion_pytorch_model", v);
   if (cls == "CLIPTextModel" || cls == "CLIPTextModelWithProjection") {
     // transformers 5 loads "text_model.*" into a model without that module; position_ids is a
     // non-persistent buffer the meta model has and the file lacks.
@@ -83,11 +86,13 @@ parallel::ModuleTree component_module_tree(const ModelIndex& index, const std::s
 }
 
 std::vector<parallel::ComponentSize> component_sizes(const ModelIndex& index,
-                                                     SafetensorsDType dtype) {
+                                                     SafetensorsDType dtype,
+                                                     const std::string& variant) {
   std::vector<parallel::ComponentSize> out;
   for (const std::string& name : model_components(index))
     out.push_back(
-        {name, parallel::compute_module_sizes(component_module_tree(index, name), dtype).total(),
+        {name,
+         parallel::compute_module_sizes(component_module_tree(index, name, variant), dtype).total(),
          std::nullopt});
   return out;
 }

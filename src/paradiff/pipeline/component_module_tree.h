@@ -26,10 +26,14 @@ namespace paradiff::pipeline {
 std::vector<std::string> model_components(const ModelIndex& index);
 
 // One component's tree; floating tensors count as F32, as diffusers builds the meta model.
-parallel::ModuleTree component_module_tree(const ModelIndex& index, const std::string& component);
+// `variant` (diffusers' variant=, "fp16"): read from that variant's files where the component has
+// them, as loading does.
+parallel::ModuleTree component_module_tree(const ModelIndex& index, const std::string& component,
+                                           const std::string& variant = {});
 
 // compute_module_sizes(tree, dtype)[""] of every model component.
 std::vector<parallel::ComponentSize> component_sizes(const ModelIndex& index,
-                                                     SafetensorsDType dtype);
+                                                     SafetensorsDType dtype,
+                                                     const std::string& variant = {});
 
 }  // namespace paradiff::pipeline

@@ -86,9 +86,11 @@ parallel::ModuleTree flux_transformer_module_tree(const FluxTransformerConfig& c
   return b.finish({"FluxTransformerBlock", "FluxSingleTransformerBlock"});
 }
 
-parallel::ModuleTree flux_transformer_module_tree(const std::string& folder) {
+parallel::ModuleTree flux_transformer_module_tree(const std::string& folder,
+                                                  const std::string& variant) {
   const auto config = FluxTransformerConfig::load(model_config_path(folder, "transformer folder"));
-  return flux_transformer_module_tree(config, Checkpoint::open_folder(folder));
+  return flux_transformer_module_tree(
+      config, Checkpoint::open_folder(folder, "diffusion_pytorch_model", variant));
 }
 
 }  // namespace paradiff::models::flux

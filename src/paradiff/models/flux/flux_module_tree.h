@@ -18,6 +18,7 @@ parallel::ModuleTree flux_transformer_module_tree(
     SafetensorsDType as_created = SafetensorsDType::F32);
 
 // The same for a diffusers transformer folder (config.json + safetensors).
-parallel::ModuleTree flux_transformer_module_tree(const std::string& folder);
+parallel::ModuleTree flux_transformer_module_tree(const std::string& folder,
+                                                  const std::string& variant = {});
 
 }  // namespace paradiff::models::flux

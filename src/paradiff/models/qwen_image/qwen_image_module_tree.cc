@@ -71,10 +71,12 @@ parallel::ModuleTree qwen_image_transformer_module_tree(const QwenImageTransform
   return b.finish({"QwenImageTransformerBlock"});
 }
 
-parallel::ModuleTree qwen_image_transformer_module_tree(const std::string& folder) {
+parallel::ModuleTree qwen_image_transformer_module_tree(const std::string& folder,
+                                                        const std::string& variant) {
   const auto config =
       QwenImageTransformerConfig::load(model_config_path(folder, "transformer folder"));
-  return qwen_image_transformer_module_tree(config, Checkpoint::open_folder(folder));
+  return qwen_image_transformer_module_tree(
+      config, Checkpoint::open_folder(folder, "diffusion_pytorch_model", variant));
 }
 
 }  // namespace paradiff::models::qwen_image

@@ -105,10 +105,12 @@ parallel::ModuleTree autoencoder_kl_module_tree(const AutoencoderKLConfig& c,
   return b.finish({"BasicTransformerBlock", "ResnetBlock2D"});
 }
 
-parallel::ModuleTree autoencoder_kl_module_tree(const std::string& folder) {
+parallel::ModuleTree autoencoder_kl_module_tree(const std::string& folder,
+                                                const std::string& variant) {
   const auto config =
       AutoencoderKLConfig::from_json(JsonConfig::load(model_config_path(folder, "vae folder")));
-  return autoencoder_kl_module_tree(config, Checkpoint::open_folder(folder));
+  return autoencoder_kl_module_tree(
+      config, Checkpoint::open_folder(folder, "diffusion_pytorch_model", variant));
 }
 
 }  // namespace paradiff::models::vae

@@ -126,9 +126,11 @@ parallel::ModuleTree autoencoder_kl_qwen_image_module_tree(const AutoencoderKLQw
   return b.finish({});
 }
 
-parallel::ModuleTree autoencoder_kl_qwen_image_module_tree(const std::string& folder) {
+parallel::ModuleTree autoencoder_kl_qwen_image_module_tree(const std::string& folder,
+                                                           const std::string& variant) {
   const auto config = AutoencoderKLQwenImageConfig::load(model_config_path(folder, "vae folder"));
-  return autoencoder_kl_qwen_image_module_tree(config, Checkpoint::open_folder(folder));
+  return autoencoder_kl_qwen_image_module_tree(
+      config, Checkpoint::open_folder(folder, "diffusion_pytorch_model", variant));
 }
 
 }  // namespace paradiff::models::vae_qwen_image

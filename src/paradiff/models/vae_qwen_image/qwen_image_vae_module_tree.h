@@ -20,6 +20,7 @@ parallel::ModuleTree autoencoder_kl_qwen_image_module_tree(
     SafetensorsDType as_created = SafetensorsDType::F32);
 
 // The same for a diffusers vae/ folder (config.json + safetensors).
-parallel::ModuleTree autoencoder_kl_qwen_image_module_tree(const std::string& folder);
+parallel::ModuleTree autoencoder_kl_qwen_image_module_tree(const std::string& folder,
+                                                           const std::string& variant = {});
 
 }  // namespace paradiff::models::vae_qwen_image
