@@ -27,22 +27,12 @@ const std::string kTiny = "tests/fixtures/flux_pipeline/tiny";
 // (golden: nothing on rank 0) and a map ending in the middle rank.
 std::vector<std::pair<std::string, parallel::DeviceMap>> clip_maps(const parallel::ModuleTree& tree,
                                                                    int ranks) {
-  parallel::SizeOptions sizes;
-  sizes.dtype = SafetensorsDType::F32;
-  auto place = [&](const std::string& map, const std::string& budget) {
-    return std::make_pair(
-        map,
-        parallel::place_model(tree, map, parallel::MaxMemory::parse(budget, ranks), ranks, sizes)
-            .device_map);
-  };
-  auto file = [&](const std::string& name) {
-    return place(testing::source_path("tests/fixtures/placement/maps/" + name),
-                 ranks == 2 ? "0=1MB,1=1MB" : "0=1MB,1=1MB,2=1MB");
-  };
+  using testing::fp32_map;
   if (ranks == 2)
-    return {place("auto", "0=400000,1=400000"), file("tiny_clip_back_and_forth.json")};
-  return {place("balanced_low_0", "0=400000,1=400000,2=400000"),
-          file("tiny_clip_three_stages.json")};
+    return {fp32_map(tree, "auto", 2, "0=400000,1=400000"),
+            fp32_map(tree, "tiny_clip_back_and_forth.json", 2)};
+  return {fp32_map(tree, "balanced_low_0", 3, "0=400000,1=400000,2=400000"),
+          fp32_map(tree, "tiny_clip_three_stages.json", 3)};
 }
 
 // The device `map` gives a tensor: its longest key covering the name.
@@ -101,8 +91,7 @@ TEST(ClipPlacement, TinyEncoderRunsSplitAndBitIdentical) {
       testing::expect_bit_identical(got.last_hidden_state, want.last_hidden_state,
                                     "placed last_hidden_state");
       testing::expect_bit_identical(got.pooler_output, want.pooler_output, "placed pooler_output");
-      int64_t sent = world.stats().bytes_sent;
-      world.allreduce(&sent, 1, dist::ReduceType::I64, dist::ReduceOp::Sum);
+      const int64_t sent = testing::bytes_sent_by_all(world);
       EXPECT_GE(sent, int64_t{2} * 9 * 32 * 4);  // at least one hand-off of (B, S, hidden)
     }
   }

@@ -14,6 +14,7 @@
 #include "paradiff/dist/self_communicator.h"
 #include "paradiff/engine/engine.h"
 #include "paradiff/parallel/placement/model_device_map.h"
+#include "testing/test_util.h"
 
 namespace paradiff::testing {
 
@@ -43,6 +44,32 @@ inline void expect_same_images(const engine::GenerationResult& result,
     expect_bit_identical(result.images[i].latents, reference.images[i].latents, "latents");
     expect_bit_identical(result.images[i].image, reference.images[i].image, "image");
   }
+}
+
+// A model-level map of `tree` over `ranks` ranks, as place_model computes it at fp32: `map` is a
+// strategy ("sequential", "auto", ...) placed under `budget` ("0=200000,1=200000"), or a map file
+// of tests/fixtures/placement/maps/ (given by its name, placed under 1 MB per rank). Named by
+// `map`, for SCOPED_TRACE.
+inline std::pair<std::string, parallel::DeviceMap> fp32_map(const parallel::ModuleTree& tree,
+                                                            const std::string& map, int ranks,
+                                                            std::string budget = {}) {
+  const bool file = map.size() > 5 && map.ends_with(".json");
+  const std::string spec =
+      file ? paradiff::testing::source_path("tests/fixtures/placement/maps/" + map) : map;
+  if (budget.empty())
+    for (int r = 0; r < ranks; ++r) budget += (r ? "," : "") + std::to_string(r) + "=1MB";
+  parallel::SizeOptions sizes;
+  sizes.dtype = SafetensorsDType::F32;
+  return {map,
+          parallel::place_model(tree, spec, parallel::MaxMemory::parse(budget, ranks), ranks, sizes)
+              .device_map};
+}
+
+// Bytes the world's ranks sent, summed, since the last world.reset_stats().
+inline int64_t bytes_sent_by_all(dist::Communicator& world) {
+  int64_t sent = world.stats().bytes_sent;
+  world.allreduce(&sent, 1, dist::ReduceType::I64, dist::ReduceOp::Sum);
+  return sent;
 }
 
 // What one rank holds of a placed model against the whole model on one process.

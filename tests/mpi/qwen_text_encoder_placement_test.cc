@@ -27,20 +27,11 @@ const std::string kTiny = "tests/fixtures/qwen_image_pipeline/tiny";
 // "balanced_low_0" (golden: the embedding and layer 0 on rank 1, layer 1 and the norm on rank 2).
 std::vector<std::pair<std::string, parallel::DeviceMap>> maps(const parallel::ModuleTree& tree,
                                                               int ranks) {
-  parallel::SizeOptions sizes;
-  sizes.dtype = SafetensorsDType::F32;
-  auto place = [&](const std::string& map, const std::string& budget) {
-    return std::make_pair(
-        map,
-        parallel::place_model(tree, map, parallel::MaxMemory::parse(budget, ranks), ranks, sizes)
-            .device_map);
-  };
+  using testing::fp32_map;
   if (ranks == 2)
-    return {place("sequential", "0=200000,1=200000"),
-            place(testing::source_path(
-                      "tests/fixtures/placement/maps/tiny_qwen_text_encoder_back_and_forth.json"),
-                  "0=1MB,1=1MB")};
-  return {place("balanced_low_0", "0=281264,1=281264,2=281264")};
+    return {fp32_map(tree, "sequential", 2, "0=200000,1=200000"),
+            fp32_map(tree, "tiny_qwen_text_encoder_back_and_forth.json", 2)};
+  return {fp32_map(tree, "balanced_low_0", 3, "0=281264,1=281264,2=281264")};
 }
 
 // This rank's bytes of the language model's parameters under `map` (fp32): what it must bind;
@@ -104,8 +95,7 @@ TEST(QwenTextEncoderPlacement, RunsSplitAndBitIdentical) {
       world.reset_stats();
       const Tensor got = placed.forward(ids, mask);
       testing::expect_bit_identical(got, want, "placed last hidden state");
-      int64_t sent = world.stats().bytes_sent;
-      world.allreduce(&sent, 1, dist::ReduceType::I64, dist::ReduceOp::Sum);
+      const int64_t sent = testing::bytes_sent_by_all(world);
       EXPECT_GE(sent, int64_t{3} * 32 * 4);  // at least one element's hand-off
     }
   }

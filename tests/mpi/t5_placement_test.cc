@@ -27,21 +27,12 @@ const std::string kTinyT5 = "tests/fixtures/flux_pipeline/tiny/text_encoder_2";
 // "sequential" (golden: one unit run per rank) and an explicit map ending in the middle rank.
 std::vector<std::pair<std::string, parallel::DeviceMap>> t5_maps(const parallel::ModuleTree& tree,
                                                                  int ranks) {
-  parallel::SizeOptions sizes;
-  sizes.dtype = SafetensorsDType::F32;
-  auto place = [&](const std::string& map, const std::string& budget) {
-    return std::make_pair(
-        map,
-        parallel::place_model(tree, map, parallel::MaxMemory::parse(budget, ranks), ranks, sizes)
-            .device_map);
-  };
-  auto file = [&](const std::string& name) {
-    return place(testing::source_path("tests/fixtures/placement/maps/" + name),
-                 ranks == 2 ? "0=1MB,1=1MB" : "0=1MB,1=1MB,2=1MB");
-  };
+  using testing::fp32_map;
   if (ranks == 2)
-    return {place("sequential", "0=200000,1=200000"), file("tiny_t5_back_and_forth.json")};
-  return {place("sequential", "0=180000,1=40000,2=40000"), file("tiny_t5_three_stages.json")};
+    return {fp32_map(tree, "sequential", 2, "0=200000,1=200000"),
+            fp32_map(tree, "tiny_t5_back_and_forth.json", 2)};
+  return {fp32_map(tree, "sequential", 3, "0=180000,1=40000,2=40000"),
+          fp32_map(tree, "tiny_t5_three_stages.json", 3)};
 }
 
 TEST(T5Placement, TinyEncoderRunsSplitAndBitIdentical) {
@@ -86,8 +77,7 @@ TEST(T5Placement, TinyEncoderRunsSplitAndBitIdentical) {
       const Tensor got = placed.forward(ids);
       testing::expect_bit_identical(got, want, "placed prompt_embeds");
       // The hidden states (B, S, d_model) F32 crossed every boundary between owners.
-      int64_t sent = world.stats().bytes_sent;
-      world.allreduce(&sent, 1, dist::ReduceType::I64, dist::ReduceOp::Sum);
+      const int64_t sent = testing::bytes_sent_by_all(world);
       EXPECT_GE(sent, int64_t{2} * 7 * 32 * 4 * (world.size() - 1));
     }
   }
