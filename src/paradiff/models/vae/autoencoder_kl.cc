@@ -121,14 +121,18 @@ AutoencoderKL::AutoencoderKL(const AutoencoderKLConfig& config, ModuleLoader& lo
   loader.finish();
 }
 
-AutoencoderKL AutoencoderKL::from_pretrained(const std::string& folder, VaeParts parts,
-                                             const std::string& variant) {
+AutoencoderKLConfig load_autoencoder_kl_config(const std::string& folder) {
   const std::string config_path = model_config_path(folder, "vae folder");
   const JsonConfig json = JsonConfig::load(config_path);
   const std::string cls = json.get_string("_class_name", "AutoencoderKL");
   PARADIFF_CHECK(cls == "AutoencoderKL", config_path, ": _class_name is \"", cls,
                  "\", expected \"AutoencoderKL\"");
-  const auto config = AutoencoderKLConfig::from_json(json);
+  return AutoencoderKLConfig::from_json(json);
+}
+
+AutoencoderKL AutoencoderKL::from_pretrained(const std::string& folder, VaeParts parts,
+                                             const std::string& variant) {
+  const auto config = load_autoencoder_kl_config(folder);
   const CheckpointWeights weights(
       Checkpoint::open_folder(folder, "diffusion_pytorch_model", variant));
   const IgnoringWeights part_weights(weights, other_vae_part(parts));
@@ -143,13 +147,16 @@ AutoencoderKL AutoencoderKL::with_random_weights(const AutoencoderKLConfig& conf
 }
 
 Tensor AutoencoderKL::unscale_latents(const Tensor& latents) const {
+  return unscale_autoencoder_kl_latents(config_, latents);
+}
+
+Tensor unscale_autoencoder_kl_latents(const AutoencoderKLConfig& config, const Tensor& latents) {
   PARADIFF_CHECK(is_floating(latents.dtype()),
                  "unscale_latents: latents must be floating point, got ", latents.describe());
   Tensor out = latents.to(DType::F32);
   // torch: float32 tensor / python float, then + python float, each rounded in float32.
-  kernels::divide_scalar(out, static_cast<float>(config_.scaling_factor), out);
-  if (config_.shift_factor)
-    kernels::add_scalar(out, static_cast<float>(*config_.shift_factor), out);
+  kernels::divide_scalar(out, static_cast<float>(config.scaling_factor), out);
+  if (config.shift_factor) kernels::add_scalar(out, static_cast<float>(*config.shift_factor), out);
   return out;
 }
 

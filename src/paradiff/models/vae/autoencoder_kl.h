@@ -46,6 +46,12 @@ enum class VaeParts { Both, DecoderOnly, EncoderOnly };
 // everything the loaded half should use.
 std::function<bool(const std::string&)> other_vae_part(VaeParts parts);
 
+// A diffusers vae folder's config.json, checked to be an AutoencoderKL's (the whole model's and
+// the placed decoder's).
+AutoencoderKLConfig load_autoencoder_kl_config(const std::string& folder);
+// latents / scaling_factor + shift_factor in float32 (AutoencoderKL::unscale_latents for a config).
+Tensor unscale_autoencoder_kl_latents(const AutoencoderKLConfig& config, const Tensor& latents);
+
 class AutoencoderKL {
  public:
   // Binds every parameter of the parts asked for through `loader` (F32 compute); the loader's

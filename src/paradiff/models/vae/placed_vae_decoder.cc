@@ -114,13 +114,8 @@ PlacedVaeDecoder PlacedVaeDecoder::from_pretrained(const std::string& folder,
                                                    const parallel::DeviceMap& map,
                                                    dist::Communicator& group,
                                                    const std::string& variant) {
-  const std::string config_path = model_config_path(folder, "vae folder");
-  const JsonConfig json = JsonConfig::load(config_path);
-  const std::string cls = json.get_string("_class_name", "AutoencoderKL");
-  PARADIFF_CHECK(cls == "AutoencoderKL", config_path, ": _class_name is \"", cls,
-                 "\", expected \"AutoencoderKL\"");
   PlacedVaeDecoder d;
-  d.config_ = AutoencoderKLConfig::from_json(json);
+  d.config_ = load_autoencoder_kl_config(folder);
   d.config_.validate("vae config");
   auto weights = std::make_shared<const CheckpointWeights>(
       Checkpoint::open_folder(folder, "diffusion_pytorch_model", variant));
@@ -142,13 +137,7 @@ PlacedVaeDecoder PlacedVaeDecoder::from_pretrained(const std::string& folder,
 }
 
 Tensor PlacedVaeDecoder::unscale_latents(const Tensor& latents) const {
-  PARADIFF_CHECK(is_floating(latents.dtype()),
-                 "unscale_latents: latents must be floating point, got ", latents.describe());
-  Tensor out = latents.to(DType::F32);
-  kernels::divide_scalar(out, static_cast<float>(config_.scaling_factor), out);
-  if (config_.shift_factor)
-    kernels::add_scalar(out, static_cast<float>(*config_.shift_factor), out);
-  return out;
+  return unscale_autoencoder_kl_latents(config_, latents);
 }
 
 Tensor PlacedVaeDecoder::decode(const Tensor& z) const {

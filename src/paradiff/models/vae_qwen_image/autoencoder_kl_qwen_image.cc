@@ -137,15 +137,19 @@ AutoencoderKLQwenImage::AutoencoderKLQwenImage(const AutoencoderKLQwenImageConfi
   loader.finish();
 }
 
-AutoencoderKLQwenImage AutoencoderKLQwenImage::from_pretrained(const std::string& folder,
-                                                               VaeParts parts,
-                                                               const std::string& variant) {
+AutoencoderKLQwenImageConfig load_qwen_image_vae_config(const std::string& folder) {
   const std::string config_path = model_config_path(folder, "vae folder");
   const JsonConfig json = JsonConfig::load(config_path);
   const std::string cls = json.get_string("_class_name", "AutoencoderKLQwenImage");
   PARADIFF_CHECK(cls == "AutoencoderKLQwenImage", config_path, ": _class_name is \"", cls,
                  "\", expected \"AutoencoderKLQwenImage\"");
-  const auto config = AutoencoderKLQwenImageConfig::from_json(json);
+  return AutoencoderKLQwenImageConfig::from_json(json);
+}
+
+AutoencoderKLQwenImage AutoencoderKLQwenImage::from_pretrained(const std::string& folder,
+                                                               VaeParts parts,
+                                                               const std::string& variant) {
+  const auto config = load_qwen_image_vae_config(folder);
   const CheckpointWeights weights(
       Checkpoint::open_folder(folder, "diffusion_pytorch_model", variant));
   const IgnoringWeights part_weights(weights, vae::other_vae_part(parts));

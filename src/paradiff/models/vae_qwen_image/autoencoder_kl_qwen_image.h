@@ -28,6 +28,10 @@ namespace paradiff::models::vae_qwen_image {
 using vae::DiagonalGaussianDistribution;
 using vae::VaeParts;
 
+// A diffusers vae folder's config.json, checked to be an AutoencoderKLQwenImage's (the whole
+// model's and the placed decoder's).
+AutoencoderKLQwenImageConfig load_qwen_image_vae_config(const std::string& folder);
+
 // AutoencoderKLQwenImage::unnormalize_latents for a config (the placed decoder's too).
 Tensor unnormalize_qwen_image_latents(const AutoencoderKLQwenImageConfig& config,
                                       const Tensor& latents);

@@ -123,14 +123,9 @@ PlacedQwenImageVaeDecoder PlacedQwenImageVaeDecoder::from_pretrained(const std::
                                                                      const parallel::DeviceMap& map,
                                                                      dist::Communicator& group,
                                                                      const std::string& variant) {
-  const std::string config_path = model_config_path(folder, "vae folder");
-  const JsonConfig json = JsonConfig::load(config_path);
-  const std::string cls = json.get_string("_class_name", "AutoencoderKLQwenImage");
-  PARADIFF_CHECK(cls == "AutoencoderKLQwenImage", config_path, ": _class_name is \"", cls,
-                 "\", expected \"AutoencoderKLQwenImage\"");
   PlacedQwenImageVaeDecoder d;
-  d.config_ = AutoencoderKLQwenImageConfig::from_json(json);
-  d.config_.validate(config_path);
+  d.config_ = load_qwen_image_vae_config(folder);
+  d.config_.validate("vae config");
   auto weights = std::make_shared<const CheckpointWeights>(
       Checkpoint::open_folder(folder, "diffusion_pytorch_model", variant));
   d.placement_ = std::make_shared<const UnitPlacement>(map, execution_units(d.config_),
