@@ -239,24 +239,15 @@ int run_placed(const Options& o, const BenchModel& bench, DType compute,
   world.barrier();
 
   const std::vector<std::string> hosts = dist::gather_host_names(world);
-  std::string map_json;
-  if (root) {
-    const auto placement =
-        engine::plan_transformer_placement(folder, o.transformer_device_map, o.max_memory,
-                                           world.size(), dist::ranks_on_host_of(hosts, 0), compute);
-    map_json = parallel::device_map_to_json(placement.device_map).dump();
-    if (o.header) {
-      nlohmann::ordered_json bytes = nlohmann::ordered_json::object();
-      for (const auto& [device, n] : placement.bytes.per_device) bytes[device.str()] = n;
-      std::printf("placement (--transformer-device-map %s%s%s): %s; bytes per device %s\n",
-                  o.transformer_device_map.c_str(), o.max_memory.empty() ? "" : " --max-memory ",
-                  o.max_memory.c_str(), map_json.c_str(), bytes.dump().c_str());
-      print_table_header();
-    }
+  const engine::AgreedPlacement placement = engine::agree_transformer_placement(
+      world, folder, o.transformer_device_map, o.max_memory, world.size(), compute);
+  if (root && o.header) {
+    std::printf("placement (--transformer-device-map %s%s%s): %s\n",
+                o.transformer_device_map.c_str(), o.max_memory.empty() ? "" : " --max-memory ",
+                o.max_memory.c_str(), placement.summary.c_str());
+    print_table_header();
   }
-  dist::broadcast_string(world, map_json, 0);
-  const parallel::DeviceMap map =
-      parallel::device_map_from_json(nlohmann::ordered_json::parse(map_json));
+  const parallel::DeviceMap& map = placement.map;
 
   parallel::ParallelConfig parallel;
   parallel.stage_degree = world.size();

@@ -46,6 +46,7 @@ ProcessMemory process_memory() {
     while (std::getline(in, line)) {
       if (field_bytes(line, "Rss:", v)) m.rss_bytes = v;
       if (field_bytes(line, "Pss:", v)) m.pss_bytes = v;
+      if (field_bytes(line, "Pss_File:", v)) m.file_pss_bytes = v;
     }
   }
   {

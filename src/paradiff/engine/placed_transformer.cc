@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "paradiff/core/error.h"
+#include "paradiff/dist/host_names.h"
+#include "paradiff/dist/tensor_broadcast.h"
 #include "paradiff/engine/disk_weights_check.h"
 #include "paradiff/io/safetensors_writer.h"
 #include "paradiff/models/flux/flux_module_tree.h"
@@ -54,6 +56,26 @@ parallel::ModelPlacement plan_transformer_placement(const std::string& folder,
   auto placement = parallel::place_model(tree, device_map, budget, world_size, sizes, user_set);
   check_disk_weights_readable(folder, placement.device_map, "--transformer-device-map");
   return placement;
+}
+
+AgreedPlacement agree_transformer_placement(dist::Communicator& world, const std::string& folder,
+                                            const std::string& device_map,
+                                            const std::string& max_memory, int stages,
+                                            DType dtype) {
+  const int local_ranks = dist::ranks_on_host_of(dist::gather_host_names(world), 0);
+  AgreedPlacement agreed;
+  std::string map_json;
+  if (world.rank() == 0) {
+    const auto placement =
+        plan_transformer_placement(folder, device_map, max_memory, stages, local_ranks, dtype);
+    map_json = parallel::device_map_to_json(placement.device_map).dump();
+    nlohmann::ordered_json bytes = nlohmann::ordered_json::object();
+    for (const auto& [device, n] : placement.bytes.per_device) bytes[device.str()] = n;
+    agreed.summary = str_cat(map_json, "; bytes per device ", bytes.dump());
+  }
+  dist::broadcast_string(world, map_json, 0);
+  agreed.map = parallel::device_map_from_json(nlohmann::ordered_json::parse(map_json));
+  return agreed;
 }
 
 TransformerModel load_placed_transformer(const std::string& folder, DType compute,

@@ -21,6 +21,18 @@ parallel::ModelPlacement plan_transformer_placement(const std::string& folder,
                                                     const std::string& max_memory, int world_size,
                                                     int local_ranks, DType dtype);
 
+// plan_transformer_placement run on rank 0 of `world` (its budget; by default its host's memory
+// shared by the ranks on that host) for `stages` devices, and the map broadcast: every rank gets
+// the same map. Collective over `world`. `summary` is rank 0's one line for a report: the map and
+// the bytes per device as JSON (empty on the other ranks).
+struct AgreedPlacement {
+  parallel::DeviceMap map;
+  std::string summary;
+};
+AgreedPlacement agree_transformer_placement(dist::Communicator& world, const std::string& folder,
+                                            const std::string& device_map,
+                                            const std::string& max_memory, int stages, DType dtype);
+
 // The folder's transformer (FLUX or Qwen-Image, by its config.json) with only this rank's units
 // of `map` bound; its forward is collective over `group`, which must outlive it.
 TransformerModel load_placed_transformer(const std::string& folder, DType compute,

@@ -220,6 +220,7 @@ ForwardTiming TransformerRunner::time_forwards(const TransformerInputs& in, int 
     const ProcessMemory now = process_memory();
     high.pss_bytes = std::max(high.pss_bytes, now.pss_bytes);
     high.weights_pss_bytes = std::max(high.weights_pss_bytes, now.weights_pss_bytes);
+    high.file_pss_bytes = std::max(high.file_pss_bytes, now.file_pss_bytes);
     high.peak_rss_bytes = now.peak_rss_bytes;
   }
   std::sort(ms.begin(), ms.end());
@@ -236,12 +237,14 @@ ForwardTiming TransformerRunner::time_forwards(const TransformerInputs& in, int 
   timing.expected_sent_bytes_per_rank = counts[2];
   timing.every_rank_sent_expected = counts[3] == 0;
 
-  int64_t host_sums[2] = {high.pss_bytes, high.weights_pss_bytes};
-  host_->allreduce(host_sums, 2, dist::ReduceType::I64, dist::ReduceOp::Sum);
-  int64_t memory[8] = {high.pss_bytes,        high.weights_pss_bytes, high.peak_rss_bytes,
-                       host_sums[0],          host_sums[1],           host_->size(),
-                       weights_.weight_bytes, weights_.shared ? 1 : 0};
-  world_.allreduce(memory, 8, dist::ReduceType::I64, dist::ReduceOp::Max);
+  int64_t host_sums[3] = {high.pss_bytes, high.weights_pss_bytes, high.file_pss_bytes};
+  host_->allreduce(host_sums, 3, dist::ReduceType::I64, dist::ReduceOp::Sum);
+  int64_t memory[10] = {high.pss_bytes,        high.weights_pss_bytes,
+                        high.peak_rss_bytes,   host_sums[0],
+                        host_sums[1],          host_->size(),
+                        weights_.weight_bytes, weights_.shared ? 1 : 0,
+                        high.file_pss_bytes,   host_sums[2]};
+  world_.allreduce(memory, 10, dist::ReduceType::I64, dist::ReduceOp::Max);
   timing.rank_pss_bytes = memory[0];
   timing.rank_weights_pss_bytes = memory[1];
   timing.rank_peak_rss_bytes = memory[2];
@@ -250,6 +253,8 @@ ForwardTiming TransformerRunner::time_forwards(const TransformerInputs& in, int 
   timing.host_ranks = static_cast<int>(memory[5]);
   timing.weight_bytes = memory[6];
   timing.shared_weights = memory[7] == 1;
+  timing.rank_file_pss_bytes = memory[8];
+  timing.host_file_pss_bytes = memory[9];
 
   ForwardTiming::Rank mine{peak_bytes() + weights_.weight_bytes,
                            sent,

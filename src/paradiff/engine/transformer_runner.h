@@ -56,6 +56,9 @@ struct ForwardTiming {
   int64_t weight_bytes = 0;  // the prepared weights of one copy of the model
   int64_t rank_pss_bytes = 0, rank_weights_pss_bytes = 0, rank_peak_rss_bytes = 0;
   int64_t host_pss_bytes = 0, host_weights_pss_bytes = 0;
+  // Of the PSS above, the pages of mapped checkpoint files ("disk" units streamed in place):
+  // reclaimable by the kernel, unlike the rest.
+  int64_t rank_file_pss_bytes = 0, host_file_pss_bytes = 0;
   int host_ranks = 1;           // ranks on the largest host
   bool shared_weights = false;  // the host's ranks shared one copy of the weights
   // Each rank's own figures (by world rank), for runs where the ranks differ (a placement).
