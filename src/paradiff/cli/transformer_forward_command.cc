@@ -73,7 +73,7 @@ int run(const Options& o, dist::Communicator& world) {
       dist::parse_weight_sharing(o.weights.share_weights), o.weights.fully_shard_degree);
   runner.validate_inputs(in);
   log_info("loaded ", o.model, " in ", load.seconds(), " s (", dtype_name(compute), " compute, ",
-           storage != kernels::WeightStorage::AsComputed && compute == DType::F32
+           kernels::storage_narrows(storage, compute)
                ? str_cat(kernels::weight_storage_name(storage), " weight storage, ")
                : std::string(),
            num_threads(), " threads)");
