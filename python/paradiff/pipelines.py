@@ -127,10 +127,12 @@ class _Component:
 
     def enable_layerwise_casting(self, storage_dtype="float8_e4m3fn", compute_dtype=None, **kwargs):
         """Keeps the transformer's linear weights in ``storage_dtype`` (torch.bfloat16 or
-        torch.float8_e4m3fn, or their names) and computes in float32, with diffusers' default
-        skip patterns (diffusers' ``transformer.enable_layerwise_casting``). The pipeline must be
-        float32; its transformer is reloaded. Other arguments of diffusers' (skip patterns and
-        classes, non_blocking) are refused."""
+        torch.float8_e4m3fn, or their names) and computes in the pipeline's dtype, with diffusers'
+        default skip patterns (diffusers' ``transformer.enable_layerwise_casting``): float32
+        compute with bfloat16 or float8_e4m3fn storage, bfloat16 compute with float8_e4m3fn
+        storage (bfloat16 storage there changes nothing). ``compute_dtype``, if given, must be the
+        pipeline's dtype. The transformer is reloaded. Other arguments of diffusers' (skip
+        patterns and classes, non_blocking) are refused."""
         if self.name != "transformer":
             raise ValueError(f"enable_layerwise_casting is implemented for the transformer, not the {self.name}")
         if kwargs:
@@ -143,10 +145,12 @@ class _Component:
         names = {"bfloat16": "bf16", "bf16": "bf16", "float8_e4m3fn": "fp8", "fp8": "fp8"}
         if storage not in names:
             raise ValueError(f"storage_dtype must be bfloat16 or float8_e4m3fn, got {storage_dtype!r}")
-        if compute_dtype is not None and _dtype_name(compute_dtype) != "fp32":
-            raise ValueError(f"compute_dtype must be float32 (paradiff widens narrow weights to fp32), got {compute_dtype!r}")
-        if self._pipeline._dtype != "fp32":
-            raise ValueError("enable_layerwise_casting needs a float32 pipeline (torch_dtype=torch.float32)")
+        pipeline_dtype = self._pipeline._dtype
+        if compute_dtype is not None and _dtype_name(compute_dtype) != pipeline_dtype:
+            raise ValueError(
+                f"compute_dtype must be the pipeline's dtype ({'float32' if pipeline_dtype == 'fp32' else 'bfloat16'}: "
+                f"torch_dtype of from_pretrained), got {compute_dtype!r}"
+            )
         self._pipeline._placement = dict(self._pipeline._placement, transformer_storage=names[storage])
         self._pipeline._open()
 

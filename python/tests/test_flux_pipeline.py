@@ -206,6 +206,18 @@ def test_layerwise_casting_equals_the_cli_storage_dtype(flux_folder, tmp_path):
         full.transformer.enable_layerwise_casting(storage_dtype="float16")
     with pytest.raises(ValueError, match="transformer"):
         full.vae.enable_layerwise_casting()
+    with pytest.raises(ValueError, match="compute_dtype must be the pipeline's dtype"):
+        full.transformer.enable_layerwise_casting(storage_dtype="float8_e4m3fn", compute_dtype="bfloat16")
+    # bf16 compute with fp8 storage (storage float8_e4m3fn, compute bfloat16): --dtype bf16
+    # --storage-dtype fp8, bit for bit; not the plain bf16 latents.
     bf16 = paradiff.FluxPipeline.from_pretrained(flux_folder, torch_dtype="bfloat16")
-    with pytest.raises(ValueError, match="float32 pipeline"):
-        bf16.transformer.enable_layerwise_casting(storage_dtype="float8_e4m3fn")
+    bf16.set_progress_bar_config(disable=True)
+    want_bf16 = bf16("x", generator=paradiff.Generator().manual_seed(1), **kw).images
+    bf16.transformer.enable_layerwise_casting(storage_dtype="float8_e4m3fn", compute_dtype="bfloat16")
+    got = bf16("x", generator=paradiff.Generator().manual_seed(1), **kw).images
+    lat = tmp_path / "fp8_bf16.safetensors"
+    run_cli("generate", "--model", flux_folder, "--prompt", "x", "--height", 32, "--width", 32,
+            "--num-inference-steps", 2, "--max-sequence-length", 16, "--seed", 1, "--dtype", "bf16",
+            "--storage-dtype", "fp8", "--output", tmp_path / "fp8_bf16.png", "--save-latents", lat, "--quiet")
+    assert np.array_equal(got, read_safetensors(lat)["latents"])
+    assert 0 < np.abs(got - want_bf16).max()

@@ -7,7 +7,19 @@ compute_dtype=torch.float32)` (its default skip patterns and the model's own), r
 inputs and writes `sample` to <case>/output_bf16_storage.safetensors; the same with
 `storage_dtype=torch.float8_e4m3fn` to <case>/output_fp8_storage.safetensors. paradiff's
 `--storage-dtype bf16` / `fp8` must reproduce them to fp32 tolerance
-(tests/models/flux_transformer_test.cc). The Qwen-Image fixtures' weights are bf16 values
+(tests/models/flux_transformer_test.cc).
+
+bf16 compute: the transformer loaded in bf16 (`torch_dtype=torch.bfloat16`), then
+`enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.bfloat16)`, run
+on the inputs with hidden_states, encoder_hidden_states and pooled_projections rounded to bf16
+(what a bf16 GEMM does to them anyway). diffusers' forward rounds `timestep` and `guidance` to
+the model dtype and multiplies by 1000 in it: with the fixture's 0.73 that is 728 instead of 730
+and moves a bf16 run 28% from fp32, so this case uses timestep (0.5, 0.25) and guidance (4, 2),
+whose bf16 roundings and times 1000 are exact. Written to
+<case>/output_fp8_storage_bf16_compute.safetensors: `sample` (fp32, exact), those `timestep` and
+`guidance`, and `sample_fp32`, the fp32 model's output on the same inputs. paradiff's
+`--dtype bf16 --storage-dtype fp8` must match `sample` to a bf16 tolerance that its plain bf16
+output and the fp32 output miss. The Qwen-Image fixtures' weights are bf16 values
 already, so bf16 storage would not move their outputs: no case there.
 
 Run from the repository root (a few seconds, CPU, no network, deterministic):
@@ -39,6 +51,33 @@ CASES = [
 ]
 
 
+def relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.float() - b.float()).norm() / b.float().norm()).item()
+
+
+def write_fp8_bf16_compute(cls, run, case: Path, inputs: dict[str, torch.Tensor]) -> None:
+    inputs = dict(inputs, timestep=torch.tensor([0.5, 0.25]), guidance=torch.tensor([4.0, 2.0]))
+    full = run(cls.from_pretrained(case / "transformer", torch_dtype=torch.float32).eval(), inputs)
+    rounded = {k: (v.to(torch.bfloat16) if k in ("hidden_states", "encoder_hidden_states",
+                                                 "pooled_projections") else v)
+               for k, v in inputs.items()}
+    plain = run(cls.from_pretrained(case / "transformer", torch_dtype=torch.bfloat16).eval(), rounded)
+    model = cls.from_pretrained(case / "transformer", torch_dtype=torch.bfloat16).eval()
+    model.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.bfloat16)
+    narrow = run(model, rounded)
+    kinds = {p.dtype for p in model.parameters()}
+    assert kinds == {torch.float8_e4m3fn, torch.bfloat16}, kinds
+    assert narrow.dtype == torch.bfloat16, narrow.dtype
+    # fp8 storage must move the output well beyond bf16's own noise.
+    noise, moved = relative(plain, full), relative(narrow, plain)
+    assert moved > 4 * noise, (moved, noise)
+    save_file({"sample": narrow.float().contiguous(), "sample_fp32": full.contiguous(),
+               "timestep": inputs["timestep"], "guidance": inputs["guidance"]},
+              case / "output_fp8_storage_bf16_compute.safetensors")
+    print(f"{case.relative_to(ROOT)}: bf16 compute is {noise:.3g} from fp32; fp8 storage moves it "
+          f"by {moved:.3g} ({relative(narrow, full):.3g} from fp32)")
+
+
 def main() -> int:
     torch.set_num_threads(1)
     for cls, run, case in CASES:
@@ -60,6 +99,8 @@ def main() -> int:
             assert 1e-5 < moved < limit, moved
             save_file({"sample": narrow.contiguous()}, case / f"output_{name}_storage.safetensors")
             print(f"{case.relative_to(ROOT)}: {name} storage moves the output by {moved:.3g}")
+        if cls is FluxTransformer2DModel:
+            write_fp8_bf16_compute(cls, run, case, inputs)
     return 0
 
 

@@ -302,7 +302,7 @@ int run(const Options& o, dist::Communicator& world) {
         "rank(s); %.1f GFLOP per step; %s\n",
         bench.description.c_str(), (long long)o.image_tokens, (long long)o.text_tokens,
         std::string(dtype_name(compute)).c_str(),
-        storage != kernels::WeightStorage::AsComputed && compute == DType::F32
+        kernels::storage_narrows(storage, compute)
             ? str_cat(" (", kernels::weight_storage_name(storage), " weight storage)").c_str()
             : "",
         num_threads(), world.size(), bench.flops / 1e9, cpu_isa_summary().c_str());

@@ -116,7 +116,7 @@ int run(const Options& o, dist::Communicator& world) {
   engine::TransformerRunner runner(world, parallel, loader, sharing, o.weights.fully_shard_degree);
   runner.validate_inputs(in);
   log_info("loaded ", o.model, " in ", load.seconds(), " s (", dtype_name(compute), " compute, ",
-           storage != kernels::WeightStorage::AsComputed && compute == DType::F32
+           kernels::storage_narrows(storage, compute)
                ? str_cat(kernels::weight_storage_name(storage), " weight storage, ")
                : std::string(),
            num_threads(), " threads)");

@@ -11,7 +11,8 @@ void add_weight_options(CLI::App& cmd, WeightOptions& options) {
       ->capture_default_str();
   cmd.add_option("--storage-dtype", options.storage_dtype,
                  "dtype the transformer's GEMM weights are kept in: bf16 or fp8 (float8 e4m3) "
-                 "narrows them for fp32 compute (diffusers' enable_layerwise_casting)")
+                 "narrows them for fp32 compute, fp8 also for bf16 compute (diffusers' "
+                 "enable_layerwise_casting)")
       ->envname("PARADIFF_STORAGE_DTYPE")
       ->capture_default_str();
   cmd.add_option("--fully-shard-degree", options.fully_shard_degree,

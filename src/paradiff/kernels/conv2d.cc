@@ -39,7 +39,7 @@ Conv2d::Conv2d(const Tensor& weight, const Tensor& bias, int64_t stride, Padding
   PARADIFF_CHECK(compute == DType::F32 || compute == DType::BF16,
                  "conv2d compute dtype must be f32 or bf16, got ", dtype_name(compute));
   mode_ = gemm_mode_for(compute);
-  PARADIFF_CHECK(mode_ != GemmMode::Fp8StoredF32,
+  PARADIFF_CHECK(mode_ != GemmMode::Fp8StoredF32 && mode_ != GemmMode::Fp8StoredBf16,
                  "fp8 weight storage is implemented for linear layers, not convolutions");
   impl_ = dispatch_device("conv2d", common_device("conv2d", weight, bias), [&]<DeviceKind D>() {
     return impl::make_conv2d<D>(g, weight, bias, mode_);

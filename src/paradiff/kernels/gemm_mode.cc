@@ -15,9 +15,11 @@ std::string_view gemm_mode_name(GemmMode mode) {
     case GemmMode::Bf16StoredF32:
       return "bf16 stored, f32 computed";
     case GemmMode::Fp8StoredF32:
+      return "fp8 e4m3 stored, f32 computed";
+    case GemmMode::Fp8StoredBf16:
       break;
   }
-  return "fp8 e4m3 stored, f32 computed";
+  return "fp8 e4m3 stored, bf16 computed";
 }
 
 GemmMode gemm_mode_for(DType compute) {
@@ -34,14 +36,13 @@ GemmMode gemm_mode_for(DType compute) {
     }
     return GemmMode::F32;
   }
-  PARADIFF_CHECK(weight_storage() != WeightStorage::Fp8E4M3,
-                 "fp8 weight storage is implemented for fp32 compute; bf16 compute keeps bf16 "
-                 "weights");
+  if (weight_storage() == WeightStorage::Fp8E4M3)
+    return native_bf16() ? GemmMode::Fp8StoredBf16 : GemmMode::Fp8StoredF32;
   return native_bf16() ? GemmMode::Bf16 : GemmMode::Bf16StoredF32;
 }
 
 DType gemm_operand_dtype(GemmMode mode) {
-  return mode == GemmMode::Bf16 ? DType::BF16 : DType::F32;
+  return mode == GemmMode::Bf16 || mode == GemmMode::Fp8StoredBf16 ? DType::BF16 : DType::F32;
 }
 
 }  // namespace paradiff::kernels

@@ -16,17 +16,22 @@ enum class GemmMode {
   Bf16,           // bf16 weights and operands, fp32 accumulation (native bf16 dot products)
   Bf16StoredF32,  // bf16 weights widened per call; fp32 operands and arithmetic
   Fp8StoredF32,  // float8 e4m3 weights widened per call; fp32 operands and arithmetic (Linear only)
+  Fp8StoredBf16,  // float8 e4m3 weights widened to bf16 per call; bf16 operands, fp32 accumulation
+                  // (native bf16 dot products; Linear only)
 };
 
-// "f32", "bf16", "bf16 stored, f32 computed", "fp8 e4m3 stored, f32 computed".
+// "f32", "bf16", "bf16 stored, f32 computed", "fp8 e4m3 stored, f32 computed",
+// "fp8 e4m3 stored, bf16 computed".
 std::string_view gemm_mode_name(GemmMode mode);
 
 // The mode for a layer asked to compute in `compute` (F32 or BF16) at the active level, and with
 // the storage of the thread's WeightStorageScope (kernels/weight_storage.h): F32 compute with
-// bf16 storage is Bf16StoredF32, with fp8 storage Fp8StoredF32.
+// bf16 storage is Bf16StoredF32, with fp8 storage Fp8StoredF32. BF16 compute with fp8 storage is
+// Fp8StoredBf16 where bf16 is native, else Fp8StoredF32 (as bf16 compute there is Bf16StoredF32:
+// the same exact products of bf16 activations and e4m3 weights, fp32 arithmetic).
 GemmMode gemm_mode_for(DType compute);
 
-// The dtype the GEMM's activations are in: BF16 for Bf16, F32 otherwise.
+// The dtype the GEMM's activations are in: BF16 for Bf16 and Fp8StoredBf16, F32 otherwise.
 DType gemm_operand_dtype(GemmMode mode);
 
 }  // namespace paradiff::kernels

@@ -59,10 +59,15 @@ WeightStorage parse_weight_storage(std::string_view name) {
               "': expected fp32, bf16 or fp8 (float8 e4m3)");
 }
 
+bool storage_narrows(WeightStorage storage, DType compute) {
+  return storage != WeightStorage::AsComputed &&
+         (compute == DType::F32 || storage == WeightStorage::Fp8E4M3);
+}
+
 void check_weight_storage(WeightStorage storage, DType compute) {
-  PARADIFF_CHECK(storage != WeightStorage::Fp8E4M3 || compute == DType::F32,
-                 "--storage-dtype fp8 is implemented for fp32 compute (--dtype fp32), got --dtype ",
-                 dtype_name(compute) == "f32" ? "fp32" : "bf16");
+  PARADIFF_CHECK(compute == DType::F32 || compute == DType::BF16,
+                 "weight storage needs fp32 or bf16 compute, got ", dtype_name(compute),
+                 " with --storage-dtype ", weight_storage_name(storage));
 }
 
 }  // namespace paradiff::kernels

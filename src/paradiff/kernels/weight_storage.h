@@ -3,11 +3,13 @@
 // their weights in a narrower storage dtype than they compute in, and widen them for each GEMM.
 // Today: fp32 compute with bf16 storage (GemmMode::Bf16StoredF32: half the memory) or float8
 // e4m3 storage (GemmMode::Fp8StoredF32, Linear only: a quarter), the weights rounded once,
-// activations and arithmetic fp32. Installed around a model's loading (`--storage-dtype`);
-// layers built outside a scope store what they compute in. models::ModuleLoader applies
-// diffusers' rules per layer: a layer whose module name matches one of its skip patterns stays as
-// computed, and a narrowed layer's bias is rounded to the storage dtype too (diffusers casts
-// every parameter of the layer).
+// activations and arithmetic fp32; and bf16 compute with float8 e4m3 storage
+// (GemmMode::Fp8StoredBf16, Linear only: half of bf16's memory; Fp8StoredF32 where bf16 is not
+// native). bf16 storage with bf16 compute changes nothing. Installed around a model's loading
+// (`--storage-dtype`); layers built outside a scope store what they compute in.
+// models::ModuleLoader applies diffusers' rules per layer: a layer whose module name matches one of
+// its skip patterns stays as computed, and a narrowed layer's bias is rounded to the storage dtype
+// too (diffusers casts every parameter of the layer).
 #pragma once
 
 #include <string_view>
@@ -54,7 +56,11 @@ Tensor round_to_storage(const Tensor& f32, WeightStorage storage);
 // is refused with a message naming the value and the choices.
 WeightStorage parse_weight_storage(std::string_view name);
 
-// Refuses (naming both) a storage that `compute` cannot use: fp8 storage needs fp32 compute.
+// Whether `storage` narrows the GEMM weights of a model computed in `compute`: bf16 and fp8 for
+// F32 compute, fp8 for BF16 compute (bf16 storage is what bf16 compute keeps anyway).
+bool storage_narrows(WeightStorage storage, DType compute);
+
+// Refuses (naming both) a compute dtype that no storage supports: only F32 and BF16 compute.
 void check_weight_storage(WeightStorage storage, DType compute);
 
 }  // namespace paradiff::kernels

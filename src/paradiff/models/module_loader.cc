@@ -89,10 +89,15 @@ kernels::Linear ModuleLoader::linear_from(const std::string& prefix, const Tenso
   // Layerwise casting: the module keeps its parameters in the scope's storage dtype unless
   // diffusers' patterns skip it; the Linear rounds the weights itself, the bias is rounded here.
   const kernels::WeightStorage storage = kernels::weight_storage();
-  const bool narrow = storage != kernels::WeightStorage::AsComputed && compute_ == DType::F32 &&
-                      !kernels::layerwise_casting_skips(prefix);
+  // With bf16 compute only fp8 narrows (bf16 storage is what bf16 compute keeps anyway); the bias
+  // is then rounded from its bf16 value, as diffusers casts a bf16 model's bias to fp8.
+  const bool narrow =
+      kernels::storage_narrows(storage, compute_) && !kernels::layerwise_casting_skips(prefix);
   kernels::WeightStorageScope scope(narrow ? storage : kernels::WeightStorage::AsComputed);
-  const Tensor b = narrow ? kernels::round_to_storage(bias, storage) : bias;
+  const Tensor b = !narrow || !bias.defined() ? bias
+                   : compute_ == DType::BF16
+                       ? kernels::round_to_storage(bias.to(DType::BF16).to(DType::F32), storage)
+                       : kernels::round_to_storage(bias, storage);
   try {
     return kernels::Linear(weight, b, compute_);
   } catch (...) {

@@ -2,7 +2,8 @@
 // and one primitive cached per row count. In GemmMode::Bf16StoredF32 the packing is the fp32 one,
 // stored in bf16 (cpu/bf16_stored_weights.h) and widened into a per-thread buffer for each call;
 // the GEMM is oneDNN's fp32 one. GemmMode::Fp8StoredF32 is the same with float8 e4m3 storage
-// (cpu/fp8_stored_weights.h), the weights rounded to e4m3 first.
+// (cpu/fp8_stored_weights.h), the weights rounded to e4m3 first; GemmMode::Fp8StoredBf16 stores
+// e4m3 codes in the bf16 packing and runs oneDNN's bf16 GEMM on them widened to bf16.
 #include <omp.h>
 
 #include <cmath>
@@ -45,11 +46,12 @@ class OneDnnLinear final : public Linear::Impl {
 
   int64_t in_ = 0, out_ = 0;
   GemmMode mode_ = GemmMode::F32;
-  bool widened_ = false;        // mode_ == Bf16StoredF32 or Fp8StoredF32
-  bool fp8_ = false;            // mode_ == Fp8StoredF32
+  bool widened_ = false;        // mode_ == Bf16StoredF32 or Fp8StoredF32 (fp32 from narrow)
+  bool fp8_ = false;            // mode_ == Fp8StoredF32 or Fp8StoredBf16
+  bool narrow_ = false;         // widened_ or fp8_: stored narrower than the packing
   DType operand_ = DType::F32;  // dtype of the GEMM's activations and weights
   memory::desc packed_desc_;
-  std::shared_ptr<memory> packed_weights_;  // unless widened_
+  std::shared_ptr<memory> packed_weights_;  // unless narrow_
   cpu::Bf16StoredWeights bf16_weights_;     // if widened_ and not fp8_
   cpu::Fp8StoredWeights fp8_weights_;       // if fp8_
   Tensor bias_;                             // F32 [1, out]
@@ -64,7 +66,8 @@ OneDnnLinear::OneDnnLinear(const Tensor& weight, const Tensor& bias, GemmMode mo
       out_(weight.dim(0)),
       mode_(mode),
       widened_(mode == GemmMode::Bf16StoredF32 || mode == GemmMode::Fp8StoredF32),
-      fp8_(mode == GemmMode::Fp8StoredF32),
+      fp8_(mode == GemmMode::Fp8StoredF32 || mode == GemmMode::Fp8StoredBf16),
+      narrow_(widened_ || fp8_),
       operand_(gemm_operand_dtype(mode)) {
   if (bias.defined()) bias_ = bias.to(DType::F32).reshape({1, out_});
 
@@ -72,8 +75,8 @@ OneDnnLinear::OneDnnLinear(const Tensor& weight, const Tensor& bias, GemmMode mo
   const auto dt = onednn_dtype(operand_);
   // PyTorch stores W as [out, in]; oneDNN wants weights as [K=in, N=out]: same bytes, tag "ba".
   // Widened weights are rounded to bf16 first: every packed value is then exact in bf16.
-  // fp8: rounded to e4m3 as PyTorch converts to float8_e4m3fn.
-  Tensor w = fp8_       ? round_to_storage(weight.as(DType::F32), WeightStorage::Fp8E4M3)
+  // fp8: rounded to e4m3 as PyTorch converts to float8_e4m3fn (then exact in the operand dtype).
+  Tensor w = fp8_ ? round_to_storage(weight.as(DType::F32), WeightStorage::Fp8E4M3).as(operand_)
              : widened_ ? weight.as(DType::BF16).to(DType::F32)
                         : weight.as(operand_);
   memory::desc plain({in_, out_}, dt, memory::format_tag::ba);
@@ -92,8 +95,8 @@ OneDnnLinear::OneDnnLinear(const Tensor& weight, const Tensor& bias, GemmMode mo
     dnnl::reorder(plain_mem, packed).execute(onednn_stream(), plain_mem, packed);
     onednn_stream().wait();
   };
-  // Widened: packed in fp32 into a temporary, then stored narrowed (exact).
-  auto pack_bf16_into = [&](std::byte* dst) {
+  // Narrow: packed in the operand dtype into a temporary, then stored narrowed (exact).
+  auto pack_narrow_into = [&](std::byte* dst) {
     Tensor tmp =
         Tensor::empty({static_cast<int64_t>((packed_desc_.get_size() + 3) / 4)}, DType::F32);
     pack_into(tmp.raw_data());
@@ -111,8 +114,8 @@ OneDnnLinear::OneDnnLinear(const Tensor& weight, const Tensor& bias, GemmMode mo
     const uint64_t key =
         weight_digest(w.raw_data(), w.nbytes(), weight_digest(layout, sizeof(layout)));
     std::shared_ptr<const std::byte> storage = store->place(packed_bytes, key, [&](std::byte* dst) {
-      if (widened_) {
-        pack_bf16_into(dst);
+      if (narrow_) {
+        pack_narrow_into(dst);
       } else {
         pack_into(dst);
       }
@@ -131,11 +134,11 @@ OneDnnLinear::OneDnnLinear(const Tensor& weight, const Tensor& bias, GemmMode mo
         [storage](memory* m) { delete m; });
     return;
   }
-  if (widened_) {
+  if (narrow_) {
     // Tensor memory (counted in peak bytes), in whole bf16 elements.
     auto storage = std::make_shared<Tensor>(
         Tensor::empty({static_cast<int64_t>((packed_bytes + 1) / 2)}, DType::BF16));
-    pack_bf16_into(static_cast<std::byte*>(storage->raw_data()));
+    pack_narrow_into(static_cast<std::byte*>(storage->raw_data()));
     std::shared_ptr<const std::byte> bytes(storage,
                                            static_cast<const std::byte*>(storage->raw_data()));
     if (fp8_)
