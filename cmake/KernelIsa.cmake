@@ -85,6 +85,8 @@ paradiff_isa_kernel(softmax_rows BF16)  # the oneDNN attention's softmax (cpu/at
 # bf16 stored, fp32 computed (kernels/gemm_mode.h): the widening and few-row loops of
 # cpu/bf16_stored_weights.cc.
 paradiff_isa_kernel(bf16_rows)
+# Narrowing weights to bf16 or e4m3 at load time (kernels/narrowing.h).
+paradiff_isa_kernel(narrowing)
 
 # Attention tiles (kernels/cpu/attention_tile.h's tile_kernels() picks one per level; the
 # portable tiles, attention_tile_portable.cc, keep the build's flags). Elsewhere than x86-64 these

@@ -197,6 +197,47 @@ TEST(Safetensors, ReadsF64AndIntegerDtypes) {
   EXPECT_ERROR_CONTAINS(file.read("d", DType::I64), "cannot read tensor \"d\" (F64) as i64");
 }
 
+// F8_E4M3 (torch.float8_e4m3fn) widens exactly: every code read as f32, bf16 and f16 gives torch's
+// float32 value of it (tools/make_fixtures/make_layerwise_casting_fixtures.py wrote both), NaN as
+// NaN. F8_E5M2 stays refused, naming the tensor, the dtype and the file.
+TEST(Safetensors, Fp8E4M3WidensExactlyAsTorchDoesAndE5M2IsRefused) {
+  const SafetensorsFile file = SafetensorsFile::open(testing::source_path(
+      "tests/fixtures/flux_transformer/fp8_checkpoint/e4m3_codes.safetensors"));
+  ASSERT_EQ(file.info("codes").dtype, SafetensorsDType::F8_E4M3);
+  const Tensor torch_values = file.read("values", DType::F32);
+  ASSERT_EQ(torch_values.numel(), 256);
+  EXPECT_FALSE(file.is_zero_copy("codes", DType::F32));
+  const Tensor f32 = file.read("codes", DType::F32), b16 = file.read("codes", DType::BF16),
+               h16 = file.read("codes", DType::F16);
+  int nans = 0;
+  for (int code = 0; code < 256; ++code) {
+    const float want = torch_values.data<float>()[code];
+    const float got[3] = {f32.data<float>()[code], bf16_to_float(b16.data<bf16>()[code]),
+                          f16_to_float(h16.data<f16>()[code])};
+    for (float g : got) {
+      if (std::isnan(want)) {
+        EXPECT_TRUE(std::isnan(g)) << code;
+      } else {
+        EXPECT_EQ(g, want) << code;
+        EXPECT_EQ(std::signbit(g), std::signbit(want)) << code;
+      }
+    }
+    nans += std::isnan(want);
+  }
+  EXPECT_EQ(nans, 2);  // 0x7f and 0xff
+  EXPECT_EQ(torch_values.data<float>()[0x7e], 448.0f);
+  EXPECT_ERROR_CONTAINS(file.read("codes", DType::I64),
+                        "cannot read tensor \"codes\" (F8_E4M3) as i64");
+
+  const std::string header =
+      nlohmann::json{{"w", {{"dtype", "F8_E5M2"}, {"shape", {2}}, {"data_offsets", {0, 2}}}}}
+          .dump();
+  const SafetensorsFile e5m2 =
+      SafetensorsFile::from_bytes(as_bytes(safetensors_image(header, "\x3c\x40")), "e5m2");
+  EXPECT_ERROR_CONTAINS(e5m2.read("w", DType::F32),
+                        "e5m2: cannot read tensor \"w\" (F8_E5M2) as f32");
+}
+
 TEST(Safetensors, MisalignedDataIsCopiedNotViewed) {
   // A U8 tensor of 1 byte puts the F32 tensor after it at an odd address.
   const std::vector<float> values = {1.5f, -2.25f, 3.0f};

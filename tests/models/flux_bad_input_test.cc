@@ -111,6 +111,34 @@ TEST_F(BadInput, WronglyShapedAndMissingTensors) {
   expect_load_error("missing tensor 'x_embedder.weight'");
 }
 
+// float8 e5m2 weights (safetensors F8_E5M2) are not read: refused naming the tensor and the dtype
+// (F8_E4M3 ones load: flux_transformer_test.cc, LoadsAnFp8CheckpointExactly).
+TEST_F(BadInput, Fp8E5M2WeightsAreRefusedByName) {
+  const auto w = weights();
+  nlohmann::json header = nlohmann::json::object();
+  std::string data;
+  for (const auto& [name, t] : w) {
+    const bool e5m2 = name == "x_embedder.weight";
+    const std::string bytes = e5m2
+                                  ? std::string(static_cast<size_t>(t.numel()), '\x3c')
+                                  : std::string(static_cast<const char*>(t.raw_data()), t.nbytes());
+    header[name] = {{"dtype", e5m2 ? "F8_E5M2" : "F32"},
+                    {"shape", t.shape().to_vector()},
+                    {"data_offsets", {data.size(), data.size() + bytes.size()}}};
+    data += bytes;
+  }
+  std::string text = header.dump();
+  text += std::string((8 - text.size() % 8) % 8, ' ');
+  const uint64_t length = text.size();
+  std::ofstream out(folder_ + "/diffusion_pytorch_model.safetensors", std::ios::binary);
+  out.write(reinterpret_cast<const char*>(&length), 8);
+  out << text << data;
+  out.close();
+  expect_load_error(
+      "tensor 'x_embedder.weight' is stored as F8_E5M2; a floating-point parameter must be F32, "
+      "BF16, F16 or F8_E4M3");
+}
+
 TEST_F(BadInput, InputsOfTheWrongShape) {
   const auto model = FluxTransformer2DModel::from_pretrained(folder_, DType::F32);
   const auto file = SafetensorsFile::open(testing::source_path(kFixture + "/inputs.safetensors"));

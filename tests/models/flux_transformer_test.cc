@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstring>
 
 #include "paradiff/io/safetensors.h"
 #include "paradiff/kernels/weight_storage.h"
@@ -118,6 +119,34 @@ TEST(FluxTransformer, Fp8StorageWithBf16ComputeMatchesDiffusersLayerwiseCasting)
   // diffusers' fp32 output, so the 2e-2 above is not spent on the inputs.
   const auto f32_model = FluxTransformer2DModel::from_pretrained(dir + "/transformer", DType::F32);
   EXPECT_LE(testing::relative_error(f32_model.forward(inputs), fp32), 1e-4);
+}
+
+// A transformer saved by torch with float8_e4m3fn weights (diffusers' layerwise casting, its state
+// dict as it is: F8_E4M3 for the narrowed layers' weights and biases, F32 for the skipped ones;
+// fixtures/flux_transformer/fp8_checkpoint). It loads, widened exactly, and matches diffusers'
+// output of that folder to fp32 tolerance. With --storage-dtype fp8 its values are already e4m3:
+// no rounding is added, the same bits in fp32 compute and in bf16 compute.
+TEST(FluxTransformer, LoadsAnFp8CheckpointExactly) {
+  const std::string dir = fixture("fp8_checkpoint");
+  const FluxTransformerInputs inputs =
+      FluxTransformerInputs::load(fixture("nonzero_ids") + "/inputs.safetensors");
+  const Tensor expected = expected_sample(dir);
+  for (DType compute : {DType::F32, DType::BF16}) {
+    const auto model = FluxTransformer2DModel::from_pretrained(dir + "/transformer", compute);
+    const Tensor sample = model.forward(inputs);
+    const double err = testing::relative_error(sample, expected);
+    std::printf("  fp8 checkpoint, %s compute: relative error %.3g against diffusers\n",
+                std::string(dtype_name(compute)).c_str(), err);
+    EXPECT_LE(err, compute == DType::F32 ? 1e-4 : 2e-2);
+    kernels::WeightStorageScope narrow(kernels::WeightStorage::Fp8E4M3);
+    const auto stored = FluxTransformer2DModel::from_pretrained(dir + "/transformer", compute);
+    const Tensor again = stored.forward(inputs);
+    ASSERT_EQ(again.nbytes(), sample.nbytes());
+    EXPECT_EQ(std::memcmp(again.raw_data(), sample.raw_data(), sample.nbytes()), 0)
+        << dtype_name(compute);
+  }
+  // The fp32 checkpoint it came from gives another output: the fp8 values are what was read.
+  EXPECT_GT(testing::relative_error(expected_sample(fixture("nonzero_ids")), expected), 1e-3);
 }
 
 }  // namespace

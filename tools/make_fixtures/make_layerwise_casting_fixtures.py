@@ -22,6 +22,14 @@ whose bf16 roundings and times 1000 are exact. Written to
 output and the fp32 output miss. The Qwen-Image fixtures' weights are bf16 values
 already, so bf16 storage would not move their outputs: no case there.
 
+fp8 checkpoint (tests/fixtures/flux_transformer/fp8_checkpoint): the `nonzero_ids` transformer
+loaded in fp32 with `enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn,
+compute_dtype=torch.float32)`, its state dict saved by safetensors as it is (narrowed weights and
+biases F8_E4M3, skipped layers F32) with the config beside it: `transformer/`. diffusers loads
+that folder in fp32 (widening the fp8 tensors) and runs `nonzero_ids/inputs.safetensors`:
+`output.safetensors`. `e4m3_codes.safetensors` holds all 256 codes (`codes`, F8_E4M3) and torch's
+float32 values of them (`values`).
+
 Run from the repository root (a few seconds, CPU, no network, deterministic):
   nice -n 10 .venv-tools/bin/python tools/make_fixtures/make_layerwise_casting_fixtures.py
 """
@@ -29,6 +37,7 @@ Run from the repository root (a few seconds, CPU, no network, deterministic):
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -78,6 +87,31 @@ def write_fp8_bf16_compute(cls, run, case: Path, inputs: dict[str, torch.Tensor]
           f"by {moved:.3g} ({relative(narrow, full):.3g} from fp32)")
 
 
+def write_fp8_checkpoint(cls, run) -> None:
+    source = ROOT / "flux_transformer" / "nonzero_ids"
+    out = ROOT / "flux_transformer" / "fp8_checkpoint"
+    (out / "transformer").mkdir(parents=True, exist_ok=True)
+    model = cls.from_pretrained(source / "transformer", torch_dtype=torch.float32).eval()
+    model.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.float32)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    kinds = {v.dtype for v in state.values()}
+    assert kinds == {torch.float8_e4m3fn, torch.float32}, kinds
+    save_file(state, out / "transformer" / "diffusion_pytorch_model.safetensors")
+    shutil.copy(source / "transformer" / "config.json", out / "transformer" / "config.json")
+    loaded = cls.from_pretrained(out / "transformer", torch_dtype=torch.float32).eval()
+    assert {p.dtype for p in loaded.parameters()} == {torch.float32}
+    sample = run(loaded, load_file(source / "inputs.safetensors"))
+    full = load_file(source / "output.safetensors")["sample"]
+    moved = relative(sample, full)
+    assert 1e-3 < moved < 2e-1, moved
+    save_file({"sample": sample.contiguous()}, out / "output.safetensors")
+    codes = torch.arange(256, dtype=torch.uint8).view(torch.float8_e4m3fn)
+    save_file({"codes": codes, "values": codes.float()}, out / "e4m3_codes.safetensors")
+    fp8 = sum(v.dtype == torch.float8_e4m3fn for v in state.values())
+    print(f"{out.relative_to(ROOT)}: {fp8} of {len(state)} tensors F8_E4M3; the output moves "
+          f"{moved:.3g} from the fp32 checkpoint's")
+
+
 def main() -> int:
     torch.set_num_threads(1)
     for cls, run, case in CASES:
@@ -101,6 +135,7 @@ def main() -> int:
             print(f"{case.relative_to(ROOT)}: {name} storage moves the output by {moved:.3g}")
         if cls is FluxTransformer2DModel:
             write_fp8_bf16_compute(cls, run, case, inputs)
+    write_fp8_checkpoint(FluxTransformer2DModel, flux_sample)
     return 0
 
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cerrno>
 #include <cstring>
@@ -14,6 +15,7 @@
 #include <utility>
 
 #include "paradiff/io/json_config.h"
+#include "paradiff/kernels/fp8_e4m3.h"
 
 namespace paradiff {
 
@@ -376,7 +378,23 @@ bool dispatch_stored_int(SafetensorsDType dtype, Fn&& fn) {
 
 bool is_stored_float(SafetensorsDType dtype) {
   return dtype == SafetensorsDType::F64 || dtype == SafetensorsDType::F32 ||
-         dtype == SafetensorsDType::F16 || dtype == SafetensorsDType::BF16;
+         dtype == SafetensorsDType::F16 || dtype == SafetensorsDType::BF16 ||
+         dtype == SafetensorsDType::F8_E4M3;
+}
+
+// float8 e4m3 (torch.float8_e4m3fn) codes widened through their values (kernels/fp8_e4m3.h):
+// exact in f32, bf16 and f16 alike (3 mantissa bits, magnitudes 2^-9 ... 448); NaN stays NaN.
+template <typename D>
+void widen_fp8_e4m3(const std::byte* src, D* out, int64_t count) {
+  static const std::array<float, 256> values = [] {
+    std::array<float, 256> v{};
+    for (int code = 0; code < 256; ++code)
+      v[code] = kernels::fp8_e4m3_value(static_cast<uint8_t>(code));
+    return v;
+  }();
+  const auto* in = reinterpret_cast<const uint8_t*>(src);
+#pragma omp parallel for schedule(static) if (count > (int64_t{1} << 16))
+  for (int64_t i = 0; i < count; ++i) out[i] = from_float<D>(values[in[i]]);
 }
 
 bool can_convert(SafetensorsDType stored, DType want) {
@@ -399,6 +417,11 @@ void convert_stored(const std::byte* src, SafetensorsDType stored, Tensor& dst, 
       src = static_cast<const std::byte*>(aligned.raw_data());
     }
     convert_elements(src, *native, dst.raw_data(), want, count);
+  } else if (stored == SafetensorsDType::F8_E4M3) {
+    dispatch_dtype(want, [&](auto tag) {
+      using D = decltype(tag);
+      if constexpr (!std::is_same_v<D, int64_t>) widen_fp8_e4m3(src, dst.data<D>(), count);
+    });
   } else if (stored == SafetensorsDType::F64) {
     dispatch_dtype(want, [&](auto tag) {
       using D = decltype(tag);

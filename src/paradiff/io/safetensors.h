@@ -100,8 +100,9 @@ class SafetensorsFile {
   // view is READ-ONLY (the mapping is PROT_READ: writing through it faults) and aligned to its
   // element size only, not to kTensorAlignment. Otherwise the result is a fresh converted copy
   // (64-byte aligned, counted in peak memory). Conversions: F64/F32/F16/BF16 -> f32/bf16/f16;
-  // I64/I32/I16/I8/U8/BOOL -> i64 or a float dtype. Anything else (U16, U32, U64, F8_*, a float
-  // stored and i64 wanted, more dims than Shape supports) throws naming the tensor and the file.
+  // F8_E4M3 (torch.float8_e4m3fn) -> f32/bf16/f16, exact; I64/I32/I16/I8/U8/BOOL -> i64 or a float
+  // dtype. Anything else (U16, U32, U64, F8_E5M2, a float stored and i64 wanted, more dims than
+  // Shape supports) throws naming the tensor and the file.
   Tensor read(const std::string& name, DType want) const;
   // Whether read(name, want) returns a view rather than a copy.
   bool is_zero_copy(const std::string& name, DType want) const;

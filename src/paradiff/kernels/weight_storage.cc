@@ -3,7 +3,7 @@
 #include <string>
 
 #include "paradiff/core/error.h"
-#include "paradiff/kernels/fp8_e4m3.h"
+#include "paradiff/kernels/narrowing.h"
 
 namespace paradiff::kernels {
 namespace {
@@ -42,12 +42,21 @@ bool layerwise_casting_skips(std::string_view module_name) {
   return module_name == "proj_in" || module_name == "proj_out";
 }
 
-Tensor round_to_storage(const Tensor& f32, WeightStorage storage) {
-  if (storage == WeightStorage::AsComputed || !f32.defined()) return f32;
-  if (storage == WeightStorage::Bf16) return f32.to(DType::BF16).to(DType::F32);
-  Tensor out = f32.to(DType::F32);  // a copy
-  float* v = out.data<float>();
-  for (int64_t i = 0; i < out.numel(); ++i) v[i] = round_to_fp8_e4m3(v[i]);
+Tensor round_to_storage(const Tensor& t, WeightStorage storage) {
+  if (storage == WeightStorage::AsComputed || !t.defined()) return t;
+  PARADIFF_CHECK(t.dtype() == DType::F32 || t.dtype() == DType::BF16,
+                 "weights rounded to a storage dtype must be f32 or bf16, got ", t.describe());
+  if (t.dtype() == DType::BF16) {
+    if (storage == WeightStorage::Bf16) return t;
+    Tensor out = Tensor::empty(t.shape(), DType::BF16);
+    round_to_fp8_e4m3_values(t.data<bf16>(), out.data<bf16>(), t.numel());
+    return out;
+  }
+  Tensor out = Tensor::empty(t.shape(), DType::F32);
+  if (storage == WeightStorage::Bf16)
+    round_to_bf16_values(t.data<float>(), out.data<float>(), t.numel());
+  else
+    round_to_fp8_e4m3_values(t.data<float>(), out.data<float>(), t.numel());
   return out;
 }
 

@@ -48,9 +48,10 @@ WeightStorage weight_storage();
 // Qwen-Image's own patterns, "pos_embed" and "norm", are among them).
 bool layerwise_casting_skips(std::string_view module_name);
 
-// An F32 tensor's values rounded to `storage` and back (bf16: to nearest even; fp8: as PyTorch
-// converts to float8_e4m3fn, kernels/fp8_e4m3.h); the tensor itself for AsComputed.
-Tensor round_to_storage(const Tensor& f32, WeightStorage storage);
+// An F32 or BF16 tensor's values rounded to `storage` and back, in its own dtype (bf16: to nearest
+// even; fp8: as PyTorch converts to float8_e4m3fn, kernels/fp8_e4m3.h), on the OpenMP threads
+// (kernels/narrowing.h); the tensor itself for AsComputed and for a BF16 tensor to Bf16.
+Tensor round_to_storage(const Tensor& t, WeightStorage storage);
 
 // "fp32"/"f32" -> AsComputed, "bf16", "fp8"/"fp8_e4m3"/"float8_e4m3fn" -> Fp8E4M3; anything else
 // is refused with a message naming the value and the choices.

@@ -68,9 +68,9 @@ Tensor ModuleLoader::take(const std::string& name, const Shape& shape, DType wan
                  shape.to_string());
   const std::string stored_dtype = source_->stored_dtype(name);
   PARADIFF_CHECK(want == DType::I64 || stored_dtype.empty() || stored_dtype == "F32" ||
-                     stored_dtype == "BF16" || stored_dtype == "F16",
+                     stored_dtype == "BF16" || stored_dtype == "F16" || stored_dtype == "F8_E4M3",
                  source_->describe(), ": tensor '", name, "' is stored as ", stored_dtype,
-                 "; a floating-point parameter must be F32, BF16 or F16");
+                 "; a floating-point parameter must be F32, BF16, F16 or F8_E4M3");
   used_.insert(name);
   return source_->read(name, want);
 }

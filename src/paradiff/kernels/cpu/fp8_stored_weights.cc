@@ -9,6 +9,7 @@
 #include "paradiff/core/tensor.h"
 #include "paradiff/kernels/cpu/onednn_context.h"
 #include "paradiff/kernels/fp8_e4m3.h"
+#include "paradiff/kernels/narrowing.h"
 
 namespace paradiff::kernels::cpu {
 namespace {
@@ -78,20 +79,10 @@ void Fp8StoredWeights::narrow_into(const dnnl::memory& packed, std::byte* dst) {
   const dnnl::memory::desc desc = packed.get_desc();
   const int64_t count = static_cast<int64_t>(storage_bytes(desc));
   auto* out = reinterpret_cast<uint8_t*>(dst);
-  if (desc.data_type() == dnnl::memory::data_type::f32) {
-    const auto* in = static_cast<const float*>(packed.get_data_handle());
-#pragma omp parallel for schedule(static) if (count > kChunk)
-    for (int64_t i = 0; i < count; ++i) out[i] = fp8_e4m3_bits(in[i]);
-    return;
-  }
-  const auto* in = static_cast<const uint16_t*>(packed.get_data_handle());
-#pragma omp parallel for schedule(static) if (count > kChunk)
-  for (int64_t i = 0; i < count; ++i) {
-    const uint32_t bits = static_cast<uint32_t>(in[i]) << 16;
-    float v = 0.0f;
-    std::memcpy(&v, &bits, sizeof(v));
-    out[i] = fp8_e4m3_bits(v);
-  }
+  if (desc.data_type() == dnnl::memory::data_type::f32)
+    fp8_e4m3_codes(static_cast<const float*>(packed.get_data_handle()), out, count);
+  else
+    fp8_e4m3_codes(static_cast<const bf16*>(packed.get_data_handle()), out, count);
 }
 
 Fp8StoredWeights::Fp8StoredWeights(const dnnl::memory::desc& desc,

@@ -75,9 +75,12 @@ OneDnnLinear::OneDnnLinear(const Tensor& weight, const Tensor& bias, GemmMode mo
   const auto dt = onednn_dtype(operand_);
   // PyTorch stores W as [out, in]; oneDNN wants weights as [K=in, N=out]: same bytes, tag "ba".
   // Widened weights are rounded to bf16 first: every packed value is then exact in bf16.
-  // fp8: rounded to e4m3 as PyTorch converts to float8_e4m3fn (then exact in the operand dtype).
-  Tensor w = fp8_ ? round_to_storage(weight.as(DType::F32), WeightStorage::Fp8E4M3).as(operand_)
-             : widened_ ? weight.as(DType::BF16).to(DType::F32)
+  // fp8: rounded to e4m3 from the weight's own values (bf16 ones as they are, others in fp32) as
+  // PyTorch converts to float8_e4m3fn, then exact in the operand dtype.
+  Tensor w = fp8_ ? round_to_storage(weight.dtype() == DType::BF16 ? weight : weight.as(DType::F32),
+                                     WeightStorage::Fp8E4M3)
+                        .as(operand_)
+             : widened_ ? round_to_storage(weight.as(DType::F32), WeightStorage::Bf16)
                         : weight.as(operand_);
   memory::desc plain({in_, out_}, dt, memory::format_tag::ba);
   memory::desc any({in_, out_}, dt, memory::format_tag::any);
