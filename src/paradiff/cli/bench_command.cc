@@ -6,7 +6,6 @@
 // and under mpirun for the rest (scripts/paradiff-bench-cp runs both). With
 // --transformer-device-map the transformer is instead split over the ranks by accelerate's map
 // (a model-level placement), one row per rank with that rank's own figures.
-#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +16,7 @@
 #include "paradiff/cli/commands.h"
 #include "paradiff/core/cpu_isa.h"
 #include "paradiff/core/logging.h"
+#include "paradiff/core/memory.h"
 #include "paradiff/core/threads.h"
 #include "paradiff/core/timer.h"
 #include "paradiff/dist/host_names.h"
@@ -224,7 +224,7 @@ int run_placed(const Options& o, const BenchModel& bench, DType compute,
       bench.write_random(folder);
       // The model and the file image were freed; hand the heap back, so that rank 0's memory
       // columns show the timed run, not the writing.
-      ::malloc_trim(0);
+      release_freed_memory();
     }
     dist::broadcast_string(world, folder, 0);
   }

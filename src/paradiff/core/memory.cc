@@ -53,6 +53,10 @@ std::shared_ptr<std::byte> allocate_bytes(size_t bytes) {
   });
 }
 
+void release_freed_memory() {
+  ::malloc_trim(0);
+}
+
 MemoryStats memory_stats() {
   return {g_current.load(), g_peak.load(), g_count.load()};
 }

@@ -26,4 +26,11 @@ int64_t current_bytes();
 // Starts a new peak window at the current usage (e.g. to measure one stage).
 void reset_peak_bytes();
 
+// Freed memory stays in the process for reuse (see memory.cc); this hands what is free now back
+// to the kernel (malloc_trim). For after loading a model: its transients (tensors read, widened
+// and rounded before packing) are not the sizes the forwards reuse, and on a large model they
+// would otherwise stay resident (measured: 4.2 GB after loading the 12B model of
+// scripts/big-model-check.sh with fp8 storage).
+void release_freed_memory();
+
 }  // namespace paradiff
