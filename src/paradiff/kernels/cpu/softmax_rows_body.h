@@ -1,5 +1,6 @@
 // Level body of the oneDNN attention's softmax (cpu/attention_onednn.cc). For each row of raw
-// f32 scores s (Q K^T without the scale): its max m (one pass), then in a second pass
+// f32 scores s (Q K^T without the scale): the score m with the largest scale * s (one pass), then
+// in a second pass
 // e = exp(scale (s - m)) = 2^(s c - m c) with c = scale log2(e), their sum l, and e stored
 // straight into P in the dtype of V. P stays unnormalised: the P V product is divided by l
 // afterwards (scale_rows), rows x d values instead of rows x n. The vector part is in
@@ -32,28 +33,33 @@ inline __m512 softmax_exp2_bf16(__m512 t) {
 void softmax_rows(const float* scores, int64_t rows, int64_t n, float scale, void* p, DType p_dtype,
                   float* inv_sum, float* lse) {
   const float kLog2e = scale * 1.44269504088896341f;
+  // m is the score whose scale * s is the largest: the max of s, or its min for a negative scale
+  // (found as the max of -s; multiplying by -1 is exact).
+  const float sign = scale < 0.0f ? -1.0f : 1.0f;
   for (int64_t r = 0; r < rows; ++r) {
     const float* s = scores + r * n;
     float m = -INFINITY;
     int64_t i = 0;
 #if defined(PARADIFF_VEC_LANES)
     // Four running maxima: one would wait on the latency of each max before the next.
+    const VecF vsign = vset(sign);
     VecF vm = vset(-INFINITY), vm1 = vm, vm2 = vm, vm3 = vm;
     for (; i + 4 * kLanes <= n; i += 4 * kLanes) {
-      vm = vmax(vm, vload(s + i));
-      vm1 = vmax(vm1, vload(s + i + kLanes));
-      vm2 = vmax(vm2, vload(s + i + 2 * kLanes));
-      vm3 = vmax(vm3, vload(s + i + 3 * kLanes));
+      vm = vmax(vm, vmul(vload(s + i), vsign));
+      vm1 = vmax(vm1, vmul(vload(s + i + kLanes), vsign));
+      vm2 = vmax(vm2, vmul(vload(s + i + 2 * kLanes), vsign));
+      vm3 = vmax(vm3, vmul(vload(s + i + 3 * kLanes), vsign));
     }
-    for (; i + kLanes <= n; i += kLanes) vm = vmax(vm, vload(s + i));
+    for (; i + kLanes <= n; i += kLanes) vm = vmax(vm, vmul(vload(s + i), vsign));
     vm = vmax(vmax(vm, vm1), vmax(vm2, vm3));
     alignas(64) float lanes[PARADIFF_VEC_LANES];
     vstore(lanes, vm);
     for (float x : lanes) m = x > m ? x : m;
 #endif
-    for (; i < n; ++i) m = s[i] > m ? s[i] : m;
-    // t = s log2(e) - m log2(e) in one FMA. The rounding of m log2(e) shifts every t of the row
-    // alike: a common factor of P and l, gone after the division, and ~1e-7 in lse.
+    for (; i < n; ++i) m = sign * s[i] > m ? sign * s[i] : m;
+    m *= sign;
+    // t = s c - m c in one FMA (t <= 0 up to rounding). The rounding of m c shifts every t of the
+    // row alike: a common factor of P and l, gone after the division, and ~1e-7 in lse.
     const float shift = m * kLog2e;
     float l = 0.0f;
     i = 0;
