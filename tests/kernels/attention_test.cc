@@ -549,6 +549,26 @@ TEST(AttentionOnednn, MatchesTheDoubleReferenceWithLse) {
   }
 }
 
+TEST(AttentionOnednn, ScalesWidelySpreadScoresOfEitherSign) {
+  // The softmax gets Q K^T unscaled and applies the scale itself: with a negative scale its
+  // reference score must be the smallest raw score, or scale * (s - m) reaches hundreds and
+  // exp overflows. Scores here spread over about +-100.
+  if (active_cpu_isa() < CpuIsa::Avx512) GTEST_SKIP() << "bf16 oneDNN matmul needs avx512";
+  auto rng = make_rng();
+  const Tensor q = random_uniform({1, 40, 2, 64}, DType::BF16, rng, -3.0f, 3.0f);
+  const Tensor k = random_uniform({1, 300, 2, 64}, DType::BF16, rng, -3.0f, 3.0f);
+  const Tensor v = random_uniform({1, 300, 2, 64}, DType::BF16, rng);
+  for (double scale : {-1.0, 1.0}) {
+    SCOPED_TRACE(scale);
+    const Reference ref = reference(q, k, v, scale);
+    Tensor out = Tensor::empty(q.shape(), DType::F32);
+    Tensor lse = Tensor::empty({1, 40, 2}, DType::F32);
+    attention_detail::attend_onednn(q, k, v, out, &lse, static_cast<float>(scale));
+    EXPECT_LE(relative_error(out, ref.out), 1e-2);
+    EXPECT_LE(lse_error(lse, ref.lse), 1e-5);
+  }
+}
+
 TEST(AttentionOnednn, StaysCorrectPastItsPrimitiveCache) {
   // One key count per prompt length (Qwen-Image drops masked text): more shapes than the cache
   // keeps (64), each result still the reference's, the cache starting again on the way.

@@ -2,9 +2,10 @@
 // bf16 on CPUs with AMX, which oneDNN reaches by itself (the tiles' vdpbf16ps cannot compete).
 // Each head's K^T and V are packed by oneDNN reorders into the layouts its matmuls chose (as many
 // heads at a time as fit in 16 MiB), and per (batch, head, block of query rows, the last one
-// padded with zero queries): the block's queries copied densely, scores = scale * Q K^T
-// in f32 (one matmul over every key), an exact softmax over whole rows (cpu/softmax_rows_body.h,
-// compiled per level) whose unnormalised exponentials are rounded to the dtype of V as P, P V
+// padded with zero queries): the block's queries copied densely; 16 rows at a time, the raw
+// scores Q K^T in f32 (one matmul over every key) and at once an exact softmax over those whole
+// rows (cpu/softmax_rows_body.h, compiled per level) that applies the scale and rounds the
+// unnormalised exponentials to the dtype of V into the block's P; then P V
 // into a dense f32 block, divided by each row's sum into out. kernels::attention's contract, lse
 // included; only the rounding differs from the tiles.
 #pragma once

@@ -71,9 +71,9 @@ inline void store_bf16_vec(const float* src, bf16* dst) {
 
 inline void store_row(const float* src, void* dst, DType dtype, int64_t offset, int64_t n) {
   if (dtype == DType::F32) {
+    // memcpy: a plain copy loop here stayed scalar (the compiler cannot rule out overlap).
     float* d = static_cast<float*>(dst) + offset;
-    if (d != src)
-      for (int64_t i = 0; i < n; ++i) d[i] = src[i];
+    if (d != src) std::memcpy(d, src, static_cast<size_t>(n) * sizeof(float));
     return;
   }
   bf16* d = static_cast<bf16*>(dst) + offset;
@@ -86,10 +86,23 @@ inline void store_row(const float* src, void* dst, DType dtype, int64_t offset, 
 
 inline void load_row(const void* src, DType dtype, int64_t offset, int64_t n, float* dst) {
   if (dtype == DType::F32) {
-    const float* s = static_cast<const float*>(src) + offset;
-    for (int64_t i = 0; i < n; ++i) dst[i] = s[i];
+    std::memcpy(dst, static_cast<const float*>(src) + offset,
+                static_cast<size_t>(n) * sizeof(float));
     return;
   }
   const bf16* s = static_cast<const bf16*>(src) + offset;
-  for (int64_t i = 0; i < n; ++i) dst[i] = bf16_value(s[i].bits);
+  int64_t i = 0;
+  // bf16 widened exactly: its 16 bits become the high half of the float.
+#if defined(__AVX512F__)
+  for (; i + 16 <= n; i += 16) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i));
+    _mm512_storeu_ps(dst + i, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
+  }
+#elif defined(__AVX2__)
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i));
+    _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)));
+  }
+#endif
+  for (; i < n; ++i) dst[i] = bf16_value(s[i].bits);
 }

@@ -1,30 +1,65 @@
-// Level body of the oneDNN attention's softmax (cpu/attention_onednn.cc). For each row of f32
-// scores: its max m (one pass), then in a second pass e = exp(s - m) = 2^(s log2 e - m log2 e),
-// their sum l, and e stored straight into P in the dtype of V. P stays unnormalised: the P V
-// product is divided by l afterwards (scale_rows), rows x d values instead of rows x n. The vector
-// part is in vec_math.h's vocabulary (zmm at avx512, ymm at avx2), scalar tails.
+// Level body of the oneDNN attention's softmax (cpu/attention_onednn.cc). For each row of raw
+// f32 scores s (Q K^T without the scale): the score m with the largest scale * s (one pass), then
+// in a second pass
+// e = exp(scale (s - m)) = 2^(s c - m c) with c = scale log2(e), their sum l, and e stored
+// straight into P in the dtype of V. P stays unnormalised: the P V product is divided by l
+// afterwards (scale_rows), rows x d values instead of rows x n. The vector part is in
+// vec_math.h's vocabulary (zmm at avx512, ymm at avx2), scalar tails.
 #include "paradiff/kernels/cpu/row_io.h"
 #include "paradiff/kernels/cpu/vec_math.h"
 
-// scores: rows x n f32 (row stride n), read only; p: rows x n of p_dtype (row stride n);
-// inv_sum: rows floats, 1 / l; lse: rows floats, each row's natural-log log-sum-exp, or null.
-void softmax_rows(const float* scores, int64_t rows, int64_t n, void* p, DType p_dtype,
+#if defined(__AVX512F__)
+// 2^t for the bf16 probabilities: a degree-5 polynomial on [-0.5, 0.5] (Chebyshev nodes; 2.4e-7
+// relative error with these float coefficients, a thousandth of bf16's rounding step) and the
+// same clamp as vexp2, so the result is a normal float (>= 2^-125.5) or NaN: what
+// vcvtneps2bf16 rounds like bf16_round_vec without its subnormal check.
+inline __m512 softmax_exp2_bf16(__m512 t) {
+  t = _mm512_max_ps(_mm512_set1_ps(-125.0f), t);
+  const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(t, n);
+  __m512 p = _mm512_set1_ps(1.3390863314270973e-3f);
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.676031768321991e-3f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5503569543361664e-2f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402210682630539e-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931471824645996e-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0000001192092896f));
+  return _mm512_scalef_ps(p, n);
+}
+#endif
+
+// scores: rows x n f32 (row stride n), read only; scale: the attention's scale (any sign); p: rows
+// x n of p_dtype (row stride n); inv_sum: rows floats, 1 / l; lse: rows floats, each row's
+// natural-log log-sum-exp, or null.
+void softmax_rows(const float* scores, int64_t rows, int64_t n, float scale, void* p, DType p_dtype,
                   float* inv_sum, float* lse) {
-  constexpr float kLog2e = 1.44269504088896341f;
+  const float kLog2e = scale * 1.44269504088896341f;
+  // m is the score whose scale * s is the largest: the max of s, or its min for a negative scale
+  // (found as the max of -s; multiplying by -1 is exact).
+  const float sign = scale < 0.0f ? -1.0f : 1.0f;
   for (int64_t r = 0; r < rows; ++r) {
     const float* s = scores + r * n;
     float m = -INFINITY;
     int64_t i = 0;
 #if defined(PARADIFF_VEC_LANES)
-    VecF vm = vset(-INFINITY);
-    for (; i + kLanes <= n; i += kLanes) vm = vmax(vm, vload(s + i));
+    // Four running maxima: one would wait on the latency of each max before the next.
+    const VecF vsign = vset(sign);
+    VecF vm = vset(-INFINITY), vm1 = vm, vm2 = vm, vm3 = vm;
+    for (; i + 4 * kLanes <= n; i += 4 * kLanes) {
+      vm = vmax(vm, vmul(vload(s + i), vsign));
+      vm1 = vmax(vm1, vmul(vload(s + i + kLanes), vsign));
+      vm2 = vmax(vm2, vmul(vload(s + i + 2 * kLanes), vsign));
+      vm3 = vmax(vm3, vmul(vload(s + i + 3 * kLanes), vsign));
+    }
+    for (; i + kLanes <= n; i += kLanes) vm = vmax(vm, vmul(vload(s + i), vsign));
+    vm = vmax(vmax(vm, vm1), vmax(vm2, vm3));
     alignas(64) float lanes[PARADIFF_VEC_LANES];
     vstore(lanes, vm);
     for (float x : lanes) m = x > m ? x : m;
 #endif
-    for (; i < n; ++i) m = s[i] > m ? s[i] : m;
-    // t = s log2(e) - m log2(e) in one FMA. The rounding of m log2(e) shifts every t of the row
-    // alike: a common factor of P and l, gone after the division, and ~1e-7 in lse.
+    for (; i < n; ++i) m = sign * s[i] > m ? sign * s[i] : m;
+    m *= sign;
+    // t = s c - m c in one FMA (t <= 0 up to rounding). The rounding of m c shifts every t of the
+    // row alike: a common factor of P and l, gone after the division, and ~1e-7 in lse.
     const float shift = m * kLog2e;
     float l = 0.0f;
     i = 0;
@@ -33,6 +68,26 @@ void softmax_rows(const float* scores, int64_t rows, int64_t n, void* p, DType p
     VecF vl = vset(0.0f);
     if (p_dtype == DType::BF16) {
       bf16* out = static_cast<bf16*>(p) + r * n;
+#if defined(__AVX512BF16__)
+      // Two vectors a step, two sums, one conversion of both into 32 bf16.
+      VecF vl1 = vset(0.0f);
+      for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
+        const VecF e0 = softmax_exp2_bf16(vfma(vload(s + i), vlog2e, vneg_shift));
+        const VecF e1 = softmax_exp2_bf16(vfma(vload(s + i + kLanes), vlog2e, vneg_shift));
+        vl = vadd(vl, e0);
+        vl1 = vadd(vl1, e1);
+        const __m512bh packed = _mm512_cvtne2ps_pbh(e1, e0);
+        _mm512_storeu_si512(out + i, reinterpret_cast<const __m512i&>(packed));
+      }
+      for (; i + kLanes <= n; i += kLanes) {
+        const VecF e = softmax_exp2_bf16(vfma(vload(s + i), vlog2e, vneg_shift));
+        vl = vadd(vl, e);
+        const __m256bh packed = _mm512_cvtneps_pbh(e);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
+                            reinterpret_cast<const __m256i&>(packed));
+      }
+      vl = vadd(vl, vl1);
+#endif
       for (; i + kLanes <= n; i += kLanes) {
         const VecF e = vexp2(vfma(vload(s + i), vlog2e, vneg_shift));
         vl = vadd(vl, e);
@@ -61,7 +116,7 @@ void softmax_rows(const float* scores, int64_t rows, int64_t n, void* p, DType p
         static_cast<float*>(p)[r * n + i] = e;
     }
     inv_sum[r] = 1.0f / l;
-    if (lse != nullptr) lse[r] = m + std::log(l);
+    if (lse != nullptr) lse[r] = m * scale + std::log(l);
   }
 }
 
