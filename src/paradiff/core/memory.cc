@@ -21,6 +21,9 @@ void raise_peak(int64_t now) {
   while (now > peak && !g_peak.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
   }
 }
+constexpr int kKeptThreshold = 1 << 30;     // the forwards: keep every block for reuse
+constexpr int kLoadingThreshold = 4 << 20;  // loading: map blocks of 4 MiB and more alone
+std::atomic<int> g_loading_scopes{0};
 }  // namespace
 
 // Keeps freed tensor memory in the process for reuse: by default glibc returns every block above
@@ -28,8 +31,8 @@ void raise_peak(int64_t now) {
 // its activations in afresh (measured: ~8% of a transformer forward in kernel page-fault code).
 void keep_freed_memory() {
   static const bool done = [] {
-    mallopt(M_MMAP_THRESHOLD, 1 << 30);
-    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    mallopt(M_MMAP_THRESHOLD, g_loading_scopes.load() > 0 ? kLoadingThreshold : kKeptThreshold);
+    mallopt(M_TRIM_THRESHOLD, kKeptThreshold);
     return true;
   }();
   (void)done;
@@ -51,6 +54,18 @@ std::shared_ptr<std::byte> allocate_bytes(size_t bytes) {
     std::free(q);
     g_current.fetch_sub(accounted, std::memory_order_relaxed);
   });
+}
+
+LoadingMemoryScope::LoadingMemoryScope() {
+  keep_freed_memory();
+  if (g_loading_scopes.fetch_add(1) == 0) mallopt(M_MMAP_THRESHOLD, kLoadingThreshold);
+}
+
+LoadingMemoryScope::~LoadingMemoryScope() {
+  if (g_loading_scopes.fetch_sub(1) == 1) {
+    mallopt(M_MMAP_THRESHOLD, kKeptThreshold);
+    release_freed_memory();
+  }
 }
 
 void release_freed_memory() {

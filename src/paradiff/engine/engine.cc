@@ -137,8 +137,10 @@ Engine::Engine(dist::Communicator& world, const EngineOptions& options)
                    "neither of which is given");
   }
   component_ranks_ = runtime.component_ranks;
-  pipeline_ = pipeline::load_pipeline(options.model, runtime);
-  release_freed_memory();  // the load's transients
+  {
+    LoadingMemoryScope loading;
+    pipeline_ = pipeline::load_pipeline(options.model, runtime);
+  }
   PARADIFF_CHECK(component_ranks_.empty() || pipeline_->class_name() == "FluxPipeline" ||
                      pipeline_->class_name() == "QwenImagePipeline",
                  "--device-map balanced is executed for FluxPipeline and QwenImagePipeline; ",

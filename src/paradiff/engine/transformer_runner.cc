@@ -154,6 +154,7 @@ TransformerRunner::TransformerRunner(dist::Communicator& world,
     share_slices = sharing != dist::WeightSharing::Off && host_->size() > 1 && across_hosts;
     if (!share_slices) sharing = dist::WeightSharing::Off;
   }
+  LoadingMemoryScope loading;  // until the end of the constructor
   weights_ = dist::load_with_host_weights(*host_, sharing, [&] {
     if (!shard_group) {
       model_ = std::make_unique<TransformerModel>(load(*mesh_));
@@ -163,7 +164,6 @@ TransformerRunner::TransformerRunner(dist::Communicator& world,
         std::move(shard_group), [&] { model_ = std::make_unique<TransformerModel>(load(*mesh_)); },
         share_slices);
   });
-  release_freed_memory();  // the load's transients
   // One copy of the model's prepared weights; this rank holds held_weight_bytes_ of them (the
   // arena holds the slices too when they are shared).
   held_weight_bytes_ = weights_.weight_bytes;
