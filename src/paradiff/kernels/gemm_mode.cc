@@ -45,4 +45,10 @@ DType gemm_operand_dtype(GemmMode mode) {
   return mode == GemmMode::Bf16 || mode == GemmMode::Fp8StoredBf16 ? DType::BF16 : DType::F32;
 }
 
+DType activation_dtype_for(DType compute) {
+  PARADIFF_CHECK(compute == DType::F32 || compute == DType::BF16,
+                 "compute dtype must be f32 or bf16, got ", dtype_name(compute));
+  return compute == DType::BF16 && native_bf16() ? DType::BF16 : DType::F32;
+}
+
 }  // namespace paradiff::kernels

@@ -34,4 +34,11 @@ GemmMode gemm_mode_for(DType compute);
 // The dtype the GEMM's activations are in: BF16 for Bf16 and Fp8StoredBf16, F32 otherwise.
 DType gemm_operand_dtype(GemmMode mode);
 
+// The dtype a model's activations take between its layers (GEMM and attention inputs, norm and
+// modulation outputs) when it computes in `compute` (F32 or BF16) at the active level: BF16 only
+// where bf16 is native. Elsewhere a bf16 model's GEMMs compute in fp32 from bf16-stored weights
+// (Bf16StoredF32, Fp8StoredF32), so its activations stay fp32: no rounding to bf16 that the GEMM
+// and attention would widen back, and the forward is fp32 arithmetic on bf16-rounded weights.
+DType activation_dtype_for(DType compute);
+
 }  // namespace paradiff::kernels

@@ -19,7 +19,7 @@ struct BlockContext {
   const RotaryTables* rotary;  // tables for the rows of h
   parallel::AttentionBackend* attention;
   const parallel::ForwardContext* forward;  // how this forward's tokens are split across ranks
-  DType activation_dtype;  // F32, or BF16 for GEMM inputs and attention in bf16 mode
+  DType activation_dtype;  // kernels::activation_dtype_for(compute): GEMM and attention inputs
 };
 
 // FluxTransformerBlock (a "double" block): separate weights for text and image tokens, joint

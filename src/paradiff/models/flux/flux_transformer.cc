@@ -295,7 +295,7 @@ void FluxTransformer2DModel::output_head(const Tensor& h, int64_t text_tokens,
   // AdaLayerNormContinuous: the embedding's halves are (scale, shift), in that order.
   const int64_t c = config_.inner_dim(), si = h.dim(0) - text_tokens;
   const Tensor emb = norm_out.forward(silu_row).reshape({2, c});
-  Tensor normed = Tensor::empty({1, si, c}, compute_);
+  Tensor normed = Tensor::empty({1, si, c}, kernels::activation_dtype_for(compute_));
   kernels::layer_norm_modulate(h.slice(text_tokens, si).reshape({1, si, c}), emb.slice(1, 1),
                                emb.slice(0, 1), 1e-6f, normed);
   proj_out.forward(normed.reshape({si, c}), out);
@@ -318,7 +318,9 @@ Tensor FluxTransformer2DModel::forward_local(const FluxTransformerInputs& in,
     Tensor h = Tensor::empty({s, c}, DType::F32);
     embed(enc.select(i), hidden.select(i), context_embedder_, x_embedder_, h);
     const Tensor silu_row = silu_temb.slice(i, 1);
-    const BlockContext ctx{st, &silu_row, &rotary, attention_.get(), &context, compute_};
+    const BlockContext ctx{st,       &silu_row,
+                           &rotary,  attention_.get(),
+                           &context, kernels::activation_dtype_for(compute_)};
     int index = 0;
     for (const auto& block : transformer_blocks_) {
       if (block_weights_) block_weights_->before_block(index++);
@@ -416,7 +418,9 @@ Tensor FluxTransformer2DModel::forward_placed(const FluxTransformerInputs& in,
         for (int64_t i = 0; i < b; ++i) {
           Tensor h = hs.select(i);
           const Tensor silu_row = silu_temb.slice(i, 1);
-          const BlockContext ctx{st, &silu_row, &rotary, attention_.get(), &context, compute_};
+          const BlockContext ctx{st,       &silu_row,
+                                 &rotary,  attention_.get(),
+                                 &context, kernels::activation_dtype_for(compute_)};
           if (u < first_single)
             (disk.double_block ? *disk.double_block : *transformer_blocks_[u - first_double])
                 .forward(h, ctx);

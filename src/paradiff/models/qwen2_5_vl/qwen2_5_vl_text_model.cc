@@ -7,6 +7,7 @@
 #include "paradiff/dist/tensor_transfer.h"
 #include "paradiff/kernels/attention_bias.h"
 #include "paradiff/kernels/embedding.h"
+#include "paradiff/kernels/gemm_mode.h"
 #include "paradiff/kernels/pointwise.h"
 #include "paradiff/kernels/rms_norm.h"
 #include "paradiff/kernels/rope.h"
@@ -231,7 +232,7 @@ void Qwen2_5_VLTextModel::run_units(size_t first, size_t last, const Tensor& ids
   const int64_t c = config_.hidden_size, f = config_.intermediate_size;
   const int64_t heads = config_.num_attention_heads, kv = config_.num_key_value_heads;
   const int64_t d = config_.head_dim(), groups = config_.num_key_value_groups();
-  const DType act = compute_;  // GEMM and attention inputs
+  const DType act = kernels::activation_dtype_for(compute_);  // GEMM and attention inputs
   const auto eps = static_cast<float>(config_.rms_norm_eps);
   const auto scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
 

@@ -305,7 +305,7 @@ Tensor QwenImageTransformer2DModel::output_head(const Tensor& h, int64_t text_to
   // AdaLayerNormContinuous: the embedding's halves are (scale, shift), in that order.
   const int64_t c = config_.inner_dim(), si = h.dim(0) - text_tokens;
   const Tensor emb = norm_out.forward(silu_temb).reshape({2, c});
-  Tensor normed = Tensor::empty({1, si, c}, compute_);
+  Tensor normed = Tensor::empty({1, si, c}, kernels::activation_dtype_for(compute_));
   kernels::layer_norm_modulate(h.slice(text_tokens, si).reshape({1, si, c}), emb.slice(1, 1),
                                emb.slice(0, 1), 1e-6f, normed);
   Tensor sample = Tensor::empty({1, si, config_.output_channels()}, DType::F32);
@@ -322,7 +322,8 @@ Tensor QwenImageTransformer2DModel::forward_local(const parallel::NamedTensors& 
   const RotaryTables rotary = rotary_tables(local);
   Tensor h = Tensor::empty({st + si, config_.inner_dim()}, DType::F32);
   embed(local, txt_norm_, txt_in_, img_in_, h);
-  const BlockContext ctx{st, &silu_temb, &rotary, attention_.get(), &context, compute_};
+  const BlockContext ctx{
+      st, &silu_temb, &rotary, attention_.get(), &context, kernels::activation_dtype_for(compute_)};
   int index = 0;
   for (const auto& block : transformer_blocks_) {
     if (block_weights_) block_weights_->before_block(index++);
@@ -404,7 +405,9 @@ Tensor QwenImageTransformer2DModel::forward_placed(const parallel::NamedTensors&
               assignment.on_disk(3) ? img.linear : img_in_, h);
       } else if (u >= first_block && u < head) {
         const StreamedUnit disk = assignment.on_disk(u) ? stream(u) : StreamedUnit{};
-        const BlockContext ctx{st, &silu_temb, &rotary, attention_.get(), &context, compute_};
+        const BlockContext ctx{st,       &silu_temb,
+                               &rotary,  attention_.get(),
+                               &context, kernels::activation_dtype_for(compute_)};
         (disk.block ? *disk.block : *transformer_blocks_[u - first_block]).forward(h, ctx);
       } else if (u == head) {  // norm_out with proj_out (one owner), each held or streamed
         const StreamedUnit norm = assignment.on_disk(head) ? stream(head) : StreamedUnit{};

@@ -9,6 +9,7 @@
 #include "paradiff/kernels/attention_bias.h"
 #include "paradiff/kernels/channels_last.h"
 #include "paradiff/kernels/embedding.h"
+#include "paradiff/kernels/gemm_mode.h"
 #include "paradiff/kernels/pointwise.h"
 #include "paradiff/kernels/rms_norm.h"
 
@@ -237,10 +238,11 @@ Tensor T5EncoderModel::forward(const Tensor& input_ids) const {
   const Tensor bias = position_bias(s);
   Tensor out = Tensor::empty({batch, s, dm}, DType::F32);
   Tensor x = Tensor::empty({s, dm}, DType::F32);  // the residual stream of one prompt
-  Scratch scratch(config_, s, compute_);
+  Scratch scratch(config_, s, kernels::activation_dtype_for(compute_));
   for (int64_t b = 0; b < batch; ++b) {
     kernels::embedding(shared_, input_ids.select(b), x);
-    for (const T5Block& blk : blocks_) block_forward(config_, compute_, blk, bias, x, scratch);
+    for (const T5Block& blk : blocks_)
+      block_forward(config_, kernels::activation_dtype_for(compute_), blk, bias, x, scratch);
     Tensor last = out.select(b);
     kernels::rms_norm(x, final_layer_norm_, eps, last);
   }
@@ -283,7 +285,7 @@ Tensor T5EncoderModel::forward_placed(const Tensor& input_ids) const {
     const parallel::Stage& stage = chain[k];
     if (stage.rank != rank) continue;
     if (k > 0) x = dist::receive_tensor(group, chain[k - 1].rank, kHiddenTag);
-    Scratch scratch(config_, s, compute_);
+    Scratch scratch(config_, s, kernels::activation_dtype_for(compute_));
     for (size_t u = stage.first; u < stage.first + stage.count; ++u) {
       // A "disk" unit's weights, bound from the streamed tensors for this unit only.
       Tensor disk_tensor, unused_table;
@@ -306,8 +308,8 @@ Tensor T5EncoderModel::forward_placed(const Tensor& input_ids) const {
                              row);
         } else if (u <= blocks) {
           Tensor row = x.select(b);
-          block_forward(config_, compute_, disk_block ? *disk_block : blocks_[u - 1], bias, row,
-                        scratch);
+          block_forward(config_, kernels::activation_dtype_for(compute_),
+                        disk_block ? *disk_block : blocks_[u - 1], bias, row, scratch);
         } else {
           PARADIFF_ASSERT(u == head);
           Tensor last = out.select(b);
