@@ -10,6 +10,7 @@
 
 #include "paradiff/core/cpu_isa.h"
 #include "paradiff/io/safetensors.h"
+#include "paradiff/kernels/gemm_mode.h"
 #include "paradiff/kernels/weight_storage.h"
 #include "testing/test_util.h"
 
@@ -152,7 +153,8 @@ TEST(FluxTransformer, Fp8StorageWithBf16ComputeMatchesDiffusersLayerwiseCasting)
 // dict as it is: F8_E4M3 for the narrowed layers' weights and biases, F32 for the skipped ones;
 // fixtures/flux_transformer/fp8_checkpoint). It loads, widened exactly, and matches diffusers'
 // output of that folder to fp32 tolerance. With --storage-dtype fp8 its values are already e4m3:
-// no rounding is added, the same bits in fp32 compute and in bf16 compute.
+// no rounding is added, the same bits in fp32 compute and in bf16 compute (where bf16 is native;
+// elsewhere within 1e-6, see below).
 TEST(FluxTransformer, LoadsAnFp8CheckpointExactly) {
   const std::string dir = fixture("fp8_checkpoint");
   const FluxTransformerInputs inputs =
@@ -169,8 +171,14 @@ TEST(FluxTransformer, LoadsAnFp8CheckpointExactly) {
     const auto stored = FluxTransformer2DModel::from_pretrained(dir + "/transformer", compute);
     const Tensor again = stored.forward(inputs);
     ASSERT_EQ(again.nbytes(), sample.nbytes());
-    EXPECT_EQ(std::memcmp(again.raw_data(), sample.raw_data(), sample.nbytes()), 0)
-        << dtype_name(compute);
+    if (compute == DType::BF16 && kernels::activation_dtype_for(DType::BF16) == DType::F32) {
+      // Without native bf16, a few-row layer multiplies straight from bf16 storage but widens
+      // fp8 storage for oneDNN: the same products, summed in another order.
+      EXPECT_LE(testing::relative_error(again, sample), 1e-6);
+    } else {
+      EXPECT_EQ(std::memcmp(again.raw_data(), sample.raw_data(), sample.nbytes()), 0)
+          << dtype_name(compute);
+    }
   }
   // The fp32 checkpoint it came from gives another output: the fp8 values are what was read.
   EXPECT_GT(testing::relative_error(expected_sample(fixture("nonzero_ids")), expected), 1e-3);
