@@ -9,6 +9,7 @@
 #include "paradiff/core/timer.h"
 #include "paradiff/dist/host_communicator.h"
 #include "paradiff/io/json_config.h"
+#include "paradiff/kernels/gemm_mode.h"
 #include "paradiff/models/weight_source.h"
 #include "paradiff/parallel/communication_volume.h"
 #include "paradiff/parallel/sequence_sharding.h"
@@ -30,16 +31,18 @@ const Inputs& inputs_for(const TransformerModel& model, const TransformerInputs&
   return *in;
 }
 
-// One attention's bytes times the calls, plus the output's all-gather, for one batch element
-// whose attention sequence is split as `named` is by `plan`.
+// One attention's bytes times the calls (its tensors in `activations`, the dtype the model's
+// activations take: kernels::activation_dtype_for), plus the output's all-gather, for one batch
+// element whose attention sequence is split as `named` is by `plan`.
 int64_t element_sent_bytes(parallel::DeviceMesh& mesh, const parallel::ContextParallelPlan& plan,
                            const parallel::NamedTensors& named, int64_t attention_calls,
-                           int64_t heads, int64_t head_dim, DType compute, int64_t image_tokens,
+                           int64_t heads, int64_t head_dim, DType activations, int64_t image_tokens,
                            int64_t output_channels, int64_t batch) {
   dist::Communicator& group = mesh.context_parallel();
   const auto tokens = parallel::attention_tokens_per_rank(plan, named, group.size());
-  const int64_t per_attention = parallel::attention_sent_bytes(
-      mesh.context_parallel_config(), group.rank(), tokens, heads, head_dim, dtype_size(compute));
+  const int64_t per_attention =
+      parallel::attention_sent_bytes(mesh.context_parallel_config(), group.rank(), tokens, heads,
+                                     head_dim, dtype_size(activations));
   const int64_t local_sample = batch *
                                parallel::shard_of(image_tokens, group.size(), group.rank()).length *
                                output_channels * static_cast<int64_t>(sizeof(float));
@@ -54,7 +57,8 @@ int64_t model_sent_bytes(parallel::DeviceMesh& mesh, const FluxTransformer2DMode
   return element_sent_bytes(mesh, FluxTransformer2DModel::context_parallel_plan(), in.to_named(),
                             batch * (config.num_layers + config.num_single_layers),
                             config.num_attention_heads, config.attention_head_dim,
-                            model.compute_dtype(), image, config.output_channels(), batch);
+                            kernels::activation_dtype_for(model.compute_dtype()), image,
+                            config.output_channels(), batch);
 }
 
 // Qwen-Image runs one context-parallel forward per batch element on its valid text tokens only
@@ -78,10 +82,10 @@ int64_t model_sent_bytes(parallel::DeviceMesh& mesh, const QwenImageTransformer2
     const parallel::NamedTensors named{
         {"hidden_states", Tensor::empty({1, image, 1}, DType::F32)},
         {"encoder_hidden_states", Tensor::empty({1, valid, 1}, DType::F32)}};
-    sent +=
-        element_sent_bytes(mesh, QwenImageTransformer2DModel::context_parallel_plan(), named,
-                           config.num_layers, config.num_attention_heads, config.attention_head_dim,
-                           model.compute_dtype(), image, config.output_channels(), 1);
+    sent += element_sent_bytes(
+        mesh, QwenImageTransformer2DModel::context_parallel_plan(), named, config.num_layers,
+        config.num_attention_heads, config.attention_head_dim,
+        kernels::activation_dtype_for(model.compute_dtype()), image, config.output_channels(), 1);
   }
   return sent;
 }
