@@ -386,12 +386,7 @@ bool is_stored_float(SafetensorsDType dtype) {
 // exact in f32, bf16 and f16 alike (3 mantissa bits, magnitudes 2^-9 ... 448); NaN stays NaN.
 template <typename D>
 void widen_fp8_e4m3(const std::byte* src, D* out, int64_t count) {
-  static const std::array<float, 256> values = [] {
-    std::array<float, 256> v{};
-    for (int code = 0; code < 256; ++code)
-      v[code] = kernels::fp8_e4m3_value(static_cast<uint8_t>(code));
-    return v;
-  }();
+  const std::array<float, 256>& values = kernels::fp8_e4m3_values();
   const auto* in = reinterpret_cast<const uint8_t*>(src);
 #pragma omp parallel for schedule(static) if (count > (int64_t{1} << 16))
   for (int64_t i = 0; i < count; ++i) out[i] = from_float<D>(values[in[i]]);

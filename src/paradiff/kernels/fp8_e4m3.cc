@@ -31,6 +31,15 @@ float fp8_e4m3_value(uint8_t bits) {
   return sign * std::ldexp(1.0f + static_cast<float>(mantissa) / 8.0f, exponent - 7);
 }
 
+const std::array<float, 256>& fp8_e4m3_values() {
+  static const std::array<float, 256> table = [] {
+    std::array<float, 256> t{};
+    for (int code = 0; code < 256; ++code) t[code] = fp8_e4m3_value(static_cast<uint8_t>(code));
+    return t;
+  }();
+  return table;
+}
+
 float round_to_fp8_e4m3(float f) {
   return fp8_e4m3_value(fp8_e4m3_bits(f));
 }

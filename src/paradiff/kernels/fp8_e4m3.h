@@ -3,6 +3,7 @@
 // finite value is 448, the smallest normal 2^-6, subnormals down to 2^-9.
 #pragma once
 
+#include <array>
 #include <cstdint>
 
 namespace paradiff::kernels {
@@ -12,6 +13,8 @@ namespace paradiff::kernels {
 uint8_t fp8_e4m3_bits(float f);
 // The value of a code (exact in float); NaN for 0x7f and 0xff.
 float fp8_e4m3_value(uint8_t bits);
+// fp8_e4m3_value of every code, indexed by the code: what widening loops read.
+const std::array<float, 256>& fp8_e4m3_values();
 // f rounded to the nearest e4m3 value (fp8_e4m3_value(fp8_e4m3_bits(f))).
 float round_to_fp8_e4m3(float f);
 

@@ -16,15 +16,6 @@ namespace {
 
 constexpr int64_t kChunk = int64_t{1} << 16;  // elements per OpenMP work item
 
-const std::array<float, 256>& value_table() {
-  static const std::array<float, 256> table = [] {
-    std::array<float, 256> t{};
-    for (int code = 0; code < 256; ++code) t[code] = fp8_e4m3_value(static_cast<uint8_t>(code));
-    return t;
-  }();
-  return table;
-}
-
 // The bf16 bits of each code's value (exact: e4m3 has 3 mantissa bits, bf16 7, and its exponent
 // range covers e4m3's subnormals); NaN stays NaN.
 const std::array<uint16_t, 256>& bf16_table() {
@@ -32,7 +23,7 @@ const std::array<uint16_t, 256>& bf16_table() {
     std::array<uint16_t, 256> t{};
     for (int code = 0; code < 256; ++code) {
       uint32_t bits = 0;
-      const float v = value_table()[code];
+      const float v = fp8_e4m3_values()[code];
       std::memcpy(&bits, &v, sizeof(bits));
       t[code] = static_cast<uint16_t>(bits >> 16);
     }
@@ -100,7 +91,7 @@ dnnl::memory Fp8StoredWeights::widened() const {
   const auto* in = reinterpret_cast<const uint8_t*>(storage_.get());
   const int64_t count = static_cast<int64_t>(storage_bytes(desc_));
   if (desc_.data_type() == dnnl::memory::data_type::f32)
-    widen_by_table(in, buffer.data<float>(), count, value_table());
+    widen_by_table(in, buffer.data<float>(), count, fp8_e4m3_values());
   else
     widen_by_table(in, static_cast<uint16_t*>(buffer.raw_data()), count, bf16_table());
   return dnnl::memory(desc_, onednn_engine(), buffer.raw_data());

@@ -35,7 +35,9 @@ class OneDnnLinear final : public Linear::Impl {
   OneDnnLinear(const Tensor& weight, const Tensor& bias, GemmMode mode);
   void forward(const Tensor& x, Tensor& out, Activation activation, bool accumulate) const override;
   size_t weight_bytes() const override {
-    return fp8_ ? fp8_weights_.bytes() : widened_ ? bf16_weights_.bytes() : packed_desc_.get_size();
+    return fp8()       ? fp8_weights_.bytes()
+           : widened() ? bf16_weights_.bytes()
+                       : packed_desc_.get_size();
   }
 
  private:
@@ -46,14 +48,18 @@ class OneDnnLinear final : public Linear::Impl {
 
   int64_t in_ = 0, out_ = 0;
   GemmMode mode_ = GemmMode::F32;
-  bool widened_ = false;        // mode_ == Bf16StoredF32 or Fp8StoredF32 (fp32 from narrow)
-  bool fp8_ = false;            // mode_ == Fp8StoredF32 or Fp8StoredBf16
-  bool narrow_ = false;         // widened_ or fp8_: stored narrower than the packing
+  // What mode_ says about the weights: fp32 GEMMs on weights stored narrower (widened());
+  // e4m3 storage (fp8()); any storage narrower than the packing (narrow()).
+  bool widened() const {
+    return mode_ == GemmMode::Bf16StoredF32 || mode_ == GemmMode::Fp8StoredF32;
+  }
+  bool fp8() const { return mode_ == GemmMode::Fp8StoredF32 || mode_ == GemmMode::Fp8StoredBf16; }
+  bool narrow() const { return widened() || fp8(); }
   DType operand_ = DType::F32;  // dtype of the GEMM's activations and weights
   memory::desc packed_desc_;
-  std::shared_ptr<memory> packed_weights_;  // unless narrow_
-  cpu::Bf16StoredWeights bf16_weights_;     // if widened_ and not fp8_
-  cpu::Fp8StoredWeights fp8_weights_;       // if fp8_
+  std::shared_ptr<memory> packed_weights_;  // unless narrow()
+  cpu::Bf16StoredWeights bf16_weights_;     // if widened() and not fp8()
+  cpu::Fp8StoredWeights fp8_weights_;       // if fp8()
   Tensor bias_;                             // F32 [1, out]
   // Primitives by (rows, output dtype, activation, accumulate, threads): a model calls each layer
   // with a few distinct row counts, so this stays small.
@@ -62,13 +68,7 @@ class OneDnnLinear final : public Linear::Impl {
 };
 
 OneDnnLinear::OneDnnLinear(const Tensor& weight, const Tensor& bias, GemmMode mode)
-    : in_(weight.dim(1)),
-      out_(weight.dim(0)),
-      mode_(mode),
-      widened_(mode == GemmMode::Bf16StoredF32 || mode == GemmMode::Fp8StoredF32),
-      fp8_(mode == GemmMode::Fp8StoredF32 || mode == GemmMode::Fp8StoredBf16),
-      narrow_(widened_ || fp8_),
-      operand_(gemm_operand_dtype(mode)) {
+    : in_(weight.dim(1)), out_(weight.dim(0)), mode_(mode), operand_(gemm_operand_dtype(mode)) {
   if (bias.defined()) bias_ = bias.to(DType::F32).reshape({1, out_});
 
   auto& engine = onednn_engine();
@@ -77,11 +77,12 @@ OneDnnLinear::OneDnnLinear(const Tensor& weight, const Tensor& bias, GemmMode mo
   // Widened weights are rounded to bf16 first: every packed value is then exact in bf16.
   // fp8: rounded to e4m3 from the weight's own values (bf16 ones as they are, others in fp32) as
   // PyTorch converts to float8_e4m3fn, then exact in the operand dtype.
-  Tensor w = fp8_ ? round_to_storage(weight.dtype() == DType::BF16 ? weight : weight.as(DType::F32),
-                                     WeightStorage::Fp8E4M3)
-                        .as(operand_)
-             : widened_ ? round_to_storage(weight.as(DType::F32), WeightStorage::Bf16)
-                        : weight.as(operand_);
+  Tensor w = fp8()
+                 ? round_to_storage(weight.dtype() == DType::BF16 ? weight : weight.as(DType::F32),
+                                    WeightStorage::Fp8E4M3)
+                       .as(operand_)
+             : widened() ? round_to_storage(weight.as(DType::F32), WeightStorage::Bf16)
+                         : weight.as(operand_);
   memory::desc plain({in_, out_}, dt, memory::format_tag::ba);
   memory::desc any({in_, out_}, dt, memory::format_tag::any);
   memory::desc src({kLayoutQueryRows, in_}, dt, memory::format_tag::ab);
@@ -90,9 +91,9 @@ OneDnnLinear::OneDnnLinear(const Tensor& weight, const Tensor& bias, GemmMode mo
   packed_desc_ = pd.weights_desc();
 
   memory plain_mem(plain, engine, w.raw_data());
-  const size_t packed_bytes = fp8_       ? cpu::Fp8StoredWeights::storage_bytes(packed_desc_)
-                              : widened_ ? cpu::Bf16StoredWeights::storage_bytes(packed_desc_)
-                                         : packed_desc_.get_size();
+  const size_t packed_bytes = fp8()       ? cpu::Fp8StoredWeights::storage_bytes(packed_desc_)
+                              : widened() ? cpu::Bf16StoredWeights::storage_bytes(packed_desc_)
+                                          : packed_desc_.get_size();
   auto pack_into = [&](void* dst) {
     memory packed(packed_desc_, engine, dst);
     dnnl::reorder(plain_mem, packed).execute(onednn_stream(), plain_mem, packed);
@@ -104,7 +105,7 @@ OneDnnLinear::OneDnnLinear(const Tensor& weight, const Tensor& bias, GemmMode mo
         Tensor::empty({static_cast<int64_t>((packed_desc_.get_size() + 3) / 4)}, DType::F32);
     pack_into(tmp.raw_data());
     const memory packed(packed_desc_, engine, tmp.raw_data());
-    if (fp8_)
+    if (fp8())
       cpu::Fp8StoredWeights::narrow_into(packed, dst);
     else
       cpu::Bf16StoredWeights::narrow_into(packed, dst);
@@ -117,17 +118,17 @@ OneDnnLinear::OneDnnLinear(const Tensor& weight, const Tensor& bias, GemmMode mo
     const uint64_t key =
         weight_digest(w.raw_data(), w.nbytes(), weight_digest(layout, sizeof(layout)));
     std::shared_ptr<const std::byte> storage = store->place(packed_bytes, key, [&](std::byte* dst) {
-      if (narrow_) {
+      if (narrow()) {
         pack_narrow_into(dst);
       } else {
         pack_into(dst);
       }
     });
-    if (fp8_) {
+    if (fp8()) {
       fp8_weights_ = cpu::Fp8StoredWeights(packed_desc_, std::move(storage));
       return;
     }
-    if (widened_) {
+    if (widened()) {
       bf16_weights_ = cpu::Bf16StoredWeights(packed_desc_, std::move(storage));
       return;
     }
@@ -137,14 +138,14 @@ OneDnnLinear::OneDnnLinear(const Tensor& weight, const Tensor& bias, GemmMode mo
         [storage](memory* m) { delete m; });
     return;
   }
-  if (narrow_) {
+  if (narrow()) {
     // Tensor memory (counted in peak bytes), in whole bf16 elements.
     auto storage = std::make_shared<Tensor>(
         Tensor::empty({static_cast<int64_t>((packed_bytes + 1) / 2)}, DType::BF16));
     pack_narrow_into(static_cast<std::byte*>(storage->raw_data()));
     std::shared_ptr<const std::byte> bytes(storage,
                                            static_cast<const std::byte*>(storage->raw_data()));
-    if (fp8_)
+    if (fp8())
       fp8_weights_ = cpu::Fp8StoredWeights(packed_desc_, std::move(bytes));
     else
       bf16_weights_ = cpu::Bf16StoredWeights(packed_desc_, std::move(bytes));
@@ -222,12 +223,12 @@ void OneDnnLinear::forward(const Tensor& x, Tensor& out, Activation activation,
                            bool accumulate) const {
   const int64_t m = x.numel() / in_;
   Tensor src = x;
-  if (widened_ && x.dtype() == DType::BF16) {  // widened with the level's own loop
+  if (widened() && x.dtype() == DType::BF16) {  // widened with the level's own loop
     src = Tensor::empty(x.shape(), DType::F32);
     cpu::widen_bf16(x.data<bf16>(), src.data<float>(), x.numel());
   }
   // Few rows: straight from the bf16 storage (cpu::Bf16StoredWeights::direct_rows()).
-  if (widened_ && !fp8_ && m <= cpu::Bf16StoredWeights::direct_rows() &&
+  if (mode_ == GemmMode::Bf16StoredF32 && m <= cpu::Bf16StoredWeights::direct_rows() &&
       bf16_weights_.rows_readable()) {
     forward_rows(src, out, activation, accumulate);
     return;
@@ -248,9 +249,9 @@ void OneDnnLinear::forward(const Tensor& x, Tensor& out, Activation activation,
   memory dst_mem({{m, out_}, onednn_dtype(out.dtype()), memory::format_tag::ab}, engine,
                  out.raw_data());
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src_mem},
-                                       {DNNL_ARG_WEIGHTS, fp8_       ? fp8_weights_.widened()
-                                                          : widened_ ? bf16_weights_.widened()
-                                                                     : *packed_weights_},
+                                       {DNNL_ARG_WEIGHTS, fp8()       ? fp8_weights_.widened()
+                                                          : widened() ? bf16_weights_.widened()
+                                                                      : *packed_weights_},
                                        {DNNL_ARG_DST, dst_mem}};
   if (bias_.defined()) {
     args.emplace(DNNL_ARG_BIAS, memory({{1, out_}, memory::data_type::f32, memory::format_tag::ab},
