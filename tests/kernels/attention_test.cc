@@ -516,6 +516,8 @@ TEST(AttentionOnednn, MatchesTheDoubleReferenceWithLse) {
       {1, 3, 300, 257, 40, DType::BF16, DType::F32, 0.3f},
       {2, 1, 97, 130, 72, DType::BF16, DType::BF16, -0.2f},
       {1, 2, 49, 3000, 128, DType::BF16, DType::F32, 0.0f},
+      // 256-row blocks made in 64-row slices of Q K^T, and a last block of 44 rows
+      {1, 2, 300, 1100, 64, DType::BF16, DType::F32, 0.0f},
       {2, 2, 24, 24, 16, DType::BF16, DType::BF16, 0.0f},
       {1, 2, 20, 28, 16, DType::BF16, DType::F32, 0.0f},
   };

@@ -74,7 +74,10 @@ INSTANTIATE_TEST_SUITE_P(OddSizes, LinearTest,
                                            LinearCase{2, 33, 65, 129}, LinearCase{1, 130, 96, 257},
                                            LinearCase{3, 17, 300, 48},
                                            // few rows, many columns (the direct bf16 path)
-                                           LinearCase{2, 6, 70, 1100}));
+                                           LinearCase{2, 6, 70, 1100},
+                                           // K >= 4 N and over 512 rows: native bf16 GEMMs run
+                                           // 512 rows per oneDNN call (onednn_linear.cc)
+                                           LinearCase{2, 550, 256, 60}));
 
 // A bf16 layer runs native bf16 where the active level has it and otherwise keeps bf16 weights
 // (half the bytes of fp32) and computes in fp32 (ctest runs this under PARADIFF_MAX_ISA=avx2 and
@@ -153,6 +156,24 @@ TEST(Linear, AccumulateAddsToTheOutput) {
       EXPECT_LE(relative_error(acc_b, ref), 1e-2);
     }
   }
+}
+
+// The row-chunked bf16 GEMMs (K >= 4 N, over 512 rows) add into the right rows: 1300 rows are
+// 512 + 512 + 276, and every row's sum is checked.
+TEST(Linear, AccumulateAddsToTheOutputWhenTheRowsAreCut) {
+  auto rng = make_rng();
+  Tensor w = random_uniform({24, 128}, DType::F32, rng, -0.2f, 0.2f);
+  Tensor b = random_uniform({24}, DType::F32, rng);
+  Tensor x = random_uniform({1300, 128}, DType::F32, rng);
+  Tensor out = random_uniform({1300, 24}, DType::F32, rng);
+  Linear lin(w.to(DType::BF16), b, DType::BF16);
+  const Tensor xb = x.to(DType::BF16);
+  std::vector<double> ref = reference(xb, w.to(DType::BF16), b, Activation::None);
+  const auto before = to_doubles(out);
+  for (size_t i = 0; i < ref.size(); ++i) ref[i] += before[i];
+  Tensor acc = out.clone();
+  lin.forward(xb, acc, Activation::None, /*accumulate=*/true);
+  EXPECT_LE(relative_error(acc, ref), 1e-5) << gemm_mode_name(lin.mode());
 }
 
 TEST(Linear, ThreadCountChangesKeepResults) {

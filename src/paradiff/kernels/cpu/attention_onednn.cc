@@ -31,8 +31,9 @@ using dnnl::memory;
 constexpr size_t kPackBudget = size_t{16} << 20;
 
 // Query rows per block, a multiple of 16 from 16 to 256: as many as keep one block's
-// probabilities P within 4 MiB (the f32 scores are made 16 rows at a time, see kQkRows). Each
-// head's K^T and V are packed once into the layouts the AMX GEMMs chose, so a block packs nothing.
+// probabilities P within 4 MiB (the f32 scores are made a slice of rows at a time, see
+// qk_slice_rows). Each head's K^T and V are packed once into the layouts the AMX GEMMs chose, so a
+// block packs nothing.
 // Measured on an Intel Xeon with AMX (family 6 model 167), 4352 tokens, 8 heads, 1 thread, under
 // load: 256-row blocks ran the whole attention in 0.93x the time of 112-row ones (the earlier
 // 3 MiB budget for scores and P together); before the packing, small blocks ran at 0.37x the rate.
@@ -42,13 +43,25 @@ int64_t block_rows(int64_t skv, DType dtype) {
   return std::clamp<int64_t>(rows / 16 * 16, 16, 256);
 }
 
-// Query rows per Q K^T matmul: a block's scores are made and turned into P one slice of this many
-// rows at a time, so the softmax reads f32 scores the matmul has just left in the core's cache
-// (16 x 4352 x 4 bytes = 272 KiB at FLUX's 4352 tokens) instead of a whole block's from farther
-// away. The raw product: the scale is applied in the softmax, which leaves the matmul without an
-// epilogue. Measured as above: Q K^T in 16-row slices took 0.65x the time of whole 112-row blocks
-// (with the scale as an output scale), and the whole attention 0.8x.
-constexpr int64_t kQkRows = 16;
+// Query rows per Q K^T matmul: a block's scores are made and turned into P one slice of rows at a
+// time, so the softmax reads f32 scores the matmul has just left in the core's cache instead of a
+// whole block's from farther away. A slice is the most rows (a multiple of 16 that divides the
+// block's rows) whose scores fit in kSliceScoreBytes: 16 rows at FLUX's 4352 tokens (272 KiB),
+// 32 at 2432 tokens, 64 at Qwen-Image's 1152. The raw product: the scale is applied in the
+// softmax, which leaves the matmul without an epilogue.
+// Measured on an Intel Xeon with AMX (family 6 model 167), 1 thread: at 4352 tokens, 16-row
+// slices took 0.65x the time of whole 112-row blocks for Q K^T (the whole attention 0.8x); at
+// 1152 tokens, where a 16-row product is about 5 us and oneDNN's per-call cost shows, 64-row
+// slices ran the Qwen-Image mid-size bf16 forward 3-4% faster than 16-row ones (quiet); at 4352,
+// 32-row slices were no faster than 16.
+constexpr int64_t kSliceScoreBytes = int64_t{320} << 10;
+
+int64_t qk_slice_rows(int64_t rows, int64_t skv) {
+  int64_t slice = 16;
+  for (int64_t s = 32; s <= rows; s += 16)
+    if (rows % s == 0 && s * skv * 4 <= kSliceScoreBytes) slice = s;
+  return std::min(slice, rows);
+}
 
 // The two matmuls of a block of `rows` query rows, the reorders that pack one head's keys (as
 // K^T) and values into the layouts those matmuls chose for them, and a user-managed scratchpad
@@ -70,7 +83,7 @@ memory::desc strided(int64_t rows, int64_t cols, DType dtype, int64_t row_stride
 BlockMatmuls make_block(int64_t rows, int64_t skv, int64_t d, int64_t heads, DType in) {
   auto& engine = onednn_engine();
   BlockMatmuls m;
-  m.qk_rows = std::min(kQkRows, rows);
+  m.qk_rows = qk_slice_rows(rows, skv);
   m.q = strided(m.qk_rows, d, in, d, 1);  // a slice of the block's queries, copied densely
   m.scores = strided(m.qk_rows, skv, DType::F32, skv, 1);
   m.p = strided(rows, skv, in, skv, 1);
