@@ -182,8 +182,12 @@ void attend_onednn(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& ou
   const size_t kt_bytes = round64(mm.kt.get_size()), v_bytes = round64(mm.v.get_size());
   const size_t head_bytes = kt_bytes + v_bytes;
   const int64_t bh = batch * heads;
-  const int64_t group = std::clamp<int64_t>(
+  // Groups of equal size (8 heads within a budget of 7: two groups of 4, not 7 and 1, whose
+  // packing would leave all threads but one waiting).
+  const int64_t most = std::clamp<int64_t>(
       static_cast<int64_t>(kPackBudget / std::max<size_t>(head_bytes, 1)), 1, bh);
+  const int64_t groups = (bh + most - 1) / most;
+  const int64_t group = (bh + groups - 1) / groups;
   const std::shared_ptr<std::byte> packed = allocate_bytes(static_cast<size_t>(group) * head_bytes);
   auto softmax = PARADIFF_ISA_SELECT(softmax_rows);
   auto scale_out = PARADIFF_ISA_SELECT(scale_rows);
