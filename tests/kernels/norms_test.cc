@@ -75,34 +75,41 @@ TEST_P(NormTest, RmsNormMatchesReference) {
 TEST_P(NormTest, RopeAndFusedRmsNormRopeMatchReference) {
   const DType out_dtype = GetParam();
   auto rng = make_rng();
-  const int64_t b = 2, s = 11, h = 3, d = 24;
-  Tensor x = random_normal({b, s, h, d}, DType::F32, rng);
-  Tensor w = random_uniform({d}, DType::F32, rng, 0.5f, 1.5f);
-  // Tables as FluxPosEmbed builds them: one angle per pair, repeated for both members.
-  Tensor cos = Tensor::empty({s, d}, DType::F32), sin = Tensor::empty({s, d}, DType::F32);
-  std::uniform_real_distribution<double> angle(-10, 10);
-  for (int64_t i = 0; i < s * d; i += 2) {
-    const double a = angle(rng);
-    cos.data<float>()[i] = cos.data<float>()[i + 1] = static_cast<float>(std::cos(a));
-    sin.data<float>()[i] = sin.data<float>()[i + 1] = static_cast<float>(std::sin(a));
-  }
-  const auto xs = to_doubles(x), ws = to_doubles(w), cs = to_doubles(cos), sn = to_doubles(sin);
-  std::vector<double> ref(xs.size()), normed(d);
-  for (int64_t r = 0; r < b * s * h; ++r) {
-    const int64_t si = (r / h) % s;
-    reference::rope_row(&xs[r * d], &cs[si * d], &sn[si * d], d, &ref[r * d]);
-  }
-  Tensor out = Tensor::empty(x.shape(), out_dtype);
-  apply_rope(x, cos, sin, out);
-  EXPECT_LE(relative_error(out, ref), tolerance(out_dtype));
+  const int64_t b = 2, s = 11, h = 3;
+  // d = 24: the generic loop; d = 128 and 48: whole vectors (the AVX-512 row kernel). Inputs in
+  // f32 and in bf16 (read exactly).
+  for (int64_t d : {24, 128, 48}) {
+    for (DType in_dtype : {DType::F32, DType::BF16}) {
+      SCOPED_TRACE(::testing::Message() << "d=" << d << " in " << dtype_name(in_dtype));
+      Tensor x = random_normal({b, s, h, d}, DType::F32, rng).to(in_dtype);
+      Tensor w = random_uniform({d}, DType::F32, rng, 0.5f, 1.5f);
+      // Tables as FluxPosEmbed builds them: one angle per pair, repeated for both members.
+      Tensor cos = Tensor::empty({s, d}, DType::F32), sin = Tensor::empty({s, d}, DType::F32);
+      std::uniform_real_distribution<double> angle(-10, 10);
+      for (int64_t i = 0; i < s * d; i += 2) {
+        const double a = angle(rng);
+        cos.data<float>()[i] = cos.data<float>()[i + 1] = static_cast<float>(std::cos(a));
+        sin.data<float>()[i] = sin.data<float>()[i + 1] = static_cast<float>(std::sin(a));
+      }
+      const auto xs = to_doubles(x), ws = to_doubles(w), cs = to_doubles(cos), sn = to_doubles(sin);
+      std::vector<double> ref(xs.size()), normed(d);
+      for (int64_t r = 0; r < b * s * h; ++r) {
+        const int64_t si = (r / h) % s;
+        reference::rope_row(&xs[r * d], &cs[si * d], &sn[si * d], d, &ref[r * d]);
+      }
+      Tensor out = Tensor::empty(x.shape(), out_dtype);
+      apply_rope(x, cos, sin, out);
+      EXPECT_LE(relative_error(out, ref), tolerance(out_dtype));
 
-  for (int64_t r = 0; r < b * s * h; ++r) {
-    const int64_t si = (r / h) % s;
-    reference::rms_norm_row(&xs[r * d], ws.data(), d, 1e-6, normed.data());
-    reference::rope_row(normed.data(), &cs[si * d], &sn[si * d], d, &ref[r * d]);
+      for (int64_t r = 0; r < b * s * h; ++r) {
+        const int64_t si = (r / h) % s;
+        reference::rms_norm_row(&xs[r * d], ws.data(), d, 1e-6, normed.data());
+        reference::rope_row(normed.data(), &cs[si * d], &sn[si * d], d, &ref[r * d]);
+      }
+      rms_norm_rope(x, w, 1e-6f, cos, sin, out);
+      EXPECT_LE(relative_error(out, ref), tolerance(out_dtype));
+    }
   }
-  rms_norm_rope(x, w, 1e-6f, cos, sin, out);
-  EXPECT_LE(relative_error(out, ref), tolerance(out_dtype));
 }
 
 TEST_P(NormTest, ModulateAndGatedResidualMatchReference) {

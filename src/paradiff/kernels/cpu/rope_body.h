@@ -2,6 +2,51 @@
 // `weight` set, each head row is RMS-normalised first. `scratch` holds `threads` x 2 rows of d.
 #include "paradiff/kernels/cpu/row_io.h"
 
+#if defined(__AVX512F__)
+// 16 elements of a row of x (f32, or bf16 widened exactly) as floats.
+inline __m512 rope_load16(const void* x, DType x_dtype, int64_t at) {
+  if (x_dtype == DType::F32) return _mm512_loadu_ps(static_cast<const float*>(x) + at);
+  const __m256i h =
+      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const bf16*>(x) + at));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+// One head row of d (a multiple of 16) at `offset`, in zmm registers: the sum of squares in
+// double as the generic loop below, then the rotation of each pair (2k, 2k+1) as one FMA-add/sub
+// of the row and its pair-swapped copy: even lanes v c - v' s, odd lanes v c + v' s. The generic
+// loop's stride-2 form compiled to 256-bit permutes and scalar set-up per row.
+inline void rope_row16(const void* x, DType x_dtype, int64_t offset, const float* weight, float eps,
+                       const float* c, const float* sv, int64_t d, void* out, DType out_dtype) {
+  __m512 inv = _mm512_set1_ps(1.0f);
+  if (weight != nullptr) {
+    __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
+    for (int64_t i = 0; i < d; i += 16) {
+      const __m512 v = rope_load16(x, x_dtype, offset + i);
+      const __m512d a = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+      const __m512d b =
+          _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+      lo = _mm512_fmadd_pd(a, a, lo);
+      hi = _mm512_fmadd_pd(b, b, hi);
+    }
+    const double sq = _mm512_reduce_add_pd(_mm512_add_pd(lo, hi));
+    inv = _mm512_set1_ps(static_cast<float>(1.0 / std::sqrt(sq / d + eps)));
+  }
+  for (int64_t i = 0; i < d; i += 16) {
+    __m512 v = rope_load16(x, x_dtype, offset + i);
+    if (weight != nullptr) v = _mm512_mul_ps(_mm512_mul_ps(v, inv), _mm512_loadu_ps(weight + i));
+    const __m512 swapped = _mm512_permute_ps(v, 0xb1);  // (v1, v0, v3, v2, ...)
+    const __m512 r = _mm512_fmaddsub_ps(v, _mm512_loadu_ps(c + i),
+                                        _mm512_mul_ps(swapped, _mm512_loadu_ps(sv + i)));
+    if (out_dtype == DType::F32) {
+      _mm512_storeu_ps(static_cast<float*>(out) + offset + i, r);
+    } else {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(static_cast<bf16*>(out) + offset + i),
+                          bf16_round_vec(r));
+    }
+  }
+}
+#endif
+
 void rope_rows(const void* x, DType x_dtype, const float* weight, float eps, const float* cos,
                const float* sin, int64_t b, int64_t s, int64_t h, int64_t d, float* scratch,
                int threads, void* out, DType out_dtype) {
@@ -16,6 +61,12 @@ void rope_rows(const void* x, DType x_dtype, const float* weight, float eps, con
         const float* sv = sin + si * d;
         for (int64_t hi = 0; hi < h; ++hi) {
           const int64_t offset = ((bi * s + si) * h + hi) * d;
+#if defined(__AVX512F__)
+          if (d % 16 == 0) {
+            rope_row16(x, x_dtype, offset, weight, eps, c, sv, d, out, out_dtype);
+            continue;
+          }
+#endif
           load_row(x, x_dtype, offset, d, v);
           if (weight != nullptr) {
             double sq = 0.0;
