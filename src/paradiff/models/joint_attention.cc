@@ -14,7 +14,9 @@ void project_qkv(const QkNormProjection& p, const Tensor& x, int64_t row0,
                  const RotaryTables& rotary, Tensor& q, Tensor& k, Tensor& v) {
   const int64_t rows = x.dim(0), heads = q.dim(1), head_dim = q.dim(2);
   const RotaryTables rot = rotary.rows(row0, rows);
-  Tensor projected = Tensor::empty({rows, heads * head_dim}, DType::F32);
+  // In x's dtype: bf16 where bf16 is native (as diffusers' bf16 Linear hands q and k to their
+  // RMSNorm), which oneDNN writes faster than f32 and the norm reads in half the bytes.
+  Tensor projected = Tensor::empty({rows, heads * head_dim}, x.dtype());
   const Shape per_head{1, rows, heads, head_dim};
   p.to_q.forward(x, projected);
   Tensor q_rows = q.slice(row0, rows).reshape(per_head);

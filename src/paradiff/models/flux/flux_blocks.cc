@@ -77,8 +77,10 @@ void FluxTransformerBlock::forward(Tensor& h, const BlockContext& ctx) const {
   Tensor attn4 = attn.reshape(joint);
   ctx.attention->attend(q.reshape(joint), k.reshape(joint), v.reshape(joint), attn4, *ctx.forward);
   const Tensor attn2 = attn.reshape({s, c});
-  gated_add(img, modulation_chunk(emb, 2, c), to_out_.forward(attn2.slice(st, si)));
-  gated_add(txt, modulation_chunk(cemb, 2, c), to_add_out_.forward(attn2.slice(0, st)));
+  // The attention's output projections in the activation dtype (bf16 where it is native, as in
+  // diffusers), added to the fp32 residual in fp32.
+  gated_add(img, modulation_chunk(emb, 2, c), to_out_.forward(attn2.slice(st, si), adt));
+  gated_add(txt, modulation_chunk(cemb, 2, c), to_add_out_.forward(attn2.slice(0, st), adt));
 
   feed_forward(ff_in_, ff_out_, img, modulation_chunk(emb, 3, c), modulation_chunk(emb, 4, c),
                modulation_chunk(emb, 5, c), adt);

@@ -106,8 +106,10 @@ void QwenImageTransformerBlock::forward(Tensor& h, const BlockContext& ctx) cons
   Tensor attn4 = attn.reshape(joint);
   ctx.attention->attend(q.reshape(joint), k.reshape(joint), v.reshape(joint), attn4, *ctx.forward);
   const Tensor attn2 = attn.reshape({s, c});
-  gated_add(img, modulation_chunk(im, 2, c), image_.to_out.forward(attn2.slice(st, si)));
-  gated_add(txt, modulation_chunk(tm, 2, c), text_.to_out.forward(attn2.slice(0, st)));
+  // The attention's output projections in the activation dtype (bf16 where it is native, as in
+  // diffusers), added to the fp32 residual in fp32.
+  gated_add(img, modulation_chunk(im, 2, c), image_.to_out.forward(attn2.slice(st, si), adt));
+  gated_add(txt, modulation_chunk(tm, 2, c), text_.to_out.forward(attn2.slice(0, st), adt));
 
   feed_forward(image_, im, img, adt);
   feed_forward(text_, tm, txt, adt);
