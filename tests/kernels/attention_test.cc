@@ -573,6 +573,32 @@ TEST(AttentionOnednn, ScalesWidelySpreadScoresOfEitherSign) {
   }
 }
 
+TEST(AttentionOnednn, MovesItsShiftAcrossKeyChunksForEitherSign) {
+  // The oneDNN path runs 512 keys at a time with an online softmax: here the keys of each later
+  // chunk are larger (1300 keys: chunks of 512, 512 and 276), so every row's largest scale * s
+  // moves up by far more than the shift's slack (2^8) at each chunk, for either sign of the
+  // scale, and the output summed so far must be rescaled each time.
+  if (active_cpu_isa() < CpuIsa::Avx512) GTEST_SKIP() << "bf16 oneDNN matmul needs avx512";
+  auto rng = make_rng();
+  const int64_t skv = 1300, d = 64;
+  const Tensor q = random_uniform({1, 40, 2, d}, DType::BF16, rng, -1.0f, 1.0f);
+  Tensor k = random_uniform({1, skv, 2, d}, DType::F32, rng, -1.0f, 1.0f);
+  for (int64_t j = 0; j < skv; ++j)
+    for (int64_t i = 0; i < 2 * d; ++i)
+      k.data<float>()[j * 2 * d + i] *= j < 512 ? 0.1f : j < 1024 ? 1.0f : 4.0f;
+  k = k.to(DType::BF16);
+  const Tensor v = random_uniform({1, skv, 2, d}, DType::BF16, rng);
+  for (double scale : {-0.5, 0.5}) {
+    SCOPED_TRACE(scale);
+    const Reference ref = reference(q, k, v, scale);
+    Tensor out = Tensor::empty(q.shape(), DType::F32);
+    Tensor lse = Tensor::empty({1, 40, 2}, DType::F32);
+    attention_detail::attend_onednn(q, k, v, out, &lse, static_cast<float>(scale));
+    EXPECT_LE(relative_error(out, ref.out), 1e-2);
+    EXPECT_LE(lse_error(lse, ref.lse), 1e-5);
+  }
+}
+
 TEST(AttentionOnednn, StaysCorrectPastItsPrimitiveCache) {
   // One key count per prompt length (Qwen-Image drops masked text): more shapes than the cache
   // keeps (64), each result still the reference's, the cache starting again on the way.

@@ -32,9 +32,9 @@ namespace paradiff::kernels {
 //
 // Threads: OpenMP over (batch, head, query tile), as many as omp_get_max_threads(). Scratch: a
 // packed copy of K and V for the heads in flight (as many heads as fit in 16 MiB, at least one)
-// plus about 250 KiB per thread for a tile of 192 query rows (the oneDNN path: per thread a
-// block's probabilities, at most 4 MiB, and a slice of its f32 scores, at most 320 KiB), all
-// from allocate_bytes so that peak accounting sees it.
+// plus about 250 KiB per thread for a tile of 192 query rows (the oneDNN path: per thread one
+// chunk of 512 keys' f32 scores and probabilities for a block of up to 256 query rows, under
+// 1 MiB), all from allocate_bytes so that peak accounting sees it.
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
                Tensor* lse = nullptr, float scale = 0.0f);
 

@@ -3,10 +3,13 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <tuple>
 #include <unordered_map>
 
@@ -18,8 +21,9 @@
 
 namespace paradiff::kernels {
 
-PARADIFF_ISA_DECLARE(void softmax_rows(const float* scores, int64_t rows, int64_t n, float scale,
-                                       void* p, DType p_dtype, float* inv_sum, float* lse))
+PARADIFF_ISA_DECLARE(void softmax_chunk_rows(const float* scores, int64_t rows, int64_t n,
+                                             float scale, void* p, DType p_dtype, float* shift,
+                                             float* l, float* alpha))
 PARADIFF_ISA_DECLARE(void scale_rows(float* o, int64_t rows, int64_t d, const float* scale,
                                      void* dst, DType dtype, int64_t dst_stride))
 
@@ -31,48 +35,47 @@ using dnnl::memory;
 // Packed keys and values held at once: 16 MiB, small next to a transformer block's activations.
 constexpr size_t kPackBudget = size_t{16} << 20;
 
-// Query rows per block, a multiple of 16 from 16 to 256: as many as keep one block's
-// probabilities P within 4 MiB (the f32 scores are made a slice of rows at a time, see
-// qk_slice_rows). Each head's K^T and V are packed once into the layouts the AMX GEMMs chose, so a
-// block packs nothing.
-// Measured on an Intel Xeon with AMX (family 6 model 167), 4352 tokens, 8 heads, 1 thread, under
-// load: 256-row blocks ran the whole attention in 0.93x the time of 112-row ones (the earlier
-// 3 MiB budget for scores and P together); before the packing, small blocks ran at 0.37x the rate.
-int64_t block_rows(int64_t skv, DType dtype) {
-  const auto bytes_per_row = static_cast<int64_t>(skv * dtype_size(dtype));
-  const int64_t rows = (int64_t{4} << 20) / std::max<int64_t>(bytes_per_row, 1);
-  return std::clamp<int64_t>(rows / 16 * 16, 16, 256);
+// Keys per chunk: a block's Q K^T and P V run one chunk of keys at a time with an online softmax
+// between them, so one chunk's f32 scores (512 KiB at 256 rows), its P (256 KiB in bf16) and its
+// packed K^T and V (128 KiB each at d = 128) stay in the core's 2 MiB L2, and every matmul has
+// many rows and a short K. oneDNN 2.6 runs those shapes far better than whole rows of keys:
+// measured on an Intel Xeon with AMX (family 6 model 167), bf16, 1 thread, random data,
+// standalone calls: Q K^T 256 x 128 -> 512 at 1040-1100 GFLOP/s against 816-933 for the
+// 16 x 128 -> 4352 slices of whole rows used before; P V 256 x 512 -> 128 with the sum into O at
+// 1440-1530 against 800-830 for 256 x 4352 -> 128. Chunks of 256, 384, 768 and 1024 keys and
+// blocks of 512 rows measured no faster.
+constexpr int64_t kKeyChunk = 512;
+
+// Query rows per block: 256, or 128 where 256 would pad the last block with more zero rows
+// (1152 tokens: 9 blocks of 128, not 5 of 256 with 128 rows of padding), or the whole sequence
+// rounded up to 16 when it is shorter. Measured as above, the whole attention of 8 heads x 128,
+// best CPU time: at 4352 tokens 256-row blocks ran in 0.93-0.97x the time of 128-row ones; at
+// 1152 and 2432 tokens 128-row blocks in 0.79-0.87x and 0.84-0.91x the time of 256-row ones.
+int64_t block_rows(int64_t sq) {
+  const int64_t whole = (sq + 15) / 16 * 16;
+  const bool pads_more = (sq + 255) / 256 * 256 != (sq + 127) / 128 * 128;
+  return std::min(whole, pads_more ? int64_t{128} : int64_t{256});
 }
 
-// Query rows per Q K^T matmul: a block's scores are made and turned into P one slice of rows at a
-// time, so the softmax reads f32 scores the matmul has just left in the core's cache instead of a
-// whole block's from farther away. A slice is the most rows (a multiple of 16 that divides the
-// block's rows) whose scores fit in kSliceScoreBytes: 16 rows at FLUX's 4352 tokens (272 KiB),
-// 32 at 2432 tokens, 64 at Qwen-Image's 1152. The raw product: the scale is applied in the
-// softmax, which leaves the matmul without an epilogue.
-// Measured on an Intel Xeon with AMX (family 6 model 167), 1 thread: at 4352 tokens, 16-row
-// slices took 0.65x the time of whole 112-row blocks for Q K^T (the whole attention 0.8x); at
-// 1152 tokens, where a 16-row product is about 5 us and oneDNN's per-call cost shows, 64-row
-// slices ran the Qwen-Image mid-size bf16 forward 3-4% faster than 16-row ones (quiet); at 4352,
-// 32-row slices were no faster than 16.
-constexpr int64_t kSliceScoreBytes = int64_t{320} << 10;
-
-int64_t qk_slice_rows(int64_t rows, int64_t skv) {
-  int64_t slice = 16;
-  for (int64_t s = 32; s <= rows; s += 16)
-    if (rows % s == 0 && s * skv * 4 <= kSliceScoreBytes) slice = s;
-  return std::min(slice, rows);
-}
-
-// The two matmuls of a block of `rows` query rows, the reorders that pack one head's keys (as
-// K^T) and values into the layouts those matmuls chose for them, and a user-managed scratchpad
-// size, so that every thread can run them at once (each with its own).
-struct BlockMatmuls {
-  dnnl::matmul qk, pv;
+// The matmuls of one chunk width n for a block of `rows` query rows: Q K^T into f32 scores, P V
+// into the f32 O of the block (set, for the first chunk) or added to it (the sum post-op), the
+// reorders that pack one head's chunk of keys (as K^T) and of values into the layouts those
+// matmuls chose, and a user-managed scratchpad size, so every thread can run them at once.
+struct ChunkMatmuls {
+  dnnl::matmul qk, pv_set, pv_add;
   dnnl::reorder pack_kt, pack_v;
-  int64_t qk_rows = 0;  // query rows per Q K^T matmul (a slice of the block)
-  memory::desc q, kt, scores, p, v, o;
-  memory::desc kt_source, v_source;  // one head of (B, Skv, H, D)
+  memory::desc kt, v, scores, p;
+  memory::desc kt_source, v_source;  // one head's chunk of (B, Skv, H, D)
+  size_t kt_bytes = 0, v_bytes = 0;  // packed, rounded to 64
+  size_t scratchpad_bytes = 0;
+};
+
+// A block's chunks: `full` chunks of width `chunk`, then one of width `tail` if it is not 0.
+struct BlockMatmuls {
+  int64_t rows = 0, chunk = 0, full = 0, tail = 0;
+  memory::desc q, o;
+  ChunkMatmuls full_chunk, tail_chunk;
+  size_t head_bytes = 0;  // one head's packed chunks
   size_t scratchpad_bytes = 0;
 };
 
@@ -81,38 +84,66 @@ memory::desc strided(int64_t rows, int64_t cols, DType dtype, int64_t row_stride
   return memory::desc({rows, cols}, onednn_dtype(dtype), memory::dims{row_stride, col_stride});
 }
 
-BlockMatmuls make_block(int64_t rows, int64_t skv, int64_t d, int64_t heads, DType in) {
+size_t round64(size_t bytes) {
+  return (bytes + 63) / 64 * 64;
+}
+
+ChunkMatmuls make_chunk(int64_t rows, int64_t n, int64_t d, int64_t heads, DType in,
+                        const memory::desc& q, const memory::desc& o) {
   auto& engine = onednn_engine();
-  BlockMatmuls m;
-  m.qk_rows = qk_slice_rows(rows, skv);
-  m.q = strided(m.qk_rows, d, in, d, 1);  // a slice of the block's queries, copied densely
-  m.scores = strided(m.qk_rows, skv, DType::F32, skv, 1);
-  m.p = strided(rows, skv, in, skv, 1);
-  m.o = strided(rows, d, DType::F32, d, 1);  // dense f32, divided by l into the heads' rows
-  const memory::desc kt_any({d, skv}, onednn_dtype(in), memory::format_tag::any);
-  const memory::desc v_any({skv, d}, onednn_dtype(in), memory::format_tag::any);
-  dnnl::primitive_attr qk_attr;  // raw Q K^T: the scale is applied in the softmax
-  qk_attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  dnnl::matmul::primitive_desc qk_pd(dnnl::matmul::desc(m.q, kt_any, m.scores), qk_attr, engine);
-  dnnl::primitive_attr pv_attr;
-  pv_attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  dnnl::matmul::primitive_desc pv_pd(dnnl::matmul::desc(m.p, v_any, m.o), pv_attr, engine);
+  ChunkMatmuls m;
+  m.scores = strided(rows, n, DType::F32, n, 1);
+  m.p = strided(rows, n, in, n, 1);
+  const memory::desc kt_any({d, n}, onednn_dtype(in), memory::format_tag::any);
+  const memory::desc v_any({n, d}, onednn_dtype(in), memory::format_tag::any);
+  dnnl::primitive_attr plain;  // raw Q K^T: the scale is applied in the softmax
+  plain.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  dnnl::post_ops sum;
+  sum.append_sum(1.0f);
+  dnnl::primitive_attr adding;
+  adding.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  adding.set_post_ops(sum);
+  dnnl::matmul::primitive_desc qk_pd(dnnl::matmul::desc(q, kt_any, m.scores), plain, engine);
+  dnnl::matmul::primitive_desc set_pd(dnnl::matmul::desc(m.p, v_any, o), plain, engine);
   m.kt = qk_pd.weights_desc();
-  m.v = pv_pd.weights_desc();
-  m.kt_source = strided(d, skv, in, 1, heads * d);
-  m.v_source = strided(skv, d, in, heads * d, 1);
-  dnnl::primitive_attr reorder_attr;
-  reorder_attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  dnnl::reorder::primitive_desc kt_pd(engine, m.kt_source, engine, m.kt, reorder_attr);
-  dnnl::reorder::primitive_desc v_pd(engine, m.v_source, engine, m.v, reorder_attr);
+  m.v = set_pd.weights_desc();
+  // The adding product reads V in the layout the setting one chose: one packing serves both.
+  dnnl::matmul::primitive_desc add_pd(dnnl::matmul::desc(m.p, m.v, o), adding, engine);
+  m.kt_source = strided(d, n, in, 1, heads * d);
+  m.v_source = strided(n, d, in, heads * d, 1);
+  dnnl::reorder::primitive_desc kt_pd(engine, m.kt_source, engine, m.kt, plain);
+  dnnl::reorder::primitive_desc v_pd(engine, m.v_source, engine, m.v, plain);
   m.qk = dnnl::matmul(qk_pd);
-  m.pv = dnnl::matmul(pv_pd);
+  m.pv_set = dnnl::matmul(set_pd);
+  m.pv_add = dnnl::matmul(add_pd);
   m.pack_kt = dnnl::reorder(kt_pd);
   m.pack_v = dnnl::reorder(v_pd);
+  m.kt_bytes = round64(m.kt.get_size());
+  m.v_bytes = round64(m.v.get_size());
   m.scratchpad_bytes =
-      std::max({qk_pd.scratchpad_desc().get_size(), pv_pd.scratchpad_desc().get_size(),
-                kt_pd.scratchpad_desc().get_size(), v_pd.scratchpad_desc().get_size()});
+      std::max({qk_pd.scratchpad_desc().get_size(), set_pd.scratchpad_desc().get_size(),
+                add_pd.scratchpad_desc().get_size(), kt_pd.scratchpad_desc().get_size(),
+                v_pd.scratchpad_desc().get_size()});
   return m;
+}
+
+BlockMatmuls make_block(int64_t rows, int64_t skv, int64_t d, int64_t heads, DType in) {
+  BlockMatmuls b;
+  b.rows = rows;
+  b.chunk = std::min(kKeyChunk, skv);
+  b.full = skv / b.chunk;
+  b.tail = skv % b.chunk;
+  b.q = strided(rows, d, in, d, 1);          // the block's queries, copied densely
+  b.o = strided(rows, d, DType::F32, d, 1);  // dense f32, divided by l into the heads' rows
+  b.full_chunk = make_chunk(rows, b.chunk, d, heads, in, b.q, b.o);
+  b.head_bytes = static_cast<size_t>(b.full) * (b.full_chunk.kt_bytes + b.full_chunk.v_bytes);
+  b.scratchpad_bytes = b.full_chunk.scratchpad_bytes;
+  if (b.tail > 0) {
+    b.tail_chunk = make_chunk(rows, b.tail, d, heads, in, b.q, b.o);
+    b.head_bytes += b.tail_chunk.kt_bytes + b.tail_chunk.v_bytes;
+    b.scratchpad_bytes = std::max(b.scratchpad_bytes, b.tail_chunk.scratchpad_bytes);
+  }
+  return b;
 }
 
 // Primitives by shape: a model calls attention with a few shapes, again every step. Qwen-Image's
@@ -136,9 +167,27 @@ std::shared_ptr<const BlockMatmuls> block_matmuls(int64_t rows, int64_t skv, int
   return made;
 }
 
-size_t round64(size_t bytes) {
-  return (bytes + 63) / 64 * 64;
-}
+// One thread's oneDNN arguments for a chunk width, made once and repointed with set_data_handle
+// (a chunk's products are tens of microseconds of work: making memory objects and argument maps
+// for each call showed in the time).
+struct ChunkArgs {
+  memory kt, v;
+  std::unordered_map<int, memory> qk, pv;
+  ChunkArgs(const ChunkMatmuls& m, const memory& q, const memory& o, float* scores, std::byte* p,
+            const memory& pad) {
+    auto& engine = onednn_engine();
+    kt = memory(m.kt, engine, nullptr);
+    v = memory(m.v, engine, nullptr);
+    qk = {{DNNL_ARG_SRC, q},
+          {DNNL_ARG_WEIGHTS, kt},
+          {DNNL_ARG_DST, memory(m.scores, engine, scores)},
+          {DNNL_ARG_SCRATCHPAD, pad}};
+    pv = {{DNNL_ARG_SRC, memory(m.p, engine, p)},
+          {DNNL_ARG_WEIGHTS, v},
+          {DNNL_ARG_DST, o},
+          {DNNL_ARG_SCRATCHPAD, pad}};
+  }
+};
 
 }  // namespace
 
@@ -162,35 +211,41 @@ void attend_onednn(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& ou
                  "oneDNN attention: f32 inputs need an f32 output, got ", out.describe());
   // Every block has `rows` rows (one primitive, one packed layout); the last one is padded with
   // zero queries whose outputs are dropped.
-  const int64_t rows = std::min(block_rows(skv, in), (sq + 15) / 16 * 16);
+  const int64_t rows = block_rows(sq);
   const int64_t blocks = (sq + rows - 1) / rows;
   const auto block = block_matmuls(rows, skv, d, heads, in);
   const BlockMatmuls& mm = *block;
+  const int64_t chunks = mm.full + (mm.tail > 0 ? 1 : 0);
   const size_t scratchpad = std::max<size_t>(mm.scratchpad_bytes, 64);
   const size_t es = dtype_size(in), out_es = dtype_size(out.dtype());
-  const int64_t slice = mm.qk_rows;
-  const size_t scores_bytes = round64(static_cast<size_t>(slice * skv) * 4);
-  const size_t p_bytes = round64(static_cast<size_t>(rows * skv) * es);
+  const size_t scores_bytes = round64(static_cast<size_t>(rows * mm.chunk) * 4);
+  const size_t p_bytes = round64(static_cast<size_t>(rows * mm.chunk) * es);
   const size_t q_bytes = round64(static_cast<size_t>(rows * d) * es);
   const size_t o_bytes = round64(static_cast<size_t>(rows * d) * 4);
+  const size_t state_bytes = round64(static_cast<size_t>(rows) * 4);  // one float per row
   const size_t per_thread =
-      scores_bytes + p_bytes + round64(scratchpad) + q_bytes + o_bytes + 2 * rows * 4;
+      scores_bytes + p_bytes + round64(scratchpad) + q_bytes + o_bytes + 4 * state_bytes;
   const int threads = std::max(1, omp_get_max_threads());
   const std::shared_ptr<std::byte> scratch = allocate_bytes(per_thread * threads);
-  // One head's K^T and V in the matmuls' own layouts, as many heads at a time as fit in
-  // kPackBudget.
-  const size_t kt_bytes = round64(mm.kt.get_size()), v_bytes = round64(mm.v.get_size());
-  const size_t head_bytes = kt_bytes + v_bytes;
+  // One head's chunks of K^T and V in the matmuls' own layouts (chunk c's K^T then its V), as many
+  // heads at a time as fit in kPackBudget, in groups of equal size (8 heads within a budget of 7:
+  // 4 + 4, not 7 + 1, whose packing would leave all threads but one waiting).
+  const size_t head_bytes = mm.head_bytes;
   const int64_t bh = batch * heads;
-  // Groups of equal size (8 heads within a budget of 7: two groups of 4, not 7 and 1, whose
-  // packing would leave all threads but one waiting).
   const int64_t most = std::clamp<int64_t>(
       static_cast<int64_t>(kPackBudget / std::max<size_t>(head_bytes, 1)), 1, bh);
   const int64_t groups = (bh + most - 1) / most;
   const int64_t group = (bh + groups - 1) / groups;
   const std::shared_ptr<std::byte> packed = allocate_bytes(static_cast<size_t>(group) * head_bytes);
-  auto softmax = PARADIFF_ISA_SELECT(softmax_rows);
+  auto softmax = PARADIFF_ISA_SELECT(softmax_chunk_rows);
   auto scale_out = PARADIFF_ISA_SELECT(scale_rows);
+  // Chunk c of a head: its width and shape, and where its packing starts in the head's bytes.
+  auto chunk_of = [&](int64_t c) -> const ChunkMatmuls& {
+    return c < mm.full ? mm.full_chunk : mm.tail_chunk;
+  };
+  auto chunk_offset = [&](int64_t c) {
+    return static_cast<size_t>(c) * (mm.full_chunk.kt_bytes + mm.full_chunk.v_bytes);
+  };
 
   const auto* qp = static_cast<const std::byte*>(q.raw_data());
   auto* kp = const_cast<std::byte*>(static_cast<const std::byte*>(k.raw_data()));
@@ -207,39 +262,34 @@ void attend_onednn(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& ou
     std::byte* pad = p + p_bytes;
     std::byte* q_block = pad + round64(scratchpad);
     std::byte* o_block = q_block + q_bytes;
-    auto* block_lse = reinterpret_cast<float*>(o_block + o_bytes);
-    float* block_inv_sum = block_lse + rows;
+    auto* shift = reinterpret_cast<float*>(o_block + o_bytes);
+    auto* sum = reinterpret_cast<float*>(o_block + o_bytes + state_bytes);
+    auto* alpha = reinterpret_cast<float*>(o_block + o_bytes + 2 * state_bytes);
+    auto* inv_sum = reinterpret_cast<float*>(o_block + o_bytes + 3 * state_bytes);
     dnnl::stream& stream = onednn_stream();
     const memory pad_mem(
         {{static_cast<int64_t>(scratchpad)}, memory::data_type::u8, memory::dims{1}}, engine, pad);
-    // The matmuls' arguments, made once per thread and pointed at each slice and head with
-    // set_data_handle: a Q K^T slice at FLUX's 4352 tokens is about 25 us of work, and making
-    // four oneDNN memory objects and an argument map for each of its 26000 calls per forward cost
-    // 5% of the attention (same machine, 1 x 4352 x 8 x 128 bf16, 1 thread, best CPU time of 6
-    // calls, three alternating pairs: 143-149 ms with them, 135-140 without).
-    memory q_mem(mm.q, engine, q_block), kt_mem(mm.kt, engine, packed.get());
-    memory v_mem(mm.v, engine, packed.get());
-    const std::unordered_map<int, memory> qk_args{{DNNL_ARG_SRC, q_mem},
-                                                  {DNNL_ARG_WEIGHTS, kt_mem},
-                                                  {DNNL_ARG_DST, memory(mm.scores, engine, scores)},
-                                                  {DNNL_ARG_SCRATCHPAD, pad_mem}};
-    const std::unordered_map<int, memory> pv_args{{DNNL_ARG_SRC, memory(mm.p, engine, p)},
-                                                  {DNNL_ARG_WEIGHTS, v_mem},
-                                                  {DNNL_ARG_DST, memory(mm.o, engine, o_block)},
-                                                  {DNNL_ARG_SCRATCHPAD, pad_mem}};
+    const memory q_mem(mm.q, engine, q_block), o_mem(mm.o, engine, o_block);
+    ChunkArgs full_args(mm.full_chunk, q_mem, o_mem, scores, p, pad_mem);
+    std::optional<ChunkArgs> tail_args;
+    if (mm.tail > 0) tail_args.emplace(mm.tail_chunk, q_mem, o_mem, scores, p, pad_mem);
     for (int64_t g0 = 0; g0 < bh; g0 += group) {
       const int64_t gn = std::min(group, bh - g0);
 #pragma omp for schedule(static)
       for (int64_t head = g0; head < g0 + gn; ++head) {
         const int64_t b = head / heads, h = head % heads;
-        const size_t from = static_cast<size_t>((b * skv * heads + h) * d) * es;
         std::byte* to = packed.get() + static_cast<size_t>(head - g0) * head_bytes;
-        mm.pack_kt.execute(stream, {{DNNL_ARG_FROM, memory(mm.kt_source, engine, kp + from)},
-                                    {DNNL_ARG_TO, memory(mm.kt, engine, to)},
-                                    {DNNL_ARG_SCRATCHPAD, pad_mem}});
-        mm.pack_v.execute(stream, {{DNNL_ARG_FROM, memory(mm.v_source, engine, vp + from)},
-                                   {DNNL_ARG_TO, memory(mm.v, engine, to + kt_bytes)},
-                                   {DNNL_ARG_SCRATCHPAD, pad_mem}});
+        for (int64_t c = 0; c < chunks; ++c) {
+          const ChunkMatmuls& cm = chunk_of(c);
+          const size_t from = static_cast<size_t>(((b * skv + c * mm.chunk) * heads + h) * d) * es;
+          std::byte* at = to + chunk_offset(c);
+          cm.pack_kt.execute(stream, {{DNNL_ARG_FROM, memory(cm.kt_source, engine, kp + from)},
+                                      {DNNL_ARG_TO, memory(cm.kt, engine, at)},
+                                      {DNNL_ARG_SCRATCHPAD, pad_mem}});
+          cm.pack_v.execute(stream, {{DNNL_ARG_FROM, memory(cm.v_source, engine, vp + from)},
+                                     {DNNL_ARG_TO, memory(cm.v, engine, at + cm.kt_bytes)},
+                                     {DNNL_ARG_SCRATCHPAD, pad_mem}});
+        }
         stream.wait();
       }
       // (implicit barrier: the group is packed before any block reads it)
@@ -250,32 +300,44 @@ void attend_onednn(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& ou
         const int64_t n = std::min(rows, sq - i0);
         const int64_t token = (b * sq + i0) * heads + h;  // (b, i0, h) in (B, Sq, H)
         std::byte* head_packed = packed.get() + static_cast<size_t>(head - g0) * head_bytes;
-        kt_mem.set_data_handle(head_packed);
-        v_mem.set_data_handle(head_packed + kt_bytes);
         for (int64_t j = 0; j < n; ++j)
           std::memcpy(q_block + static_cast<size_t>(j * d) * es,
                       qp + static_cast<size_t>((token + j * heads) * d) * es,
                       static_cast<size_t>(d) * es);
-        if (n < rows) {  // padding rows: zero queries, zero probabilities, outputs dropped
+        if (n < rows)  // padding rows: zero queries, outputs dropped
           std::memset(q_block + static_cast<size_t>(n * d) * es, 0,
                       static_cast<size_t>((rows - n) * d) * es);
-          std::memset(p + static_cast<size_t>(n * skv) * es, 0,
-                      static_cast<size_t>((rows - n) * skv) * es);
-        }
-        for (int64_t j0 = 0; j0 < n; j0 += slice) {
-          const int64_t jn = std::min(slice, n - j0);
-          q_mem.set_data_handle(q_block + static_cast<size_t>(j0 * d) * es);
-          mm.qk.execute(stream, qk_args);
+        std::fill(shift, shift + rows, -std::numeric_limits<float>::infinity());
+        std::fill(sum, sum + rows, 0.0f);
+        for (int64_t c = 0; c < chunks; ++c) {
+          const ChunkMatmuls& cm = chunk_of(c);
+          ChunkArgs& args = c < mm.full ? full_args : *tail_args;
+          std::byte* at = head_packed + chunk_offset(c);
+          args.kt.set_data_handle(at);
+          args.v.set_data_handle(at + cm.kt_bytes);
+          cm.qk.execute(stream, args.qk);
           stream.wait();
-          softmax(scores, jn, skv, scale, p + static_cast<size_t>(j0 * skv) * es, in,
-                  block_inv_sum + j0, lp != nullptr ? block_lse + j0 : nullptr);
+          const int64_t width = c < mm.full ? mm.chunk : mm.tail;
+          softmax(scores, rows, width, scale, p, in, shift, sum, alpha);
+          if (c == 0) {
+            cm.pv_set.execute(stream, args.pv);
+          } else {
+            // O so far in the units of the moved shifts (rows whose shift stayed: alpha = 1).
+            for (int64_t r = 0; r < rows; ++r)
+              if (alpha[r] != 1.0f)
+                scale_out(reinterpret_cast<float*>(o_block) + r * d, 1, d, alpha + r,
+                          o_block + static_cast<size_t>(r * d) * 4, DType::F32, d);
+            cm.pv_add.execute(stream, args.pv);
+          }
+          stream.wait();
         }
-        mm.pv.execute(stream, pv_args);
-        stream.wait();
-        scale_out(reinterpret_cast<float*>(o_block), n, d, block_inv_sum,
+        for (int64_t j = 0; j < n; ++j) inv_sum[j] = 1.0f / sum[j];
+        scale_out(reinterpret_cast<float*>(o_block), n, d, inv_sum,
                   op + static_cast<size_t>(token * d) * out_es, out.dtype(), heads * d);
+        // ln sum_j exp(scale s_j) = shift ln 2 + ln l, the shift being in the log2 domain.
         if (lp != nullptr)
-          for (int64_t j = 0; j < n; ++j) lp[token + j * heads] = block_lse[j];
+          for (int64_t j = 0; j < n; ++j)
+            lp[token + j * heads] = shift[j] * 0.69314718055994531f + std::log(sum[j]);
       }
       // (implicit barrier: no block still reads the group when the next one is packed over it)
     }

@@ -1,13 +1,15 @@
 // Attention through oneDNN's matmul, for where its GEMMs beat the tiles of attention_tile.h by far:
 // bf16 on CPUs with AMX, which oneDNN reaches by itself (the tiles' vdpbf16ps cannot compete).
-// Each head's K^T and V are packed by oneDNN reorders into the layouts its matmuls chose (as many
-// heads at a time as fit in 16 MiB), and per (batch, head, block of query rows, the last one
-// padded with zero queries): the block's queries copied densely; 16 rows at a time, the raw
-// scores Q K^T in f32 (one matmul over every key) and at once an exact softmax over those whole
-// rows (cpu/softmax_rows_body.h, compiled per level) that applies the scale and rounds the
-// unnormalised exponentials to the dtype of V into the block's P; then P V
-// into a dense f32 block, divided by each row's sum into out. kernels::attention's contract, lse
-// included; only the rounding differs from the tiles.
+// Each head's K^T and V are packed by oneDNN reorders, 512 keys at a time, into the layouts its
+// matmuls chose (as many heads at a time as fit in 16 MiB), and per (batch, head, block of 128 or
+// 256 query rows, the last one padded with zero queries): the block's queries copied densely;
+// then for each chunk of 512 keys, flash-attention style, the raw scores Q K^T in f32, an online
+// softmax over them (cpu/softmax_rows_body.h, compiled per level) that applies the scale, keeps
+// each row's shift and running sum and rounds the unnormalised exponentials to the dtype of V
+// into the chunk's P, and P V set into (first chunk) or added to (the sum post-op, after
+// rescaling the rows whose shift moved) a dense f32 block; at the end that block divided by each
+// row's sum into out. kernels::attention's contract, lse included; only the rounding differs from
+// the tiles.
 #pragma once
 
 #include <string_view>

@@ -1,10 +1,12 @@
-// Level body of the oneDNN attention's softmax (cpu/attention_onednn.cc). For each row of raw
-// f32 scores s (Q K^T without the scale): the score m with the largest scale * s (one pass), then
-// in a second pass
-// e = exp(scale (s - m)) = 2^(s c - m c) with c = scale log2(e), their sum l, and e stored
-// straight into P in the dtype of V. P stays unnormalised: the P V product is divided by l
-// afterwards (scale_rows), rows x d values instead of rows x n. The vector part is in
-// vec_math.h's vocabulary (zmm at avx512, ymm at avx2), scalar tails.
+// Level body of the oneDNN attention's softmax (cpu/attention_onednn.cc), online over chunks of
+// keys as flash attention does it. Each row carries a shift (log2 domain) and a running sum l.
+// For one chunk of raw f32 scores s (Q K^T without the scale): the largest c s of the row's chunk
+// (c = scale log2(e); one pass), the shift moved to it when it passes the old one by more than
+// kShiftSlack (always on the first chunk, whose shift is -inf), then in a second pass
+// e = 2^(c s - shift), their sum, and e stored straight into P in the dtype of V. P stays
+// unnormalised: the P V products of the chunks are summed into O (rescaled by alpha =
+// 2^(old shift - new shift) where the shift moved) and divided by l at the end (scale_rows). The
+// vector part is in vec_math.h's vocabulary (zmm at avx512, ymm at avx2), scalar tails.
 #include "paradiff/kernels/cpu/row_io.h"
 #include "paradiff/kernels/cpu/vec_math.h"
 
@@ -27,11 +29,17 @@ inline __m512 softmax_exp2_bf16(__m512 t) {
 }
 #endif
 
+// How far (log2 domain) a chunk's largest exponent may pass a row's shift before the shift is
+// moved: e then stays below 2^8, harmless in f32 and bf16, and most chunks after the first leave
+// the shift, so O needs no rescaling.
+constexpr float kShiftSlack = 8.0f;
+
 // scores: rows x n f32 (row stride n), read only; scale: the attention's scale (any sign); p: rows
-// x n of p_dtype (row stride n); inv_sum: rows floats, 1 / l; lse: rows floats, each row's
-// natural-log log-sum-exp, or null.
-void softmax_rows(const float* scores, int64_t rows, int64_t n, float scale, void* p, DType p_dtype,
-                  float* inv_sum, float* lse) {
+// x n of p_dtype (row stride n); shift, l: each row's running state (-inf and 0 before the first
+// chunk), updated; alpha: each row's factor for the O summed so far (0 on the first chunk, 1 where
+// the shift stayed).
+void softmax_chunk_rows(const float* scores, int64_t rows, int64_t n, float scale, void* p,
+                        DType p_dtype, float* shift, float* l, float* alpha) {
   const float kLog2e = scale * 1.44269504088896341f;
   // m is the score whose scale * s is the largest: the max of s, or its min for a negative scale
   // (found as the max of -s; multiplying by -1 is exact).
@@ -58,13 +66,21 @@ void softmax_rows(const float* scores, int64_t rows, int64_t n, float scale, voi
 #endif
     for (; i < n; ++i) m = sign * s[i] > m ? sign * s[i] : m;
     m *= sign;
-    // t = s c - m c in one FMA (t <= 0 up to rounding). The rounding of m c shifts every t of the
-    // row alike: a common factor of P and l, gone after the division, and ~1e-7 in lse.
-    const float shift = m * kLog2e;
-    float l = 0.0f;
+    // The row's shift moves to m c when that passes it by more than the slack (a NaN moves it
+    // too, and so reaches the output). t = s c - shift in one FMA; the rounding of shift shifts
+    // every t of the row alike: a common factor of P and l, gone after the division.
+    const float top = m * kLog2e;
+    float a = 1.0f;
+    if (!(top <= shift[r] + kShiftSlack)) {
+      a = std::exp2(shift[r] - top);  // 0 on the first chunk (shift = -inf)
+      shift[r] = top;
+    }
+    alpha[r] = a;
+    const float sh = shift[r];
+    float sum = 0.0f;
     i = 0;
 #if defined(PARADIFF_VEC_LANES)
-    const VecF vlog2e = vset(kLog2e), vneg_shift = vset(-shift);
+    const VecF vlog2e = vset(kLog2e), vneg_shift = vset(-sh);
     VecF vl = vset(0.0f);
     if (p_dtype == DType::BF16) {
       bf16* out = static_cast<bf16*>(p) + r * n;
@@ -105,18 +121,17 @@ void softmax_rows(const float* scores, int64_t rows, int64_t n, float scale, voi
         vstore(out + i, e);
       }
     }
-    l = vsum(vl);
+    sum = vsum(vl);
 #endif
     for (; i < n; ++i) {
-      const float e = std::exp2(std::fma(s[i], kLog2e, -shift));
-      l += e;
+      const float e = std::exp2(std::fma(s[i], kLog2e, -sh));
+      sum += e;
       if (p_dtype == DType::BF16)
         static_cast<bf16*>(p)[r * n + i].bits = bf16_bits(e);
       else
         static_cast<float*>(p)[r * n + i] = e;
     }
-    inv_sum[r] = 1.0f / l;
-    if (lse != nullptr) lse[r] = m * scale + std::log(l);
+    l[r] = l[r] * a + sum;
   }
 }
 
