@@ -516,7 +516,7 @@ TEST(AttentionOnednn, MatchesTheDoubleReferenceWithLse) {
       {1, 3, 300, 257, 40, DType::BF16, DType::F32, 0.3f},
       {2, 1, 97, 130, 72, DType::BF16, DType::BF16, -0.2f},
       {1, 2, 49, 3000, 128, DType::BF16, DType::F32, 0.0f},
-      // 256-row blocks made in 64-row slices of Q K^T, and a last block of 44 rows
+      // 128-row blocks (the last of 44 rows) over two 512-key chunks and a 76-key tail
       {1, 2, 300, 1100, 64, DType::BF16, DType::F32, 0.0f},
       // 9 heads of 2 MiB packed K and V, past the 16 MiB budget: packed in groups of 5 and 4
       {1, 9, 20, 4000, 128, DType::BF16, DType::F32, 0.0f},
