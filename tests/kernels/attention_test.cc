@@ -1,11 +1,14 @@
 #include "paradiff/kernels/attention.h"
 
 #include <gtest/gtest.h>
+
 #include <omp.h>
+#include <initializer_list>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 #include <limits>
 #include <ostream>
 #include <string>
@@ -553,6 +556,21 @@ TEST(AttentionOnednn, MatchesTheDoubleReferenceWithLse) {
   }
 }
 
+// attend_onednn on bf16 q, k, v at each scale against the double reference: the output within
+// bf16 rounding (1e-2), the log-sum-exp within 1e-5.
+void expect_onednn_bf16_matches_reference(const Tensor& q, const Tensor& k, const Tensor& v,
+                                          std::initializer_list<double> scales) {
+  for (double scale : scales) {
+    SCOPED_TRACE(scale);
+    const Reference ref = reference(q, k, v, scale);
+    Tensor out = Tensor::empty(q.shape(), DType::F32);
+    Tensor lse = Tensor::empty({q.dim(0), q.dim(1), q.dim(2)}, DType::F32);
+    attention_detail::attend_onednn(q, k, v, out, &lse, static_cast<float>(scale));
+    EXPECT_LE(relative_error(out, ref.out), 1e-2);
+    EXPECT_LE(lse_error(lse, ref.lse), 1e-5);
+  }
+}
+
 TEST(AttentionOnednn, ScalesWidelySpreadScoresOfEitherSign) {
   // The softmax gets Q K^T unscaled and applies the scale itself: with a negative scale its
   // reference score must be the smallest raw score, or scale * (s - m) reaches hundreds and
@@ -562,15 +580,7 @@ TEST(AttentionOnednn, ScalesWidelySpreadScoresOfEitherSign) {
   const Tensor q = random_uniform({1, 40, 2, 64}, DType::BF16, rng, -3.0f, 3.0f);
   const Tensor k = random_uniform({1, 300, 2, 64}, DType::BF16, rng, -3.0f, 3.0f);
   const Tensor v = random_uniform({1, 300, 2, 64}, DType::BF16, rng);
-  for (double scale : {-1.0, 1.0}) {
-    SCOPED_TRACE(scale);
-    const Reference ref = reference(q, k, v, scale);
-    Tensor out = Tensor::empty(q.shape(), DType::F32);
-    Tensor lse = Tensor::empty({1, 40, 2}, DType::F32);
-    attention_detail::attend_onednn(q, k, v, out, &lse, static_cast<float>(scale));
-    EXPECT_LE(relative_error(out, ref.out), 1e-2);
-    EXPECT_LE(lse_error(lse, ref.lse), 1e-5);
-  }
+  expect_onednn_bf16_matches_reference(q, k, v, {-1.0, 1.0});
 }
 
 TEST(AttentionOnednn, MovesItsShiftAcrossKeyChunksForEitherSign) {
@@ -588,15 +598,7 @@ TEST(AttentionOnednn, MovesItsShiftAcrossKeyChunksForEitherSign) {
       k.data<float>()[j * 2 * d + i] *= j < 512 ? 0.1f : j < 1024 ? 1.0f : 4.0f;
   k = k.to(DType::BF16);
   const Tensor v = random_uniform({1, skv, 2, d}, DType::BF16, rng);
-  for (double scale : {-0.5, 0.5}) {
-    SCOPED_TRACE(scale);
-    const Reference ref = reference(q, k, v, scale);
-    Tensor out = Tensor::empty(q.shape(), DType::F32);
-    Tensor lse = Tensor::empty({1, 40, 2}, DType::F32);
-    attention_detail::attend_onednn(q, k, v, out, &lse, static_cast<float>(scale));
-    EXPECT_LE(relative_error(out, ref.out), 1e-2);
-    EXPECT_LE(lse_error(lse, ref.lse), 1e-5);
-  }
+  expect_onednn_bf16_matches_reference(q, k, v, {-0.5, 0.5});
 }
 
 TEST(AttentionOnednn, StaysCorrectPastItsPrimitiveCache) {
