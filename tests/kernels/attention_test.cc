@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <omp.h>
-#include <initializer_list>
 
 #include <algorithm>
 #include <cmath>
