@@ -62,7 +62,8 @@ int64_t block_rows(int64_t sq) {
 // reorders that pack one head's chunk of keys (as K^T) and of values into the layouts those
 // matmuls chose, and a user-managed scratchpad size, so every thread can run them at once.
 struct ChunkMatmuls {
-  dnnl::matmul qk, pv_set, pv_add;
+  int64_t n = 0;                    // keys in the chunk
+  dnnl::matmul qk, pv_set, pv_add;  // pv_set only for the full width (the first chunk is full)
   dnnl::reorder pack_kt, pack_v;
   memory::desc kt, v, scores, p;
   memory::desc kt_source, v_source;  // one head's chunk of (B, Skv, H, D)
@@ -72,7 +73,7 @@ struct ChunkMatmuls {
 
 // A block's chunks: `full` chunks of width `chunk`, then one of width `tail` if it is not 0.
 struct BlockMatmuls {
-  int64_t rows = 0, chunk = 0, full = 0, tail = 0;
+  int64_t chunk = 0, full = 0, tail = 0;
   memory::desc q, o;
   ChunkMatmuls full_chunk, tail_chunk;
   size_t head_bytes = 0;  // one head's packed chunks
@@ -89,9 +90,10 @@ size_t round64(size_t bytes) {
 }
 
 ChunkMatmuls make_chunk(int64_t rows, int64_t n, int64_t d, int64_t heads, DType in,
-                        const memory::desc& q, const memory::desc& o) {
+                        const memory::desc& q, const memory::desc& o, bool first) {
   auto& engine = onednn_engine();
   ChunkMatmuls m;
+  m.n = n;
   m.scores = strided(rows, n, DType::F32, n, 1);
   m.p = strided(rows, n, in, n, 1);
   const memory::desc kt_any({d, n}, onednn_dtype(in), memory::format_tag::any);
@@ -114,7 +116,7 @@ ChunkMatmuls make_chunk(int64_t rows, int64_t n, int64_t d, int64_t heads, DType
   dnnl::reorder::primitive_desc kt_pd(engine, m.kt_source, engine, m.kt, plain);
   dnnl::reorder::primitive_desc v_pd(engine, m.v_source, engine, m.v, plain);
   m.qk = dnnl::matmul(qk_pd);
-  m.pv_set = dnnl::matmul(set_pd);
+  if (first) m.pv_set = dnnl::matmul(set_pd);
   m.pv_add = dnnl::matmul(add_pd);
   m.pack_kt = dnnl::reorder(kt_pd);
   m.pack_v = dnnl::reorder(v_pd);
@@ -129,17 +131,16 @@ ChunkMatmuls make_chunk(int64_t rows, int64_t n, int64_t d, int64_t heads, DType
 
 BlockMatmuls make_block(int64_t rows, int64_t skv, int64_t d, int64_t heads, DType in) {
   BlockMatmuls b;
-  b.rows = rows;
   b.chunk = std::min(kKeyChunk, skv);
   b.full = skv / b.chunk;
   b.tail = skv % b.chunk;
   b.q = strided(rows, d, in, d, 1);          // the block's queries, copied densely
   b.o = strided(rows, d, DType::F32, d, 1);  // dense f32, divided by l into the heads' rows
-  b.full_chunk = make_chunk(rows, b.chunk, d, heads, in, b.q, b.o);
+  b.full_chunk = make_chunk(rows, b.chunk, d, heads, in, b.q, b.o, /*first=*/true);
   b.head_bytes = static_cast<size_t>(b.full) * (b.full_chunk.kt_bytes + b.full_chunk.v_bytes);
   b.scratchpad_bytes = b.full_chunk.scratchpad_bytes;
   if (b.tail > 0) {
-    b.tail_chunk = make_chunk(rows, b.tail, d, heads, in, b.q, b.o);
+    b.tail_chunk = make_chunk(rows, b.tail, d, heads, in, b.q, b.o, /*first=*/false);
     b.head_bytes += b.tail_chunk.kt_bytes + b.tail_chunk.v_bytes;
     b.scratchpad_bytes = std::max(b.scratchpad_bytes, b.tail_chunk.scratchpad_bytes);
   }
@@ -239,7 +240,7 @@ void attend_onednn(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& ou
   const std::shared_ptr<std::byte> packed = allocate_bytes(static_cast<size_t>(group) * head_bytes);
   auto softmax = PARADIFF_ISA_SELECT(softmax_chunk_rows);
   auto scale_out = PARADIFF_ISA_SELECT(scale_rows);
-  // Chunk c of a head: its width and shape, and where its packing starts in the head's bytes.
+  // Chunk c of a head: its matmuls, and where its packing starts in the head's bytes.
   auto chunk_of = [&](int64_t c) -> const ChunkMatmuls& {
     return c < mm.full ? mm.full_chunk : mm.tail_chunk;
   };
@@ -317,8 +318,7 @@ void attend_onednn(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& ou
           args.v.set_data_handle(at + cm.kt_bytes);
           cm.qk.execute(stream, args.qk);
           stream.wait();
-          const int64_t width = c < mm.full ? mm.chunk : mm.tail;
-          softmax(scores, rows, width, scale, p, in, shift, sum, alpha);
+          softmax(scores, rows, cm.n, scale, p, in, shift, sum, alpha);
           if (c == 0) {
             cm.pv_set.execute(stream, args.pv);
           } else {

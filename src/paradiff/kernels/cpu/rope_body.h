@@ -5,10 +5,8 @@
 #if defined(__AVX512F__)
 // 16 elements of a row of x (f32, or bf16 widened exactly) as floats.
 inline __m512 rope_load16(const void* x, DType x_dtype, int64_t at) {
-  if (x_dtype == DType::F32) return _mm512_loadu_ps(static_cast<const float*>(x) + at);
-  const __m256i h =
-      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const bf16*>(x) + at));
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  return x_dtype == DType::F32 ? _mm512_loadu_ps(static_cast<const float*>(x) + at)
+                               : load_bf16_vec(static_cast<const bf16*>(x) + at);
 }
 
 // One head row of d (a multiple of 16) at `offset`, in zmm registers: the sum of squares in

@@ -84,6 +84,20 @@ inline void store_row(const float* src, void* dst, DType dtype, int64_t offset, 
   for (; i < n; ++i) d[i].bits = bf16_bits(src[i]);
 }
 
+// A vector of bf16 widened exactly to f32 (its 16 bits become the high half of the float): 16 at
+// AVX-512, 8 at AVX2.
+#if defined(__AVX512F__)
+inline __m512 load_bf16_vec(const bf16* s) {
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+#elif defined(__AVX2__)
+inline __m256 load_bf16_vec(const bf16* s) {
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+#endif
+
 inline void load_row(const void* src, DType dtype, int64_t offset, int64_t n, float* dst) {
   if (dtype == DType::F32) {
     std::memcpy(dst, static_cast<const float*>(src) + offset,
@@ -92,17 +106,10 @@ inline void load_row(const void* src, DType dtype, int64_t offset, int64_t n, fl
   }
   const bf16* s = static_cast<const bf16*>(src) + offset;
   int64_t i = 0;
-  // bf16 widened exactly: its 16 bits become the high half of the float.
 #if defined(__AVX512F__)
-  for (; i + 16 <= n; i += 16) {
-    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i));
-    _mm512_storeu_ps(dst + i, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
-  }
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, load_bf16_vec(s + i));
 #elif defined(__AVX2__)
-  for (; i + 8 <= n; i += 8) {
-    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i));
-    _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)));
-  }
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, load_bf16_vec(s + i));
 #endif
   for (; i < n; ++i) dst[i] = bf16_value(s[i].bits);
 }
