@@ -279,14 +279,14 @@ CLIPTextModelOutput CLIPTextModel::forward(const Tensor& input_ids) const {
 
   CLIPTextModelOutput out{Tensor::empty({batch, s, c}, DType::F32),
                           Tensor::empty({batch, c}, DType::F32)};
-  Tensor x = Tensor::empty({s, c}, DType::F32);  // the residual stream of one prompt
-  Scratch scratch(config_, s, kernels::activation_dtype_for(compute_));
+  Tensor x = Tensor::empty({s, c}, DType::F32);               // the residual stream of one prompt
+  const DType act = kernels::activation_dtype_for(compute_);  // GEMM and attention inputs
+  Scratch scratch(config_, s, act);
   for (int64_t b = 0; b < batch; ++b) {
     // Embeddings: token row (in the compute dtype) + position row, in fp32.
     kernels::embedding(token_embedding_, input_ids.select(b), x);
     kernels::add(x, position_embedding_.slice(0, s), x);
-    for (const CLIPEncoderLayer& l : layers_)
-      layer_forward(config_, kernels::activation_dtype_for(compute_), l, x, scratch);
+    for (const CLIPEncoderLayer& l : layers_) layer_forward(config_, act, l, x, scratch);
     Tensor last = out.last_hidden_state.slice(b, 1);
     finish_prompt(all_ids + b * s, x, last, out.pooler_output.select(b));
   }
@@ -312,7 +312,8 @@ CLIPTextModelOutput CLIPTextModel::forward_placed(const Tensor& input_ids) const
     const parallel::Stage& stage = chain[k];
     if (stage.rank != rank) continue;
     if (k > 0) x = dist::receive_tensor(group, chain[k - 1].rank, kHiddenTag);
-    Scratch scratch(config_, s, kernels::activation_dtype_for(compute_));
+    const DType act = kernels::activation_dtype_for(compute_);  // GEMM and attention inputs
+    Scratch scratch(config_, s, act);
     for (size_t u = stage.first; u < stage.first + stage.count; ++u) {
       // A "disk" unit's weights, bound from the streamed tensors for this unit only.
       Tensor token_embedding = token_embedding_, position_embedding = position_embedding_;
@@ -339,8 +340,7 @@ CLIPTextModelOutput CLIPTextModel::forward_placed(const Tensor& input_ids) const
           kernels::embedding(token_embedding, input_ids.select(b), row);
           kernels::add(row, position_embedding.slice(0, s), row);
         } else if (u <= layers) {
-          layer_forward(config_, kernels::activation_dtype_for(compute_),
-                        streamed ? *streamed : layers_[u - 1], row, scratch);
+          layer_forward(config_, act, streamed ? *streamed : layers_[u - 1], row, scratch);
         } else {
           Tensor last = out.last_hidden_state.slice(b, 1);
           finish_prompt(all_ids + b * s, row, last, out.pooler_output.select(b), final_scale,

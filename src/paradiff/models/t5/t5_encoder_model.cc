@@ -237,12 +237,12 @@ Tensor T5EncoderModel::forward(const Tensor& input_ids) const {
   const float eps = static_cast<float>(config_.layer_norm_epsilon);
   const Tensor bias = position_bias(s);
   Tensor out = Tensor::empty({batch, s, dm}, DType::F32);
-  Tensor x = Tensor::empty({s, dm}, DType::F32);  // the residual stream of one prompt
-  Scratch scratch(config_, s, kernels::activation_dtype_for(compute_));
+  Tensor x = Tensor::empty({s, dm}, DType::F32);              // the residual stream of one prompt
+  const DType act = kernels::activation_dtype_for(compute_);  // GEMM and attention inputs
+  Scratch scratch(config_, s, act);
   for (int64_t b = 0; b < batch; ++b) {
     kernels::embedding(shared_, input_ids.select(b), x);
-    for (const T5Block& blk : blocks_)
-      block_forward(config_, kernels::activation_dtype_for(compute_), blk, bias, x, scratch);
+    for (const T5Block& blk : blocks_) block_forward(config_, act, blk, bias, x, scratch);
     Tensor last = out.select(b);
     kernels::rms_norm(x, final_layer_norm_, eps, last);
   }
@@ -285,7 +285,8 @@ Tensor T5EncoderModel::forward_placed(const Tensor& input_ids) const {
     const parallel::Stage& stage = chain[k];
     if (stage.rank != rank) continue;
     if (k > 0) x = dist::receive_tensor(group, chain[k - 1].rank, kHiddenTag);
-    Scratch scratch(config_, s, kernels::activation_dtype_for(compute_));
+    const DType act = kernels::activation_dtype_for(compute_);  // GEMM and attention inputs
+    Scratch scratch(config_, s, act);
     for (size_t u = stage.first; u < stage.first + stage.count; ++u) {
       // A "disk" unit's weights, bound from the streamed tensors for this unit only.
       Tensor disk_tensor, unused_table;
@@ -308,8 +309,8 @@ Tensor T5EncoderModel::forward_placed(const Tensor& input_ids) const {
                              row);
         } else if (u <= blocks) {
           Tensor row = x.select(b);
-          block_forward(config_, kernels::activation_dtype_for(compute_),
-                        disk_block ? *disk_block : blocks_[u - 1], bias, row, scratch);
+          block_forward(config_, act, disk_block ? *disk_block : blocks_[u - 1], bias, row,
+                        scratch);
         } else {
           PARADIFF_ASSERT(u == head);
           Tensor last = out.select(b);
