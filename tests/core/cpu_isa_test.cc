@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <utility>
 
 #include "paradiff/core/error.h"
 
@@ -30,8 +32,28 @@ TEST(CpuIsa, ActiveLevelIsTheHardwareLevelLoweredToTheCap) {
     EXPECT_EQ(active, std::min(*cap, hardware));
   else
     EXPECT_EQ(active, hardware);
-  EXPECT_EQ(native_bf16(), active >= CpuIsa::Avx512Bf16);
   const std::string summary = cpu_isa_summary();
+  // bf16 is computed natively only at a level with bf16 instructions: always at amx, at
+  // avx512_bf16 where the measured dot product pays, and as PARADIFF_BF16_ARITHMETIC forces.
+  bool want_native = false;
+  if (active >= CpuIsa::Avx512Bf16) {
+    switch (bf16_arithmetic_setting()) {
+      case Bf16Arithmetic::Native:
+        want_native = true;
+        EXPECT_NE(summary.find("(PARADIFF_BF16_ARITHMETIC=native)"), std::string::npos) << summary;
+        break;
+      case Bf16Arithmetic::Fp32:
+        EXPECT_NE(summary.find("(PARADIFF_BF16_ARITHMETIC=fp32)"), std::string::npos) << summary;
+        break;
+      case Bf16Arithmetic::Auto:
+        want_native = active == CpuIsa::Amx || bf16_dot_speed_ratio() >= kBf16DotPaysRatio;
+        if (active == CpuIsa::Avx512Bf16) {
+          EXPECT_NE(summary.find("x the fp32 FMA rate)"), std::string::npos) << summary;
+        }
+        break;
+    }
+  }
+  EXPECT_EQ(native_bf16(), want_native) << summary;
   EXPECT_EQ(summary.rfind(std::string("isa: ") + std::string(cpu_isa_name(active)), 0), 0u)
       << summary;
   EXPECT_NE(summary.find(native_bf16() ? "bf16 native" : "bf16 computed in fp32"),
@@ -41,6 +63,46 @@ TEST(CpuIsa, ActiveLevelIsTheHardwareLevelLoweredToTheCap) {
   // A build for AVX2 runs only where the hardware has it.
   EXPECT_GE(hardware, CpuIsa::Avx2);
 #endif
+}
+
+// The measurement behind the avx512_bf16 decision: a ratio of two FLOP rates of the same
+// machine, so within a factor of 8 of 1 on anything real; 0 without the instruction.
+TEST(CpuIsa, MeasuresTheBf16DotProductAgainstTheFmaRate) {
+  const double ratio = bf16_dot_speed_ratio();
+  std::printf("  vdpbf16ps at %.2fx the fp32 FMA rate (%s)\n", ratio, cpu_isa_summary().c_str());
+  if (hardware_cpu_isa() < CpuIsa::Avx512Bf16) {
+    EXPECT_EQ(ratio, 0.0);
+    return;
+  }
+  EXPECT_GT(ratio, 1.0 / 8);
+  EXPECT_LT(ratio, 8.0);
+  EXPECT_EQ(bf16_dot_speed_ratio(), ratio);  // measured once
+}
+
+TEST(CpuIsa, Bf16ArithmeticIsReadAndAMisspellingNamesTheVariableTheValueAndTheChoices) {
+  const char* saved = std::getenv("PARADIFF_BF16_ARITHMETIC");
+  const std::string kept = saved ? saved : "";
+  for (const auto& [value, want] :
+       {std::pair{"", Bf16Arithmetic::Auto}, std::pair{"auto", Bf16Arithmetic::Auto},
+        std::pair{"native", Bf16Arithmetic::Native}, std::pair{"fp32", Bf16Arithmetic::Fp32}}) {
+    setenv("PARADIFF_BF16_ARITHMETIC", value, 1);
+    EXPECT_EQ(bf16_arithmetic_setting(), want) << value;
+  }
+  unsetenv("PARADIFF_BF16_ARITHMETIC");
+  EXPECT_EQ(bf16_arithmetic_setting(), Bf16Arithmetic::Auto);
+  setenv("PARADIFF_BF16_ARITHMETIC", "bf16", 1);
+  try {
+    bf16_arithmetic_setting();
+    ADD_FAILURE() << "a misspelled bf16 arithmetic was accepted";
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("PARADIFF_BF16_ARITHMETIC=bf16"), std::string::npos) << message;
+    EXPECT_NE(message.find("auto, native, fp32"), std::string::npos) << message;
+  }
+  if (saved)
+    setenv("PARADIFF_BF16_ARITHMETIC", kept.c_str(), 1);
+  else
+    unsetenv("PARADIFF_BF16_ARITHMETIC");
 }
 
 TEST(CpuIsa, AMisspelledCapNamesTheVariableTheValueAndTheChoices) {

@@ -16,9 +16,23 @@ namespace {
 
 constexpr int kSkipStatus = 77;
 
+// PARADIFF_TEST_ISA=<level>[/<bf16 arithmetic>] (set by tests/CMakeLists.txt, which can give a
+// discovered test one environment variable only) becomes PARADIFF_MAX_ISA=<level> and
+// PARADIFF_BF16_ARITHMETIC=<bf16 arithmetic>, before anything reads either.
+void expand_test_isa() {
+  const char* value = std::getenv("PARADIFF_TEST_ISA");
+  if (value == nullptr || *value == '\0') return;
+  const std::string run = value;
+  const size_t slash = run.find('/');
+  setenv("PARADIFF_MAX_ISA", run.substr(0, slash).c_str(), 1);
+  if (slash != std::string::npos)
+    setenv("PARADIFF_BF16_ARITHMETIC", run.substr(slash + 1).c_str(), 1);
+}
+
 class IsaCapEnvironment : public ::testing::Environment {
  public:
   void SetUp() override {
+    expand_test_isa();
     const auto cap = cpu_isa_cap();
     if (!cap || *cap <= hardware_cpu_isa()) return;
     std::printf(

@@ -1,12 +1,18 @@
 #include "paradiff/core/cpu_isa.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
+#include <string>
+#include <string_view>
 
 #include "paradiff/core/error.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#include <immintrin.h>
 #endif
 
 namespace paradiff {
@@ -14,6 +20,7 @@ namespace paradiff {
 namespace {
 
 constexpr const char* kCapVariable = "PARADIFF_MAX_ISA";
+constexpr const char* kBf16Variable = "PARADIFF_BF16_ARITHMETIC";
 
 #if defined(__x86_64__) || defined(__i386__)
 // xgetbv(0): the register state the operating system saves on context switches.
@@ -56,6 +63,99 @@ CpuIsa detect() {
   return CpuIsa::Portable;
 }
 #endif
+
+// The two loops bf16_dot_speed_ratio() compares: kProbeChains independent accumulators, enough to
+// cover either instruction's latency on every port that runs it. Each returns a sum of its
+// accumulators so that nothing is optimised away.
+constexpr int kProbeChains = 24;
+constexpr int64_t kProbeIters = 40000;  // 960,000 instructions: about 0.3-1 ms per loop
+
+#if defined(__x86_64__)
+__attribute__((noinline, target("avx512f"))) float fp32_fma_loop(int64_t iters) {
+  __m512 acc[kProbeChains];
+  for (int i = 0; i < kProbeChains; ++i) acc[i] = _mm512_set1_ps(0.001f * static_cast<float>(i));
+  const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(0.0001f);
+  for (int64_t it = 0; it < iters; ++it)
+#pragma GCC unroll 24
+    for (int i = 0; i < kProbeChains; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+  alignas(64) float lanes[16];
+  float sum = 0.0f;
+  for (int i = 0; i < kProbeChains; ++i) {
+    _mm512_store_ps(lanes, acc[i]);
+    for (float x : lanes) sum += x;
+  }
+  return sum;
+}
+
+__attribute__((noinline, target("avx512f,avx512bf16"))) float bf16_dot_loop(int64_t iters) {
+  __m512 acc[kProbeChains];
+  for (int i = 0; i < kProbeChains; ++i) acc[i] = _mm512_set1_ps(0.001f * static_cast<float>(i));
+  const __m512bh a = _mm512_cvtne2ps_pbh(_mm512_set1_ps(0.01f), _mm512_set1_ps(0.02f));
+  for (int64_t it = 0; it < iters; ++it)
+#pragma GCC unroll 24
+    for (int i = 0; i < kProbeChains; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, a);
+  alignas(64) float lanes[16];
+  float sum = 0.0f;
+  for (int i = 0; i < kProbeChains; ++i) {
+    _mm512_store_ps(lanes, acc[i]);
+    for (float x : lanes) sum += x;
+  }
+  return sum;
+}
+
+template <typename Loop>
+double loop_seconds(Loop loop, volatile float& sink) {
+  const auto start = std::chrono::steady_clock::now();
+  sink = sink + loop(kProbeIters);
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+double measure_bf16_dot_speed_ratio() {
+  if (hardware_cpu_isa() < CpuIsa::Avx512Bf16) return 0.0;
+  volatile float sink = 0.0f;
+  double fma = 1e30, dot = 1e30;
+  // Alternated, best of each: a round slowed by another process or a frequency change is dropped.
+  for (int round = 0; round < 7; ++round) {
+    fma = std::min(fma, loop_seconds(fp32_fma_loop, sink));
+    dot = std::min(dot, loop_seconds(bf16_dot_loop, sink));
+  }
+  // Same instruction count: a vdpbf16ps does twice the flops of an FMA on 16 lanes.
+  return 2.0 * fma / dot;
+}
+#else
+double measure_bf16_dot_speed_ratio() {
+  return 0.0;
+}
+#endif
+
+// Why native_bf16() says what it says, for cpu_isa_summary().
+struct Bf16Decision {
+  bool native = false;
+  std::string why;  // empty where the level alone decides
+};
+
+Bf16Decision decide_bf16() {
+  const CpuIsa level = active_cpu_isa();
+  if (level < CpuIsa::Avx512Bf16) return {};
+  switch (bf16_arithmetic_setting()) {
+    case Bf16Arithmetic::Native:
+      return {true, str_cat(kBf16Variable, "=native")};
+    case Bf16Arithmetic::Fp32:
+      return {false, str_cat(kBf16Variable, "=fp32")};
+    case Bf16Arithmetic::Auto:
+      break;
+  }
+  if (level == CpuIsa::Amx) return {true, ""};
+  const double ratio = bf16_dot_speed_ratio();
+  char text[96];
+  std::snprintf(text, sizeof(text), "vdpbf16ps at %.2fx the fp32 FMA rate", ratio);
+  return {ratio >= kBf16DotPaysRatio, text};
+}
+
+const Bf16Decision& bf16_decision() {
+  static const Bf16Decision decision = decide_bf16();
+  return decision;
+}
 
 }  // namespace
 
@@ -106,7 +206,24 @@ CpuIsa active_cpu_isa() {
 }
 
 bool native_bf16() {
-  return active_cpu_isa() >= CpuIsa::Avx512Bf16;
+  return bf16_decision().native;
+}
+
+Bf16Arithmetic bf16_arithmetic_setting() {
+  const char* value = std::getenv(kBf16Variable);
+  if (value == nullptr || *value == '\0') return Bf16Arithmetic::Auto;
+  const std::string_view v(value);
+  if (v == "auto") return Bf16Arithmetic::Auto;
+  if (v == "native") return Bf16Arithmetic::Native;
+  if (v == "fp32") return Bf16Arithmetic::Fp32;
+  throw Error(str_cat(kBf16Variable, "=", value,
+                      " is not a bf16 arithmetic; use one of auto, native, fp32 (or leave it unset "
+                      "for auto)"));
+}
+
+double bf16_dot_speed_ratio() {
+  static const double ratio = measure_bf16_dot_speed_ratio();
+  return ratio;
 }
 
 std::string cpu_isa_summary() {
@@ -115,6 +232,7 @@ std::string cpu_isa_summary() {
   if (active != hardware)
     line += str_cat(" (capped by ", kCapVariable, "; cpu has ", cpu_isa_name(hardware), ")");
   line += native_bf16() ? ", bf16 native" : ", bf16 computed in fp32";
+  if (!bf16_decision().why.empty()) line += str_cat(" (", bf16_decision().why, ")");
   return line;
 }
 

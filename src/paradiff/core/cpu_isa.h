@@ -35,9 +35,34 @@ std::optional<CpuIsa> cpu_isa_cap();
 // for the life of the process (a cap set later is not seen).
 CpuIsa active_cpu_isa();
 
-// Whether bf16 arithmetic is native at the active level (AVX512_BF16 or AMX); without it bf16
-// tensors are computed in fp32.
+// Whether bf16 tensors are computed in bf16 (native bf16 dot products and GEMMs) or in fp32 from
+// bf16-stored weights. Never below avx512_bf16. At amx always, at avx512_bf16 (AVX512_BF16
+// without AMX) where the dot product pays: a register loop of vdpbf16ps must reach at least
+// kBf16DotPaysRatio of the fp32 FMA loop's FLOP rate (bf16_dot_speed_ratio). That rules out CPUs
+// whose vdpbf16ps is slow next to their FMAs: on an Intel Xeon (family 6 model 167) KVM guest
+// capped to avx512_bf16 (a cloud guest whose hypervisor hides AMX looks the same), vdpbf16ps ran
+// at 0.49-0.51x the fp32 rate, and native bf16 FLUX forwards ran at 0.65-0.70x fp32's speed.
+// PARADIFF_BF16_ARITHMETIC=native|fp32 overrides the measurement (bf16_arithmetic_setting).
+// Decided on first use and fixed for the life of the process.
 bool native_bf16();
+
+enum class Bf16Arithmetic { Auto, Native, Fp32 };
+// PARADIFF_BF16_ARITHMETIC: auto (or unset or empty), native or fp32. Throws an Error naming the
+// variable, its value and the accepted values when it is anything else. `native` cannot add bf16
+// instructions a level lacks: below avx512_bf16 bf16 is computed in fp32 whatever it says.
+Bf16Arithmetic bf16_arithmetic_setting();
+
+// A vdpbf16ps loop's FLOP rate over an fp32 vfmadd231ps loop's, on the calling thread (16 lanes
+// x 2 pairs x 2 flops per vdpbf16ps, 16 lanes x 2 flops per FMA), each the best of 7 alternated
+// rounds of under a millisecond. 0 where the hardware has no AVX512_BF16. Measured once per
+// process.
+double bf16_dot_speed_ratio();
+
+// The measured ratio at or above which native bf16 pays at avx512_bf16. Real CPUs sit far from
+// it on either side (the dot product is a whole multiple or fraction of the FMA rate), so the
+// decision does not flip with timing noise; 0.75 rather than 1 because bf16 operands also halve
+// the GEMMs' memory traffic.
+inline constexpr double kBf16DotPaysRatio = 0.75;
 
 // One line for summaries and benchmark headers, e.g.
 //   "isa: avx512 (capped by PARADIFF_MAX_ISA; cpu has amx), bf16 computed in fp32".

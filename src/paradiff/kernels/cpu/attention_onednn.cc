@@ -194,9 +194,10 @@ struct ChunkArgs {
 
 // Measured on an Intel Xeon with AMX (family 6 model 167), FLUX forward: bf16 through this path
 // 1.9x faster than the vdpbf16ps tiles; f32 through it 7% slower than the f32 tiles; bf16 with
-// oneDNN capped below AMX (avx512_bf16) the same as the tiles. Hence AMX and bf16 only.
+// oneDNN capped below AMX (avx512_bf16) the same as the tiles. Hence AMX and bf16 only, and only
+// where bf16 is computed natively (PARADIFF_BF16_ARITHMETIC=fp32 widens it to the f32 tiles).
 bool onednn_attention_preferred(DType dtype) {
-  return dtype == DType::BF16 && active_cpu_isa() == CpuIsa::Amx;
+  return dtype == DType::BF16 && active_cpu_isa() == CpuIsa::Amx && native_bf16();
 }
 
 std::string_view onednn_attention_name(DType dtype) {

@@ -187,7 +187,10 @@ const TileKernels& tile_kernels_for(CpuIsa level) {
 }
 
 const TileKernels& tile_kernels() {
-  static const TileKernels& kernels = tile_kernels_for(active_cpu_isa());
+  // bf16 inputs run the vdpbf16ps tiles only where bf16 is computed natively (native_bf16() may
+  // say no at avx512_bf16, core/cpu_isa.h); elsewhere they are widened to the f32 tiles.
+  static const TileKernels& kernels = tile_kernels_for(
+      active_cpu_isa() >= CpuIsa::Avx512Bf16 && !native_bf16() ? CpuIsa::Avx512 : active_cpu_isa());
   return kernels;
 }
 
