@@ -105,6 +105,21 @@ TEST(CpuIsa, Bf16ArithmeticIsReadAndAMisspellingNamesTheVariableTheValueAndTheCh
     unsetenv("PARADIFF_BF16_ARITHMETIC");
 }
 
+// A job's agreement that comes after this process decided is accepted only if it is the same
+// decision (dist/distributed_runtime.cc agrees before anything computes).
+TEST(CpuIsa, AJobAgreementAfterTheDecisionMustMatchIt) {
+  const bool native = native_bf16();
+  EXPECT_NO_THROW(set_job_native_bf16(native));
+  try {
+    set_job_native_bf16(!native);
+    ADD_FAILURE() << "a contrary agreement after the decision was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("PARADIFF_BF16_ARITHMETIC=fp32"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(native_bf16(), native);
+}
+
 TEST(CpuIsa, AMisspelledCapNamesTheVariableTheValueAndTheChoices) {
   const char* saved = std::getenv("PARADIFF_MAX_ISA");
   const std::string kept = saved ? saved : "";

@@ -1,10 +1,12 @@
 #include "paradiff/core/cpu_isa.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -134,7 +136,7 @@ struct Bf16Decision {
   std::string why;  // empty where the level alone decides
 };
 
-Bf16Decision decide_bf16() {
+Bf16Decision decide_bf16_alone() {
   const CpuIsa level = active_cpu_isa();
   if (level < CpuIsa::Avx512Bf16) return {};
   switch (bf16_arithmetic_setting()) {
@@ -152,8 +154,23 @@ Bf16Decision decide_bf16() {
   return {ratio >= kBf16DotPaysRatio, text};
 }
 
+const Bf16Decision& bf16_decision_alone() {
+  static const Bf16Decision decision = decide_bf16_alone();
+  return decision;
+}
+
+// The job's agreement (set_job_native_bf16), if one was made before the decision.
+std::optional<bool> g_job_native;
+std::atomic<bool> g_decided{false};
+
 const Bf16Decision& bf16_decision() {
-  static const Bf16Decision decision = decide_bf16();
+  static const Bf16Decision decision = [] {
+    Bf16Decision d = bf16_decision_alone();
+    if (g_job_native && *g_job_native != d.native)
+      d = {*g_job_native, "another rank of the job computes bf16 in fp32"};
+    g_decided = true;
+    return d;
+  }();
   return decision;
 }
 
@@ -207,6 +224,21 @@ CpuIsa active_cpu_isa() {
 
 bool native_bf16() {
   return bf16_decision().native;
+}
+
+bool native_bf16_alone() {
+  return bf16_decision_alone().native;
+}
+
+void set_job_native_bf16(bool native) {
+  if (g_decided) {
+    PARADIFF_CHECK(native_bf16() == native, "the ranks of this job agreed to compute bf16 ",
+                   native ? "natively" : "in fp32", " after this process had decided on ",
+                   native_bf16() ? "native bf16" : "fp32",
+                   "; set PARADIFF_BF16_ARITHMETIC=fp32 for every rank");
+    return;
+  }
+  g_job_native = native;
 }
 
 Bf16Arithmetic bf16_arithmetic_setting() {

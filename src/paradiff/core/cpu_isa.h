@@ -46,6 +46,18 @@ CpuIsa active_cpu_isa();
 // Decided on first use and fixed for the life of the process.
 bool native_bf16();
 
+// What native_bf16() would decide for this process alone: the level, PARADIFF_BF16_ARITHMETIC and
+// the measurement, before a job agrees (set_job_native_bf16).
+bool native_bf16_alone();
+
+// Every rank of a job must compute bf16 the same way: a context-parallel step exchanges bf16
+// activations between ranks that compute natively and fp32 ones where bf16 is computed in fp32,
+// and the two would not fit. The distributed runtime (dist/distributed_runtime.h) agrees before
+// anything computes, natively only where every rank would, and sets the outcome here; a rank
+// that would have been native then computes in fp32 and says why. Throws an Error if this process
+// already decided otherwise (something computed before the job agreed).
+void set_job_native_bf16(bool native);
+
 enum class Bf16Arithmetic { Auto, Native, Fp32 };
 // PARADIFF_BF16_ARITHMETIC: auto (or unset or empty), native or fp32. Throws an Error naming the
 // variable, its value and the accepted values when it is anything else. `native` cannot add bf16

@@ -5,7 +5,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <string>
 
+#include "paradiff/core/cpu_isa.h"
 #include "paradiff/core/error.h"
 #include "paradiff/core/logging.h"
 #include "paradiff/dist/mpi_communicator.h"
@@ -29,7 +31,34 @@ DistributedRuntime::DistributedRuntime(int* argc, char*** argv) : mpi_(launched_
   // main thread computes (OpenMP threads never call MPI).
   check_mpi(MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread");
   world_ = std::make_unique<MpiCommunicator>(MPI_COMM_WORLD);
-  if (world_->size() > 1) set_log_rank(world_->rank());
+  if (world_->size() > 1) {
+    set_log_rank(world_->rank());
+    try {
+      agree_on_bf16_arithmetic();
+    } catch (...) {
+      // Every rank fails here together (the agreement's reduction tells each one): end MPI
+      // cleanly before reporting.
+      world_.reset();
+      MPI_Finalize();
+      throw;
+    }
+  }
+}
+
+void DistributedRuntime::agree_on_bf16_arithmetic() {
+  // 1: native, 0: fp32, -1: this rank could not decide (a bad PARADIFF_BF16_ARITHMETIC or
+  // PARADIFF_MAX_ISA). Every rank joins the reduction even then, so that none waits in it alone.
+  int64_t native = -1;
+  std::string failure;
+  try {
+    native = native_bf16_alone() ? 1 : 0;
+  } catch (const std::exception& e) {
+    failure = e.what();
+  }
+  world_->allreduce(&native, 1, ReduceType::I64, ReduceOp::Min);
+  if (!failure.empty()) throw Error(failure);
+  PARADIFF_CHECK(native >= 0, "another rank could not decide how to compute bf16 (see its error)");
+  set_job_native_bf16(native == 1);
 }
 
 DistributedRuntime::~DistributedRuntime() {

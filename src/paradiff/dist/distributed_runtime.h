@@ -11,7 +11,8 @@ namespace paradiff::dist {
 
 class DistributedRuntime {
  public:
-  // Initialises MPI if a launcher started this process (OpenMPI, PMI or PMIx variables set).
+  // Initialises MPI if a launcher started this process (OpenMPI, PMI or PMIx variables set), and
+  // then makes every rank compute bf16 the same way (core/cpu_isa.h, set_job_native_bf16).
   DistributedRuntime(int* argc, char*** argv);
   ~DistributedRuntime();  // finalises MPI
   DistributedRuntime(const DistributedRuntime&) = delete;
@@ -21,6 +22,9 @@ class DistributedRuntime {
   bool uses_mpi() const { return mpi_; }
 
  private:
+  // Natively only where every rank would (an allreduce of native_bf16_alone()).
+  void agree_on_bf16_arithmetic();
+
   bool mpi_ = false;
   std::unique_ptr<Communicator> world_;
 };
