@@ -138,6 +138,16 @@ void pv_step(const TileScratch& s, int64_t r0, int64_t d0, const Block& b, bool 
     for (int v = 0; v < NV; ++v) _mm512_storeu_ps(o + r * b.dv + 16 * v, acc[r][v]);
 }
 
+// Prefetches slice `part` of `parts` equal slices of [p, p + bytes) into L2: each register-tile
+// step of one block brings in its share of the next block's data while the current block's sits
+// in L1 (K and V together would not fit there).
+PARADIFF_INLINE void prefetch_slice_l2(const void* p, size_t bytes, int64_t part, int64_t parts) {
+  const auto lines = static_cast<int64_t>((bytes + 63) / 64);
+  const int64_t first = lines * part / parts, last = lines * (part + 1) / parts;
+  for (int64_t l = first; l < last; ++l)
+    _mm_prefetch(static_cast<const char*>(p) + l * 64, _MM_HINT_T1);
+}
+
 using QkFn = void (*)(const TileScratch&, int64_t, const Block&);
 using PvFn = void (*)(const TileScratch&, int64_t, int64_t, const Block&, bool);
 
@@ -171,6 +181,9 @@ void attend_tile(const TileArgs& a) {
   b.dq = layout.dq;
   b.dv = layout.dv;
   b.c = a.scale * static_cast<float>(M_LOG2E);
+  const size_t k_bytes = static_cast<size_t>(layout.k_block) * layout.elem_size;
+  const size_t v_bytes = static_cast<size_t>(layout.v_block) * layout.elem_size;
+  const int64_t groups = (rows + kQkRows - 1) / kQkRows;
   for (int64_t blk = 0; blk < layout.blocks; ++blk) {
     b.k = packed_k(layout, a.packed_head, blk);
     b.v = packed_v(layout, a.packed_head, blk);
@@ -181,9 +194,15 @@ void attend_tile(const TileArgs& a) {
       b.valid[c] = static_cast<__mmask16>((1u << n) - 1u);
     }
     const auto& qk = b.keys < kKvBlock ? qk_tail : qk_full;
-    for (int64_t r0 = 0; r0 < rows; r0 += kQkRows)
-      qk[std::min<int64_t>(kQkRows, rows - r0) - 1](s, r0, b);
+    // While Q K^T runs on this block's K, its V comes into L2; while P V runs, the next block's K.
+    const void* next_k =
+        blk + 1 < layout.blocks ? packed_k(layout, a.packed_head, blk + 1) : nullptr;
     for (int64_t r0 = 0; r0 < rows; r0 += kQkRows) {
+      prefetch_slice_l2(b.v, v_bytes, r0 / kQkRows, groups);
+      qk[std::min<int64_t>(kQkRows, rows - r0) - 1](s, r0, b);
+    }
+    for (int64_t r0 = 0; r0 < rows; r0 += kQkRows) {
+      if (next_k != nullptr) prefetch_slice_l2(next_k, k_bytes, r0 / kQkRows, groups);
       const int64_t n = std::min<int64_t>(kQkRows, rows - r0);
       bool rescale = false;
       for (int64_t r = 0; r < n; ++r) rescale |= s.alpha[r0 + r] != 1.0f;
