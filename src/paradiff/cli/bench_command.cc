@@ -19,7 +19,6 @@
 #include "paradiff/core/memory.h"
 #include "paradiff/core/threads.h"
 #include "paradiff/core/timer.h"
-#include "paradiff/dist/host_names.h"
 #include "paradiff/dist/tensor_broadcast.h"
 #include "paradiff/engine/placed_transformer.h"
 #include "paradiff/engine/transformer_runner.h"
@@ -238,7 +237,6 @@ int run_placed(const Options& o, const BenchModel& bench, DType compute,
   } remove_random{o.model.empty() ? folder : std::string(), root};
   world.barrier();
 
-  const std::vector<std::string> hosts = dist::gather_host_names(world);
   const engine::AgreedPlacement placement = engine::agree_transformer_placement(
       world, folder, o.transformer_device_map, o.max_memory, world.size(), compute);
   if (root && o.header) {
@@ -266,11 +264,12 @@ int run_placed(const Options& o, const BenchModel& bench, DType compute,
       std::printf(
           "| placed %s, rank %zu (%s) | %.1f | %.3f | %.3f | %.3f | %.0f%% | %.3f GB on this rank "
           "| %.3f + %.3f | %.3f + %.3f | %.3f | - |\n",
-          std::filesystem::path(o.transformer_device_map).filename().c_str(), r, hosts[r].c_str(),
-          t.median_ms, 1000.0 / t.median_ms, k.peak_bytes / 1e9, k.sent_bytes / 1e6,
-          100.0 * (k.wait_us / 1e3) / t.median_ms, k.weight_bytes / 1e9, k.weights_pss_bytes / 1e9,
-          (k.pss_bytes - k.weights_pss_bytes) / 1e9, k.host_weights_pss_bytes / 1e9,
-          (k.host_pss_bytes - k.host_weights_pss_bytes) / 1e9, k.peak_rss_bytes / 1e9);
+          std::filesystem::path(o.transformer_device_map).filename().c_str(), r,
+          placement.hosts[r].c_str(), t.median_ms, 1000.0 / t.median_ms, k.peak_bytes / 1e9,
+          k.sent_bytes / 1e6, 100.0 * (k.wait_us / 1e3) / t.median_ms, k.weight_bytes / 1e9,
+          k.weights_pss_bytes / 1e9, (k.pss_bytes - k.weights_pss_bytes) / 1e9,
+          k.host_weights_pss_bytes / 1e9, (k.host_pss_bytes - k.host_weights_pss_bytes) / 1e9,
+          k.peak_rss_bytes / 1e9);
     }
     std::fflush(stdout);
   }

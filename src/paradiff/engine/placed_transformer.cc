@@ -62,8 +62,9 @@ AgreedPlacement agree_transformer_placement(dist::Communicator& world, const std
                                             const std::string& device_map,
                                             const std::string& max_memory, int stages,
                                             DType dtype) {
-  const int local_ranks = dist::ranks_on_host_of(dist::gather_host_names(world), 0);
   AgreedPlacement agreed;
+  agreed.hosts = dist::gather_host_names(world);
+  const int local_ranks = dist::ranks_on_host_of(agreed.hosts, 0);
   std::string map_json;
   if (world.rank() == 0) {
     const auto placement =

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "paradiff/dist/communicator.h"
 #include "paradiff/engine/transformer_runner.h"
@@ -24,10 +25,12 @@ parallel::ModelPlacement plan_transformer_placement(const std::string& folder,
 // plan_transformer_placement run on rank 0 of `world` (its budget; by default its host's memory
 // shared by the ranks on that host) for `stages` devices, and the map broadcast: every rank gets
 // the same map. Collective over `world`. `summary` is rank 0's one line for a report: the map and
-// the bytes per device as JSON (empty on the other ranks).
+// the bytes per device as JSON (empty on the other ranks); `hosts` every rank's host name, by
+// rank of `world` (gathered for the budget, kept for reports).
 struct AgreedPlacement {
   parallel::DeviceMap map;
   std::string summary;
+  std::vector<std::string> hosts;
 };
 AgreedPlacement agree_transformer_placement(dist::Communicator& world, const std::string& folder,
                                             const std::string& device_map,
