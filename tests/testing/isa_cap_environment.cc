@@ -18,7 +18,7 @@ constexpr int kSkipStatus = 77;
 
 // PARADIFF_TEST_ISA=<level>[/<bf16 arithmetic>] (set by tests/CMakeLists.txt, which can give a
 // discovered test one environment variable only) becomes PARADIFF_MAX_ISA=<level> and
-// PARADIFF_BF16_ARITHMETIC=<bf16 arithmetic>, before anything reads either.
+// PARADIFF_BF16_ARITHMETIC=<bf16 arithmetic>.
 void expand_test_isa() {
   const char* value = std::getenv("PARADIFF_TEST_ISA");
   if (value == nullptr || *value == '\0') return;
@@ -32,7 +32,6 @@ void expand_test_isa() {
 class IsaCapEnvironment : public ::testing::Environment {
  public:
   void SetUp() override {
-    expand_test_isa();
     const auto cap = cpu_isa_cap();
     if (!cap || *cap <= hardware_cpu_isa()) return;
     std::printf(
@@ -44,8 +43,10 @@ class IsaCapEnvironment : public ::testing::Environment {
   }
 };
 
+// Expanded while the program starts, before main registers any test (a parameter generator may
+// ask for the active level).
 [[maybe_unused]] ::testing::Environment* const isa_cap_environment =
-    ::testing::AddGlobalTestEnvironment(new IsaCapEnvironment);
+    (expand_test_isa(), ::testing::AddGlobalTestEnvironment(new IsaCapEnvironment));
 
 }  // namespace
 }  // namespace paradiff::testing
