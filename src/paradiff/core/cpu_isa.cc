@@ -11,10 +11,10 @@
 #include <string_view>
 
 #include "paradiff/core/error.h"
+#include "paradiff/core/fma_loops.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
-#include <immintrin.h>
 #endif
 
 namespace paradiff {
@@ -66,45 +66,11 @@ CpuIsa detect() {
 }
 #endif
 
-// The two loops bf16_dot_speed_ratio() compares: kProbeChains independent accumulators, enough to
-// cover either instruction's latency on every port that runs it. Each returns a sum of its
-// accumulators so that nothing is optimised away.
-constexpr int kProbeChains = 24;
-constexpr int64_t kProbeIters = 40000;  // 960,000 instructions: about 0.3-1 ms per loop
+// bf16_dot_speed_ratio()'s loops run this many iterations (core/fma_loops.h): 960,000
+// instructions, about 0.3-1 ms per loop.
+constexpr int64_t kProbeIters = 40000;
 
 #if defined(__x86_64__)
-__attribute__((noinline, target("avx512f"))) float fp32_fma_loop(int64_t iters) {
-  __m512 acc[kProbeChains];
-  for (int i = 0; i < kProbeChains; ++i) acc[i] = _mm512_set1_ps(0.001f * static_cast<float>(i));
-  const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(0.0001f);
-  for (int64_t it = 0; it < iters; ++it)
-#pragma GCC unroll 24
-    for (int i = 0; i < kProbeChains; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
-  alignas(64) float lanes[16];
-  float sum = 0.0f;
-  for (int i = 0; i < kProbeChains; ++i) {
-    _mm512_store_ps(lanes, acc[i]);
-    for (float x : lanes) sum += x;
-  }
-  return sum;
-}
-
-__attribute__((noinline, target("avx512f,avx512bf16"))) float bf16_dot_loop(int64_t iters) {
-  __m512 acc[kProbeChains];
-  for (int i = 0; i < kProbeChains; ++i) acc[i] = _mm512_set1_ps(0.001f * static_cast<float>(i));
-  const __m512bh a = _mm512_cvtne2ps_pbh(_mm512_set1_ps(0.01f), _mm512_set1_ps(0.02f));
-  for (int64_t it = 0; it < iters; ++it)
-#pragma GCC unroll 24
-    for (int i = 0; i < kProbeChains; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, a);
-  alignas(64) float lanes[16];
-  float sum = 0.0f;
-  for (int i = 0; i < kProbeChains; ++i) {
-    _mm512_store_ps(lanes, acc[i]);
-    for (float x : lanes) sum += x;
-  }
-  return sum;
-}
-
 template <typename Loop>
 double loop_seconds(Loop loop, volatile float& sink) {
   const auto start = std::chrono::steady_clock::now();
@@ -118,11 +84,10 @@ double measure_bf16_dot_speed_ratio() {
   double fma = 1e30, dot = 1e30;
   // Alternated, best of each: a round slowed by another process or a frequency change is dropped.
   for (int round = 0; round < 7; ++round) {
-    fma = std::min(fma, loop_seconds(fp32_fma_loop, sink));
-    dot = std::min(dot, loop_seconds(bf16_dot_loop, sink));
+    fma = std::min(fma, loop_seconds(avx512_fma_loop, sink));
+    dot = std::min(dot, loop_seconds(avx512_bf16_dot_loop, sink));
   }
-  // Same instruction count: a vdpbf16ps does twice the flops of an FMA on 16 lanes.
-  return 2.0 * fma / dot;
+  return (kBf16DotLoopFlops / dot) / (kAvx512FmaLoopFlops / fma);
 }
 #else
 double measure_bf16_dot_speed_ratio() {
