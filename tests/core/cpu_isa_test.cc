@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "paradiff/core/error.h"
+#include "testing/scoped_env.h"
 
 namespace paradiff {
 namespace {
@@ -80,17 +81,15 @@ TEST(CpuIsa, MeasuresTheBf16DotProductAgainstTheFmaRate) {
 }
 
 TEST(CpuIsa, Bf16ArithmeticIsReadAndAMisspellingNamesTheVariableTheValueAndTheChoices) {
-  const char* saved = std::getenv("PARADIFF_BF16_ARITHMETIC");
-  const std::string kept = saved ? saved : "";
+  const testing::ScopedEnv env("PARADIFF_BF16_ARITHMETIC", nullptr);
+  EXPECT_EQ(bf16_arithmetic_setting(), Bf16Arithmetic::Auto);
   for (const auto& [value, want] :
        {std::pair{"", Bf16Arithmetic::Auto}, std::pair{"auto", Bf16Arithmetic::Auto},
         std::pair{"native", Bf16Arithmetic::Native}, std::pair{"fp32", Bf16Arithmetic::Fp32}}) {
-    setenv("PARADIFF_BF16_ARITHMETIC", value, 1);
+    env.set(value);
     EXPECT_EQ(bf16_arithmetic_setting(), want) << value;
   }
-  unsetenv("PARADIFF_BF16_ARITHMETIC");
-  EXPECT_EQ(bf16_arithmetic_setting(), Bf16Arithmetic::Auto);
-  setenv("PARADIFF_BF16_ARITHMETIC", "bf16", 1);
+  env.set("bf16");
   try {
     bf16_arithmetic_setting();
     ADD_FAILURE() << "a misspelled bf16 arithmetic was accepted";
@@ -99,10 +98,6 @@ TEST(CpuIsa, Bf16ArithmeticIsReadAndAMisspellingNamesTheVariableTheValueAndTheCh
     EXPECT_NE(message.find("PARADIFF_BF16_ARITHMETIC=bf16"), std::string::npos) << message;
     EXPECT_NE(message.find("auto, native, fp32"), std::string::npos) << message;
   }
-  if (saved)
-    setenv("PARADIFF_BF16_ARITHMETIC", kept.c_str(), 1);
-  else
-    unsetenv("PARADIFF_BF16_ARITHMETIC");
 }
 
 // A job's agreement that comes after this process decided is accepted only if it is the same
@@ -121,9 +116,7 @@ TEST(CpuIsa, AJobAgreementAfterTheDecisionMustMatchIt) {
 }
 
 TEST(CpuIsa, AMisspelledCapNamesTheVariableTheValueAndTheChoices) {
-  const char* saved = std::getenv("PARADIFF_MAX_ISA");
-  const std::string kept = saved ? saved : "";
-  setenv("PARADIFF_MAX_ISA", "avx-512", 1);
+  const testing::ScopedEnv env("PARADIFF_MAX_ISA", "avx-512");
   try {
     cpu_isa_cap();
     ADD_FAILURE() << "a misspelled cap was accepted";
@@ -132,12 +125,8 @@ TEST(CpuIsa, AMisspelledCapNamesTheVariableTheValueAndTheChoices) {
     EXPECT_NE(message.find("PARADIFF_MAX_ISA=avx-512"), std::string::npos) << message;
     EXPECT_NE(message.find("avx2, avx512, avx512_bf16, amx"), std::string::npos) << message;
   }
-  setenv("PARADIFF_MAX_ISA", "", 1);
+  env.set("");
   EXPECT_FALSE(cpu_isa_cap());
-  if (saved)
-    setenv("PARADIFF_MAX_ISA", kept.c_str(), 1);
-  else
-    unsetenv("PARADIFF_MAX_ISA");
 }
 
 }  // namespace
