@@ -14,6 +14,9 @@
            --output OUT --dtype fp32|bf16 --threads T --repeat N
    reads its `forward_ms: <median>` line and its output, and prints both timings, the ratio
    diffusers/paradiff and paradiff's relative error against diffusers in one table.
+   With --pairs N instead, each cell alternates N times: one timed diffusers forward, then one
+   paradiff process with --repeat 1; the ratio is the median of the pairs' ratios, so a drift of
+   the machine's speed during the run moves both sides alike.
 
 See README.md in this folder for the paradiff CLI contract. Typical use (takes minutes):
   nice -n 10 .venv-tools/bin/python tools/compare_diffusers/compare_flux_transformer.py
@@ -197,6 +200,15 @@ def prepare_model_dir(args, cfg: dict) -> None:
 # diffusers timing
 # --------------------------------------------------------------------------------------------
 
+def check_flop_count(counter, flops: dict) -> None:
+    """Removes the hooks and compares what they counted in one forward with the formula."""
+    counter.remove()
+    got = {"linear": counter.linear, "attention": counter.attention}
+    for k in got:
+        if got[k] != flops[k]:
+            raise RuntimeError(f"FLOP count mismatch ({k}): hooks {got[k]} vs formula {flops[k]}")
+
+
 @torch.no_grad()
 def run_diffusers(args, flops: dict) -> dict:
     mdir = args.model_dir
@@ -214,11 +226,7 @@ def run_diffusers(args, flops: dict) -> dict:
             for _ in range(args.warmup):
                 out = model(**kw).sample
                 if counter is not None:
-                    counter.remove()
-                    got = {"linear": counter.linear, "attention": counter.attention}
-                    for k in got:
-                        if got[k] != flops[k]:
-                            raise RuntimeError(f"FLOP count mismatch ({k}): hooks {got[k]} vs formula {flops[k]}")
+                    check_flop_count(counter, flops)
                     counter = None
             times = []
             for _ in range(args.runs):
@@ -239,6 +247,54 @@ def run_diffusers(args, flops: dict) -> dict:
     return results
 
 
+@torch.no_grad()
+def run_alternating(args, flops: dict) -> tuple[dict, dict]:
+    """--pairs N: for each cell, after the warm-ups, N times one timed diffusers forward followed
+    by one paradiff process (--repeat 1: one warm-up forward, one timed). A drift of the machine's
+    speed then moves both halves of every pair alike; the table's ratio is the median of the
+    per-pair ratios."""
+    mdir = args.model_dir
+    inputs = load_file(str(mdir / "inputs.safetensors"))
+    diff, para = {}, {}
+    for dname in args.dtypes:
+        dtype = DTYPES[dname]
+        model = FluxTransformer2DModel.from_pretrained(str(mdir / "transformer"), torch_dtype=dtype).eval()
+        for p in model.parameters():  # own, aligned memory instead of mmapped file views
+            p.data = p.data.clone()
+        kw = {k: (v if k in ("img_ids", "txt_ids") else v.to(dtype)) for k, v in inputs.items()}
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            counter = FlopCounter(model) if not diff else None
+            for _ in range(args.warmup):
+                out = model(**kw).sample
+                if counter is not None:
+                    check_flop_count(counter, flops)
+                    counter = None
+            # paradiff's relative error is taken against this output.
+            save_file({"sample": out.float().contiguous()}, str(mdir / f"output_{dname}.safetensors"))
+            dtimes, ptimes, ratios, last = [], [], [], {}
+            for _ in range(args.pairs):
+                t0 = time.perf_counter()
+                model(**kw)
+                dtimes.append((time.perf_counter() - t0) * 1e3)
+                last = run_paradiff(args, dname, threads, repeat=1)
+                if "error" in last:
+                    break
+                ptimes.append(last["median_ms"])
+                ratios.append(dtimes[-1] / ptimes[-1])
+            key = f"{dname}/{threads}"
+            diff[key] = {"dtype": dname, "threads": threads, "median_ms": statistics.median(dtimes),
+                         "runs": dtimes}
+            para[key] = dict(last)
+            if ratios:
+                para[key].update(median_ms=statistics.median(ptimes), runs=ptimes,
+                                 pair_ratios=ratios)
+            print(f"  {dname} threads={threads}: diffusers/paradiff per pair "
+                  + " ".join(f"{r:.2f}" for r in ratios), flush=True)
+        del model
+    return diff, para
+
+
 # --------------------------------------------------------------------------------------------
 # paradiff timing
 # --------------------------------------------------------------------------------------------
@@ -246,7 +302,7 @@ def run_diffusers(args, flops: dict) -> dict:
 FORWARD_MS = re.compile(r"^forward_ms:\s*([0-9.eE+-]+)\s*$", re.M)
 
 
-def run_paradiff(args, dname: str, threads: int) -> dict:
+def run_paradiff(args, dname: str, threads: int, repeat: int | None = None) -> dict:
     mdir = args.model_dir
     out_path = Path(args.paradiff_output)
     out_path.unlink(missing_ok=True)
@@ -254,7 +310,8 @@ def run_paradiff(args, dname: str, threads: int) -> dict:
            "--model", str(mdir / "transformer"),
            "--inputs", str(mdir / "inputs.safetensors"),
            "--output", str(out_path),
-           "--dtype", dname, "--threads", str(threads), "--repeat", str(args.runs)]
+           "--dtype", dname, "--threads", str(threads),
+           "--repeat", str(args.runs if repeat is None else repeat)]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = (time.perf_counter() - t0) * 1e3
@@ -309,6 +366,9 @@ def main(argv=None) -> int:
     ap.add_argument("--dtypes", type=lambda s: parse_list(s), default=["fp32", "bf16"], help="e.g. fp32,bf16")
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--runs", type=int, default=3, help="timed runs; the median is reported")
+    ap.add_argument("--pairs", type=int, default=0,
+                    help="with --paradiff: time N alternating pairs (one diffusers forward, one "
+                         "paradiff process) per cell instead of each side's runs back to back")
     ap.add_argument("--regenerate", action="store_true", help="rebuild MODEL_DIR even if it matches")
     ap.add_argument("--skip-diffusers", action="store_true",
                     help="reuse MODEL_DIR/diffusers_timings.json instead of timing diffusers again")
@@ -320,6 +380,8 @@ def main(argv=None) -> int:
             ap.error(f"unknown dtype {d!r}; use fp32 and/or bf16")
     if args.warmup < 1:
         ap.error("--warmup must be >= 1 (the first run also checks the FLOP count)")
+    if args.pairs < 0 or (args.pairs and (not args.paradiff or args.skip_diffusers)):
+        ap.error("--pairs N needs N >= 0, --paradiff and diffusers' timing (no --skip-diffusers)")
 
     cfg = model_config(args)
     s_img, s_txt = args.grid * args.grid, args.txt_len
@@ -336,7 +398,12 @@ def main(argv=None) -> int:
     prepare_model_dir(args, cfg)
 
     timings_path = args.model_dir / "diffusers_timings.json"
-    if args.skip_diffusers:
+    para = {}
+    if args.pairs:
+        print(f"timing {args.pairs} alternating pairs per cell after {args.warmup} diffusers "
+              "warm-up(s) ...", flush=True)
+        diff, para = run_alternating(args, flops)
+    elif args.skip_diffusers:
         if not timings_path.exists():
             raise SystemExit(f"--skip-diffusers: {timings_path} does not exist; run once without it")
         diff = json.loads(timings_path.read_text())["results"]
@@ -344,8 +411,7 @@ def main(argv=None) -> int:
         print(f"timing diffusers: warm-up {args.warmup}, median of {args.runs} ...", flush=True)
         diff = run_diffusers(args, flops)
 
-    para = {}
-    if args.paradiff:
+    if args.paradiff and not args.pairs:
         for dname in args.dtypes:
             for threads in args.threads:
                 r = run_paradiff(args, dname, threads)
@@ -356,7 +422,12 @@ def main(argv=None) -> int:
     gf = flops["total"] / 1e9
     print(f"load average now {os.getloadavg()[0]:.2f} (other processes on these cores skew the timings)")
     print()
-    print(f"FLUX transformer forward, {gf:.1f} GFLOP; ms = median of {args.runs} after {args.warmup} warm-up")
+    if args.pairs:
+        print(f"FLUX transformer forward, {gf:.1f} GFLOP; ms = median of {args.pairs} alternating "
+              f"pairs; diff/para = median of the pairs' ratios")
+    else:
+        print(f"FLUX transformer forward, {gf:.1f} GFLOP; ms = median of {args.runs} after "
+              f"{args.warmup} warm-up")
     hdr = f"{'dtype':<6} {'thr':>3} | {'diffusers ms':>12} {'GFLOP/s':>8}"
     if args.paradiff:
         hdr += f" | {'paradiff ms':>11} {'GFLOP/s':>8} | {'diff/para':>9} | {'rel.err':>8}"
@@ -373,7 +444,9 @@ def main(argv=None) -> int:
                 p = para.get(key, {})
                 pms = p.get("median_ms")
                 row += " | " + (f"{pms:>11.1f} {gf / pms * 1e3:>8.1f}" if pms else f"{'FAILED':>11} {'-':>8}")
-                row += " | " + (f"{dms / pms:>9.2f}" if (pms and dms) else f"{'-':>9}")
+                ratio = statistics.median(p["pair_ratios"]) if p.get("pair_ratios") else (
+                    dms / pms if (pms and dms) else None)
+                row += " | " + (f"{ratio:>9.2f}" if ratio else f"{'-':>9}")
                 err = p.get("rel_err")
                 row += " | " + (f"{err:>8.1e}" if err is not None else f"{'-':>8}")
             print(row)

@@ -14,7 +14,9 @@
        BIN transformer-forward --model MODEL_DIR/transformer --inputs MODEL_DIR/inputs.safetensors
            --output OUT --dtype fp32|bf16 --threads T --repeat N
    (its `forward_ms:` line is the median of N after one warm-up). Both run back to back for each
-   cell, so a change in the machine's load between cells moves both.
+   cell, so a change in the machine's load between cells moves both. With --pairs N each cell
+   alternates N times instead: one timed diffusers forward, then one paradiff process with
+   --repeat 1; the ratio is the median of the pairs' ratios.
 3. Prints one table: both medians, the ratio diffusers/paradiff (> 1: paradiff faster) and
    paradiff's relative error ||paradiff - diffusers|| / ||diffusers|| in the same dtype.
 
@@ -118,13 +120,17 @@ def prepare_model_dir(args, cfg: dict) -> None:
     print(f"  {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters")
 
 
+def diffusers_kwargs(inputs: dict, dtype) -> dict:
+    img_shapes = [[tuple(int(v) for v in s) for s in sample] for sample in inputs["img_shapes"]]
+    return dict(hidden_states=inputs["hidden_states"].to(dtype),
+                encoder_hidden_states=inputs["encoder_hidden_states"].to(dtype),
+                timestep=inputs["timestep"].to(dtype), img_shapes=img_shapes, return_dict=True)
+
+
 @torch.no_grad()
 def time_diffusers(args, model, inputs: dict, dtype, threads: int):
     torch.set_num_threads(threads)
-    img_shapes = [[tuple(int(v) for v in s) for s in sample] for sample in inputs["img_shapes"]]
-    kw = dict(hidden_states=inputs["hidden_states"].to(dtype),
-              encoder_hidden_states=inputs["encoder_hidden_states"].to(dtype),
-              timestep=inputs["timestep"].to(dtype), img_shapes=img_shapes, return_dict=True)
+    kw = diffusers_kwargs(inputs, dtype)
     for _ in range(args.warmup):
         out = model(**kw).sample
     times = []
@@ -135,13 +141,39 @@ def time_diffusers(args, model, inputs: dict, dtype, threads: int):
     return statistics.median(times), out.float()
 
 
-def run_paradiff(args, dname: str, threads: int) -> dict:
+@torch.no_grad()
+def time_alternating(args, model, inputs: dict, dname: str, threads: int):
+    """--pairs N: after the diffusers warm-ups, N times one timed diffusers forward followed by one
+    paradiff process (--repeat 1: one warm-up forward, one timed), so that a drift of the
+    machine's speed moves both halves of every pair alike. Returns diffusers' median, its output,
+    paradiff's result (median_ms over the pairs) and the pairs' ratios."""
+    torch.set_num_threads(threads)
+    kw = diffusers_kwargs(inputs, DTYPES[dname])
+    for _ in range(args.warmup):
+        out = model(**kw).sample
+    dtimes, ptimes, ratios, para = [], [], [], {}
+    for _ in range(args.pairs):
+        t0 = time.perf_counter()
+        model(**kw)
+        dtimes.append((time.perf_counter() - t0) * 1e3)
+        para = run_paradiff(args, dname, threads, repeat=1)
+        if "error" in para:
+            break
+        ptimes.append(para["median_ms"])
+        ratios.append(dtimes[-1] / ptimes[-1])
+    if ratios:
+        para["median_ms"] = statistics.median(ptimes)
+    return statistics.median(dtimes), out.float(), para, ratios
+
+
+def run_paradiff(args, dname: str, threads: int, repeat: int | None = None) -> dict:
     out_path = Path(args.paradiff_output)
     out_path.unlink(missing_ok=True)
     cmd = [str(args.paradiff), "transformer-forward",
            "--model", str(args.model_dir / "transformer"),
            "--inputs", str(args.model_dir / "inputs.safetensors"), "--output", str(out_path),
-           "--dtype", dname, "--threads", str(threads), "--repeat", str(args.runs)]
+           "--dtype", dname, "--threads", str(threads),
+           "--repeat", str(args.runs if repeat is None else repeat)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     res = {"cmd": " ".join(cmd), "rc": proc.returncode}
     m = FORWARD_MS.findall(proc.stdout)
@@ -181,12 +213,17 @@ def main(argv=None) -> int:
     ap.add_argument("--dtypes", type=parse_list, default=["fp32", "bf16"])
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--runs", type=int, default=3, help="timed runs; the median is reported")
+    ap.add_argument("--pairs", type=int, default=0,
+                    help="time N alternating pairs (one diffusers forward, one paradiff process) "
+                         "per cell instead of each side's runs back to back")
     ap.add_argument("--paradiff", type=Path, required=True, help="the paradiff binary")
     ap.add_argument("--paradiff-output", default="/tmp/paradiff-qwen-out.safetensors")
     args = ap.parse_args(argv)
     for d in args.dtypes:
         if d not in DTYPES:
             ap.error(f"unknown dtype {d!r}; use fp32 and/or bf16")
+    if args.pairs < 0:
+        ap.error("--pairs must be >= 0")
 
     cfg = model_config(args)
     s_img, s_txt = args.grid * args.grid, args.txt_len
@@ -208,28 +245,40 @@ def main(argv=None) -> int:
             p.data = p.data.clone()
         for threads in args.threads:
             load_before = os.getloadavg()[0]
-            dms, ref = time_diffusers(args, model, inputs, DTYPES[dname], threads)
-            para = run_paradiff(args, dname, threads)
+            ratios = []
+            if args.pairs:
+                dms, ref, para, ratios = time_alternating(args, model, inputs, dname, threads)
+            else:
+                dms, ref = time_diffusers(args, model, inputs, DTYPES[dname], threads)
+                para = run_paradiff(args, dname, threads)
             err = None
             if "sample" in para:
                 err = ((para["sample"] - ref).norm() / ref.norm()).item()
-            rows.append((dname, threads, dms, para.get("median_ms"), err, load_before,
-                         para.get("error")))
+            pms = para.get("median_ms")
+            ratio = statistics.median(ratios) if ratios else (dms / pms if pms else None)
+            rows.append((dname, threads, dms, pms, ratio, err, load_before, para.get("error")))
             print(f"  {dname} threads={threads}: diffusers {dms:.0f} ms, paradiff "
-                  f"{para.get('median_ms', float('nan')):.0f} ms (load {load_before:.2f})",
+                  f"{para.get('median_ms', float('nan')):.0f} ms (load {load_before:.2f})"
+                  + (" pairs " + " ".join(f"{r:.2f}" for r in ratios) if ratios else ""),
                   flush=True)
         del model
 
-    print(f"\nQwen-Image transformer forward, {gf:.1f} GFLOP; ms = median of {args.runs} after "
-          f"{args.warmup} warm-up (paradiff: 1); load average now {os.getloadavg()[0]:.2f}")
+    if args.pairs:
+        print(f"\nQwen-Image transformer forward, {gf:.1f} GFLOP; ms = median of {args.pairs} "
+              f"alternating pairs, diffusers / paradiff = median of the pairs' ratios; load "
+              f"average now {os.getloadavg()[0]:.2f}")
+    else:
+        print(f"\nQwen-Image transformer forward, {gf:.1f} GFLOP; ms = median of {args.runs} "
+              f"after {args.warmup} warm-up (paradiff: 1); load average now "
+              f"{os.getloadavg()[0]:.2f}")
     print("| dtype | threads | diffusers ms | paradiff ms | diffusers / paradiff | rel. error | "
           "load avg |")
     print("|---|---|---|---|---|---|---|")
-    for dname, threads, dms, pms, err, load, error in rows:
+    for dname, threads, dms, pms, ratio, err, load, error in rows:
         if pms is None:
             print(f"| {dname} | {threads} | {dms:.0f} | FAILED: {error} | - | - | {load:.2f} |")
             continue
-        print(f"| {dname} | {threads} | {dms:.0f} | {pms:.0f} | {dms / pms:.2f}x | {err:.1e} | "
+        print(f"| {dname} | {threads} | {dms:.0f} | {pms:.0f} | {ratio:.2f}x | {err:.1e} | "
               f"{load:.2f} |")
     print("rel. error: ||paradiff - diffusers|| / ||diffusers||, same dtype (diffusers' bf16 "
           "keeps norms in bf16, paradiff in fp32, so bf16 rows differ more)")
