@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <string>
 #include <utility>
@@ -16,6 +17,7 @@
 #include "mpi_world.h"
 #include "paradiff/engine/transformer_runner.h"
 #include "testing/flux_inputs.h"
+#include "testing/scoped_env.h"
 #include "testing/test_util.h"
 
 namespace paradiff {
@@ -82,10 +84,11 @@ TEST(FullyShard, OutputsMatchResidentWeightsAndOneProcess) {
     if (compute == DType::F32) cases.push_back({world.size(), true});
     if (world.size() == 4 && compute == DType::F32) cases.push_back({2, false});  // {0,2}, {1,3}
     for (auto [degree, mpi] : cases) {
-      if (mpi) setenv("PARADIFF_SHARD_GATHER", "mpi", 1);
+      std::optional<testing::ScopedEnv> gather;
+      if (mpi) gather.emplace("PARADIFF_SHARD_GATHER", "mpi");
       engine::TransformerRunner runner(world, ulysses_over_world(), random_model(config, compute),
                                        dist::WeightSharing::Auto, degree);
-      unsetenv("PARADIFF_SHARD_GATHER");
+      gather.reset();
       ASSERT_NE(runner.sharded_weights(), nullptr);
       EXPECT_EQ(runner.sharded_weights()->degree(), degree);
       EXPECT_EQ(runner.sharded_weights()->gathers_locally(), !mpi);
