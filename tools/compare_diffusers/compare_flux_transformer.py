@@ -46,6 +46,7 @@ from safetensors.torch import load_file, save_file  # noqa: E402
 
 import diffusers  # noqa: E402
 from diffusers import FluxTransformer2DModel  # noqa: E402
+from pairs import time_pairs  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -209,25 +210,39 @@ def check_flop_count(counter, flops: dict) -> None:
             raise RuntimeError(f"FLOP count mismatch ({k}): hooks {got[k]} vs formula {flops[k]}")
 
 
+def load_model(mdir: Path, dname: str, inputs: dict):
+    """diffusers' model in `dname` and its forward's keyword arguments (float inputs in that
+    dtype, ids as they are)."""
+    dtype = DTYPES[dname]
+    model = FluxTransformer2DModel.from_pretrained(str(mdir / "transformer"), torch_dtype=dtype).eval()
+    for p in model.parameters():  # own, aligned memory instead of mmapped file views
+        p.data = p.data.clone()
+    kw = {k: (v if k in ("img_ids", "txt_ids") else v.to(dtype)) for k, v in inputs.items()}
+    return model, kw
+
+
+def warm_up(args, model, kw: dict, flops: dict, check_flops: bool):
+    """args.warmup untimed forwards (the first also checks the FLOP formula if asked); returns the
+    last output."""
+    counter = FlopCounter(model) if check_flops else None
+    for _ in range(args.warmup):
+        out = model(**kw).sample
+        if counter is not None:
+            check_flop_count(counter, flops)
+            counter = None
+    return out
+
+
 @torch.no_grad()
 def run_diffusers(args, flops: dict) -> dict:
     mdir = args.model_dir
     inputs = load_file(str(mdir / "inputs.safetensors"))
     results = {}
     for dname in args.dtypes:
-        dtype = DTYPES[dname]
-        model = FluxTransformer2DModel.from_pretrained(str(mdir / "transformer"), torch_dtype=dtype).eval()
-        for p in model.parameters():  # own, aligned memory instead of mmapped file views
-            p.data = p.data.clone()
-        kw = {k: (v if k in ("img_ids", "txt_ids") else v.to(dtype)) for k, v in inputs.items()}
+        model, kw = load_model(mdir, dname, inputs)
         for threads in args.threads:
             torch.set_num_threads(threads)
-            counter = FlopCounter(model) if not results else None
-            for _ in range(args.warmup):
-                out = model(**kw).sample
-                if counter is not None:
-                    check_flop_count(counter, flops)
-                    counter = None
+            out = warm_up(args, model, kw, flops, check_flops=not results)
             times = []
             for _ in range(args.runs):
                 t0 = time.perf_counter()
@@ -249,48 +264,27 @@ def run_diffusers(args, flops: dict) -> dict:
 
 @torch.no_grad()
 def run_alternating(args, flops: dict) -> tuple[dict, dict]:
-    """--pairs N: for each cell, after the warm-ups, N times one timed diffusers forward followed
-    by one paradiff process (--repeat 1: one warm-up forward, one timed). A drift of the machine's
-    speed then moves both halves of every pair alike; the table's ratio is the median of the
-    per-pair ratios."""
+    """--pairs N: for each cell, after the warm-ups, N alternating pairs (pairs.py); the table's
+    ratio is the median of the pairs' ratios."""
     mdir = args.model_dir
     inputs = load_file(str(mdir / "inputs.safetensors"))
     diff, para = {}, {}
     for dname in args.dtypes:
-        dtype = DTYPES[dname]
-        model = FluxTransformer2DModel.from_pretrained(str(mdir / "transformer"), torch_dtype=dtype).eval()
-        for p in model.parameters():  # own, aligned memory instead of mmapped file views
-            p.data = p.data.clone()
-        kw = {k: (v if k in ("img_ids", "txt_ids") else v.to(dtype)) for k, v in inputs.items()}
+        model, kw = load_model(mdir, dname, inputs)
         for threads in args.threads:
             torch.set_num_threads(threads)
-            counter = FlopCounter(model) if not diff else None
-            for _ in range(args.warmup):
-                out = model(**kw).sample
-                if counter is not None:
-                    check_flop_count(counter, flops)
-                    counter = None
+            out = warm_up(args, model, kw, flops, check_flops=not diff)
             # paradiff's relative error is taken against this output.
             save_file({"sample": out.float().contiguous()}, str(mdir / f"output_{dname}.safetensors"))
-            dtimes, ptimes, ratios, last = [], [], [], {}
-            for _ in range(args.pairs):
-                t0 = time.perf_counter()
-                model(**kw)
-                dtimes.append((time.perf_counter() - t0) * 1e3)
-                last = run_paradiff(args, dname, threads, repeat=1)
-                if "error" in last:
-                    break
-                ptimes.append(last["median_ms"])
-                ratios.append(dtimes[-1] / ptimes[-1])
+            dtimes, result = time_pairs(lambda: model(**kw),
+                                        lambda: run_paradiff(args, dname, threads, repeat=1),
+                                        args.pairs)
             key = f"{dname}/{threads}"
             diff[key] = {"dtype": dname, "threads": threads, "median_ms": statistics.median(dtimes),
                          "runs": dtimes}
-            para[key] = dict(last)
-            if ratios:
-                para[key].update(median_ms=statistics.median(ptimes), runs=ptimes,
-                                 pair_ratios=ratios)
+            para[key] = result
             print(f"  {dname} threads={threads}: diffusers/paradiff per pair "
-                  + " ".join(f"{r:.2f}" for r in ratios), flush=True)
+                  + " ".join(f"{r:.2f}" for r in result.get("pair_ratios", [])), flush=True)
         del model
     return diff, para
 

@@ -46,6 +46,7 @@ from safetensors.torch import load_file, save_file  # noqa: E402
 
 import diffusers  # noqa: E402
 from diffusers import QwenImageTransformer2DModel  # noqa: E402
+from pairs import time_pairs  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 FORWARD_MS = re.compile(r"^forward_ms:\s*([0-9.eE+-]+)\s*$", re.M)
@@ -143,27 +144,16 @@ def time_diffusers(args, model, inputs: dict, dtype, threads: int):
 
 @torch.no_grad()
 def time_alternating(args, model, inputs: dict, dname: str, threads: int):
-    """--pairs N: after the diffusers warm-ups, N times one timed diffusers forward followed by one
-    paradiff process (--repeat 1: one warm-up forward, one timed), so that a drift of the
-    machine's speed moves both halves of every pair alike. Returns diffusers' median, its output,
-    paradiff's result (median_ms over the pairs) and the pairs' ratios."""
+    """--pairs N: after the diffusers warm-ups, N alternating pairs (pairs.py). Returns
+    diffusers' median, its output, paradiff's result (median_ms over the pairs) and the pairs'
+    ratios."""
     torch.set_num_threads(threads)
     kw = diffusers_kwargs(inputs, DTYPES[dname])
     for _ in range(args.warmup):
         out = model(**kw).sample
-    dtimes, ptimes, ratios, para = [], [], [], {}
-    for _ in range(args.pairs):
-        t0 = time.perf_counter()
-        model(**kw)
-        dtimes.append((time.perf_counter() - t0) * 1e3)
-        para = run_paradiff(args, dname, threads, repeat=1)
-        if "error" in para:
-            break
-        ptimes.append(para["median_ms"])
-        ratios.append(dtimes[-1] / ptimes[-1])
-    if ratios:
-        para["median_ms"] = statistics.median(ptimes)
-    return statistics.median(dtimes), out.float(), para, ratios
+    dtimes, para = time_pairs(lambda: model(**kw),
+                              lambda: run_paradiff(args, dname, threads, repeat=1), args.pairs)
+    return statistics.median(dtimes), out.float(), para, para.get("pair_ratios", [])
 
 
 def run_paradiff(args, dname: str, threads: int, repeat: int | None = None) -> dict:
