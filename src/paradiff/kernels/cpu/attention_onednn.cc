@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <numbers>
 #include <optional>
 #include <tuple>
 #include <unordered_map>
@@ -338,7 +339,7 @@ void attend_onednn(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& ou
         // ln sum_j exp(scale s_j) = shift ln 2 + ln l, the shift being in the log2 domain.
         if (lp != nullptr)
           for (int64_t j = 0; j < n; ++j)
-            lp[token + j * heads] = shift[j] * 0.69314718055994531f + std::log(sum[j]);
+            lp[token + j * heads] = shift[j] * std::numbers::ln2_v<float> + std::log(sum[j]);
       }
       // (implicit barrier: no block still reads the group when the next one is packed over it)
     }

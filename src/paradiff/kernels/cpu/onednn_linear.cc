@@ -262,6 +262,10 @@ void OneDnnLinear::forward(const Tensor& x, Tensor& out, Activation activation,
                                       : *packed_weights_;
   const size_t src_row = static_cast<size_t>(in_) * dtype_size(operand_);
   const size_t dst_row = static_cast<size_t>(out_) * dtype_size(out.dtype());
+  const memory bias_mem = bias_.defined()
+                              ? memory({{1, out_}, memory::data_type::f32, memory::format_tag::ab},
+                                       engine, const_cast<void*>(bias_.raw_data()))
+                              : memory();
   const int64_t chunk = gemm_row_chunk(m);
   for (int64_t r0 = 0; r0 < m; r0 += chunk) {
     const int64_t n = std::min(chunk, m - r0);
@@ -273,11 +277,7 @@ void OneDnnLinear::forward(const Tensor& x, Tensor& out, Activation activation,
                    static_cast<std::byte*>(out.raw_data()) + static_cast<size_t>(r0) * dst_row);
     std::unordered_map<int, memory> args{
         {DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst_mem}};
-    if (bias_.defined()) {
-      args.emplace(DNNL_ARG_BIAS,
-                   memory({{1, out_}, memory::data_type::f32, memory::format_tag::ab}, engine,
-                          const_cast<void*>(bias_.raw_data())));
-    }
+    if (bias_.defined()) args.emplace(DNNL_ARG_BIAS, bias_mem);
     mm.execute(onednn_stream(), args);
   }
   onednn_stream().wait();
