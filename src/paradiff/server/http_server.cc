@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <nlohmann/json.hpp>
@@ -120,90 +121,105 @@ void HttpServer::add_routes() {
                     "application/json");
   });
 
-  http_->Post(
-      "/v1/images/generations", [this](const httplib::Request& req, httplib::Response& res) {
-        std::shared_ptr<Job> job;
-        try {
-          ImageRequest request = parse_image_request(req.body, options_.limits);
-          if (req.has_param("stream")) {
-            const std::string v = req.get_param_value("stream");
-            request.stream = v == "1" || v == "true";
-          }
-          try {
-            resolve_(request);
-          } catch (const ApiError&) {
-            throw;
-          } catch (const Error& e) {
-            throw bad_request("", e.what());
-          }
-          job = queue_.push(std::move(request));
-        } catch (const ApiError& e) {
-          send_error(res, e);
+  http_->Post("/v1/images/generations", [this](const httplib::Request& req,
+                                               httplib::Response& res) {
+    std::shared_ptr<Job> job;
+    try {
+      ImageRequest request = parse_image_request(req.body, options_.limits);
+      if (req.has_param("stream")) {
+        const std::string v = req.get_param_value("stream");
+        request.stream = v == "1" || v == "true";
+      }
+      try {
+        resolve_(request);
+      } catch (const ApiError&) {
+        throw;
+      } catch (const Error& e) {
+        throw bad_request("", e.what());
+      }
+      job = queue_.push(std::move(request));
+    } catch (const ApiError& e) {
+      send_error(res, e);
+      return;
+    }
+    if (!job->request().stream) {
+      // One body at the end: while waiting, look every 250 ms whether the client hung up; if
+      // it did, cancel the job (freeing its place) and answer nobody.
+      const ConnectionWatch client(req.remote_addr, req.remote_port);
+      Job::Snapshot done = job->wait_change(0, std::chrono::milliseconds(0));
+      while (done.state != Job::State::Done && done.state != Job::State::Failed) {
+        if (client.hung_up()) {
+          job->cancel();
           return;
         }
-        if (!job->request().stream) {
-          // One body at the end: while waiting, look every 250 ms whether the client hung up; if
-          // it did, cancel the job (freeing its place) and answer nobody.
-          const ConnectionWatch client(req.remote_addr, req.remote_port);
-          Job::Snapshot done = job->wait_change(0, std::chrono::milliseconds(0));
-          while (done.state != Job::State::Done && done.state != Job::State::Failed) {
-            if (client.hung_up()) {
-              job->cancel();
-              return;
+        done = job->wait_change(done.version, std::chrono::milliseconds(250));
+      }
+      if (done.state == Job::State::Done)
+        res.set_content(images_json(done).dump(), "application/json");
+      else
+        send_error(res, *done.error);
+      return;
+    }
+    // Server-Sent Events: progress at every step, then the result (or an error). A write that
+    // fails means the client went away: the job is cancelled, which frees its slot (the engine
+    // stops at the next step once every request of its batch is cancelled). The stream looks
+    // at the job's state when it changes; steps that passed between two looks (the last one
+    // and the result often come together) are sent then, so each step is sent once, in order.
+    res.set_header("Cache-Control", "no-cache");
+    struct Sent {
+      uint64_t version = 0;
+      int64_t step = -1;  // the last step sent as running
+    };
+    auto sent = std::make_shared<Sent>();
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [job, sent](size_t, httplib::DataSink& sink) {
+          const Job::Snapshot s = job->wait_change(sent->version, std::chrono::milliseconds(250));
+          auto progress = [&](int64_t step, const char* state) {
+            return event("progress", {{"id", job->name()},
+                                      {"state", state},
+                                      {"step", step},
+                                      {"total", job->request().num_inference_steps}});
+          };
+          std::string text;
+          bool finished = false;
+          if (s.version == sent->version) {
+            text = ": waiting\n\n";  // a comment: finds out whether the client is still there
+          } else {
+            sent->version = s.version;
+            if (s.state == Job::State::Waiting) {
+              text = progress(s.step, "waiting");
+            } else if (s.steps > 0) {  // it has run: the steps not sent yet
+              for (int64_t step = sent->step + 1; step <= s.step; ++step)
+                text += progress(step, "running");
+              if (s.state == Job::State::Running && s.step <= sent->step)
+                text = progress(s.step, "running");  // changed, but no new step
+              sent->step = std::max(sent->step, s.step);
             }
-            done = job->wait_change(done.version, std::chrono::milliseconds(250));
+            if (s.state == Job::State::Done) {
+              json result = images_json(s);
+              result["id"] = job->name();
+              text += event("result", result);
+              finished = true;
+            } else if (s.state == Job::State::Failed) {
+              json error = json::parse(s.error->json());
+              error["id"] = job->name();
+              error["status"] = s.error->status();
+              text += event("error", error);
+              finished = true;
+            }
           }
-          if (done.state == Job::State::Done)
-            res.set_content(images_json(done).dump(), "application/json");
-          else
-            send_error(res, *done.error);
-          return;
-        }
-        // Server-Sent Events: progress at every step, then the result (or an error). A write that
-        // fails means the client went away: the job is cancelled, which frees its slot (the engine
-        // stops at the next step once every request of its batch is cancelled).
-        res.set_header("Cache-Control", "no-cache");
-        auto seen = std::make_shared<uint64_t>(0);
-        res.set_chunked_content_provider(
-            "text/event-stream",
-            [job, seen](size_t, httplib::DataSink& sink) {
-              const Job::Snapshot s = job->wait_change(*seen, std::chrono::milliseconds(250));
-              std::string text;
-              bool finished = false;
-              if (s.version == *seen) {
-                text = ": waiting\n\n";  // a comment: finds out whether the client is still there
-              } else {
-                *seen = s.version;
-                if (s.state == Job::State::Done) {
-                  json result = images_json(s);
-                  result["id"] = job->name();
-                  text = event("result", result);
-                  finished = true;
-                } else if (s.state == Job::State::Failed) {
-                  json error = json::parse(s.error->json());
-                  error["id"] = job->name();
-                  error["status"] = s.error->status();
-                  text = event("error", error);
-                  finished = true;
-                } else {
-                  text = event("progress",
-                               {{"id", job->name()},
-                                {"state", s.state == Job::State::Running ? "running" : "waiting"},
-                                {"step", s.step},
-                                {"total", job->request().num_inference_steps}});
-                }
-              }
-              if (!sink.write(text.data(), text.size())) {
-                job->cancel();
-                return false;
-              }
-              if (finished) sink.done();
-              return true;
-            },
-            [job](bool success) {
-              if (!success) job->cancel();
-            });
-      });
+          if (!sink.write(text.data(), text.size())) {
+            job->cancel();
+            return false;
+          }
+          if (finished) sink.done();
+          return true;
+        },
+        [job](bool success) {
+          if (!success) job->cancel();
+        });
+  });
 }
 
 void HttpServer::start() {
