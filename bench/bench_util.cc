@@ -89,4 +89,8 @@ double fma_peak_gflops(DType dtype) {
   return loop.flops * threads / sw.seconds() / 1e9;
 }
 
+bool peak_applies(DType dtype) {
+  return !(dtype == DType::BF16 && active_cpu_isa() == CpuIsa::Amx);
+}
+
 }  // namespace paradiff::bench

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 
 #include "paradiff/core/dtype.h"
 
@@ -28,5 +29,10 @@ double onednn_matmul_gflops(int64_t m, int64_t k, int64_t n, DType dtype);
 // product-add) only where bf16 is native (avx512_bf16, amx). Where it is not, bf16 is computed
 // in fp32, so the bf16 peak is the fp32 one.
 double fma_peak_gflops(DType dtype);
+
+// Whether fma_peak_gflops(dtype) bounds what paradiff's kernels reach in that arithmetic: not for
+// bf16 at the amx level, whose GEMMs (oneDNN on the tile unit) and oneDNN attention outrun any
+// vector loop; the benchmarks print "n/a" there, and the GEMM rate is the limit to read.
+bool peak_applies(DType dtype);
 
 }  // namespace paradiff::bench

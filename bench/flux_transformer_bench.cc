@@ -88,15 +88,17 @@ int main(int argc, char** argv) {
       const double seconds = bench::time_median([&] { model.forward(in); }, 2, 0.0);
       const double rate = flops / seconds / 1e9;
       // The register-resident FMA loop of the arithmetic (bench_util.h): with AMX, oneDNN's bf16
-      // GEMMs run on the tile unit and exceed the vector loop, so the GEMM column is the limit
-      // that matters there.
+      // GEMMs run on the tile unit and exceed the vector loop, so that column says n/a there and
+      // the GEMM column is the limit that matters.
       const double peak = bench::fma_peak_gflops(arithmetic);
       if (compute == DType::F32) f32_seconds[threads] = seconds;
-      std::printf("%-6s %-27s %-7d %10.1f %10.1f %10.1f%% of %.0f (%s) %10.1f%% of %.0f",
+      char share[32] = "n/a (amx tiles)";
+      if (bench::peak_applies(arithmetic))
+        std::snprintf(share, sizeof share, "%.1f%% of %.0f", 100 * rate / peak, peak);
+      std::printf("%-6s %-27s %-7d %10.1f %10.1f %10.1f%% of %.0f (%s) %22s",
                   std::string(dtype_name(compute)).c_str(),
                   std::string(kernels::gemm_mode_name(mode)).c_str(), threads, seconds * 1e3, rate,
-                  100 * rate / gemm, gemm, std::string(dtype_name(arithmetic)).c_str(),
-                  100 * rate / peak, peak);
+                  100 * rate / gemm, gemm, std::string(dtype_name(arithmetic)).c_str(), share);
       if (compute != DType::F32) std::printf(" %7.2fx", f32_seconds[threads] / seconds);
       std::printf("\n");
       std::fflush(stdout);

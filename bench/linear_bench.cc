@@ -79,9 +79,11 @@ void run_shape(int64_t m, int64_t k, int64_t n) {
       const std::string dtype(dtype_name(lin->compute_dtype()));
       auto row = [&](const char* name, double seconds) {
         const double rate = flops / seconds / 1e9;
-        std::printf("%-5s %-26s %-3d %-24s %9.2f %9.1f %8.1f%% %7.1f%%", dtype.c_str(),
-                    path.c_str(), threads, name, seconds * 1e3, rate, 100 * rate / onednn,
-                    100 * rate / peak);
+        char share[16] = "n/a";
+        if (bench::peak_applies(arith))
+          std::snprintf(share, sizeof share, "%.1f%%", 100 * rate / peak);
+        std::printf("%-5s %-26s %-3d %-24s %9.2f %9.1f %8.1f%% %8s", dtype.c_str(), path.c_str(),
+                    threads, name, seconds * 1e3, rate, 100 * rate / onednn, share);
         if (f32_seconds > 0 && std::string(name).starts_with("paradiff"))
           std::printf(" %7.2fx", f32_seconds / seconds);
         std::printf("\n");
