@@ -15,6 +15,10 @@
 
 namespace paradiff::dist {
 
+namespace {
+constexpr const char* kStartFailure = "paradiff: error: cannot start the distributed runtime: %s\n";
+}  // namespace
+
 bool launched_by_mpi() {
   for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"})
     if (std::getenv(var) != nullptr) return true;
@@ -54,9 +58,14 @@ void DistributedRuntime::agree_on_bf16_arithmetic() {
     native = native_bf16_alone() ? 1 : 0;
   } catch (const std::exception& e) {
     failure = e.what();
+    // Said before the reduction: once it completes, the other ranks end the job, and the launcher
+    // may kill this process before it got to report why (seen under load: only the other rank's
+    // "another rank could not decide" reached the terminal).
+    std::fprintf(stderr, kStartFailure, failure.c_str());
+    std::fflush(stderr);
   }
   world_->allreduce(&native, 1, ReduceType::I64, ReduceOp::Min);
-  if (!failure.empty()) throw Error(failure);
+  if (!failure.empty()) throw ReportedStartError(failure);
   PARADIFF_CHECK(native >= 0, "another rank could not decide how to compute bf16 (see its error)");
   set_job_native_bf16(native == 1);
 }
@@ -70,8 +79,10 @@ int run_distributed(int argc, char** argv, const std::function<int(Communicator&
   std::unique_ptr<DistributedRuntime> runtime;
   try {
     runtime = std::make_unique<DistributedRuntime>(&argc, &argv);
+  } catch (const ReportedStartError&) {
+    return 1;  // printed already
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "paradiff: error: cannot start the distributed runtime: %s\n", e.what());
+    std::fprintf(stderr, kStartFailure, e.what());
     return 1;
   }
   Communicator& world = runtime->world();

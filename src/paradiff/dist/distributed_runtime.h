@@ -5,9 +5,18 @@
 #include <functional>
 #include <memory>
 
+#include "paradiff/core/error.h"
 #include "paradiff/dist/communicator.h"
 
 namespace paradiff::dist {
+
+// Thrown by DistributedRuntime's constructor on the rank whose start-up failed, after it printed
+// the reason to stderr: once the other ranks learn of the failure they end the job, and the
+// launcher may kill this process before it could report. what() still holds the reason.
+class ReportedStartError : public Error {
+ public:
+  using Error::Error;
+};
 
 class DistributedRuntime {
  public:
