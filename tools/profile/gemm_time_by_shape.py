@@ -14,8 +14,8 @@ memory) is the time not in the table.
 
 The per-forward figures divide the sums by the number of forwards the command ran:
 `transformer-forward --repeat N` runs N + 1 (one warm-up), which is assumed unless --forwards
-says otherwise. ONEDNN_VERBOSE's own timing adds a little to each call. Needs only the Python
-standard library.
+says otherwise. ONEDNN_VERBOSE's own timing adds a little to each call. Meant for one process:
+under mpirun every rank's lines would be summed together. Needs only the Python standard library.
 """
 
 from __future__ import annotations
@@ -27,8 +27,11 @@ import statistics
 import subprocess
 import sys
 
-# oneDNN 2.x/3.x: onednn_verbose,exec,cpu,matmul,<impl>,<prop>,<mem descs>,<attrs>,<aux>,<shape>,<ms>
-EXEC = re.compile(r"^onednn_verbose,(?:[0-9.]+,)?exec,cpu,matmul,([^,]+),.*,([0-9x:]+),([0-9.]+)\s*$")
+# As oneDNN 2.6 (Debian 12) prints it, optionally after a timestamp, and with the "v1,primitive,"
+# markers of later versions:
+#   onednn_verbose,exec,cpu,matmul,<impl>,<prop>,<memory descs>,<attrs>,<aux>,<shape>,<ms>
+EXEC = re.compile(r"^onednn_verbose,(?:[0-9.]+,)?(?:v1,)?(?:primitive,)?exec,cpu,matmul,([^,]+),.*,"
+                  r"([0-9x:]+),([0-9.]+)\s*$")
 SHAPE = re.compile(r"^(\d+)x(\d+):(\d+)x(\d+):(\d+)x(\d+)$")
 FORWARD_MS = re.compile(r"^forward_ms: ([0-9.]+)", re.M)
 
@@ -38,10 +41,10 @@ def forwards_of(cmd: list[str]) -> int | None:
     if "transformer-forward" not in cmd:
         return None
     for i, arg in enumerate(cmd):
-        if arg == "--repeat" and i + 1 < len(cmd):
-            return int(cmd[i + 1]) + 1
-        if arg.startswith("--repeat="):
-            return int(arg.split("=", 1)[1]) + 1
+        value = cmd[i + 1] if arg == "--repeat" and i + 1 < len(cmd) else (
+            arg.split("=", 1)[1] if arg.startswith("--repeat=") else None)
+        if value is not None:
+            return int(value) + 1 if value.isdigit() else None
     return 2  # the default --repeat is 1
 
 
@@ -55,7 +58,8 @@ def main() -> int:
         ap.error("give the command to profile after --")
     forwards = args.forwards or forwards_of(cmd)
     if not forwards or forwards < 1:
-        ap.error("--forwards is needed for a command other than transformer-forward")
+        ap.error("--forwards N (N >= 1) is needed unless the command is transformer-forward with a "
+                 "whole --repeat")
 
     env = dict(os.environ, ONEDNN_VERBOSE="1")
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
