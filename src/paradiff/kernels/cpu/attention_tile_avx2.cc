@@ -26,6 +26,7 @@
 #include <limits>
 
 #include "paradiff/kernels/cpu/attention_exp_avx2.h"
+#include "paradiff/kernels/cpu/attention_prefetch.h"
 
 namespace paradiff::kernels::attention_detail {
 namespace {
@@ -288,13 +289,6 @@ void pack_f32(const HeadLayout& layout, const void* k, const void* v, int64_t st
               static_cast<const uint16_t*>(v) + first * stride, stride, keys, kb, vb);
 }
 
-// Prefetches slice `part` of `parts` equal slices of [p, p + bytes) into L2.
-PARADIFF_INLINE void prefetch_slice_l2(const char* p, size_t bytes, int64_t part, int64_t parts) {
-  const auto lines = static_cast<int64_t>((bytes + 63) / 64);
-  const int64_t first = lines * part / parts, last = lines * (part + 1) / parts;
-  for (int64_t l = first; l < last; ++l) _mm_prefetch(p + l * 64, _MM_HINT_T1);
-}
-
 void tile_f32(const TileArgs& a) {
   const HeadLayout& layout = *a.layout;
   const TileScratch s = carve_scratch(layout, a.scratch);
@@ -318,10 +312,8 @@ void tile_f32(const TileArgs& a) {
     for (int c = 0; c < kVecs; ++c) b.valid[c] = _mm256_castsi256_ps(first_n(b.keys - 8 * c));
     // While this block runs, the next one's K and V come into L2, a share per register tile.
     const bool next = blk + 1 < layout.blocks;
-    const auto* next_k =
-        next ? static_cast<const char*>(packed_k(layout, a.packed_head, blk + 1)) : nullptr;
-    const auto* next_v =
-        next ? static_cast<const char*>(packed_v(layout, a.packed_head, blk + 1)) : nullptr;
+    const void* next_k = next ? packed_k(layout, a.packed_head, blk + 1) : nullptr;
+    const void* next_v = next ? packed_v(layout, a.packed_head, blk + 1) : nullptr;
     for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
       if (next) {
         prefetch_slice_l2(next_k, k_bytes, r0 / kRows, groups);

@@ -32,6 +32,7 @@
 #include <utility>
 
 #include "paradiff/kernels/cpu/attention_exp_avx512.h"
+#include "paradiff/kernels/cpu/attention_prefetch.h"
 #include "paradiff/kernels/cpu/attention_tile.h"
 
 namespace paradiff::kernels::attention_detail {
@@ -136,16 +137,6 @@ void pv_step(const TileScratch& s, int64_t r0, int64_t d0, const Block& b, bool 
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) _mm512_storeu_ps(o + r * b.dv + 16 * v, acc[r][v]);
-}
-
-// Prefetches slice `part` of `parts` equal slices of [p, p + bytes) into L2: each register-tile
-// step of one block brings in its share of the next block's data while the current block's sits
-// in L1 (K and V together would not fit there).
-PARADIFF_INLINE void prefetch_slice_l2(const void* p, size_t bytes, int64_t part, int64_t parts) {
-  const auto lines = static_cast<int64_t>((bytes + 63) / 64);
-  const int64_t first = lines * part / parts, last = lines * (part + 1) / parts;
-  for (int64_t l = first; l < last; ++l)
-    _mm_prefetch(static_cast<const char*>(p) + l * 64, _MM_HINT_T1);
 }
 
 using QkFn = void (*)(const TileScratch&, int64_t, const Block&);
