@@ -5,7 +5,10 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
 
 #include "paradiff/io/base64.h"
 #include "paradiff/server/connection_watch.h"
@@ -32,6 +35,57 @@ json images_json(const Job::Snapshot& done) {
 std::string event(const char* name, const json& data) {
   return str_cat("event: ", name, "\ndata: ", data.dump(), "\n\n");
 }
+
+// The Server-Sent Events of one job: progress at every step, then the result (or an error). It
+// looks at the job when its state changes; the steps that passed between two looks (the last
+// one and the result often come together) are sent then, so each step is sent once, in order.
+class EventStream {
+ public:
+  explicit EventStream(std::shared_ptr<Job> job) : job_(std::move(job)) {}
+
+  // Waits up to 250 ms for a change and returns the text to send: the new events, or a comment
+  // when nothing changed (writing it finds out whether the client is still there). `finished`:
+  // the text ends the stream.
+  std::string next(bool& finished) {
+    const Job::Snapshot s = job_->wait_change(version_, std::chrono::milliseconds(250));
+    if (s.version == version_) return ": waiting\n\n";
+    version_ = s.version;
+    std::string text;
+    if (s.state == Job::State::Waiting) {
+      text = progress(s.step, "waiting");
+    } else if (s.steps > 0) {  // it has run: the steps not sent yet
+      for (int64_t step = step_ + 1; step <= s.step; ++step) text += progress(step, "running");
+      if (s.state == Job::State::Running && s.step <= step_)
+        text = progress(s.step, "running");  // changed, but no new step
+      step_ = std::max(step_, s.step);
+    }
+    if (s.state == Job::State::Done) {
+      json result = images_json(s);
+      result["id"] = job_->name();
+      text += event("result", result);
+      finished = true;
+    } else if (s.state == Job::State::Failed) {
+      json error = json::parse(s.error->json());
+      error["id"] = job_->name();
+      error["status"] = s.error->status();
+      text += event("error", error);
+      finished = true;
+    }
+    return text;
+  }
+
+ private:
+  std::string progress(int64_t step, const char* state) const {
+    return event("progress", {{"id", job_->name()},
+                              {"state", state},
+                              {"step", step},
+                              {"total", job_->request().num_inference_steps}});
+  }
+
+  std::shared_ptr<Job> job_;
+  uint64_t version_ = 0;
+  int64_t step_ = -1;  // the last step sent as running
+};
 
 // The JSON error a status without a body gets (404 for an unknown path, 413 for a body over
 // the payload limit, ...).
@@ -121,105 +175,69 @@ void HttpServer::add_routes() {
                     "application/json");
   });
 
-  http_->Post("/v1/images/generations", [this](const httplib::Request& req,
-                                               httplib::Response& res) {
-    std::shared_ptr<Job> job;
+  http_->Post(
+      "/v1/images/generations",
+      [this](const httplib::Request& req, httplib::Response& res) { generate_images(req, res); });
+}
+
+void HttpServer::generate_images(const httplib::Request& req, httplib::Response& res) {
+  std::shared_ptr<Job> job;
+  try {
+    ImageRequest request = parse_image_request(req.body, options_.limits);
+    if (req.has_param("stream")) {
+      const std::string v = req.get_param_value("stream");
+      request.stream = v == "1" || v == "true";
+    }
     try {
-      ImageRequest request = parse_image_request(req.body, options_.limits);
-      if (req.has_param("stream")) {
-        const std::string v = req.get_param_value("stream");
-        request.stream = v == "1" || v == "true";
-      }
-      try {
-        resolve_(request);
-      } catch (const ApiError&) {
-        throw;
-      } catch (const Error& e) {
-        throw bad_request("", e.what());
-      }
-      job = queue_.push(std::move(request));
-    } catch (const ApiError& e) {
-      send_error(res, e);
-      return;
+      resolve_(request);
+    } catch (const ApiError&) {
+      throw;
+    } catch (const Error& e) {
+      throw bad_request("", e.what());
     }
-    if (!job->request().stream) {
-      // One body at the end: while waiting, look every 250 ms whether the client hung up; if
-      // it did, cancel the job (freeing its place) and answer nobody.
-      const ConnectionWatch client(req.remote_addr, req.remote_port);
-      Job::Snapshot done = job->wait_change(0, std::chrono::milliseconds(0));
-      while (done.state != Job::State::Done && done.state != Job::State::Failed) {
-        if (client.hung_up()) {
+    job = queue_.push(std::move(request));
+  } catch (const ApiError& e) {
+    send_error(res, e);
+    return;
+  }
+  if (!job->request().stream) {
+    // One body at the end: while waiting, look every 250 ms whether the client hung up; if it
+    // did, cancel the job (freeing its place) and answer nobody.
+    const ConnectionWatch client(req.remote_addr, req.remote_port);
+    Job::Snapshot done = job->wait_change(0, std::chrono::milliseconds(0));
+    while (done.state != Job::State::Done && done.state != Job::State::Failed) {
+      if (client.hung_up()) {
+        job->cancel();
+        return;
+      }
+      done = job->wait_change(done.version, std::chrono::milliseconds(250));
+    }
+    if (done.state == Job::State::Done)
+      res.set_content(images_json(done).dump(), "application/json");
+    else
+      send_error(res, *done.error);
+    return;
+  }
+  // Server-Sent Events (EventStream). A write that fails means the client went away: the job is
+  // cancelled, which frees its slot (the engine stops at the next step once every request of its
+  // batch is cancelled).
+  res.set_header("Cache-Control", "no-cache");
+  auto stream = std::make_shared<EventStream>(job);
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [job, stream](size_t, httplib::DataSink& sink) {
+        bool finished = false;
+        const std::string text = stream->next(finished);
+        if (!sink.write(text.data(), text.size())) {
           job->cancel();
-          return;
+          return false;
         }
-        done = job->wait_change(done.version, std::chrono::milliseconds(250));
-      }
-      if (done.state == Job::State::Done)
-        res.set_content(images_json(done).dump(), "application/json");
-      else
-        send_error(res, *done.error);
-      return;
-    }
-    // Server-Sent Events: progress at every step, then the result (or an error). A write that
-    // fails means the client went away: the job is cancelled, which frees its slot (the engine
-    // stops at the next step once every request of its batch is cancelled). The stream looks
-    // at the job's state when it changes; steps that passed between two looks (the last one
-    // and the result often come together) are sent then, so each step is sent once, in order.
-    res.set_header("Cache-Control", "no-cache");
-    struct Sent {
-      uint64_t version = 0;
-      int64_t step = -1;  // the last step sent as running
-    };
-    auto sent = std::make_shared<Sent>();
-    res.set_chunked_content_provider(
-        "text/event-stream",
-        [job, sent](size_t, httplib::DataSink& sink) {
-          const Job::Snapshot s = job->wait_change(sent->version, std::chrono::milliseconds(250));
-          auto progress = [&](int64_t step, const char* state) {
-            return event("progress", {{"id", job->name()},
-                                      {"state", state},
-                                      {"step", step},
-                                      {"total", job->request().num_inference_steps}});
-          };
-          std::string text;
-          bool finished = false;
-          if (s.version == sent->version) {
-            text = ": waiting\n\n";  // a comment: finds out whether the client is still there
-          } else {
-            sent->version = s.version;
-            if (s.state == Job::State::Waiting) {
-              text = progress(s.step, "waiting");
-            } else if (s.steps > 0) {  // it has run: the steps not sent yet
-              for (int64_t step = sent->step + 1; step <= s.step; ++step)
-                text += progress(step, "running");
-              if (s.state == Job::State::Running && s.step <= sent->step)
-                text = progress(s.step, "running");  // changed, but no new step
-              sent->step = std::max(sent->step, s.step);
-            }
-            if (s.state == Job::State::Done) {
-              json result = images_json(s);
-              result["id"] = job->name();
-              text += event("result", result);
-              finished = true;
-            } else if (s.state == Job::State::Failed) {
-              json error = json::parse(s.error->json());
-              error["id"] = job->name();
-              error["status"] = s.error->status();
-              text += event("error", error);
-              finished = true;
-            }
-          }
-          if (!sink.write(text.data(), text.size())) {
-            job->cancel();
-            return false;
-          }
-          if (finished) sink.done();
-          return true;
-        },
-        [job](bool success) {
-          if (!success) job->cancel();
-        });
-  });
+        if (finished) sink.done();
+        return true;
+      },
+      [job](bool success) {
+        if (!success) job->cancel();
+      });
 }
 
 void HttpServer::start() {

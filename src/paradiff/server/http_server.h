@@ -15,7 +15,9 @@
 
 namespace httplib {
 class Server;
-}
+struct Request;
+struct Response;
+}  // namespace httplib
 
 namespace paradiff::server {
 
@@ -46,6 +48,8 @@ class HttpServer {
 
  private:
   void add_routes();
+  // POST /v1/images/generations: one JSON body when the job ends, or its Server-Sent Events.
+  void generate_images(const httplib::Request& req, httplib::Response& res);
 
   HttpOptions options_;
   RequestQueue& queue_;
