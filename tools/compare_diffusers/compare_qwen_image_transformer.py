@@ -121,19 +121,22 @@ def prepare_model_dir(args, cfg: dict) -> None:
     print(f"  {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters")
 
 
-def diffusers_kwargs(inputs: dict, dtype) -> dict:
+def warm_up(args, model, inputs: dict, dtype, threads: int):
+    """Sets the thread count, runs args.warmup untimed forwards; returns the forward's keyword
+    arguments and the last output."""
+    torch.set_num_threads(threads)
     img_shapes = [[tuple(int(v) for v in s) for s in sample] for sample in inputs["img_shapes"]]
-    return dict(hidden_states=inputs["hidden_states"].to(dtype),
-                encoder_hidden_states=inputs["encoder_hidden_states"].to(dtype),
-                timestep=inputs["timestep"].to(dtype), img_shapes=img_shapes, return_dict=True)
+    kw = dict(hidden_states=inputs["hidden_states"].to(dtype),
+              encoder_hidden_states=inputs["encoder_hidden_states"].to(dtype),
+              timestep=inputs["timestep"].to(dtype), img_shapes=img_shapes, return_dict=True)
+    for _ in range(args.warmup):
+        out = model(**kw).sample
+    return kw, out
 
 
 @torch.no_grad()
 def time_diffusers(args, model, inputs: dict, dtype, threads: int):
-    torch.set_num_threads(threads)
-    kw = diffusers_kwargs(inputs, dtype)
-    for _ in range(args.warmup):
-        out = model(**kw).sample
+    kw, out = warm_up(args, model, inputs, dtype, threads)
     times = []
     for _ in range(args.runs):
         t0 = time.perf_counter()
@@ -147,10 +150,7 @@ def time_alternating(args, model, inputs: dict, dname: str, threads: int):
     """--pairs N: after the diffusers warm-ups, N alternating pairs (pairs.py). Returns
     diffusers' median, its output, paradiff's result (median_ms over the pairs) and the pairs'
     ratios."""
-    torch.set_num_threads(threads)
-    kw = diffusers_kwargs(inputs, DTYPES[dname])
-    for _ in range(args.warmup):
-        out = model(**kw).sample
+    kw, out = warm_up(args, model, inputs, DTYPES[dname], threads)
     dtimes, para = time_pairs(lambda: model(**kw),
                               lambda: run_paradiff(args, dname, threads, repeat=1), args.pairs)
     return statistics.median(dtimes), out.float(), para, para.get("pair_ratios", [])
@@ -214,6 +214,8 @@ def main(argv=None) -> int:
             ap.error(f"unknown dtype {d!r}; use fp32 and/or bf16")
     if args.pairs < 0:
         ap.error("--pairs must be >= 0")
+    if args.warmup < 1:
+        ap.error("--warmup must be >= 1")
 
     cfg = model_config(args)
     s_img, s_txt = args.grid * args.grid, args.txt_len
