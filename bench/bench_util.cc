@@ -43,6 +43,23 @@ double time_median(const std::function<void()>& fn, int min_reps, double min_sec
   return times[times.size() / 2];
 }
 
+PairedRatio time_ratio_in_pairs(const std::function<void()>& a, const std::function<void()>& b,
+                                int pairs) {
+  a();  // warm-up of each side, as time_median does
+  b();
+  std::vector<double> ratios;
+  for (int i = 0; i < std::max(pairs, 1); ++i) {
+    Stopwatch first;
+    a();
+    const double a_seconds = first.seconds();
+    Stopwatch second;
+    b();
+    ratios.push_back(a_seconds / second.seconds());
+  }
+  std::sort(ratios.begin(), ratios.end());
+  return {ratios[ratios.size() / 2], ratios.front(), ratios.back()};
+}
+
 double onednn_matmul_gflops(int64_t m, int64_t k, int64_t n, DType dtype) {
   const double seconds = time_median(kernels::cpu::onednn_reference_matmul(m, k, n, dtype));
   return 2.0 * m * k * n / seconds / 1e9;

@@ -17,6 +17,15 @@ void print_machine_header();
 
 double time_median(const std::function<void()>& fn, int min_reps = 3, double min_seconds = 0.5);
 
+// time(a) / time(b) over `pairs` alternating runs (a, then b, then a, ...) after one warm-up of
+// each: a host whose speed drifts over minutes moves both halves of a pair together, so the
+// median ratio is steadier than two medians timed apart. `lowest` and `highest` give the spread.
+struct PairedRatio {
+  double median = 0, lowest = 0, highest = 0;
+};
+PairedRatio time_ratio_in_pairs(const std::function<void()>& a, const std::function<void()>& b,
+                                int pairs);
+
 // GFLOP/s of a standalone oneDNN matmul (M x K) * (K x N) -> f32, operands in `dtype`, weights in
 // oneDNN's preferred (prepacked) layout, with the current OpenMP thread count. This is the
 // "oneDNN standalone rate" that paradiff's linear and attention are measured against.

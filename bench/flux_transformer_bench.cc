@@ -3,10 +3,13 @@
 // 2 threads: ms, achieved GFLOP/s (FLOPs counted by FluxTransformerConfig::forward_flops), the
 // ratio to the rate of a GEMM in the arithmetic the layers really run (bf16 where it is native,
 // fp32 where bf16 is stored and computed in fp32: kernels/gemm_mode.h) and to the FMA-loop peak
-// of that arithmetic, both measured in the same run, and bf16's time against fp32's. Prints
-// figures; asserts nothing.
+// of that arithmetic, both measured in the same run, and bf16's time against fp32's. The table's
+// "vs f32" compares rows timed minutes apart; after it, bf16 against fp32 is timed again in
+// alternating pairs of forwards (bench_util.h), whose ratio the host's drift moves far less.
+// Prints figures; asserts nothing.
 //
-// Sizes can be changed: flux_transformer_bench [image_tokens] [text_tokens] [double] [single]
+// Sizes can be changed:
+//   flux_transformer_bench [image_tokens] [text_tokens] [double] [single] [pairs (default 3)]
 #include <omp.h>
 
 #include <cstdio>
@@ -14,6 +17,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "bench_util.h"
 #include "paradiff/kernels/gemm_mode.h"
@@ -47,6 +51,7 @@ int main(int argc, char** argv) {
   config.attention_head_dim = 128;
   config.num_layers = argc > 3 ? std::atoll(argv[3]) : 4;
   config.num_single_layers = argc > 4 ? std::atoll(argv[4]) : 8;
+  const int pairs = argc > 5 ? std::atoi(argv[5]) : 3;
   config.joint_attention_dim = 4096;
   config.axes_dims_rope = {16, 56, 56};
 
@@ -76,8 +81,11 @@ int main(int argc, char** argv) {
   std::printf("%-6s %-27s %-7s %10s %10s %26s %22s %8s\n", "dtype", "linear/conv path", "threads",
               "ms", "GFLOP/s", "vs GEMM of that arithmetic", "vs its FMA-loop peak", "vs f32");
   std::map<int, double> f32_seconds;
+  std::vector<FluxTransformer2DModel> models;  // fp32, then bf16: both timed again in pairs
+  models.reserve(2);
   for (DType compute : {DType::F32, DType::BF16}) {
-    const auto model = FluxTransformer2DModel::with_random_weights(config, compute, 7);
+    const auto& model =
+        models.emplace_back(FluxTransformer2DModel::with_random_weights(config, compute, 7));
     const kernels::GemmMode mode = kernels::gemm_mode_for(compute);
     const DType arithmetic = kernels::gemm_operand_dtype(mode);
     for (int threads : {1, 2}) {
@@ -101,6 +109,18 @@ int main(int argc, char** argv) {
                   100 * rate / gemm, gemm, std::string(dtype_name(arithmetic)).c_str(), share);
       if (compute != DType::F32) std::printf(" %7.2fx", f32_seconds[threads] / seconds);
       std::printf("\n");
+      std::fflush(stdout);
+    }
+  }
+  if (pairs > 0) {
+    for (int threads : {1, 2}) {
+      omp_set_num_threads(threads);
+      const bench::PairedRatio ratio = bench::time_ratio_in_pairs(
+          [&] { models[0].forward(in); }, [&] { models[1].forward(in); }, pairs);
+      std::printf(
+          "bf16 vs f32 in %d alternating pairs, %d thread(s): %.2fx (median of the pairs; "
+          "%.2f-%.2f)\n",
+          pairs, threads, ratio.median, ratio.lowest, ratio.highest);
       std::fflush(stdout);
     }
   }
