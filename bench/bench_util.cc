@@ -45,9 +45,7 @@ double time_median(const std::function<void()>& fn, int min_reps, double min_sec
 
 PairedRatio time_ratio_in_pairs(const std::function<void()>& a, const std::function<void()>& b,
                                 int pairs) {
-  a();  // warm-up of each side, as time_median does
-  b();
-  std::vector<double> ratios;
+  std::vector<double> ratios;  // no warm-up here: the caller has run both already
   for (int i = 0; i < std::max(pairs, 1); ++i) {
     Stopwatch first;
     a();

@@ -17,9 +17,11 @@ void print_machine_header();
 
 double time_median(const std::function<void()>& fn, int min_reps = 3, double min_seconds = 0.5);
 
-// time(a) / time(b) over `pairs` alternating runs (a, then b, then a, ...) after one warm-up of
-// each: a host whose speed drifts over minutes moves both halves of a pair together, so the
-// median ratio is steadier than two medians timed apart. `lowest` and `highest` give the spread.
+// time(a) / time(b) over `pairs` (at least 1) alternating runs: a, then b, then a, ... A host
+// whose speed drifts over minutes moves both halves of a pair together, so the median ratio is
+// steadier than two medians timed apart. `lowest` and `highest` give the spread. Unlike
+// time_median it runs no warm-up: call it once both have run (flux_transformer_bench times its
+// table first).
 struct PairedRatio {
   double median = 0, lowest = 0, highest = 0;
 };
